@@ -1,0 +1,144 @@
+"""The `treeflow` command: a thin adapter from the terminal to the engine in `treeflow.core`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+import anyio
+from rich.console import Console
+
+from treeflow.console import LiveSink, PlainSink
+from treeflow.core.events import EventSink, NullSink
+from treeflow.core.git import NotARepository, head_commit, open_repository
+from treeflow.core.model import RunStatus
+from treeflow.core.runner import Run, RunOptions, UnknownStep
+from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger("treeflow")
+
+
+class UsageError(Exception):
+    """Something the user asked for cannot be done as asked; exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="treeflow",
+        description="Run a graph of shell and coding-agent steps in parallel, each in its own git worktree.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a workflow")
+    run.add_argument("workflow", nargs="?", type=Path, help="workflow file (default: treeflow.yml or the "
+                     "single .treeflow/*.yml of the repository)")
+    run.add_argument("--step", action="append", default=[], metavar="ID",
+                     help="run this step and what it needs (repeatable)")
+    run.add_argument("--max-parallel", type=_positive_int, metavar="N", help="at most N steps at once")
+    run.add_argument("--json", action="store_true", help="print only the result as JSON on stdout")
+    run.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR",
+                     help="the git repository to run in (default: the current directory)")
+
+    validate = commands.add_parser("validate", help="check a workflow file and report every error")
+    validate.add_argument("workflow", nargs="?", type=Path)
+    validate.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="treeflow: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "validate":
+            return validate_command(args)
+        return anyio.run(run_command, args)
+    except WorkflowError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        print(f"{len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''} in the workflow", file=sys.stderr)
+        return EXIT_USAGE
+    except (UsageError, NotARepository, UnknownStep) as exc:
+        print(f"treeflow: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _workflow_path(given: Path | None, repo_dir: Path) -> Path:
+    if given is not None:
+        if not given.is_file():
+            raise UsageError(f"{given}: no such workflow file")
+        return given
+    try:
+        return find_workflow(repo_dir)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    path = _workflow_path(args.workflow, args.repo)
+    workflow = load_workflow(path)
+    print(f"{path}: ok ({len(workflow.steps)} steps)")
+    return EXIT_OK
+
+
+async def run_command(args: argparse.Namespace) -> int:
+    repo = await open_repository(args.repo)
+    path = _workflow_path(args.workflow, args.repo if args.workflow else repo.root)
+    workflow = load_workflow(path)
+    options = RunOptions(select=tuple(args.step), max_parallel=args.max_parallel)
+    with ExitStack() as stack:
+        sink: EventSink
+        if args.json:
+            sink = NullSink()
+        elif sys.stdout.isatty():
+            sink = stack.enter_context(LiveSink(Console()))
+        else:
+            sink = PlainSink(sys.stdout)
+        run = Run(workflow, repo, sink, options)
+        async with anyio.create_task_group() as group:
+            group.start_soon(_cancel_on_signal, run)
+            result = await run.execute(base_commit=await head_commit(repo))
+            group.cancel_scope.cancel()
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    if result.status is RunStatus.CANCELLED:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.status is RunStatus.SUCCEEDED else EXIT_FAILED
+
+
+async def _cancel_on_signal(run: Run) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.warning("%s: cancelling the run; stopping every step", signal.Signals(signum).name)
+            run.cancel()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

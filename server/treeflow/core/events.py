@@ -1,0 +1,88 @@
+"""What the engine tells the outside world while a run goes on.
+
+The engine never prints: it hands typed events to an `EventSink`. The CLI display, the language
+server and the journal are sinks. `emit` is called on the event loop and must return quickly;
+a sink with slow consumers coalesces instead of queueing without bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from treeflow.core.model import RunResult, StepResult
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run: RunResult
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    run_id: str
+    step_id: str
+    attempt: int
+    log: Path
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    run_id: str
+    step_id: str
+    line: str
+
+
+@dataclass(frozen=True)
+class StepRetrying:
+    run_id: str
+    step_id: str
+    next_attempt: int
+    delay_s: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    run_id: str
+    step_id: str
+    result: StepResult
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run: RunResult
+
+
+@dataclass(frozen=True)
+class RunWarning:
+    """Something the user should know that does not change the outcome, such as a leftover worktree."""
+
+    run_id: str
+    step_id: str | None
+    message: str
+
+
+Event = RunStarted | StepStarted | StepOutput | StepRetrying | StepFinished | RunFinished | RunWarning
+
+
+class EventSink(Protocol):
+    def emit(self, event: Event) -> None: ...
+
+
+class NullSink:
+    def emit(self, event: Event) -> None:
+        return None
+
+
+class FanOut:
+    """Sends every event to several sinks, in order."""
+
+    def __init__(self, sinks: Sequence[EventSink]) -> None:
+        self._sinks = tuple(sinks)
+
+    def emit(self, event: Event) -> None:
+        for sink in self._sinks:
+            sink.emit(event)

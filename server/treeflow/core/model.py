@@ -1,0 +1,160 @@
+"""Workflows as parsed from YAML, and the results of running them."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+DEFAULT_HEARTBEAT_S = 120.0
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (StepStatus.PENDING, StepStatus.RUNNING)
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a step is tried, and how long to wait between tries.
+
+    The wait before try ``n`` (n >= 2) is ``backoff * 2**(n-2)``, capped at ``max_backoff``,
+    then spread by up to ``jitter`` (a fraction) either way so that retries of parallel steps
+    do not hit a shared resource in lockstep.
+    """
+
+    attempts: int = 1
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+    jitter: float = 0.1
+
+    def delay_before(self, attempt: int, rng: random.Random) -> float:
+        if attempt < 2:
+            return 0.0
+        base = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 2))
+        spread = rng.uniform(-self.jitter, self.jitter)
+        return max(0.0, base * (1.0 + spread))
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    prompt: str
+    command: str | None = None
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S
+
+
+@dataclass(frozen=True)
+class SetupSpec:
+    copy: tuple[str, ...] = ()
+    run: str | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    run: str | None = None
+    agent: AgentSpec | None = None
+    needs: tuple[str, ...] = ()
+    timeout_s: float | None = None
+    retry: RetryPolicy = RetryPolicy()
+    worktree: bool = True
+    env: Mapping[str, str] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    path: Path
+    steps: Mapping[str, Step]
+    max_parallel: int | None = None
+    fail_fast: bool = True
+    base: str = "working"
+    setup: SetupSpec = SetupSpec()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StepResult:
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    exit_code: int | None = None
+    started_at: float | None = None  # wall clock, for display; durations come from a monotonic clock
+    ended_at: float | None = None
+    branch: str | None = None
+    commit: str | None = None
+    log: Path | None = None
+    error: str | None = None
+    duration_s: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "attempts": self.attempts,
+            "exit_code": self.exit_code,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "duration_s": _round(self.duration_s),
+            "branch": self.branch,
+            "commit": self.commit,
+            "log": str(self.log) if self.log else None,
+            "error": self.error,
+        }
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    workflow: str
+    workflow_path: Path
+    status: RunStatus = RunStatus.RUNNING
+    base_commit: str | None = None
+    result_branch: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    steps: dict[str, StepResult] = field(default_factory=dict)
+    duration_s: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "workflow_path": str(self.workflow_path),
+            "status": self.status.value,
+            "base_commit": self.base_commit,
+            "result_branch": self.result_branch,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "duration_s": _round(self.duration_s),
+            "steps": {step_id: result.to_json() for step_id, result in self.steps.items()},
+        }
+
+
+def _iso(epoch_s: float | None) -> str | None:
+    if epoch_s is None:
+        return None
+    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

@@ -1,0 +1,317 @@
+"""Run a workflow: one task per step in an anyio task group.
+
+A step starts as soon as every step it needs has succeeded (no waves), holds one slot of a
+capacity limiter while it runs (retries and their back-off included), and ends in exactly one
+final state. A failure with ``fail_fast`` cancels the task group: running steps end ``cancelled``
+(their process trees killed), the rest ``skipped``. Without ``fail_fast`` only the failed step's
+dependents are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import signal
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+import anyio
+
+from treeflow.core import graph
+from treeflow.core.events import (
+    EventSink,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepOutput,
+    StepRetrying,
+    StepStarted,
+)
+from treeflow.core.git import Repository
+from treeflow.core.model import RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
+from treeflow.core.ports import PortPool
+from treeflow.core.process import DEFAULT_KILL_GRACE_S, run_shell
+
+
+@dataclass
+class StepPlace:
+    """The directory a step runs in, and the branch and commit its work ended up on."""
+
+    cwd: Path
+    branch: str | None = None
+    commit: str | None = None
+
+
+class Workspace(Protocol):
+    """Provides each step with a place to run and cleans it up afterwards, whatever the outcome."""
+
+    def step_place(self, run: RunResult, step: Step) -> AbstractAsyncContextManager[StepPlace]: ...
+
+
+class CheckoutWorkspace:
+    """Every step runs directly in the repository's checkout."""
+
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+
+    @asynccontextmanager
+    async def step_place(self, run: RunResult, step: Step) -> AsyncIterator[StepPlace]:
+        yield StepPlace(cwd=self._repo.root)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    select: tuple[str, ...] = ()
+    max_parallel: int | None = None
+    kill_grace_s: float = DEFAULT_KILL_GRACE_S
+    run_id: str | None = None
+
+
+class UnknownStep(ValueError):
+    pass
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def select_steps(workflow: Workflow, selected: Iterable[str]) -> list[str]:
+    """The ids to run, in file order: all steps, or the selected ones and everything they need."""
+    wanted = list(selected)
+    if not wanted:
+        return list(workflow.steps)
+    unknown = [step_id for step_id in wanted if step_id not in workflow.steps]
+    if unknown:
+        known = ", ".join(workflow.steps)
+        raise UnknownStep(f"unknown step {', '.join(unknown)} in {workflow.path} (steps: {known})")
+    needs = {step_id: step.needs for step_id, step in workflow.steps.items()}
+    chosen = graph.closure(wanted, needs)
+    return [step_id for step_id in workflow.steps if step_id in chosen]
+
+
+class Run:
+    """One execution of a workflow. Create it, then ``await execute()``; ``cancel()`` may come at any time."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        repo: Repository,
+        sink: EventSink,
+        options: RunOptions = RunOptions(),
+        workspace: Workspace | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.workflow = workflow
+        self.repo = repo
+        self._sink = sink
+        self._options = options
+        self._workspace = workspace or CheckoutWorkspace(repo)
+        self._rng = rng or random.Random()
+        self._ports = PortPool()
+        step_ids = select_steps(workflow, options.select)
+        self.result = RunResult(
+            run_id=options.run_id or new_run_id(),
+            workflow=workflow.name,
+            workflow_path=workflow.path,
+            steps={step_id: StepResult() for step_id in step_ids},
+        )
+        self._done = {step_id: anyio.Event() for step_id in step_ids}
+        self._cancel_scope: anyio.CancelScope | None = None
+        self._group_scope: anyio.CancelScope | None = None
+        self._cancel_requested = False
+        self._failed_first: str | None = None
+        self.log_dir = repo.state_dir / "logs" / self.result.run_id
+
+    @property
+    def max_parallel(self) -> int:
+        return self._options.max_parallel or self.workflow.max_parallel or os.cpu_count() or 1
+
+    def cancel(self) -> None:
+        """Stop the run: running steps end ``cancelled`` with their trees killed, the rest ``skipped``."""
+        self._cancel_requested = True
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
+
+    async def execute(self, base_commit: str | None = None) -> RunResult:
+        result = self.result
+        result.base_commit = base_commit
+        result.started_at = time.time()
+        started = time.monotonic()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._sink.emit(RunStarted(result))
+        limiter = anyio.CapacityLimiter(self.max_parallel)
+        try:
+            with anyio.CancelScope() as self._cancel_scope:
+                if self._cancel_requested:
+                    self._cancel_scope.cancel()
+                async with anyio.create_task_group() as group:
+                    self._group_scope = group.cancel_scope
+                    for step_id in result.steps:
+                        group.start_soon(self._step_task, self.workflow.steps[step_id], limiter)
+        finally:
+            result.status = self._outcome()
+            result.ended_at = time.time()
+            result.duration_s = time.monotonic() - started
+            self._sink.emit(RunFinished(result))
+        return result
+
+    def _outcome(self) -> RunStatus:
+        if self._cancel_requested:
+            return RunStatus.CANCELLED
+        if all(step.status is StepStatus.SUCCEEDED for step in self.result.steps.values()):
+            return RunStatus.SUCCEEDED
+        return RunStatus.FAILED
+
+    async def _step_task(self, step: Step, limiter: anyio.CapacityLimiter) -> None:
+        result = self.result.steps[step.id]
+        try:
+            for need in step.needs:
+                await self._done[need].wait()
+            blocked = [need for need in step.needs if self.result.steps[need].status is not StepStatus.SUCCEEDED]
+            if blocked:
+                need = blocked[0]
+                self._finish(step.id, StepStatus.SKIPPED, f"needs `{need}`, which {self._said(need)}")
+                return
+            async with limiter:
+                await self._run_step(step, result)
+        except anyio.get_cancelled_exc_class():
+            if not result.status.is_final:
+                self._finish_interrupted(step.id)
+            raise
+        if result.status in (StepStatus.FAILED, StepStatus.TIMED_OUT) and self.workflow.fail_fast:
+            self._fail_fast(step.id)
+
+    async def _run_step(self, step: Step, result: StepResult) -> None:
+        result.status = StepStatus.RUNNING
+        result.started_at = time.time()
+        started = time.monotonic()
+        result.log = self.log_dir / f"{step.id}.log"
+        port = self._ports.acquire()
+        place: StepPlace | None = None
+        try:
+            async with self._workspace.step_place(self.result, step) as place:
+                with result.log.open("ab") as log_file:
+                    status, exit_code, error = await self._attempts(step, result, place, port, log_file)
+                result.exit_code = exit_code
+                result.status = status
+                result.error = error
+        finally:
+            if place is not None:
+                result.branch, result.commit = place.branch, place.commit
+            self._ports.release(port)
+            result.duration_s = time.monotonic() - started
+        self._finish(step.id, result.status, result.error)
+
+    async def _attempts(
+        self, step: Step, result: StepResult, place: StepPlace, port: int, log_file: IO[bytes]
+    ) -> tuple[StepStatus, int | None, str | None]:
+        policy = step.retry
+        outcome: tuple[StepStatus, int | None, str | None] = (StepStatus.FAILED, None, None)
+        for attempt in range(1, policy.attempts + 1):
+            if attempt > 1:
+                delay = policy.delay_before(attempt, self._rng)
+                reason = outcome[2] or "failed"
+                self._sink.emit(StepRetrying(self.result.run_id, step.id, attempt, delay, reason))
+                await anyio.sleep(delay)
+                log_file.write(f"\n--- treeflow: attempt {attempt} of {policy.attempts} ---\n".encode())
+            result.attempts = attempt
+            assert result.log is not None
+            self._sink.emit(StepStarted(self.result.run_id, step.id, attempt, result.log))
+            outcome = await self._attempt(step, place, port, attempt, log_file)
+            if outcome[0] is StepStatus.SUCCEEDED:
+                break
+        return outcome
+
+    async def _attempt(
+        self, step: Step, place: StepPlace, port: int, attempt: int, log_file: IO[bytes]
+    ) -> tuple[StepStatus, int | None, str | None]:
+        if step.run is None:
+            return StepStatus.FAILED, None, "agent steps cannot run yet: this treeflow runs `run:` steps only"
+        run_id = self.result.run_id
+
+        def on_line(line: str) -> None:
+            self._sink.emit(StepOutput(run_id, step.id, line))
+
+        try:
+            with anyio.move_on_after(step.timeout_s) as deadline:
+                exit_code = await run_shell(
+                    step.run,
+                    cwd=place.cwd,
+                    env=self._environment(step, place, port, attempt),
+                    log_file=log_file,
+                    on_line=on_line,
+                    kill_grace_s=self._options.kill_grace_s,
+                )
+        except OSError as exc:
+            return StepStatus.FAILED, None, f"could not start the command: {exc}"
+        if deadline.cancelled_caught:
+            return StepStatus.TIMED_OUT, None, f"timed out after {_seconds(step.timeout_s or 0)}"
+        if exit_code == 0:
+            return StepStatus.SUCCEEDED, 0, None
+        return StepStatus.FAILED, exit_code, _exit_description(exit_code)
+
+    def _environment(self, step: Step, place: StepPlace, port: int, attempt: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.workflow.env)
+        env.update(step.env)
+        env.update(
+            TREEFLOW_RUN_ID=self.result.run_id,
+            TREEFLOW_STEP=step.id,
+            TREEFLOW_WORKTREE=str(place.cwd),
+            TREEFLOW_PORT=str(port),
+            TREEFLOW_ATTEMPT=str(attempt),
+        )
+        return env
+
+    def _fail_fast(self, failed: str) -> None:
+        if self._failed_first is None:
+            self._failed_first = failed
+        if self._group_scope is not None:
+            self._group_scope.cancel()
+
+    def _finish_interrupted(self, step_id: str) -> None:
+        result = self.result.steps[step_id]
+        if self._failed_first is not None and not self._cancel_requested:
+            why = f"`{self._failed_first}` {self._said(self._failed_first)} (fail_fast)"
+        else:
+            why = "the run was cancelled"
+        if result.status is StepStatus.RUNNING:
+            self._finish(step_id, StepStatus.CANCELLED, why)
+        else:
+            self._finish(step_id, StepStatus.SKIPPED, f"not started: {why}")
+
+    def _finish(self, step_id: str, status: StepStatus, error: str | None) -> None:
+        result = self.result.steps[step_id]
+        result.status = status
+        result.error = error
+        if result.started_at is not None:
+            result.ended_at = time.time()
+        self._done[step_id].set()
+        self._sink.emit(StepFinished(self.result.run_id, step_id, result))
+
+    def _said(self, step_id: str) -> str:
+        status = self.result.steps[step_id].status
+        return {
+            StepStatus.FAILED: "failed",
+            StepStatus.TIMED_OUT: "timed out",
+            StepStatus.CANCELLED: "was cancelled",
+            StepStatus.SKIPPED: "was skipped",
+        }.get(status, status.value)
+
+
+def _exit_description(exit_code: int) -> str:
+    if exit_code < 0:
+        try:
+            return f"killed by {signal.Signals(-exit_code).name}"
+        except ValueError:
+            return f"killed by signal {-exit_code}"
+    return f"exit status {exit_code}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
