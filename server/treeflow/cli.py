@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkflowError as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
-        print(f"{len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''} in the workflow", file=sys.stderr)
+        count = len(exc.errors)
+        print(f"{count} error{'s' if count != 1 else ''} in the workflow", file=sys.stderr)
         return EXIT_USAGE
     except (UsageError, NotARepository, UnknownStep) as exc:
         print(f"treeflow: {exc}", file=sys.stderr)

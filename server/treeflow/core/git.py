@@ -40,9 +40,7 @@ async def git(cwd: Path, *args: str) -> str:
 
 
 async def open_repository(path: Path) -> Repository:
-    directory = path if path.is_dir() else path.parent
-    if not directory.is_dir():
-        raise NotARepository(f"{path}: no such directory")
+    directory = _existing_directory(path)
     try:
         output = await git(directory, "rev-parse", "--show-toplevel", "--git-common-dir")
     except GitError as exc:
@@ -56,6 +54,13 @@ async def open_repository(path: Path) -> Repository:
     if not common.is_absolute():
         common = (directory / common).resolve()
     return Repository(root=root, common_dir=common)
+
+
+def _existing_directory(path: Path) -> Path:
+    directory = path if path.is_dir() else path.parent
+    if not directory.is_dir():
+        raise NotARepository(f"{path}: no such directory")
+    return directory
 
 
 async def head_commit(repo: Repository) -> str | None:

@@ -51,8 +51,8 @@ class RetryPolicy:
     def delay_before(self, attempt: int, rng: random.Random) -> float:
         if attempt < 2:
             return 0.0
-        base = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 2))
-        spread = rng.uniform(-self.jitter, self.jitter)
+        base = min(self.max_backoff_s, self.backoff_s * 2.0 ** (attempt - 2))
+        spread: float = rng.uniform(-self.jitter, self.jitter)
         return max(0.0, base * (1.0 + spread))
 
 

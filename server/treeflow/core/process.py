@@ -10,6 +10,7 @@ grandchildren (``sh -c 'sleep 60 & wait'``) live on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -118,10 +119,8 @@ async def end_process_group(group: int, grace_s: float = DEFAULT_KILL_GRACE_S) -
 
 
 def _signal_group(group: int, signum: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signum)
-    except ProcessLookupError:
-        pass
 
 
 async def _wait_group_gone(group: int, timeout_s: float) -> bool:

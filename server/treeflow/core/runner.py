@@ -172,7 +172,8 @@ class Run:
         try:
             for need in step.needs:
                 await self._done[need].wait()
-            blocked = [need for need in step.needs if self.result.steps[need].status is not StepStatus.SUCCEEDED]
+            steps = self.result.steps
+            blocked = [need for need in step.needs if steps[need].status is not StepStatus.SUCCEEDED]
             if blocked:
                 need = blocked[0]
                 self._finish(step.id, StepStatus.SKIPPED, f"needs `{need}`, which {self._said(need)}")

@@ -17,7 +17,7 @@ from typing import TypeVar
 import yaml
 
 from treeflow.core.graph import find_cycles
-from treeflow.core.model import AgentSpec, RetryPolicy, SetupSpec, Step, Workflow
+from treeflow.core.model import DEFAULT_HEARTBEAT_S, AgentSpec, RetryPolicy, SetupSpec, Step, Workflow
 
 STEP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -187,7 +187,7 @@ class _Parser:
                 return None
             parsed = parse_duration(text)
             if parsed is None:
-                self.error(node, f"{what}: bad duration {text!r} (use a number with ms, s, m or h: 10s, 5m, 1h30m)")
+                self.error(node, f"{what}: bad duration {text!r} (write 250ms, 10s, 5m, 1h or 1h30m)")
                 return None
             seconds = parsed
         if seconds <= 0:
@@ -217,7 +217,9 @@ class _Parser:
                 result[name] = value
         return result
 
-    def optional(self, fields: dict[str, yaml.Node], key: str, read: Callable[[yaml.Node], T | None]) -> T | None:
+    def optional(
+        self, fields: dict[str, yaml.Node], key: str, read: Callable[[yaml.Node], T | None]
+    ) -> T | None:
         node = fields.get(key)
         return None if node is None else read(node)
 
@@ -293,7 +295,9 @@ class _Parser:
         fields = self.mapping(node, "setup", _SETUP_KEYS)
         if fields is None:
             return SetupSpec()
-        copy = [value for value, _ in self.string_list(fields["copy"], "setup.copy")] if "copy" in fields else []
+        copy = []
+        if "copy" in fields:
+            copy = [value for value, _ in self.string_list(fields["copy"], "setup.copy")]
         run = self.optional(fields, "run", lambda n: self.command(n, "setup.run"))
         return SetupSpec(copy=tuple(copy), run=run)
 
@@ -309,7 +313,9 @@ class _Parser:
             return {}
         steps: dict[str, Step] = {}
         need_nodes: dict[str, list[tuple[str, yaml.Node]]] = {}
-        key_nodes = {key.value: key for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
+        key_nodes: dict[str, yaml.Node] = {
+            key.value: key for key, _ in node.value if isinstance(key, yaml.ScalarNode)
+        }
         for step_id, step_node in entries.items():
             if not STEP_ID.fullmatch(step_id):
                 self.error(
@@ -365,7 +371,7 @@ class _Parser:
         heartbeat = self.optional(fields, "heartbeat", lambda n: self.duration(n, f"{what}: agent.heartbeat"))
         if prompt is None:
             return None
-        return AgentSpec(prompt=prompt, command=command, heartbeat_s=heartbeat or AgentSpec(prompt).heartbeat_s)
+        return AgentSpec(prompt=prompt, command=command, heartbeat_s=heartbeat or DEFAULT_HEARTBEAT_S)
 
     def check_needs(
         self,

@@ -1,0 +1,143 @@
+"""`treeflow run` as users call it: a real process, its output, exit codes and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from tests.helpers import pid_alive, read_pids, wait_for_files
+
+TREEFLOW = [sys.executable, "-m", "treeflow.cli"]
+
+
+def write_workflow(repo: Path, text: str, name: str = "treeflow.yml") -> Path:
+    path = repo / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def treeflow(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TREEFLOW, *args], cwd=repo, capture_output=True, text=True, timeout=60)
+
+
+def test_success_prints_one_line_per_event_and_exits_0(repo: Path) -> None:
+    write_workflow(repo, """\
+        steps:
+          hello: {run: "echo hello world"}
+          after: {run: "true", needs: [hello]}
+        """)
+    done = treeflow(repo, "run")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("treeflow: run ")
+    assert "[hello] | hello world" in lines
+    assert any(line.startswith("[after] succeeded in ") for line in lines)
+    assert "succeeded" in lines[-1] and "2 succeeded" in lines[-1]
+
+
+def test_a_failed_step_exits_1_and_says_why(repo: Path) -> None:
+    write_workflow(repo, "steps:\n  broken: {run: 'exit 5'}\n")
+    done = treeflow(repo, "run")
+    assert done.returncode == 1
+    assert "[broken] failed" in done.stdout
+    assert "exit status 5" in done.stdout
+
+
+def test_json_prints_the_result_object_only(repo: Path) -> None:
+    write_workflow(repo, """\
+        steps:
+          a: {run: "echo noise"}
+          b: {run: "exit 2", needs: [a]}
+          c: {run: "true", needs: [b]}
+        """)
+    done = treeflow(repo, "run", "--json")
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert set(result) >= {
+        "run_id", "workflow", "status", "base_commit", "result_branch",
+        "started_at", "ended_at", "duration_s", "steps",
+    }
+    assert result["status"] == "failed"
+    assert result["base_commit"] == subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    steps = result["steps"]
+    assert [steps[s]["status"] for s in "abc"] == ["succeeded", "failed", "skipped"]
+    for field in ("status", "attempts", "exit_code", "started_at", "ended_at", "duration_s",
+                  "branch", "commit", "log"):
+        assert field in steps["a"]
+    assert steps["b"]["exit_code"] == 2
+    assert Path(steps["a"]["log"]).read_text() == "noise\n"
+
+
+def test_step_option_runs_the_step_and_what_it_needs(repo: Path) -> None:
+    write_workflow(repo, """\
+        steps:
+          base: {run: "true"}
+          wanted: {run: "true", needs: [base]}
+          other: {run: "true"}
+        """, name=".treeflow/checks.yml")
+    done = treeflow(repo, "run", "--step", "wanted", "--json")
+    assert done.returncode == 0, done.stderr
+    assert list(json.loads(done.stdout)["steps"]) == ["base", "wanted"]
+
+
+def test_sigint_cancels_the_run_kills_every_tree_and_exits_130(repo: Path) -> None:
+    (repo / "pids").mkdir()
+    write_workflow(repo, """\
+        steps:
+          sleeper: {run: "echo $$ > pids/sleeper; exec sleep 60"}
+          tree: {run: "sh -c 'sleep 60 & echo $! > pids/grandchild; wait' & echo $! > pids/tree; wait"}
+          later: {run: "true", needs: [tree]}
+        """)
+    process = subprocess.Popen(
+        [*TREEFLOW, "run", "--json"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for_files([repo / "pids" / name for name in ("sleeper", "tree", "grandchild")])
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    result = json.loads(stdout)
+    assert result["status"] == "cancelled"
+    assert result["steps"]["sleeper"]["status"] == "cancelled"
+    assert result["steps"]["later"]["status"] == "skipped"
+    assert [name for name, pid in read_pids(repo / "pids").items() if pid_alive(pid)] == []
+
+
+def test_terminal_shows_a_summary_table(repo: Path) -> None:
+    write_workflow(repo, "steps:\n  one: {run: 'echo hi'}\n  two: {run: 'echo boom-line; exit 3'}\n")
+    parent, child = pty.openpty()
+    process = subprocess.Popen(
+        [*TREEFLOW, "run"], cwd=repo, stdin=child, stdout=child, stderr=child,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+    )
+    os.close(child)
+    output = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(parent, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(parent)
+    assert process.wait(timeout=30) == 1
+    text = output.decode(errors="replace")
+    assert "step" in text and "status" in text and "log" in text
+    assert "two failed" in text
+    assert "last lines of two" in text
+    assert text.index("boom-line", text.index("last lines of two")) > 0

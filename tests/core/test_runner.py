@@ -1,0 +1,278 @@
+"""The scheduler with real processes: parallelism, needs, fail-fast, timeouts, retries, cancellation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.helpers import Recorder, make_run, pid_alive, read_pids, run_workflow
+from treeflow.core.events import StepOutput
+from treeflow.core.model import RunStatus, StepStatus
+
+pytestmark = pytest.mark.anyio
+
+# Each step registers itself in a folder while it runs and records how many it saw there, so the
+# peak concurrency is observed by the steps themselves rather than inferred from timings.
+COUNTING_STEP = (
+    "touch running/$TREEFLOW_STEP; ls running | wc -l > seen/$TREEFLOW_STEP; "
+    "sleep 0.3; rm running/$TREEFLOW_STEP"
+)
+
+
+async def test_max_parallel_is_the_observed_peak(repo: Path) -> None:
+    (repo / "running").mkdir()
+    (repo / "seen").mkdir()
+    steps = "\n".join(f"  s{i}: {{run: '{COUNTING_STEP}'}}" for i in range(10))
+    result = await run_workflow(repo, f"max_parallel: 3\nsteps:\n{steps}\n")
+    assert result.status is RunStatus.SUCCEEDED
+    seen = [int(path.read_text()) for path in (repo / "seen").iterdir()]
+    assert len(seen) == 10
+    assert max(seen) == 3
+
+
+async def test_max_parallel_option_overrides_the_file(repo: Path) -> None:
+    (repo / "running").mkdir()
+    (repo / "seen").mkdir()
+    steps = "\n".join(f"  s{i}: {{run: '{COUNTING_STEP}'}}" for i in range(6))
+    result = await run_workflow(repo, f"max_parallel: 6\nsteps:\n{steps}\n", max_parallel=2)
+    assert result.status is RunStatus.SUCCEEDED
+    assert max(int(path.read_text()) for path in (repo / "seen").iterdir()) == 2
+
+
+MARK = "date +%s%N > marks/$TREEFLOW_STEP.start; {body}; date +%s%N > marks/$TREEFLOW_STEP.end"
+
+
+async def test_a_step_never_starts_before_its_needs_ended(repo: Path) -> None:
+    (repo / "marks").mkdir()
+    workflow = f"""\
+        max_parallel: 4
+        steps:
+          a: {{run: "{MARK.format(body='sleep 0.2')}"}}
+          b: {{run: "{MARK.format(body='sleep 0.1')}"}}
+          c: {{run: "{MARK.format(body='true')}", needs: [a, b]}}
+          d: {{run: "{MARK.format(body='true')}", needs: [c]}}
+          e: {{run: "{MARK.format(body='true')}", needs: [a]}}
+        """
+    result = await run_workflow(repo, workflow)
+    assert result.status is RunStatus.SUCCEEDED
+
+    def mark(step: str, which: str) -> int:
+        return int((repo / "marks" / f"{step}.{which}").read_text())
+
+    for step, needs in {"c": "ab", "d": "c", "e": "a"}.items():
+        for need in needs:
+            assert mark(step, "start") >= mark(need, "end"), f"{step} started before {need} ended"
+
+
+async def test_a_step_starts_when_its_own_needs_are_done_not_in_waves(repo: Path) -> None:
+    # `quick_next` needs only `quick`; it must not wait for the unrelated slow step of the same "level".
+    (repo / "marks").mkdir()
+    workflow = f"""\
+        steps:
+          quick: {{run: "{MARK.format(body='true')}"}}
+          slow: {{run: "{MARK.format(body='sleep 3')}"}}
+          quick_next: {{run: "{MARK.format(body='true')}", needs: [quick]}}
+        """
+    result = await run_workflow(repo, workflow, max_parallel=3)
+    assert result.status is RunStatus.SUCCEEDED
+    quick_next_end = int((repo / "marks" / "quick_next.end").read_text())
+    slow_end = int((repo / "marks" / "slow.end").read_text())
+    assert quick_next_end < slow_end
+
+
+async def test_fail_fast_cancels_running_trees_and_skips_the_rest(repo: Path) -> None:
+    (repo / "pids").mkdir()
+    workflow = """\
+        fail_fast: true
+        steps:
+          sleeper: {run: "echo $$ > pids/sleeper; exec sleep 60"}
+          tree: {run: "sh -c 'sleep 60 & echo $! > pids/grandchild; wait' & echo $! > pids/tree; wait"}
+          failing: {run: "while [ ! -s pids/grandchild ] || [ ! -s pids/sleeper ]; do sleep 0.02; done; exit 3"}
+          after: {run: "true", needs: [failing]}
+          later: {run: "true", needs: [sleeper]}
+        """
+    result = await run_workflow(repo, workflow, max_parallel=4)
+    steps = result.steps
+    assert result.status is RunStatus.FAILED
+    assert steps["failing"].status is StepStatus.FAILED
+    assert steps["failing"].exit_code == 3
+    assert steps["sleeper"].status is StepStatus.CANCELLED
+    assert steps["tree"].status is StepStatus.CANCELLED
+    assert steps["after"].status is StepStatus.SKIPPED
+    assert steps["later"].status is StepStatus.SKIPPED
+    assert "failing" in (steps["sleeper"].error or "")
+    pids = read_pids(repo / "pids")
+    assert set(pids) == {"sleeper", "tree", "grandchild"}
+    survivors = [name for name, pid in pids.items() if pid_alive(pid)]
+    assert survivors == []
+
+
+async def test_without_fail_fast_only_dependents_of_a_failure_are_skipped(repo: Path) -> None:
+    workflow = """\
+        fail_fast: false
+        steps:
+          broken: {run: "exit 1"}
+          needs_broken: {run: "true", needs: [broken]}
+          transitively: {run: "true", needs: [needs_broken]}
+          independent: {run: "sleep 0.2"}
+          after_independent: {run: "true", needs: [independent]}
+          join: {run: "true", needs: [independent, broken]}
+        """
+    result = await run_workflow(repo, workflow)
+    status = {step_id: step.status for step_id, step in result.steps.items()}
+    assert status == {
+        "broken": StepStatus.FAILED,
+        "needs_broken": StepStatus.SKIPPED,
+        "transitively": StepStatus.SKIPPED,
+        "independent": StepStatus.SUCCEEDED,
+        "after_independent": StepStatus.SUCCEEDED,
+        "join": StepStatus.SKIPPED,
+    }
+    assert result.status is RunStatus.FAILED
+    assert "broken" in (result.steps["needs_broken"].error or "")
+    assert "needs_broken" in (result.steps["transitively"].error or "")
+
+
+async def test_timeout_kills_the_whole_tree(repo: Path) -> None:
+    (repo / "pids").mkdir()
+    workflow = """\
+        steps:
+          slow:
+            run: "sh -c 'sleep 60 & echo $! > pids/grandchild; wait' & echo $! > pids/child; wait"
+            timeout: 500ms
+        """
+    result = await run_workflow(repo, workflow)
+    slow = result.steps["slow"]
+    assert slow.status is StepStatus.TIMED_OUT
+    assert "timed out" in (slow.error or "")
+    pids = read_pids(repo / "pids")
+    assert set(pids) == {"child", "grandchild"}
+    assert [name for name, pid in pids.items() if pid_alive(pid)] == []
+
+
+async def test_retry_counts_attempts_until_success(repo: Path) -> None:
+    recorder = Recorder()
+    workflow = """\
+        steps:
+          flaky:
+            run: 'echo "try $TREEFLOW_ATTEMPT"; test "$TREEFLOW_ATTEMPT" -ge 3'
+            retry: {attempts: 5, backoff: 10ms, jitter: 0}
+        """
+    result = await run_workflow(repo, workflow, recorder)
+    flaky = result.steps["flaky"]
+    assert flaky.status is StepStatus.SUCCEEDED
+    assert flaky.attempts == 3
+    assert [event.next_attempt for event in recorder.retries("flaky")] == [2, 3]
+    assert [event.attempt for event in recorder.started("flaky")] == [1, 2, 3]
+    assert flaky.log is not None
+    log_text = flaky.log.read_text()
+    assert "try 1" in log_text and "try 3" in log_text
+
+
+async def test_retry_gives_up_after_the_last_attempt(repo: Path) -> None:
+    workflow = """\
+        steps:
+          broken: {run: "exit 7", retry: {attempts: 2, backoff: 10ms}}
+        """
+    result = await run_workflow(repo, workflow)
+    broken = result.steps["broken"]
+    assert broken.status is StepStatus.FAILED
+    assert broken.attempts == 2
+    assert broken.exit_code == 7
+
+
+async def test_timeouts_are_retried_too(repo: Path) -> None:
+    workflow = """\
+        steps:
+          hangs: {run: "sleep 30", timeout: 200ms, retry: {attempts: 2, backoff: 10ms}}
+        """
+    result = await run_workflow(repo, workflow)
+    assert result.steps["hangs"].status is StepStatus.TIMED_OUT
+    assert result.steps["hangs"].attempts == 2
+
+
+async def test_output_is_streamed_to_events_and_the_log(repo: Path) -> None:
+    recorder = Recorder()
+    workflow = """\
+        steps:
+          talk: {run: "echo out-1; echo err-1 >&2; printf 'no newline'"}
+        """
+    result = await run_workflow(repo, workflow, recorder)
+    lines = [event.line for event in recorder.events if isinstance(event, StepOutput)]
+    assert lines == ["out-1", "err-1", "no newline"]
+    log = result.steps["talk"].log
+    assert log is not None and log.read_text() == "out-1\nerr-1\nno newline"
+    assert log.is_relative_to(repo / ".git" / "treeflow" / "logs")
+
+
+async def test_steps_see_their_treeflow_variables_and_unique_ports(repo: Path) -> None:
+    (repo / "env").mkdir()
+    record = 'echo "$TREEFLOW_RUN_ID $TREEFLOW_STEP $TREEFLOW_WORKTREE $TREEFLOW_PORT $GREETING" > env/$TREEFLOW_STEP'
+    steps = "\n".join(f"  s{i}: {{run: 'sleep 0.2; {record}'}}" for i in range(6))
+    result = await run_workflow(repo, f"env: {{GREETING: hi}}\nsteps:\n{steps}\n", max_parallel=6)
+    assert result.status is RunStatus.SUCCEEDED
+    seen = [(repo / "env" / f"s{i}").read_text().split() for i in range(6)]
+    assert {fields[0] for fields in seen} == {result.run_id}
+    assert [fields[1] for fields in seen] == [f"s{i}" for i in range(6)]
+    assert {Path(fields[2]) for fields in seen} == {repo}
+    assert len({fields[3] for fields in seen}) == 6
+    assert {fields[4] for fields in seen} == {"hi"}
+
+
+async def test_selected_steps_run_with_what_they_need_only(repo: Path) -> None:
+    workflow = """\
+        steps:
+          a: {run: "true"}
+          b: {run: "true", needs: [a]}
+          c: {run: "true"}
+        """
+    result = await run_workflow(repo, workflow, select=("b",))
+    assert list(result.steps) == ["a", "b"]
+    assert result.status is RunStatus.SUCCEEDED
+
+
+async def test_cancel_stops_running_steps_and_skips_pending_ones(repo: Path) -> None:
+    (repo / "pids").mkdir()
+    workflow = """\
+        steps:
+          tree: {run: "sh -c 'sleep 60 & echo $! > pids/grandchild; wait' & echo $! > pids/child; wait"}
+          next: {run: "true", needs: [tree]}
+        """
+    run = await make_run(repo, workflow)
+    async with anyio.create_task_group() as group:
+        group.start_soon(run.execute)
+        with anyio.fail_after(20):
+            while not (repo / "pids" / "grandchild").exists():
+                await anyio.sleep(0.02)
+        run.cancel()
+    assert run.result.status is RunStatus.CANCELLED
+    assert run.result.steps["tree"].status is StepStatus.CANCELLED
+    assert run.result.steps["next"].status is StepStatus.SKIPPED
+    assert [pid for pid in read_pids(repo / "pids").values() if pid_alive(pid)] == []
+
+
+async def test_outer_cancellation_propagates_and_still_kills_the_tree(repo: Path) -> None:
+    (repo / "pids").mkdir()
+    workflow = """\
+        steps:
+          tree: {run: "sh -c 'sleep 60 & echo $! > pids/grandchild; wait' & wait"}
+        """
+    run = await make_run(repo, workflow)
+    with anyio.move_on_after(30) as scope:
+        async with anyio.create_task_group() as group:
+            group.start_soon(run.execute)
+            while not (repo / "pids" / "grandchild").exists():
+                await anyio.sleep(0.02)
+            scope.cancel()
+    assert scope.cancelled_caught
+    assert run.result.steps["tree"].status is StepStatus.CANCELLED
+    assert [pid for pid in read_pids(repo / "pids").values() if pid_alive(pid)] == []
+
+
+async def test_a_command_that_cannot_start_fails_its_step(repo: Path) -> None:
+    result = await run_workflow(repo, "steps:\n  missing: {run: 'no-such-command-xyz'}\n")
+    missing = result.steps["missing"]
+    assert missing.status is StepStatus.FAILED
+    assert missing.exit_code == 127

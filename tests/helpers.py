@@ -1,0 +1,74 @@
+"""Helpers for engine tests: run a workflow written inline, record its events, inspect processes."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from treeflow.core.events import Event, StepFinished, StepRetrying, StepStarted
+from treeflow.core.git import open_repository
+from treeflow.core.model import RunResult
+from treeflow.core.runner import Run, RunOptions
+from treeflow.core.spec import parse_workflow
+
+
+@dataclass
+class Recorder:
+    events: list[Event] = field(default_factory=list)
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list[Event]:
+        return [event for event in self.events if isinstance(event, kind)]
+
+    def started(self, step_id: str) -> list[StepStarted]:
+        return [e for e in self.events if isinstance(e, StepStarted) and e.step_id == step_id]
+
+    def retries(self, step_id: str) -> list[StepRetrying]:
+        return [e for e in self.events if isinstance(e, StepRetrying) and e.step_id == step_id]
+
+    def finished(self) -> list[str]:
+        return [e.step_id for e in self.events if isinstance(e, StepFinished)]
+
+
+async def make_run(
+    repo: Path, yaml_text: str, recorder: Recorder | None = None, **options: object
+) -> Run:
+    path = repo / "treeflow.yml"
+    path.write_text(textwrap.dedent(yaml_text))
+    workflow = parse_workflow(path.read_text(), path)
+    repository = await open_repository(repo)
+    return Run(workflow, repository, recorder or Recorder(), RunOptions(**options))  # type: ignore[arg-type]
+
+
+async def run_workflow(
+    repo: Path, yaml_text: str, recorder: Recorder | None = None, **options: object
+) -> RunResult:
+    run = await make_run(repo, yaml_text, recorder, **options)
+    return await run.execute()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    state = stat[stat.rfind(")") + 2 :].split()[0]
+    return state not in ("Z", "X")
+
+
+def read_pids(folder: Path) -> dict[str, int]:
+    return {entry.name: int(entry.read_text().split()[0]) for entry in folder.iterdir()}
+
+
+def wait_for_files(paths: list[Path], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not all(path.exists() and path.read_text().strip() for path in paths):
+        if time.monotonic() > deadline:
+            missing = [str(path) for path in paths if not path.exists()]
+            raise AssertionError(f"files never appeared: {missing}")
+        time.sleep(0.02)
