@@ -30,6 +30,14 @@ def _git_identity() -> Iterator[None]:
             os.environ[name] = value
 
 
+@pytest.fixture(autouse=True)
+def worktree_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Step worktrees of each test go to its own folder, never to the user's cache."""
+    root = tmp_path / "worktrees"
+    monkeypatch.setenv("TREEFLOW_WORKTREE_ROOT", str(root))
+    return root
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -12,6 +12,7 @@ from treeflow.core.git import open_repository
 from treeflow.core.model import RunResult
 from treeflow.core.runner import Run, RunOptions
 from treeflow.core.spec import parse_workflow
+from treeflow.core.worktree import GitWorkspace
 
 
 @dataclass
@@ -35,19 +36,35 @@ class Recorder:
 
 
 async def make_run(
-    repo: Path, yaml_text: str, recorder: Recorder | None = None, **options: object
+    repo: Path,
+    yaml_text: str,
+    recorder: Recorder | None = None,
+    *,
+    worktrees: bool = False,
+    workflow_path: Path | None = None,
+    **options: object,
 ) -> Run:
-    path = repo / "treeflow.yml"
+    """A run of ``yaml_text``; with ``worktrees`` each step gets its own git worktree, as in the CLI."""
+    path = workflow_path or repo / "treeflow.yml"
     path.write_text(textwrap.dedent(yaml_text))
     workflow = parse_workflow(path.read_text(), path)
     repository = await open_repository(repo)
-    return Run(workflow, repository, recorder or Recorder(), RunOptions(**options))  # type: ignore[arg-type]
+    workspace = GitWorkspace(repository, workflow) if worktrees else None
+    return Run(
+        workflow, repository, recorder or Recorder(), RunOptions(**options), workspace=workspace  # type: ignore[arg-type]
+    )
 
 
 async def run_workflow(
-    repo: Path, yaml_text: str, recorder: Recorder | None = None, **options: object
+    repo: Path,
+    yaml_text: str,
+    recorder: Recorder | None = None,
+    *,
+    worktrees: bool = False,
+    workflow_path: Path | None = None,
+    **options: object,
 ) -> RunResult:
-    run = await make_run(repo, yaml_text, recorder, **options)
+    run = await make_run(repo, yaml_text, recorder, worktrees=worktrees, workflow_path=workflow_path, **options)
     return await run.execute()
 
 

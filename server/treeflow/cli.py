@@ -16,10 +16,11 @@ from rich.console import Console
 
 from treeflow.console import LiveSink, PlainSink
 from treeflow.core.events import EventSink, NullSink
-from treeflow.core.git import NotARepository, head_commit, open_repository
+from treeflow.core.git import NotARepository, open_repository
 from treeflow.core.model import RunStatus
 from treeflow.core.runner import Run, RunOptions, UnknownStep
 from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
+from treeflow.core.worktree import GitWorkspace, WorkspaceError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         count = len(exc.errors)
         print(f"{count} error{'s' if count != 1 else ''} in the workflow", file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, NotARepository, UnknownStep) as exc:
+    except (UsageError, NotARepository, UnknownStep, WorkspaceError) as exc:
         print(f"treeflow: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -122,10 +123,10 @@ async def run_command(args: argparse.Namespace) -> int:
             sink = stack.enter_context(LiveSink(Console()))
         else:
             sink = PlainSink(sys.stdout)
-        run = Run(workflow, repo, sink, options)
+        run = Run(workflow, repo, sink, options, workspace=GitWorkspace(repo, workflow))
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on_signal, run)
-            result = await run.execute(base_commit=await head_commit(repo))
+            result = await run.execute()
             group.cancel_scope.cancel()
     if args.json:
         print(json.dumps(result.to_json(), indent=2))

@@ -72,6 +72,13 @@ def describe_run(run: RunResult) -> str:
     return f"run {run.run_id} {run.status.value} in {format_duration(run.duration_s)}: {parts}"
 
 
+def describe_result_branch(run: RunResult) -> str | None:
+    if run.result_branch is None:
+        return None
+    base = (run.base_commit or "")[:12]
+    return f"result: branch {run.result_branch} (inspect: git diff {base}..{run.result_branch})"
+
+
 def _relative(path: Path | None) -> str:
     if path is None:
         return "-"
@@ -118,6 +125,9 @@ class PlainSink:
             where = f"[{event.step_id}] " if event.step_id else ""
             self._write(f"{where}warning: {event.message}")
         elif isinstance(event, RunFinished):
+            branch = describe_result_branch(event.run)
+            if branch:
+                self._write(branch)
             self._write(describe_run(event.run))
 
 
@@ -140,6 +150,9 @@ class LiveSink:
         if self._run is not None and self._run.ended_at is not None:
             self._console.print(summary_table(self._run))
             self._print_failures(self._run)
+            branch = describe_result_branch(self._run)
+            if branch:
+                self._console.print(Text(branch))
             self._console.print(Text(describe_run(self._run), style=_run_style(self._run)))
 
     def emit(self, event: Event) -> None:
@@ -198,6 +211,7 @@ def summary_table(run: RunResult) -> Table:
     table.add_column("status")
     table.add_column("tries", justify="right")
     table.add_column("time", justify="right")
+    table.add_column("branch", overflow="fold")
     table.add_column("log", overflow="fold")
     for step_id, step in run.steps.items():
         table.add_row(
@@ -205,6 +219,7 @@ def summary_table(run: RunResult) -> Table:
             Text(step.status.value, style=_STYLE[step.status]),
             str(step.attempts) if step.attempts else "-",
             format_duration(step.duration_s),
+            step.branch or "-",
             _relative(step.log),
         )
     return table

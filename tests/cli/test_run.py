@@ -91,12 +91,13 @@ def test_step_option_runs_the_step_and_what_it_needs(repo: Path) -> None:
 
 
 def test_sigint_cancels_the_run_kills_every_tree_and_exits_130(repo: Path) -> None:
-    (repo / "pids").mkdir()
-    write_workflow(repo, """\
+    pids = repo / "pids"
+    pids.mkdir()
+    write_workflow(repo, f"""\
         steps:
-          sleeper: {run: "echo $$ > pids/sleeper; exec sleep 60"}
-          tree: {run: "sh -c 'sleep 60 & echo $! > pids/grandchild; wait' & echo $! > pids/tree; wait"}
-          later: {run: "true", needs: [tree]}
+          sleeper: {{run: "echo $$ > {pids}/sleeper; exec sleep 60"}}
+          tree: {{run: "sh -c 'sleep 60 & echo $! > {pids}/grandchild; wait' & echo $! > {pids}/tree; wait"}}
+          later: {{run: "true", needs: [tree]}}
         """)
     process = subprocess.Popen(
         [*TREEFLOW, "run", "--json"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

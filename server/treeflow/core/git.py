@@ -1,19 +1,59 @@
-"""Async access to the git repository a workflow runs in."""
+"""Async access to git: commands by argument list, a repository lock, snapshots, merges and commits.
+
+Every call runs the git CLI as an anyio subprocess, so the event loop never waits on git.
+Commands that change shared metadata (worktree registration, branch creation and deletion) run
+under `RepoLock`, because concurrent `git worktree add` calls on one repository race in git itself.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import secrets
+import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import anyio
+
+# Messages git prints when another git process holds a lock or is half-way through registering a
+# worktree; such failures are transient and worth another try.
+_CONTENTION = (
+    "could not lock",
+    "unable to create",
+    ".lock': file exists",
+    "cannot lock ref",
+    "failed to read",
+    "another git process seems to be running",
+)
+_LOCK_RETRIES = 6
+_FALLBACK_IDENTITY = {
+    "GIT_AUTHOR_NAME": "treeflow",
+    "GIT_AUTHOR_EMAIL": "treeflow@localhost",
+    "GIT_COMMITTER_NAME": "treeflow",
+    "GIT_COMMITTER_EMAIL": "treeflow@localhost",
+}
 
 
 class GitError(Exception):
     """A git command failed; the message holds git's own words."""
 
+    def __init__(self, args: tuple[str, ...], returncode: int, stderr: str) -> None:
+        self.returncode = returncode
+        self.stderr = stderr
+        super().__init__(f"git {' '.join(args)}: {stderr or f'exit status {returncode}'}")
 
-class NotARepository(GitError):
+    @property
+    def is_contention(self) -> bool:
+        text = self.stderr.lower()
+        return any(marker in text for marker in _CONTENTION)
+
+
+class NotARepository(Exception):
     pass
 
 
@@ -24,19 +64,99 @@ class Repository:
 
     @property
     def state_dir(self) -> Path:
-        """Where treeflow keeps its journal and logs: inside git's own folder, shared by all worktrees."""
+        """Where treeflow keeps its journal, logs and lock: in git's folder, shared by all worktrees."""
         return self.common_dir / "treeflow"
 
 
-async def git(cwd: Path, *args: str) -> str:
-    """Run git with an argument list and return its stdout, stripped; raise GitError on failure."""
+async def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+    """Run git with an argument list and return its stdout without the final newline."""
+    code, out, err = await git_status(cwd, *args, env=env)
+    if code != 0:
+        raise GitError(args, code, err.strip())
+    return out.rstrip("\n")
+
+
+async def git_status(
+    cwd: Path, *args: str, env: Mapping[str, str] | None = None
+) -> tuple[int, str, str]:
+    """Run git and return (exit status, stdout, stderr) whatever the status."""
+    full_env = None if env is None else {**os.environ, **env}
     result = await anyio.run_process(
-        ["git", *args], cwd=cwd, check=False, stdin=subprocess.DEVNULL
+        ["git", *args], cwd=cwd, check=False, stdin=subprocess.DEVNULL, env=full_env
     )
-    if result.returncode != 0:
-        message = result.stderr.decode("utf-8", errors="replace").strip()
-        raise GitError(f"git {' '.join(args)}: {message or f'exit status {result.returncode}'}")
-    return result.stdout.decode("utf-8", errors="replace").strip()
+    return (
+        result.returncode,
+        result.stdout.decode("utf-8", errors="replace"),
+        result.stderr.decode("utf-8", errors="replace"),
+    )
+
+
+class RepoLock:
+    """Serializes git metadata operations on one repository, within and across treeflow processes.
+
+    An anyio lock orders this process's own tasks; an flock on a file in the repository's state
+    folder keeps other treeflow processes (CLI and language server) out at the same time.
+    """
+
+    def __init__(self, repo: Repository) -> None:
+        self._path = repo.state_dir / "git.lock"
+        self._lock = anyio.Lock()
+        self._fd: int | None = None
+
+    async def __aenter__(self) -> RepoLock:
+        await self._lock.acquire()
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                await _flock(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        self._lock.release()
+
+
+async def _flock(fd: int) -> None:
+    # Polling a non-blocking flock keeps the wait cancellable and off worker threads.
+    delay = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+async def git_locked(lock: RepoLock, cwd: Path, *args: str) -> str:
+    """Run a metadata-changing git command under ``lock``, retrying while git reports contention."""
+    delay = 0.01
+    for attempt in range(1, _LOCK_RETRIES + 1):
+        async with lock:
+            try:
+                return await git(cwd, *args)
+            except GitError as exc:
+                if not exc.is_contention or attempt == _LOCK_RETRIES:
+                    raise
+        await anyio.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable")
 
 
 async def open_repository(path: Path) -> Repository:
@@ -49,11 +169,10 @@ async def open_repository(path: Path) -> Repository:
             "run `git init` first)"
         ) from exc
     root_line, common_line = output.splitlines()
-    root = Path(root_line)
     common = Path(common_line)
     if not common.is_absolute():
         common = (directory / common).resolve()
-    return Repository(root=root, common_dir=common)
+    return Repository(root=Path(root_line), common_dir=common)
 
 
 def _existing_directory(path: Path) -> Path:
@@ -65,7 +184,119 @@ def _existing_directory(path: Path) -> Path:
 
 async def head_commit(repo: Repository) -> str | None:
     """The commit HEAD points at, or None in a repository without commits yet."""
+    code, out, _ = await git_status(repo.root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    return out.strip() if code == 0 else None
+
+
+async def resolve_commit(repo: Repository, rev: str) -> str | None:
+    code, out, _ = await git_status(repo.root, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                                    f"{rev}^{{commit}}")
+    return out.strip() if code == 0 else None
+
+
+async def identity_env(repo: Repository) -> dict[str, str]:
+    """Environment for commits treeflow makes: the user's identity if git has one, else treeflow's."""
+    code, _, _ = await git_status(repo.root, "var", "GIT_COMMITTER_IDENT")
+    return {} if code == 0 else dict(_FALLBACK_IDENTITY)
+
+
+async def snapshot_working_tree(repo: Repository, head: str, message: str, env: Mapping[str, str]) -> str:
+    """A commit of HEAD plus the uncommitted changes to tracked files, made without touching the
+    user's index, working tree, stash or branch: git works on a copy of the index instead.
+
+    Copying the index (rather than reading HEAD into a new one) keeps git's stat cache, so only
+    files that really changed are hashed.
+    """
+    index = repo.state_dir / f"snapshot-{os.getpid()}-{secrets.token_hex(4)}.index"
+    index.parent.mkdir(parents=True, exist_ok=True)
+    real_index = Path(await git(repo.root, "rev-parse", "--path-format=absolute", "--git-path", "index"))
+    scratch = {**env, "GIT_INDEX_FILE": str(index)}
     try:
-        return await git(repo.root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
-    except GitError:
+        if await anyio.to_thread.run_sync(_copy_if_exists, real_index, index):
+            await git(repo.root, "add", "--update", "--", ".", env=scratch)
+        else:
+            await git(repo.root, "read-tree", head, env=scratch)
+        tree = await git(repo.root, "write-tree", env=scratch)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            index.unlink()
+    if tree == await git(repo.root, "rev-parse", f"{head}^{{tree}}"):
+        return head
+    return await git(repo.root, "commit-tree", "--no-gpg-sign", tree, "-p", head, "-m", message, env=env)
+
+
+def _copy_if_exists(source: Path, target: Path) -> bool:
+    try:
+        shutil.copyfile(source, target)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class MergeConflict:
+    files: tuple[str, ...]
+
+
+async def merge_commits(
+    repo: Repository, commits: list[str], message: str, env: Mapping[str, str]
+) -> str | MergeConflict:
+    """One commit holding the work of every commit given: the newest when one contains the others,
+    else a merge commit whose parents are all of them. Nothing in any checkout changes."""
+    heads = list(dict.fromkeys(commits))
+    heads = [c for c in heads if not await _contained_in_another(repo, c, heads)]
+    if len(heads) == 1:
+        return heads[0]
+    merged = heads[0]
+    for other in heads[1:]:
+        code, out, err = await git_status(
+            repo.root, "merge-tree", "--write-tree", "--name-only", "--no-messages", merged, other
+        )
+        if code == 1:
+            return MergeConflict(tuple(line for line in out.splitlines()[1:] if line))
+        if code != 0:
+            raise GitError(("merge-tree", merged, other), code, err.strip())
+        tree = out.splitlines()[0]
+        merged = await git(repo.root, "commit-tree", "--no-gpg-sign", tree, "-p", merged, "-p", other,
+                           "-m", message, env=env)
+    parents = [arg for head in heads for arg in ("-p", head)]
+    tree = await git(repo.root, "rev-parse", f"{merged}^{{tree}}")
+    return await git(repo.root, "commit-tree", "--no-gpg-sign", tree, *parents, "-m", message, env=env)
+
+
+async def _contained_in_another(repo: Repository, commit: str, heads: list[str]) -> bool:
+    for other in heads:
+        if other == commit:
+            continue
+        code, _, _ = await git_status(repo.root, "merge-base", "--is-ancestor", commit, other)
+        if code == 0:
+            return True
+    return False
+
+
+async def changed_files(repo: Repository, base: str, commit: str) -> set[str]:
+    out = await git(repo.root, "diff", "--name-only", "--no-renames", base, commit)
+    return set(out.splitlines())
+
+
+async def commit_worktree(
+    worktree: Path, message: str, exclude: list[str], env: Mapping[str, str]
+) -> str | None:
+    """Commit every change in ``worktree`` (tracked and new files, as .gitignore allows, never the
+    ``exclude`` paths) onto its current branch; return the new commit, or None if nothing changed.
+
+    Plumbing rather than `git commit`, so that hooks, signing prompts and editors cannot stop
+    treeflow from saving a step's work.
+    """
+    await git(worktree, "add", "--all", "--", ".")
+    if exclude:
+        # Unstaging after the fact, rather than excluding in the pathspec, because git refuses a
+        # pathspec that names an ignored file such as a copied `.env`.
+        await git(worktree, "reset", "--quiet", "--", *(f":(literal){path}" for path in exclude))
+    tree = await git(worktree, "write-tree")
+    head = await git(worktree, "rev-parse", "HEAD")
+    if tree == await git(worktree, "rev-parse", "HEAD^{tree}"):
         return None
+    commit = await git(worktree, "commit-tree", "--no-gpg-sign", tree, "-p", head, "-m", message, env=env)
+    await git(worktree, "update-ref", "-m", "treeflow: save step work", "HEAD", commit, head)
+    return commit

@@ -6,16 +6,18 @@ from collections.abc import Iterable, Mapping, Sequence
 
 
 def find_cycles(needs: Mapping[str, Sequence[str]]) -> list[list[str]]:
-    """One cycle per strongly connected component that has one, each as a closed path ``[a, b, a]``.
+    """One cycle per strongly connected component that has one, each as a closed path ``[a, b, a]``
+    starting at the component's first-declared step.
 
     Edges to ids missing from ``needs`` are ignored: unknown ids are reported separately.
     """
+    position = {step_id: i for i, step_id in enumerate(needs)}
+    edges = {step_id: [n for n in wanted if n in position] for step_id, wanted in needs.items()}
     index: dict[str, int] = {}
     lowlink: dict[str, int] = {}
     on_stack: set[str] = set()
     stack: list[str] = []
     components: list[list[str]] = []
-    counter = 0
 
     # Iterative Tarjan, so that a long chain of steps cannot overflow Python's recursion limit.
     for root in needs:
@@ -25,14 +27,12 @@ def find_cycles(needs: Mapping[str, Sequence[str]]) -> list[list[str]]:
         while work:
             node, edge_pos = work.pop()
             if edge_pos == 0:
-                index[node] = lowlink[node] = counter
-                counter += 1
+                index[node] = lowlink[node] = len(index)
                 stack.append(node)
                 on_stack.add(node)
-            edges = [n for n in needs[node] if n in needs]
-            if edge_pos < len(edges):
+            if edge_pos < len(edges[node]):
                 work.append((node, edge_pos + 1))
-                target = edges[edge_pos]
+                target = edges[node][edge_pos]
                 if target not in index:
                     work.append((target, 0))
                 elif target in on_stack:
@@ -53,24 +53,34 @@ def find_cycles(needs: Mapping[str, Sequence[str]]) -> list[list[str]]:
 
     cycles = []
     for component in components:
-        members = set(component)
-        if len(component) == 1 and component[0] not in needs[component[0]]:
+        if len(component) == 1 and component[0] not in edges[component[0]]:
             continue
-        cycles.append(_cycle_within(min(component, key=list(needs).index), members, needs))
-    cycles.sort(key=lambda cycle: list(needs).index(cycle[0]))
+        first = min(component, key=position.__getitem__)
+        cycles.append(_cycle_through(first, set(component), edges))
+    cycles.sort(key=lambda cycle: position[cycle[0]])
     return cycles
 
 
-def _cycle_within(start: str, members: set[str], needs: Mapping[str, Sequence[str]]) -> list[str]:
-    path = [start]
-    seen = {start: 0}
-    node = start
-    while True:
-        node = next(n for n in needs[node] if n in members)
-        if node in seen:
-            return [*path[seen[node] :], node]
-        seen[node] = len(path)
-        path.append(node)
+def _cycle_through(start: str, members: set[str], edges: Mapping[str, Sequence[str]]) -> list[str]:
+    """A shortest closed path from ``start`` back to itself inside one strongly connected component."""
+    came_from: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        following: list[str] = []
+        for node in frontier:
+            for target in edges[node]:
+                if target not in members:
+                    continue
+                if target == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(came_from[path[-1]])
+                    return [start, *reversed(path[:-1]), start] if node != start else [start, start]
+                if target not in came_from:
+                    came_from[target] = node
+                    following.append(target)
+        frontier = following
+    raise AssertionError("a strongly connected component always has a cycle through each member")
 
 
 def closure(selected: Iterable[str], needs: Mapping[str, Sequence[str]]) -> set[str]:

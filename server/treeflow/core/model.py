@@ -51,7 +51,8 @@ class RetryPolicy:
     def delay_before(self, attempt: int, rng: random.Random) -> float:
         if attempt < 2:
             return 0.0
-        base = min(self.max_backoff_s, self.backoff_s * 2.0 ** (attempt - 2))
+        # The exponent is capped so that a very long retry series cannot overflow a float.
+        base = min(self.max_backoff_s, self.backoff_s * 2.0 ** min(attempt - 2, 64))
         spread: float = rng.uniform(-self.jitter, self.jitter)
         return max(0.0, base * (1.0 + spread))
 
@@ -134,6 +135,7 @@ class RunResult:
     ended_at: float | None = None
     steps: dict[str, StepResult] = field(default_factory=dict)
     duration_s: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,6 +149,7 @@ class RunResult:
             "ended_at": _iso(self.ended_at),
             "duration_s": _round(self.duration_s),
             "steps": {step_id: result.to_json() for step_id, result in self.steps.items()},
+            "warnings": list(self.warnings),
         }
 
 

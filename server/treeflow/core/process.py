@@ -40,7 +40,7 @@ async def run_shell(
     on_start: Callable[[int], None] | None = None,
     kill_grace_s: float = DEFAULT_KILL_GRACE_S,
 ) -> int:
-    """Run ``command`` with ``/bin/sh -c`` and return its exit status (negative: killed by that signal).
+    """Run ``command`` with ``/bin/sh -e -c`` and return its exit status (negative: killed by that signal).
 
     Output (stdout and stderr, interleaved as written) goes to ``log_file`` as it arrives and to
     ``on_line`` one line at a time. Background processes the command leaves behind belong to the
@@ -48,7 +48,7 @@ async def run_shell(
     """
     _use_pidfd_child_watcher()
     process = await anyio.open_process(
-        ["/bin/sh", "-c", command],
+        ["/bin/sh", "-e", "-c", command],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

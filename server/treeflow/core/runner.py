@@ -14,11 +14,9 @@ import random
 import secrets
 import signal
 import time
-from collections.abc import AsyncIterator, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Protocol
+from typing import IO
 
 import anyio
 
@@ -27,6 +25,7 @@ from treeflow.core.events import (
     EventSink,
     RunFinished,
     RunStarted,
+    RunWarning,
     StepFinished,
     StepOutput,
     StepRetrying,
@@ -36,32 +35,7 @@ from treeflow.core.git import Repository
 from treeflow.core.model import RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S, run_shell
-
-
-@dataclass
-class StepPlace:
-    """The directory a step runs in, and the branch and commit its work ended up on."""
-
-    cwd: Path
-    branch: str | None = None
-    commit: str | None = None
-
-
-class Workspace(Protocol):
-    """Provides each step with a place to run and cleans it up afterwards, whatever the outcome."""
-
-    def step_place(self, run: RunResult, step: Step) -> AbstractAsyncContextManager[StepPlace]: ...
-
-
-class CheckoutWorkspace:
-    """Every step runs directly in the repository's checkout."""
-
-    def __init__(self, repo: Repository) -> None:
-        self._repo = repo
-
-    @asynccontextmanager
-    async def step_place(self, run: RunResult, step: Step) -> AsyncIterator[StepPlace]:
-        yield StepPlace(cwd=self._repo.root)
+from treeflow.core.workspace import CheckoutWorkspace, StepPlace, StepSetupError, Workspace
 
 
 @dataclass(frozen=True)
@@ -137,11 +111,19 @@ class Run:
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
 
-    async def execute(self, base_commit: str | None = None) -> RunResult:
+    def warn(self, step_id: str | None, message: str) -> None:
+        self.result.warnings.append(f"{step_id}: {message}" if step_id else message)
+        self._sink.emit(RunWarning(self.result.run_id, step_id, message))
+
+    async def execute(self) -> RunResult:
+        """Run every step to a final state and return the result.
+
+        Raises what the workspace raises when it refuses the run, before any step starts.
+        """
         result = self.result
-        result.base_commit = base_commit
         result.started_at = time.time()
         started = time.monotonic()
+        await self._workspace.open(result, self.warn)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._sink.emit(RunStarted(result))
         limiter = anyio.CapacityLimiter(self.max_parallel)
@@ -154,6 +136,8 @@ class Run:
                     for step_id in result.steps:
                         group.start_soon(self._step_task, self.workflow.steps[step_id], limiter)
         finally:
+            with anyio.CancelScope(shield=True):
+                await self._workspace.close(result)
             result.status = self._outcome()
             result.ended_at = time.time()
             result.duration_s = time.monotonic() - started
@@ -197,16 +181,35 @@ class Run:
         try:
             async with self._workspace.step_place(self.result, step) as place:
                 with result.log.open("ab") as log_file:
-                    status, exit_code, error = await self._attempts(step, result, place, port, log_file)
+                    status, exit_code, error = await self._setup(step, place, port, log_file)
+                    if status is StepStatus.SUCCEEDED:
+                        status, exit_code, error = await self._attempts(step, result, place, port, log_file)
                 result.exit_code = exit_code
                 result.status = status
                 result.error = error
+        except StepSetupError as exc:
+            result.status = StepStatus.FAILED
+            result.error = str(exc)
         finally:
             if place is not None:
                 result.branch, result.commit = place.branch, place.commit
             self._ports.release(port)
             result.duration_s = time.monotonic() - started
         self._finish(step.id, result.status, result.error)
+
+    async def _setup(
+        self, step: Step, place: StepPlace, port: int, log_file: IO[bytes]
+    ) -> tuple[StepStatus, int | None, str | None]:
+        """Run `setup.run` in a fresh worktree; its failure fails the step without retries."""
+        command = self.workflow.setup.run
+        if not place.fresh or command is None:
+            return StepStatus.SUCCEEDED, None, None
+        log_file.write(b"--- treeflow: setup ---\n")
+        status, exit_code, error = await self._shell(step, command, place, port, 0, log_file)
+        log_file.write(b"--- treeflow: end of setup ---\n")
+        if status is StepStatus.SUCCEEDED:
+            return status, None, None
+        return status, exit_code, f"setup failed: {error}"
 
     async def _attempts(
         self, step: Step, result: StepResult, place: StepPlace, port: int, log_file: IO[bytes]
@@ -233,6 +236,11 @@ class Run:
     ) -> tuple[StepStatus, int | None, str | None]:
         if step.run is None:
             return StepStatus.FAILED, None, "agent steps cannot run yet: this treeflow runs `run:` steps only"
+        return await self._shell(step, step.run, place, port, attempt, log_file)
+
+    async def _shell(
+        self, step: Step, command: str, place: StepPlace, port: int, attempt: int, log_file: IO[bytes]
+    ) -> tuple[StepStatus, int | None, str | None]:
         run_id = self.result.run_id
 
         def on_line(line: str) -> None:
@@ -241,7 +249,7 @@ class Run:
         try:
             with anyio.move_on_after(step.timeout_s) as deadline:
                 exit_code = await run_shell(
-                    step.run,
+                    command,
                     cwd=place.cwd,
                     env=self._environment(step, place, port, attempt),
                     log_file=log_file,

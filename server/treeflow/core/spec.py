@@ -7,6 +7,7 @@ its position and every problem in the file can be reported in one pass.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Callable
@@ -102,6 +103,9 @@ class _Parser:
             line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             problem = exc.problem or exc.context or "invalid YAML"
             raise WorkflowError([SpecError(self.path, line, column, f"YAML syntax: {problem}")]) from exc
+        except yaml.reader.ReaderError as exc:
+            line, column = _line_column(text, exc.position)
+            raise WorkflowError([SpecError(self.path, line, column, f"YAML syntax: {exc.reason}")]) from exc
         if root is None:
             raise WorkflowError([SpecError(self.path, 1, 1, "the file is empty: a workflow needs `steps:`")])
         workflow = self.workflow(root)
@@ -151,13 +155,11 @@ class _Parser:
         return None if value is None else value.lower() in ("true", "yes", "on")
 
     def integer(self, node: yaml.Node, what: str, minimum: int) -> int | None:
-        value = self.scalar(node, what, (_INT,), "a whole number")
-        if value is None:
+        if self.scalar(node, what, (_INT,), "a whole number") is None:
             return None
-        try:
-            number = int(value.replace("_", ""), 0)
-        except ValueError:
-            self.error(node, f"{what} must be a whole number, not {value!r}")
+        number = _construct(node)
+        if not isinstance(number, int) or isinstance(number, bool):
+            self.error(node, f"{what} must be a whole number, not {node.value!r}")
             return None
         if number < minimum:
             self.error(node, f"{what} must be at least {minimum}, not {number}")
@@ -168,11 +170,7 @@ class _Parser:
         value = self.scalar(node, what, (_INT, _FLOAT), "a number between 0 and 1")
         if value is None:
             return None
-        try:
-            number = float(value)
-        except ValueError:
-            self.error(node, f"{what} must be a number between 0 and 1, not {value!r}")
-            return None
+        number = float(_construct(node))
         if not 0.0 <= number <= 1.0:
             self.error(node, f"{what} must be between 0 and 1, not {value}")
             return None
@@ -180,7 +178,10 @@ class _Parser:
 
     def duration(self, node: yaml.Node, what: str) -> float | None:
         if isinstance(node, yaml.ScalarNode) and node.tag in (_INT, _FLOAT):
-            seconds = float(node.value)
+            seconds = float(_construct(node))
+            if not math.isfinite(seconds):
+                self.error(node, f"{what} must be a finite duration, not {node.value}")
+                return None
         else:
             text = self.scalar(node, what, (_STR,), "a duration such as 250ms, 10s, 5m or 1h")
             if text is None:
@@ -211,7 +212,11 @@ class _Parser:
     def env(self, node: yaml.Node, what: str) -> dict[str, str]:
         entries = self.mapping(node, what, ())
         result: dict[str, str] = {}
+        key_nodes = {key.value: key for key, _ in node.value} if isinstance(node, yaml.MappingNode) else {}
         for name, value_node in (entries or {}).items():
+            if not name or "=" in name or "\0" in name:
+                self.error(key_nodes[name], f"{what}: {name!r} cannot be the name of an environment variable")
+                continue
             value = self.scalar(value_node, f"{what}.{name}", (_STR, _INT, _FLOAT, _BOOL), "a string")
             if value is not None:
                 result[name] = value
@@ -313,9 +318,10 @@ class _Parser:
             return {}
         steps: dict[str, Step] = {}
         need_nodes: dict[str, list[tuple[str, yaml.Node]]] = {}
-        key_nodes: dict[str, yaml.Node] = {
-            key.value: key for key, _ in node.value if isinstance(key, yaml.ScalarNode)
-        }
+        key_nodes: dict[str, yaml.Node] = {}
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                key_nodes.setdefault(key.value, key)
         for step_id, step_node in entries.items():
             if not STEP_ID.fullmatch(step_id):
                 self.error(
@@ -393,6 +399,18 @@ class _Parser:
             first, second = cycle[0], cycle[1]
             at = next((n for name, n in need_nodes[first] if name == second), key_nodes[first])
             self.error(at, "dependency cycle: " + " -> ".join(cycle))
+
+
+def _construct(node: yaml.Node) -> float:
+    """The number YAML gives an int or float scalar node (hex, base 60, `.inf`, …)."""
+    value = yaml.SafeLoader("").construct_object(node)
+    assert isinstance(value, int | float)
+    return value
+
+
+def _line_column(text: str, position: int) -> tuple[int, int]:
+    before = text[:position]
+    return before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
 
 
 def _kind(node: yaml.Node) -> str:

@@ -1,0 +1,282 @@
+"""Scheduling overhead: treeflow against `make -j` on the same graph of no-op steps.
+
+In a throwaway git repository this generates a workflow of N steps that each run `true`
+(max_parallel 8) and a Makefile of N phony targets whose recipe is `@true`, runs both several
+times and compares the medians of their wall-clock times. The headline shape has no `needs:`;
+the `chains` shape links the steps into 8 chains joined by one final step, to show what
+dependency tracking adds.
+
+Steps run with `worktree: false` unless `--worktrees` is given: make has no counterpart to a git
+worktree per step, and a no-op step would measure git rather than scheduling.
+
+Besides the CLI, treeflow is also timed in this process (`Run.execute()` under anyio with a
+NullSink and the default checkout workspace) so that scheduling cost can be told apart from
+interpreter start-up, imports, YAML parsing and the CLI's git workspace, which every CLI run pays.
+
+    .venv/bin/python bench/scheduler.py [--steps 1000] [--parallel 8] [--repeat 3] [--worktrees]
+
+Exits 0 when the headline ratio meets the goal, 1 when it does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from _common import child_env, init_repo, print_header
+from treeflow.core.events import NullSink
+from treeflow.core.git import open_repository
+from treeflow.core.model import RunStatus, StepStatus
+from treeflow.core.runner import Run
+from treeflow.core.spec import load_workflow
+
+GOAL_RATIO = 1.3
+HEADLINE = "independent"
+SHAPES = ("independent", "chains")
+RUN_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Step names and what each needs; both the workflow and the Makefile are written from it."""
+
+    names: list[str]
+    needs: dict[str, list[str]]
+    goals: list[str]
+
+
+def build_graph(shape: str, steps: int, parallel: int) -> Graph:
+    width = len(str(steps - 1))
+    names = [f"s{index:0{width}d}" for index in range(steps)]
+    if shape == "independent" or steps == 1:
+        return Graph(names, {name: [] for name in names}, names)
+    # All but the last step form `parallel` chains (step i needs step i - chains); the last step
+    # joins the chains, so the graph has both long dependency paths and a fan-in.
+    linked = steps - 1
+    chains = min(parallel, linked)
+    needs: dict[str, list[str]] = {}
+    for index in range(linked):
+        needs[names[index]] = [names[index - chains]] if index >= chains else []
+    needs[names[-1]] = [names[index] for index in range(linked - chains, linked)]
+    return Graph(names, needs, [names[-1]])
+
+
+def workflow_text(graph: Graph, parallel: int, worktrees: bool) -> str:
+    lines = ["version: 1", "name: scheduler-bench", f"max_parallel: {parallel}"]
+    if not worktrees:
+        lines += ["defaults:", "  worktree: false"]
+    lines.append("steps:")
+    for name in graph.names:
+        lines.append(f"  {name}:")
+        lines.append('    run: "true"')
+        if graph.needs[name]:
+            lines.append(f"    needs: [{', '.join(graph.needs[name])}]")
+    return "\n".join(lines) + "\n"
+
+
+def makefile_text(graph: Graph) -> str:
+    lines = [f".PHONY: all {' '.join(graph.names)}", f"all: {' '.join(graph.goals)}"]
+    for name in graph.names:
+        lines.append(f"{name}: {' '.join(graph.needs[name])}".rstrip())
+        lines.append("\t@true")
+    return "\n".join(lines) + "\n"
+
+
+def treeflow_command() -> list[str]:
+    script = Path(sys.executable).parent / "treeflow"
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-m", "treeflow.cli"]
+
+
+def time_make(repo: Path, parallel: int) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        ["make", f"-j{parallel}", "-s", "-C", str(repo)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=RUN_TIMEOUT_S,
+    )
+    return time.perf_counter() - started
+
+
+def time_cli(repo: Path, workflow: Path, steps: int) -> float:
+    command = [*treeflow_command(), "run", str(workflow), "--json", "--repo", str(repo)]
+    # Worktrees go under the temporary folder rather than the user's cache, so cleanup is complete.
+    env = {**child_env(), "TREEFLOW_WORKTREE_ROOT": str(repo.parent / "worktrees")}
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, env=env, timeout=RUN_TIMEOUT_S, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        stderr = done.stderr.decode(errors="replace")[-2000:]
+        raise RuntimeError(f"treeflow exited {done.returncode}: {stderr}")
+    result = json.loads(done.stdout)
+    succeeded = sum(1 for step in result["steps"].values() if step["status"] == "succeeded")
+    if result["status"] != "succeeded" or succeeded != steps:
+        raise RuntimeError(f"treeflow run {result['status']}: {succeeded} of {steps} steps succeeded")
+    return elapsed
+
+
+def time_startup() -> float:
+    """Interpreter start-up plus every import the CLI does, with nothing run."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import treeflow.cli"], check=True, timeout=RUN_TIMEOUT_S)
+    return time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class InProcess:
+    parse_s: float
+    execute_s: float
+    cpu_s: float  # CPU time of this process alone during execute(), children excluded
+
+
+async def _in_process(repo_dir: Path, workflow_path: Path, steps: int) -> InProcess:
+    repo = await open_repository(repo_dir)
+    started = time.perf_counter()
+    workflow = load_workflow(workflow_path)
+    parsed = time.perf_counter()
+    cpu_before = time.process_time()
+    with anyio.fail_after(RUN_TIMEOUT_S):
+        result = await Run(workflow, repo, NullSink()).execute()
+    cpu_s = time.process_time() - cpu_before
+    executed = time.perf_counter()
+    succeeded = sum(1 for step in result.steps.values() if step.status is StepStatus.SUCCEEDED)
+    if result.status is not RunStatus.SUCCEEDED or succeeded != steps:
+        raise RuntimeError(f"in-process run {result.status}: {succeeded} of {steps} steps succeeded")
+    return InProcess(parsed - started, executed - parsed, cpu_s)
+
+
+@dataclass
+class Samples:
+    make: list[float] = field(default_factory=list)
+    cli: list[float] = field(default_factory=list)
+    parse: list[float] = field(default_factory=list)
+    execute: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    startup: list[float] = field(default_factory=list)
+
+
+def measure(
+    shape: str, root: Path, steps: int, parallel: int, repeat: int, warmup: int, worktrees: bool
+) -> Samples:
+    repo = root / shape
+    repo.mkdir()
+    init_repo(repo)
+    graph = build_graph(shape, steps, parallel)
+    workflow = repo / "workflow.yml"
+    workflow.write_text(workflow_text(graph, parallel, worktrees))
+    (repo / "Makefile").write_text(makefile_text(graph))
+
+    def in_process() -> InProcess:
+        return anyio.run(_in_process, repo, workflow, steps)
+
+    samples = Samples()
+    # Rounds interleave the contenders, so that a burst of load from a neighbour hits all of them
+    # rather than whichever happened to be running.
+    for round_no in range(warmup + repeat):
+        make_s = time_make(repo, parallel)
+        cli_s = time_cli(repo, workflow, steps)
+        inside = in_process()
+        startup_s = time_startup()
+        # Each run leaves a log folder with one file per step; dropping them keeps later runs from
+        # paying for an ever larger directory.
+        shutil.rmtree(repo / ".git" / "treeflow", ignore_errors=True)
+        if round_no < warmup:
+            continue
+        samples.make.append(make_s)
+        samples.cli.append(cli_s)
+        samples.parse.append(inside.parse_s)
+        samples.execute.append(inside.execute_s)
+        samples.cpu.append(inside.cpu_s)
+        samples.startup.append(startup_s)
+    return samples
+
+
+def _series(values: list[float]) -> str:
+    return " ".join(f"{value:.3f}" for value in values)
+
+
+def report(shape: str, samples: Samples, steps: int, parallel: int) -> float:
+    med = statistics.median
+    make_s, cli_s = med(samples.make), med(samples.cli)
+    startup_s, parse_s, execute_s = med(samples.startup), med(samples.parse), med(samples.execute)
+    # Derived from medians, so only indicative: what the CLI does beyond the parts timed on their own.
+    rest_s = cli_s - startup_s - parse_s - execute_s
+    print(f"-- {shape}: {steps} steps, max_parallel {parallel} (median of {len(samples.make)} rounds)")
+    print(f"   {'':40} {'median':>8} {'per step':>10}   samples (s)")
+    rows: list[tuple[str, float, list[float] | None, bool]] = [
+        (f"make -j{parallel} -s", make_s, samples.make, True),
+        ("treeflow run --json (CLI)", cli_s, samples.cli, True),
+        ("  interpreter start-up + imports", startup_s, samples.startup, False),
+        ("  load_workflow (YAML parse)", parse_s, samples.parse, False),
+        ("  Run.execute() in-process", execute_s, samples.execute, True),
+        ("    CPU of the treeflow process in it", med(samples.cpu), samples.cpu, True),
+        ("  rest (git workspace, JSON, exit)", rest_s, None, False),
+    ]
+    for label, value, series, per_step in rows:
+        each = f"{value / steps * 1e3:8.3f}ms" if per_step else ""
+        print(f"   {label:40} {value:7.3f}s {each:>10}   {_series(series) if series else '(derived)'}")
+    ratio = cli_s / make_s
+    print(f"   ratio treeflow CLI / make               : {ratio:.2f}")
+    print(f"   ratio in-process execute / make         : {execute_s / make_s:.2f}")
+    print()
+    return ratio
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--steps", type=int, default=1000, help="steps in the workflow (default 1000)")
+    parser.add_argument("--parallel", type=int, default=8, help="max_parallel and make -j (default 8)")
+    parser.add_argument("--repeat", type=int, default=3, help="measured rounds (default 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured rounds first (default 1)")
+    parser.add_argument("--shape", choices=(*SHAPES, "all"), default="all",
+                        help=f"graph to run (default all; the verdict is on `{HEADLINE}`)")
+    parser.add_argument("--worktrees", action="store_true",
+                        help="give every step its own git worktree (slow: use with --steps 50 or so)")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.parallel < 1 or args.repeat < 1 or args.warmup < 0:
+        parser.error("--steps, --parallel and --repeat must be at least 1, --warmup at least 0")
+    if shutil.which("make") is None:
+        parser.error("make is not installed")
+    shapes = SHAPES if args.shape == "all" else (args.shape,)
+
+    print_header(
+        "treeflow scheduler benchmark",
+        [
+            f"steps    : {args.steps} x `true`, max_parallel {args.parallel}, shapes {', '.join(shapes)}, "
+            f"worktree per step: {'yes' if args.worktrees else 'no'}",
+            f"rounds   : {args.warmup} warm-up + {args.repeat} measured, interleaved; medians compared",
+            f"treeflow : {' '.join(treeflow_command())}",
+        ],
+    )
+    ratios: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="treeflow-bench-") as tmp:
+        for shape in shapes:
+            samples = measure(
+                shape, Path(tmp), args.steps, args.parallel, args.repeat, args.warmup, args.worktrees
+            )
+            ratios[shape] = report(shape, samples, args.steps, args.parallel)
+
+    verdict_shape = HEADLINE if HEADLINE in ratios else shapes[0]
+    ratio = ratios[verdict_shape]
+    passed = ratio <= GOAL_RATIO
+    print(
+        f"{'PASS' if passed else 'FAIL'}: treeflow/make = {ratio:.2f} for {args.steps} {verdict_shape} steps "
+        f"(goal <= {GOAL_RATIO:.2f})"
+    )
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

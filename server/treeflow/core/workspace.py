@@ -1,0 +1,58 @@
+"""Where steps run: the contract between the runner and the code that prepares and cleans up places."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from treeflow.core.git import Repository
+from treeflow.core.model import RunResult, Step
+
+Warn = Callable[[str | None, str], None]
+"""Reports something the user must know about a step (or the run, for None) without failing it."""
+
+
+class StepSetupError(Exception):
+    """A step cannot start (its needs' work conflicts, a setup file is refused); it fails with this."""
+
+
+@dataclass
+class StepPlace:
+    """The directory a step runs in, and the branch and commit its work ended up on."""
+
+    cwd: Path
+    fresh: bool = False
+    branch: str | None = None
+    commit: str | None = None
+
+
+class Workspace(Protocol):
+    async def open(self, run: RunResult, warn: Warn) -> None:
+        """Prepare the run (record its base commit); raise to refuse it before any step starts."""
+
+    def step_place(self, run: RunResult, step: Step) -> AbstractAsyncContextManager[StepPlace]:
+        """A place for one step, cleaned up on exit whatever the outcome."""
+        ...
+
+    async def close(self, run: RunResult) -> None:
+        """Finish the run (gather its work); called once, even when the run was cancelled."""
+
+
+class CheckoutWorkspace:
+    """Every step runs directly in the repository's checkout; nothing is committed."""
+
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+
+    async def open(self, run: RunResult, warn: Warn) -> None:
+        return None
+
+    @asynccontextmanager
+    async def step_place(self, run: RunResult, step: Step) -> AsyncIterator[StepPlace]:
+        yield StepPlace(cwd=self._repo.root)
+
+    async def close(self, run: RunResult) -> None:
+        return None

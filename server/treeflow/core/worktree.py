@@ -1,0 +1,293 @@
+"""Each step in its own git worktree and branch, and nothing a step did is ever lost.
+
+`step_worktree` creates the worktree on entry and, on exit, whatever the outcome (success, failure,
+timeout, cancellation), commits the step's changes to its branch and then removes the worktree,
+all under a shielded cancel scope. A branch that got no commit is deleted; one with commits stays.
+
+`GitWorkspace` gives the runner a place per step: the run's base commit for a step without needs,
+else the merge of what its needs produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from treeflow.core import graph
+from treeflow.core.git import (
+    GitError,
+    MergeConflict,
+    RepoLock,
+    Repository,
+    changed_files,
+    commit_worktree,
+    git,
+    git_locked,
+    head_commit,
+    identity_env,
+    merge_commits,
+    resolve_commit,
+    snapshot_working_tree,
+)
+from treeflow.core.model import RunResult, Step, StepStatus, Workflow
+from treeflow.core.workspace import StepPlace, StepSetupError, Warn
+
+TREEFLOW_DIR = ".treeflow"
+
+
+class WorkspaceError(Exception):
+    """The run cannot start in this repository (no commits yet, unknown base revision)."""
+
+
+def step_branch(run_id: str, step_id: str) -> str:
+    return f"treeflow/{run_id}/{step_id}"
+
+
+def run_branch(run_id: str) -> str:
+    # Not `treeflow/<run_id>`: git cannot hold that ref beside `treeflow/<run_id>/<step>`.
+    return f"treeflow/runs/{run_id}"
+
+
+def worktree_root(repo: Repository) -> Path:
+    """The folder holding this repository's step worktrees, outside the workspace so that editors and
+    file watchers do not index them: ``$TREEFLOW_WORKTREE_ROOT`` or the user's cache folder."""
+    override = os.environ.get("TREEFLOW_WORKTREE_ROOT")
+    if override:
+        base = Path(override)
+    else:
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        base = Path(cache) / "treeflow" / "worktrees"
+    digest = hashlib.sha256(str(repo.common_dir).encode()).hexdigest()[:10]
+    return base / f"{repo.root.name}-{digest}"
+
+
+@dataclass
+class StepWorktree:
+    path: Path
+    branch: str
+    start: str
+    copied: list[str] = field(default_factory=list)
+    commit: str | None = None
+    has_work: bool = False
+    removed: bool = False
+
+
+@asynccontextmanager
+async def step_worktree(
+    repo: Repository,
+    lock: RepoLock,
+    *,
+    path: Path,
+    branch: str,
+    start: str,
+    copy: tuple[str, ...] = (),
+    commit_message: str,
+    identity: Mapping[str, str],
+    warn: Callable[[str], None],
+) -> AsyncIterator[StepWorktree]:
+    """A fresh worktree at ``path`` on new branch ``branch`` starting at ``start``.
+
+    Registration runs under the repository lock; populating the files runs outside it, in parallel
+    with other steps, which is what keeps concurrent creation both safe and fast.
+    """
+    await anyio.to_thread.run_sync(lambda: path.parent.mkdir(parents=True, exist_ok=True))
+    await git_locked(
+        lock, repo.root, "worktree", "add", "--no-checkout", "--no-track", "-b", branch, str(path), start
+    )
+    worktree = StepWorktree(path=path, branch=branch, start=start)
+    populated = False
+    try:
+        await git(path, "reset", "--hard", "--quiet")
+        populated = True
+        worktree.copied = await anyio.to_thread.run_sync(copy_setup_files, repo.root, path, copy)
+        yield worktree
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _save_and_remove(repo, lock, worktree, populated, commit_message, identity, warn)
+
+
+async def _save_and_remove(
+    repo: Repository,
+    lock: RepoLock,
+    worktree: StepWorktree,
+    populated: bool,
+    message: str,
+    identity: Mapping[str, str],
+    warn: Callable[[str], None],
+) -> None:
+    if populated:
+        try:
+            worktree.commit = await commit_worktree(
+                worktree.path, message, [TREEFLOW_DIR, *worktree.copied], identity
+            )
+        except GitError as exc:
+            warn(f"could not commit the work in {worktree.path}, so it is kept there: {exc}")
+            return
+    tip = await git(repo.root, "rev-parse", f"refs/heads/{worktree.branch}")
+    worktree.has_work = tip != worktree.start
+    worktree.commit = tip if worktree.has_work else None
+    try:
+        await git_locked(lock, repo.root, "worktree", "remove", "--force", str(worktree.path))
+        worktree.removed = True
+    except GitError as exc:
+        warn(f"could not remove worktree {worktree.path}: {exc}; `treeflow clean` removes it later")
+        return
+    if not worktree.has_work:
+        # The expected old value makes git refuse if anything moved the branch meanwhile.
+        await git_locked(lock, repo.root, "update-ref", "-d", f"refs/heads/{worktree.branch}", worktree.start)
+
+
+def copy_setup_files(source: Path, target: Path, patterns: tuple[str, ...]) -> list[str]:
+    """Copy files matching ``patterns`` (globs relative to the main checkout, such as `.env`) into a
+    fresh worktree; return their paths, relative to the repository, so that they are never committed."""
+    copied: list[str] = []
+    source_root = source.resolve()
+    for pattern in patterns:
+        pure = Path(pattern)
+        if pure.is_absolute() or ".." in pure.parts:
+            raise StepSetupError(f"setup.copy: {pattern!r} points outside the repository")
+        for match in sorted(source.glob(pattern)):
+            if not match.resolve().is_relative_to(source_root):
+                raise StepSetupError(
+                    f"setup.copy: {pattern!r} matches {match}, which resolves outside the repository"
+                )
+            relative = match.relative_to(source)
+            if relative.parts and relative.parts[0] == ".git":
+                continue
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            if match.is_dir():
+                shutil.copytree(match, destination, symlinks=True, dirs_exist_ok=True)
+            else:
+                shutil.copy2(match, destination, follow_symlinks=False)
+            copied.append(relative.as_posix())
+    return copied
+
+
+class GitWorkspace:
+    """Places steps in worktrees of ``repo`` and gathers their work into branches."""
+
+    def __init__(self, repo: Repository, workflow: Workflow) -> None:
+        self._repo = repo
+        self._workflow = workflow
+        self._warn: Warn = lambda step_id, message: None
+        self._lock = RepoLock(repo)
+        self._identity: dict[str, str] = {}
+        self._base = ""
+        self._results: dict[str, str] = {}
+        self._root = worktree_root(repo)
+
+    async def open(self, run: RunResult, warn: Warn) -> None:
+        self._warn = warn
+        self._identity = await identity_env(self._repo)
+        self._base = await self._resolve_base(run)
+        run.base_commit = self._base
+
+    async def _resolve_base(self, run: RunResult) -> str:
+        base = self._workflow.base
+        head = await head_commit(self._repo)
+        if base in ("working", "head"):
+            if head is None:
+                raise WorkspaceError(
+                    f"{self._repo.root} has no commits yet; treeflow starts each step from a commit, "
+                    "so commit something first"
+                )
+            if base == "head":
+                return head
+            message = f"treeflow: working tree at the start of run {run.run_id}"
+            return await snapshot_working_tree(self._repo, head, message, self._identity)
+        commit = await resolve_commit(self._repo, base)
+        if commit is None:
+            raise WorkspaceError(f"{self._workflow.path}: base {base!r} is not a commit in {self._repo.root}")
+        return commit
+
+    @asynccontextmanager
+    async def step_place(self, run: RunResult, step: Step) -> AsyncIterator[StepPlace]:
+        start = await self._start_commit(run, step)
+        self._results[step.id] = start
+        if not step.worktree:
+            yield StepPlace(cwd=self._repo.root)
+            return
+        branch = step_branch(run.run_id, step.id)
+        path = self._root / run.run_id / step.id
+        place = StepPlace(cwd=path, fresh=True)
+        worktree: StepWorktree | None = None
+        try:
+            async with step_worktree(
+                self._repo,
+                self._lock,
+                path=path,
+                branch=branch,
+                start=start,
+                copy=self._workflow.setup.copy,
+                commit_message=f"treeflow: work of step {step.id}\n\nRun {run.run_id} of {run.workflow}.",
+                identity=self._identity,
+                warn=lambda message: self._warn(step.id, message),
+            ) as worktree:
+                yield place
+        finally:
+            # Runs after the worktree's own exit, which is what commits the work.
+            if worktree is not None and worktree.commit is not None:
+                place.branch = branch
+                place.commit = worktree.commit
+                self._results[step.id] = worktree.commit
+
+    async def _start_commit(self, run: RunResult, step: Step) -> str:
+        if not step.needs:
+            return self._base
+        commits = [self._results[need] for need in step.needs]
+        message = f"treeflow: start of step {step.id}: work of {', '.join(step.needs)}\n\nRun {run.run_id}."
+        merged = await merge_commits(self._repo, commits, message, self._identity)
+        if isinstance(merged, MergeConflict):
+            raise StepSetupError(await self._describe_conflict(step.needs, merged))
+        return merged
+
+    async def _describe_conflict(self, needs: tuple[str, ...], conflict: MergeConflict) -> str:
+        touched = {need: await changed_files(self._repo, self._base, self._results[need]) for need in needs}
+        parts = []
+        for path in conflict.files:
+            by = [f"`{need}`" for need in needs if path in touched[need]]
+            parts.append(f"{path} (changed by {' and '.join(by) or 'several steps'})")
+        names = ", ".join(f"`{need}`" for need in needs)
+        return f"cannot start: the work of {names} conflicts in " + ", ".join(parts)
+
+    async def close(self, run: RunResult) -> None:
+        """Give the run branch `treeflow/runs/<run_id>` the merged work of its succeeded steps."""
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_remove_empty_dirs, self._root / run.run_id, self._root.parent)
+            succeeded = [
+                step_id for step_id, result in run.steps.items()
+                if result.status is StepStatus.SUCCEEDED and step_id in self._results
+            ]
+            needs = {step_id: [n for n in self._workflow.steps[step_id].needs if n in succeeded]
+                     for step_id in succeeded}
+            ends = [self._results[step_id] for step_id in graph.leaves(needs)]
+            commits = [commit for commit in ends if commit != self._base]
+            if not commits:
+                return
+            merged = await merge_commits(
+                self._repo, commits, f"treeflow: result of run {run.run_id} of {run.workflow}", self._identity
+            )
+            if isinstance(merged, MergeConflict):
+                self._warn(None, "the work of the final steps conflicts in " + ", ".join(merged.files)
+                           + "; their branches are kept, but the run has no result branch")
+                return
+            branch = run_branch(run.run_id)
+            await git_locked(self._lock, self._repo.root, "branch", "--no-track", branch, merged)
+            run.result_branch = branch
+
+
+def _remove_empty_dirs(folder: Path, stop: Path) -> None:
+    while folder != stop and folder.is_relative_to(stop):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent

@@ -1,0 +1,274 @@
+"""Steps in their own worktrees, with real repositories: isolation, saved work, joins, setup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.conftest import git
+from tests.helpers import make_run, run_workflow
+from treeflow.core.model import RunStatus, StepStatus
+from treeflow.core.worktree import WorkspaceError
+
+pytestmark = pytest.mark.anyio
+
+
+def treeflow_worktrees(repo: Path) -> list[str]:
+    listing = git(repo, "worktree", "list", "--porcelain")
+    paths = [line.split(" ", 1)[1] for line in listing.splitlines() if line.startswith("worktree ")]
+    return [path for path in paths if Path(path) != repo]
+
+
+def branches(repo: Path) -> list[str]:
+    return git(repo, "branch", "--format=%(refname:short)").splitlines()
+
+
+def show(repo: Path, rev: str, path: str) -> str:
+    return git(repo, "show", f"{rev}:{path}")
+
+
+async def test_sixteen_parallel_steps_twenty_times_without_a_git_error(repo: Path, worktree_root: Path) -> None:
+    steps = "\n".join(
+        f"  s{i}: {{run: 'mkdir -p out && echo {i} > out/s{i}.txt && echo $TREEFLOW_STEP > out/s{i}.who'}}"
+        for i in range(16)
+    )
+    for _ in range(20):
+        result = await run_workflow(repo, f"max_parallel: 16\nsteps:\n{steps}\n", worktrees=True)
+        assert result.warnings == []
+        assert {s.status for s in result.steps.values()} == {StepStatus.SUCCEEDED}, {
+            step_id: s.error for step_id, s in result.steps.items() if s.error
+        }
+        for i in range(16):
+            step = result.steps[f"s{i}"]
+            assert step.branch == f"treeflow/{result.run_id}/s{i}"
+            assert step.commit == git(repo, "rev-parse", step.branch)
+            assert show(repo, step.branch, f"out/s{i}.txt") == str(i)
+            assert show(repo, step.branch, f"out/s{i}.who") == f"s{i}"
+    assert treeflow_worktrees(repo) == []
+    assert not any(worktree_root.rglob("*.txt"))
+
+
+async def test_the_users_checkout_is_untouched_and_its_changes_are_the_base(repo: Path) -> None:
+    (repo / "README.md").write_text("edited but not committed\n")
+    (repo / "staged.txt").write_text("staged\n")
+    git(repo, "add", "staged.txt")
+    (repo / "notes.txt").write_text("untracked\n")
+    (repo / "stashed.txt").write_text("s\n")
+    git(repo, "add", "stashed.txt")
+    git(repo, "stash", "push", "--quiet", "--", "stashed.txt")
+    (repo / "README.md").write_text("edited but not committed\n")
+
+    def state() -> list[str]:
+        return [
+            git(repo, "status", "--porcelain", "--untracked-files=all"),
+            git(repo, "diff"),
+            git(repo, "diff", "--cached"),
+            git(repo, "rev-parse", "HEAD"),
+            git(repo, "branch", "--show-current"),
+            git(repo, "stash", "list"),
+            (repo / "README.md").read_text(),
+        ]
+
+    workflow_file = repo.parent / "workflow.yml"
+    before = state()
+    result = await run_workflow(
+        repo,
+        """\
+        steps:
+          reader: {run: "cat README.md > seen.txt; cat staged.txt >> seen.txt; test ! -e notes.txt"}
+        """,
+        worktrees=True,
+        workflow_path=workflow_file,
+    )
+    assert result.status is RunStatus.SUCCEEDED, result.steps["reader"].error
+    assert state() == before
+    seen = show(repo, result.steps["reader"].branch or "?", "seen.txt")
+    assert seen == "edited but not committed\nstaged"
+    assert result.base_commit != git(repo, "rev-parse", "HEAD")
+
+
+async def test_base_head_ignores_uncommitted_changes(repo: Path) -> None:
+    (repo / "README.md").write_text("uncommitted\n")
+    result = await run_workflow(
+        repo, "base: head\nsteps:\n  r: {run: 'cp README.md copy.txt'}\n", worktrees=True,
+        workflow_path=repo.parent / "w.yml",
+    )
+    assert result.base_commit == git(repo, "rev-parse", "HEAD")
+    assert show(repo, result.steps["r"].branch or "?", "copy.txt") == "hello"
+
+
+@pytest.mark.parametrize(
+    ("run", "extra", "status"),
+    [
+        ("echo partial > work.txt; exit 1", "", StepStatus.FAILED),
+        ("echo partial > work.txt; sleep 60", "timeout: 300ms", StepStatus.TIMED_OUT),
+    ],
+)
+async def test_partial_work_of_a_failed_or_timed_out_step_is_committed(
+    repo: Path, run: str, extra: str, status: StepStatus
+) -> None:
+    result = await run_workflow(repo, f"steps:\n  s: {{run: '{run}', {extra or 'retry: 1'}}}\n", worktrees=True)
+    step = result.steps["s"]
+    assert step.status is status
+    assert step.branch is not None
+    assert show(repo, step.branch, "work.txt") == "partial"
+    assert treeflow_worktrees(repo) == []
+
+
+async def test_a_cancelled_step_keeps_what_it_wrote(repo: Path) -> None:
+    mark = repo.parent / "started"
+    run = await make_run(
+        repo, f"steps:\n  s: {{run: 'echo partial > work.txt; touch {mark}; sleep 60'}}\n", worktrees=True
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(run.execute)
+        with anyio.fail_after(20):
+            while not mark.exists():
+                await anyio.sleep(0.02)
+        run.cancel()
+    step = run.result.steps["s"]
+    assert step.status is StepStatus.CANCELLED
+    assert show(repo, step.branch or "?", "work.txt") == "partial"
+    assert treeflow_worktrees(repo) == []
+
+
+async def test_branches_without_work_are_deleted_and_the_run_branch_merges_the_rest(repo: Path) -> None:
+    result = await run_workflow(
+        repo,
+        """\
+        steps:
+          idle: {run: "true"}
+          writer: {run: "echo w > w.txt"}
+          other: {run: "echo o > o.txt"}
+        """,
+        worktrees=True,
+    )
+    assert result.steps["idle"].branch is None
+    assert f"treeflow/{result.run_id}/idle" not in branches(repo)
+    assert result.result_branch == f"treeflow/runs/{result.run_id}"
+    assert show(repo, result.result_branch, "w.txt") == "w"
+    assert show(repo, result.result_branch, "o.txt") == "o"
+
+
+async def test_no_run_branch_when_nothing_changed(repo: Path) -> None:
+    result = await run_workflow(repo, "steps:\n  idle: {run: 'true'}\n", worktrees=True)
+    assert result.result_branch is None
+    assert [b for b in branches(repo) if b.startswith("treeflow/")] == []
+
+
+async def test_a_join_starts_from_the_work_of_all_its_needs(repo: Path) -> None:
+    result = await run_workflow(
+        repo,
+        """\
+        steps:
+          left: {run: "echo L > left.txt"}
+          right: {run: "echo R > right.txt"}
+          join: {run: "cat left.txt right.txt > both.txt", needs: [left, right]}
+        """,
+        worktrees=True,
+    )
+    assert result.status is RunStatus.SUCCEEDED, result.steps["join"].error
+    assert show(repo, result.steps["join"].branch or "?", "both.txt") == "L\nR"
+    assert show(repo, result.result_branch or "?", "both.txt") == "L\nR"
+
+
+async def test_a_conflicting_join_fails_before_running_and_names_files_and_steps(repo: Path) -> None:
+    result = await run_workflow(
+        repo,
+        """\
+        fail_fast: false
+        steps:
+          left: {run: "echo L > README.md"}
+          right: {run: "echo R > README.md"}
+          join: {run: "touch ran.txt", needs: [left, right]}
+        """,
+        worktrees=True,
+    )
+    join = result.steps["join"]
+    assert join.status is StepStatus.FAILED
+    assert join.error is not None
+    assert "README.md" in join.error
+    assert "`left`" in join.error
+    assert "`right`" in join.error
+    assert join.branch is None
+    assert join.attempts == 0
+
+
+async def test_setup_copies_ignored_files_without_committing_them(repo: Path) -> None:
+    (repo / ".gitignore").write_text(".env\n")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-qm", "ignore .env")
+    (repo / ".env").write_text("SECRET=1\n")
+    (repo / "local.cfg").write_text("untracked, not ignored\n")
+    result = await run_workflow(
+        repo,
+        """\
+        setup: {copy: [".env", "*.cfg"]}
+        steps:
+          uses: {run: "cat .env local.cfg > used.txt"}
+        """,
+        worktrees=True,
+        workflow_path=repo.parent / "w.yml",
+    )
+    uses = result.steps["uses"]
+    assert uses.status is StepStatus.SUCCEEDED, uses.error
+    assert show(repo, uses.branch or "?", "used.txt") == "SECRET=1\nuntracked, not ignored"
+    files = git(repo, "ls-tree", "-r", "--name-only", uses.branch or "?").splitlines()
+    assert ".env" not in files
+    assert "local.cfg" not in files
+
+
+async def test_setup_copy_refuses_paths_outside_the_repository(repo: Path) -> None:
+    result = await run_workflow(
+        repo, "setup: {copy: ['../outside']}\nsteps:\n  s: {run: 'true'}\n", worktrees=True
+    )
+    assert result.steps["s"].status is StepStatus.FAILED
+    assert "outside the repository" in (result.steps["s"].error or "")
+    assert treeflow_worktrees(repo) == []
+
+
+async def test_setup_run_failure_fails_the_step_with_its_log(repo: Path) -> None:
+    result = await run_workflow(
+        repo,
+        "setup: {run: 'echo installing; exit 9'}\nsteps:\n  s: {run: 'touch never.txt'}\n",
+        worktrees=True,
+    )
+    step = result.steps["s"]
+    assert step.status is StepStatus.FAILED
+    assert step.error == "setup failed: exit status 9"
+    assert step.log is not None
+    assert "installing" in step.log.read_text()
+    assert step.branch is None
+
+
+async def test_treeflow_folder_is_never_committed(repo: Path) -> None:
+    result = await run_workflow(
+        repo, "steps:\n  s: {run: 'mkdir -p .treeflow && echo x > .treeflow/status.json && echo y > kept.txt'}\n",
+        worktrees=True,
+    )
+    files = git(repo, "ls-tree", "-r", "--name-only", result.steps["s"].branch or "?").splitlines()
+    assert "kept.txt" in files
+    assert not any(name.startswith(".treeflow/") for name in files)
+
+
+async def test_a_step_that_commits_by_itself_keeps_its_commits(repo: Path) -> None:
+    result = await run_workflow(
+        repo,
+        "steps:\n  s: {run: 'echo a > a.txt && git add a.txt && git commit -qm own && echo b > b.txt'}\n",
+        worktrees=True,
+    )
+    branch = result.steps["s"].branch or "?"
+    log = git(repo, "log", "--format=%s", f"{result.base_commit}..{branch}").splitlines()
+    assert len(log) == 2
+    assert "own" in log
+    assert show(repo, branch, "b.txt") == "b"
+
+
+async def test_a_repository_without_commits_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "-q")
+    with pytest.raises(WorkspaceError, match="no commits yet"):
+        await run_workflow(empty, "steps:\n  s: {run: 'true'}\n", worktrees=True)
