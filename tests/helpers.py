@@ -51,7 +51,11 @@ async def make_run(
     repository = await open_repository(repo)
     workspace = GitWorkspace(repository, workflow) if worktrees else None
     return Run(
-        workflow, repository, recorder or Recorder(), RunOptions(**options), workspace=workspace  # type: ignore[arg-type]
+        workflow,
+        repository,
+        recorder or Recorder(),
+        RunOptions(**options),
+        workspace=workspace,  # type: ignore[arg-type]
     )
 
 
@@ -64,7 +68,9 @@ async def run_workflow(
     workflow_path: Path | None = None,
     **options: object,
 ) -> RunResult:
-    run = await make_run(repo, yaml_text, recorder, worktrees=worktrees, workflow_path=workflow_path, **options)
+    run = await make_run(
+        repo, yaml_text, recorder, worktrees=worktrees, workflow_path=workflow_path, **options
+    )
     return await run.execute()
 
 

@@ -15,6 +15,7 @@ import anyio
 from rich.console import Console
 
 from treeflow.console import LiveSink, PlainSink
+from treeflow.core.clean import clean
 from treeflow.core.events import EventSink, NullSink
 from treeflow.core.git import NotARepository, open_repository
 from treeflow.core.model import RunStatus
@@ -43,18 +44,38 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a workflow")
-    run.add_argument("workflow", nargs="?", type=Path, help="workflow file (default: treeflow.yml or the "
-                     "single .treeflow/*.yml of the repository)")
-    run.add_argument("--step", action="append", default=[], metavar="ID",
-                     help="run this step and what it needs (repeatable)")
+    run.add_argument(
+        "workflow",
+        nargs="?",
+        type=Path,
+        help="workflow file (default: treeflow.yml or the single .treeflow/*.yml of the repository)",
+    )
+    run.add_argument(
+        "--step",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="run this step and what it needs (repeatable)",
+    )
     run.add_argument("--max-parallel", type=_positive_int, metavar="N", help="at most N steps at once")
     run.add_argument("--json", action="store_true", help="print only the result as JSON on stdout")
-    run.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR",
-                     help="the git repository to run in (default: the current directory)")
+    run.add_argument(
+        "--repo",
+        type=Path,
+        default=Path.cwd(),
+        metavar="DIR",
+        help="the git repository to run in (default: the current directory)",
+    )
 
     validate = commands.add_parser("validate", help="check a workflow file and report every error")
     validate.add_argument("workflow", nargs="?", type=Path)
     validate.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
+
+    clean = commands.add_parser(
+        "clean", help="remove leftover worktrees and treeflow branches whose work is kept elsewhere"
+    )
+    clean.add_argument("--dry-run", action="store_true", help="only say what would be done")
+    clean.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
     return parser
 
 
@@ -78,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "validate":
             return validate_command(args)
+        if args.command == "clean":
+            return anyio.run(clean_command, args)
         return anyio.run(run_command, args)
     except WorkflowError as exc:
         for error in exc.errors:
@@ -133,6 +156,16 @@ async def run_command(args: argparse.Namespace) -> int:
     if result.status is RunStatus.CANCELLED:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.status is RunStatus.SUCCEEDED else EXIT_FAILED
+
+
+async def clean_command(args: argparse.Namespace) -> int:
+    repo = await open_repository(args.repo)
+    actions = await clean(repo, dry_run=args.dry_run)
+    for action in actions:
+        print(action)
+    if not actions:
+        print("nothing to clean")
+    return EXIT_OK
 
 
 async def _cancel_on_signal(run: Run) -> None:

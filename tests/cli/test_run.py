@@ -29,11 +29,14 @@ def treeflow(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_success_prints_one_line_per_event_and_exits_0(repo: Path) -> None:
-    write_workflow(repo, """\
+    write_workflow(
+        repo,
+        """\
         steps:
           hello: {run: "echo hello world"}
           after: {run: "true", needs: [hello]}
-        """)
+        """,
+    )
     done = treeflow(repo, "run")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -52,39 +55,65 @@ def test_a_failed_step_exits_1_and_says_why(repo: Path) -> None:
 
 
 def test_json_prints_the_result_object_only(repo: Path) -> None:
-    write_workflow(repo, """\
+    write_workflow(
+        repo,
+        """\
         steps:
           a: {run: "echo noise"}
           b: {run: "exit 2", needs: [a]}
           c: {run: "true", needs: [b]}
-        """)
+        """,
+    )
     done = treeflow(repo, "run", "--json")
     assert done.returncode == 1
     result = json.loads(done.stdout)
     assert set(result) >= {
-        "run_id", "workflow", "status", "base_commit", "result_branch",
-        "started_at", "ended_at", "duration_s", "steps",
+        "run_id",
+        "workflow",
+        "status",
+        "base_commit",
+        "result_branch",
+        "started_at",
+        "ended_at",
+        "duration_s",
+        "steps",
     }
     assert result["status"] == "failed"
-    assert result["base_commit"] == subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    assert (
+        result["base_commit"]
+        == subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
     steps = result["steps"]
     assert [steps[s]["status"] for s in "abc"] == ["succeeded", "failed", "skipped"]
-    for field in ("status", "attempts", "exit_code", "started_at", "ended_at", "duration_s",
-                  "branch", "commit", "log"):
+    for field in (
+        "status",
+        "attempts",
+        "exit_code",
+        "started_at",
+        "ended_at",
+        "duration_s",
+        "branch",
+        "commit",
+        "log",
+    ):
         assert field in steps["a"]
     assert steps["b"]["exit_code"] == 2
     assert Path(steps["a"]["log"]).read_text() == "noise\n"
 
 
 def test_step_option_runs_the_step_and_what_it_needs(repo: Path) -> None:
-    write_workflow(repo, """\
+    write_workflow(
+        repo,
+        """\
         steps:
           base: {run: "true"}
           wanted: {run: "true", needs: [base]}
           other: {run: "true"}
-        """, name=".treeflow/checks.yml")
+        """,
+        name=".treeflow/checks.yml",
+    )
     done = treeflow(repo, "run", "--step", "wanted", "--json")
     assert done.returncode == 0, done.stderr
     assert list(json.loads(done.stdout)["steps"]) == ["base", "wanted"]
@@ -93,12 +122,15 @@ def test_step_option_runs_the_step_and_what_it_needs(repo: Path) -> None:
 def test_sigint_cancels_the_run_kills_every_tree_and_exits_130(repo: Path) -> None:
     pids = repo / "pids"
     pids.mkdir()
-    write_workflow(repo, f"""\
+    write_workflow(
+        repo,
+        f"""\
         steps:
           sleeper: {{run: "echo $$ > {pids}/sleeper; exec sleep 60"}}
           tree: {{run: "sh -c 'sleep 60 & echo $! > {pids}/grandchild; wait' & echo $! > {pids}/tree; wait"}}
           later: {{run: "true", needs: [tree]}}
-        """)
+        """,
+    )
     process = subprocess.Popen(
         [*TREEFLOW, "run", "--json"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -121,7 +153,11 @@ def test_terminal_shows_a_summary_table(repo: Path) -> None:
     write_workflow(repo, "steps:\n  one: {run: 'echo hi'}\n  two: {run: 'echo boom-line; exit 3'}\n")
     parent, child = pty.openpty()
     process = subprocess.Popen(
-        [*TREEFLOW, "run"], cwd=repo, stdin=child, stdout=child, stderr=child,
+        [*TREEFLOW, "run"],
+        cwd=repo,
+        stdin=child,
+        stdout=child,
+        stderr=child,
         env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
     )
     os.close(child)

@@ -31,11 +31,14 @@ def assert_nothing_ran(repo: Path, marker: Path) -> None:
 
 
 def test_valid_file_exits_0(tmp_path: Path) -> None:
-    write(tmp_path, """\
+    write(
+        tmp_path,
+        """\
         steps:
           lint: {run: ruff check .}
           test: {run: pytest, needs: lint}
-        """)
+        """,
+    )
     done = treeflow(tmp_path, "validate", "treeflow.yml")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "treeflow.yml: ok (2 steps)"
@@ -43,7 +46,9 @@ def test_valid_file_exits_0(tmp_path: Path) -> None:
 
 
 def test_invalid_file_exits_2_and_lists_every_error(tmp_path: Path) -> None:
-    write(tmp_path, """\
+    write(
+        tmp_path,
+        """\
         name: checks
         max_parallel: many
         steps:
@@ -53,7 +58,8 @@ def test_invalid_file_exits_2_and_lists_every_error(tmp_path: Path) -> None:
           test:
             run: pytest
             timout: 5m
-        """)
+        """,
+    )
     done = treeflow(tmp_path, "validate", "treeflow.yml")
     assert done.returncode == 2
     assert done.stdout == ""
@@ -97,13 +103,16 @@ def test_validate_without_a_file_refuses_to_guess(tmp_path: Path) -> None:
 
 def test_run_of_an_invalid_workflow_exits_2_and_runs_nothing(repo: Path, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    write(repo, f"""\
+    write(
+        repo,
+        f"""\
         steps:
           ok: {{run: "touch {marker}"}}
           broken:
             needs: [missing]
             run: "touch {marker}"
-        """)
+        """,
+    )
     done = treeflow(repo, "run")
     assert done.returncode == 2
     assert "treeflow.yml:4:13: step `broken` needs unknown step `missing`" in done.stderr
@@ -128,11 +137,14 @@ def test_run_outside_a_git_repository_exits_2(tmp_path: Path) -> None:
 
 def test_run_of_an_unknown_step_exits_2_naming_it(repo: Path, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    write(repo, f"""\
+    write(
+        repo,
+        f"""\
         steps:
           lint: {{run: "touch {marker}"}}
           test: {{run: "touch {marker}", needs: lint}}
-        """)
+        """,
+    )
     done = treeflow(repo, "run", "--step", "test", "--step", "nosuch")
     assert done.returncode == 2
     message = done.stderr.strip()

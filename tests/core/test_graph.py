@@ -77,9 +77,7 @@ def test_one_valid_cycle_per_cyclic_component_on_random_graphs() -> None:
     rng = random.Random(20240601)
     for _ in range(300):
         nodes = [f"n{i}" for i in range(rng.randint(1, 9))]
-        needs = {
-            node: [other for other in [*nodes, "ghost"] if rng.random() < 0.2] for node in nodes
-        }
+        needs = {node: [other for other in [*nodes, "ghost"] if rng.random() < 0.2] for node in nodes}
         reach = _reachable(needs)
         component = {node: frozenset({node} | {o for o in reach[node] if node in reach[o]}) for node in nodes}
         cyclic = {component[node] for node in nodes if node in reach[node]}
@@ -174,7 +172,9 @@ def test_base_doubles_per_attempt_and_is_capped() -> None:
         (RetryPolicy(attempts=9, backoff_s=2.0, max_backoff_s=5.0, jitter=0.5), 6, 5.0),
     ],
 )
-def test_jitter_stays_within_bounds_and_spreads_both_ways(policy: RetryPolicy, attempt: int, base: float) -> None:
+def test_jitter_stays_within_bounds_and_spreads_both_ways(
+    policy: RetryPolicy, attempt: int, base: float
+) -> None:
     rng = random.Random(12345)
     delays = [policy.delay_before(attempt, rng) for _ in range(DRAWS)]
     low, high = base * (1 - policy.jitter), base * (1 + policy.jitter)

@@ -49,11 +49,11 @@ async def test_a_step_never_starts_before_its_needs_ended(repo: Path) -> None:
     workflow = f"""\
         max_parallel: 4
         steps:
-          a: {{run: "{MARK.format(body='sleep 0.2')}"}}
-          b: {{run: "{MARK.format(body='sleep 0.1')}"}}
-          c: {{run: "{MARK.format(body='true')}", needs: [a, b]}}
-          d: {{run: "{MARK.format(body='true')}", needs: [c]}}
-          e: {{run: "{MARK.format(body='true')}", needs: [a]}}
+          a: {{run: "{MARK.format(body="sleep 0.2")}"}}
+          b: {{run: "{MARK.format(body="sleep 0.1")}"}}
+          c: {{run: "{MARK.format(body="true")}", needs: [a, b]}}
+          d: {{run: "{MARK.format(body="true")}", needs: [c]}}
+          e: {{run: "{MARK.format(body="true")}", needs: [a]}}
         """
     result = await run_workflow(repo, workflow)
     assert result.status is RunStatus.SUCCEEDED
@@ -71,9 +71,9 @@ async def test_a_step_starts_when_its_own_needs_are_done_not_in_waves(repo: Path
     (repo / "marks").mkdir()
     workflow = f"""\
         steps:
-          quick: {{run: "{MARK.format(body='true')}"}}
-          slow: {{run: "{MARK.format(body='sleep 3')}"}}
-          quick_next: {{run: "{MARK.format(body='true')}", needs: [quick]}}
+          quick: {{run: "{MARK.format(body="true")}"}}
+          slow: {{run: "{MARK.format(body="sleep 3")}"}}
+          quick_next: {{run: "{MARK.format(body="true")}", needs: [quick]}}
         """
     result = await run_workflow(repo, workflow, max_parallel=3)
     assert result.status is RunStatus.SUCCEEDED

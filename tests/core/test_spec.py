@@ -50,17 +50,23 @@ def assert_error(error: SpecError, line: int, column: int, *words: str) -> None:
     [
         pytest.param(
             "steps:\n  a: {run: echo hi\n  b: {run: echo}\n",
-            3, 4, ("YAML syntax", "expected ',' or '}'"),
+            3,
+            4,
+            ("YAML syntax", "expected ',' or '}'"),
             id="unclosed-flow-mapping",
         ),
         pytest.param(
             "steps:\n\ta: {run: echo}\n",
-            2, 1, ("YAML syntax", "'\\t'"),
+            2,
+            1,
+            ("YAML syntax", "'\\t'"),
             id="tab-indent",
         ),
         pytest.param(
             "steps: {a: {run: x}}\n---\nsteps: {b: {run: y}}\n",
-            2, 1, ("YAML syntax", "document"),
+            2,
+            1,
+            ("YAML syntax", "document"),
             id="second-document",
         ),
     ],
@@ -80,32 +86,44 @@ def test_control_character_is_a_located_error_not_a_crash(tmp_path: Path) -> Non
     [
         pytest.param(
             "nme: checks\nsteps:\n  a: {run: x}\n",
-            1, 1, ("unknown key `nme` in the workflow", "did you mean `name`?"),
+            1,
+            1,
+            ("unknown key `nme` in the workflow", "did you mean `name`?"),
             id="top-level-close",
         ),
         pytest.param(
             "steps:\n  a: {run: x}\ncolour: red\n",
-            3, 1, ("unknown key `colour` in the workflow", "known keys:", "steps"),
+            3,
+            1,
+            ("unknown key `colour` in the workflow", "known keys:", "steps"),
             id="top-level-far",
         ),
         pytest.param(
             "defaults:\n  timout: 5m\nsteps:\n  a: {run: x}\n",
-            2, 3, ("unknown key `timout` in defaults", "did you mean `timeout`?"),
+            2,
+            3,
+            ("unknown key `timout` in defaults", "did you mean `timeout`?"),
             id="defaults",
         ),
         pytest.param(
             "steps:\n  b: {run: x}\n  a:\n    run: x\n    need: [b]\n",
-            5, 5, ("unknown key `need` in step `a`", "did you mean `needs`?"),
+            5,
+            5,
+            ("unknown key `need` in step `a`", "did you mean `needs`?"),
             id="step",
         ),
         pytest.param(
             "steps:\n  a:\n    run: x\n    retry: {atempts: 3}\n",
-            4, 13, ("unknown key `atempts`", "retry", "did you mean `attempts`?"),
+            4,
+            13,
+            ("unknown key `atempts`", "retry", "did you mean `attempts`?"),
             id="retry",
         ),
         pytest.param(
             "defaults:\n  retry:\n    backof: 2s\nsteps:\n  a: {run: x}\n",
-            3, 5, ("unknown key `backof` in defaults.retry", "did you mean `backoff`?"),
+            3,
+            5,
+            ("unknown key `backof` in defaults.retry", "did you mean `backoff`?"),
             id="defaults-retry",
         ),
     ],
@@ -118,12 +136,15 @@ def test_unknown_key(tmp_path: Path, text: str, line: int, column: int, words: t
 
 
 def test_unknown_key_in_agent_also_reports_the_missing_prompt(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         steps:
           review:
             agent:
               promt: Review this branch
-        """)
+        """,
+    )
     found = errors_in(path)
     assert len(found) == 2, [str(error) for error in found]
     unknown = next(error for error in found if "unknown key" in error.message)
@@ -137,57 +158,79 @@ def test_unknown_key_in_agent_also_reports_the_missing_prompt(tmp_path: Path) ->
     [
         pytest.param(
             'max_parallel: "four"\nsteps:\n  a: {run: x}\n',
-            1, 15, ("max_parallel must be a whole number", "'four'"),
+            1,
+            15,
+            ("max_parallel must be a whole number", "'four'"),
             id="max_parallel-string",
         ),
         pytest.param(
             "max_parallel: 0\nsteps:\n  a: {run: x}\n",
-            1, 15, ("max_parallel must be at least 1", "0"),
+            1,
+            15,
+            ("max_parallel must be at least 1", "0"),
             id="max_parallel-zero",
         ),
         pytest.param(
             "fail_fast: maybe\nsteps:\n  a: {run: x}\n",
-            1, 12, ("fail_fast must be true or false", "'maybe'"),
+            1,
+            12,
+            ("fail_fast must be true or false", "'maybe'"),
             id="fail_fast-string",
         ),
         pytest.param(
             "steps:\n  a: {run: x}\n  b:\n    run: x\n    needs: 3\n",
-            5, 12, ("step `b`: needs must be a list of strings", "the number 3"),
+            5,
+            12,
+            ("step `b`: needs must be a list of strings", "the number 3"),
             id="needs-number",
         ),
         pytest.param(
             "steps:\n  a: {run: x}\n  b:\n    run: x\n    needs: [a, 3]\n",
-            5, 16, ("needs must be a string", "the number 3"),
+            5,
+            16,
+            ("needs must be a string", "the number 3"),
             id="needs-entry-number",
         ),
         pytest.param(
             "env:\n  MODE: {fast: true}\nsteps:\n  a: {run: x}\n",
-            2, 9, ("env.MODE must be a string", "a mapping"),
+            2,
+            9,
+            ("env.MODE must be a string", "a mapping"),
             id="env-value-mapping",
         ),
         pytest.param(
             "steps:\n  a:\n    run: x\n    env:\n      PATHS: [a, b]\n",
-            5, 14, ("step `a`: env.PATHS must be a string", "a list"),
+            5,
+            14,
+            ("step `a`: env.PATHS must be a string", "a list"),
             id="step-env-value-list",
         ),
         pytest.param(
             "steps:\n  a: echo hi\n",
-            2, 6, ("step `a` must be a mapping", "the string 'echo hi'"),
+            2,
+            6,
+            ("step `a` must be a mapping", "the string 'echo hi'"),
             id="step-string",
         ),
         pytest.param(
             "steps:\n  - a\n  - b\n",
-            2, 3, ("steps must be a mapping", "a list"),
+            2,
+            3,
+            ("steps must be a mapping", "a list"),
             id="steps-list",
         ),
         pytest.param(
             "steps:\n  a: {run: [echo, hi]}\n",
-            2, 12, ("step `a`: run must be a string", "a list"),
+            2,
+            12,
+            ("step `a`: run must be a string", "a list"),
             id="run-list",
         ),
         pytest.param(
             "- run: x\n",
-            1, 1, ("the workflow must be a mapping", "a list"),
+            1,
+            1,
+            ("the workflow must be a mapping", "a list"),
             id="workflow-list",
         ),
     ],
@@ -201,32 +244,44 @@ def test_wrong_type(tmp_path: Path, text: str, line: int, column: int, words: tu
     [
         pytest.param(
             "steps:\n  a:\n    run: x\n    timeout: 10x\n",
-            4, 14, ("step `a`: timeout", "bad duration '10x'"),
+            4,
+            14,
+            ("step `a`: timeout", "bad duration '10x'"),
             id="unknown-unit",
         ),
         pytest.param(
             "steps:\n  a:\n    run: x\n    timeout: 0s\n",
-            4, 14, ("step `a`: timeout must be longer than zero",),
+            4,
+            14,
+            ("step `a`: timeout must be longer than zero",),
             id="zero",
         ),
         pytest.param(
             "steps:\n  a:\n    run: x\n    timeout: -5\n",
-            4, 14, ("longer than zero",),
+            4,
+            14,
+            ("longer than zero",),
             id="negative-number",
         ),
         pytest.param(
             "defaults:\n  timeout: 1m 30s\nsteps:\n  a: {run: x}\n",
-            2, 12, ("defaults.timeout", "bad duration '1m 30s'"),
+            2,
+            12,
+            ("defaults.timeout", "bad duration '1m 30s'"),
             id="space-inside",
         ),
         pytest.param(
             "steps:\n  a:\n    run: x\n    retry: {backoff: soon}\n",
-            4, 22, ("retry.backoff", "bad duration 'soon'"),
+            4,
+            22,
+            ("retry.backoff", "bad duration 'soon'"),
             id="retry-backoff",
         ),
         pytest.param(
             "steps:\n  a:\n    agent: {prompt: p, heartbeat: 0ms}\n",
-            3, 35, ("agent.heartbeat must be longer than zero",),
+            3,
+            35,
+            ("agent.heartbeat must be longer than zero",),
             id="agent-heartbeat",
         ),
     ],
@@ -277,13 +332,16 @@ def test_longest_allowed_step_id_is_accepted(tmp_path: Path) -> None:
 
 
 def test_unknown_need_suggests_a_close_step(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         steps:
           build: {run: make}
           test:
             run: make test
             needs: [buidl, docs]
-        """)
+        """,
+    )
     close, far = errors_in(path)
     assert_error(close, 5, 13, "step `test` needs unknown step `buidl`", "did you mean `build`?")
     assert_error(far, 5, 20, "step `test` needs unknown step `docs`")
@@ -291,18 +349,23 @@ def test_unknown_need_suggests_a_close_step(tmp_path: Path) -> None:
 
 
 def test_step_needing_itself(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         steps:
           a:
             run: x
             needs: a
-        """)
+        """,
+    )
     # Reported once, as itself, not also as a one-step cycle.
     assert_error(only_error(path), 4, 12, "step `a` needs itself")
 
 
 def test_cycle_is_reported_once_at_its_first_edge(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         steps:
           a:
             run: x
@@ -316,18 +379,22 @@ def test_cycle_is_reported_once_at_its_first_edge(tmp_path: Path) -> None:
           d:
             run: x
             needs: [a]
-        """)
+        """,
+    )
     assert_error(only_error(path), 4, 13, "dependency cycle", "a -> b -> c -> a")
 
 
 def test_two_cycles_are_both_reported(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         steps:
           x: {run: x, needs: [y]}
           y: {run: x, needs: [x]}
           p: {run: x, needs: q}
           q: {run: x, needs: [p, x]}
-        """)
+        """,
+    )
     first, second = errors_in(path)
     assert_error(first, 2, 23, "x -> y -> x")
     assert_error(second, 4, 22, "p -> q -> p")
@@ -348,12 +415,15 @@ def test_no_steps(tmp_path: Path, text: str, line: int, column: int, words: tupl
 
 
 def test_step_with_both_run_and_agent(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         steps:
           a:
             run: make
             agent: {prompt: fix it}
-        """)
+        """,
+    )
     assert_error(only_error(path), 4, 12, "step `a` has both `run:` and `agent:`")
 
 
@@ -373,17 +443,23 @@ def test_step_with_neither_run_nor_agent(tmp_path: Path, text: str, line: int, c
     [
         pytest.param(
             "name: one\nname: two\nsteps:\n  a: {run: x}\n",
-            2, 1, ("duplicate key `name` in the workflow",),
+            2,
+            1,
+            ("duplicate key `name` in the workflow",),
             id="top-level",
         ),
         pytest.param(
             "steps:\n  a: {run: x}\n  b: {run: y}\n  a: {run: z}\n",
-            4, 3, ("duplicate key `a` in steps",),
+            4,
+            3,
+            ("duplicate key `a` in steps",),
             id="step-id",
         ),
         pytest.param(
             "steps:\n  a:\n    run: x\n    run: y\n",
-            4, 5, ("duplicate key `run` in step `a`",),
+            4,
+            5,
+            ("duplicate key `run` in step `a`",),
             id="in-step",
         ),
     ],
@@ -404,7 +480,9 @@ def test_version_1_is_accepted(tmp_path: Path) -> None:
 def test_every_error_in_a_file_is_reported_at_once_sorted_by_line(tmp_path: Path) -> None:
     # Top-level keys are checked before steps and `needs` only after every step, so detection order
     # differs from file order; the report must still read top to bottom.
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         name: checks
         max_parallel: many
         steps:
@@ -418,7 +496,8 @@ def test_every_error_in_a_file_is_reported_at_once_sorted_by_line(tmp_path: Path
             run: x
           docs: {}
         colour: blue
-        """)
+        """,
+    )
     found = errors_in(path)
     assert [(error.line, error.column) for error in found] == [
         (2, 15),
@@ -478,7 +557,10 @@ def test_demo_example_parses() -> None:
 
 
 def test_defaults_propagate_and_steps_override_them(tmp_path: Path) -> None:
-    workflow = load_workflow(write(tmp_path, """\
+    workflow = load_workflow(
+        write(
+            tmp_path,
+            """\
         defaults:
           timeout: 10m
           retry: {attempts: 2, backoff: 250ms, max_backoff: 10s, jitter: 0.5}
@@ -487,7 +569,9 @@ def test_defaults_propagate_and_steps_override_them(tmp_path: Path) -> None:
           plain: {run: x}
           shorthand: {run: x, retry: 3}
           partial: {run: x, retry: {backoff: 2s}, timeout: 30s, worktree: true}
-        """))
+        """,
+        )
+    )
     plain, shorthand, partial = workflow.steps.values()
     assert plain.timeout_s == 600.0
     assert plain.retry == RetryPolicy(attempts=2, backoff_s=0.25, max_backoff_s=10.0, jitter=0.5)
@@ -535,23 +619,33 @@ def test_parse_duration_rejects_malformed_text(text: str) -> None:
 
 
 def test_needs_accepts_a_single_string_and_drops_repeats(tmp_path: Path) -> None:
-    workflow = load_workflow(write(tmp_path, """\
+    workflow = load_workflow(
+        write(
+            tmp_path,
+            """\
         steps:
           a: {run: x}
           b: {run: x}
           one: {run: x, needs: a}
           many: {run: x, needs: [b, a, b]}
-        """))
+        """,
+        )
+    )
     assert workflow.steps["one"].needs == ("a",)
     assert workflow.steps["many"].needs == ("b", "a")
 
 
 def test_env_values_are_strings_as_written(tmp_path: Path) -> None:
-    workflow = load_workflow(write(tmp_path, """\
+    workflow = load_workflow(
+        write(
+            tmp_path,
+            """\
         env: {COUNT: 3, DEBUG: true, RATIO: 0.5, NAME: demo}
         steps:
           a: {run: x, env: {PORT: 8080}}
-        """))
+        """,
+        )
+    )
     assert workflow.env == {"COUNT": "3", "DEBUG": "true", "RATIO": "0.5", "NAME": "demo"}
     assert dict(workflow.steps["a"].env) == {"PORT": "8080"}
 
@@ -564,7 +658,10 @@ def test_name_defaults_to_the_file_stem(tmp_path: Path) -> None:
 
 
 def test_agent_step_and_setup(tmp_path: Path) -> None:
-    workflow = load_workflow(write(tmp_path, """\
+    workflow = load_workflow(
+        write(
+            tmp_path,
+            """\
         base: head
         setup:
           copy: .env
@@ -574,7 +671,9 @@ def test_agent_step_and_setup(tmp_path: Path) -> None:
             agent: {prompt: Review this branch, command: my-agent, heartbeat: 2m}
           quick:
             agent: {prompt: Say hi}
-        """))
+        """,
+        )
+    )
     review = workflow.steps["review"].agent
     quick = workflow.steps["quick"].agent
     assert review is not None and quick is not None

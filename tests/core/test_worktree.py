@@ -29,7 +29,9 @@ def show(repo: Path, rev: str, path: str) -> str:
     return git(repo, "show", f"{rev}:{path}")
 
 
-async def test_sixteen_parallel_steps_twenty_times_without_a_git_error(repo: Path, worktree_root: Path) -> None:
+async def test_sixteen_parallel_steps_twenty_times_without_a_git_error(
+    repo: Path, worktree_root: Path
+) -> None:
     steps = "\n".join(
         f"  s{i}: {{run: 'mkdir -p out && echo {i} > out/s{i}.txt && echo $TREEFLOW_STEP > out/s{i}.who'}}"
         for i in range(16)
@@ -92,7 +94,9 @@ async def test_the_users_checkout_is_untouched_and_its_changes_are_the_base(repo
 async def test_base_head_ignores_uncommitted_changes(repo: Path) -> None:
     (repo / "README.md").write_text("uncommitted\n")
     result = await run_workflow(
-        repo, "base: head\nsteps:\n  r: {run: 'cp README.md copy.txt'}\n", worktrees=True,
+        repo,
+        "base: head\nsteps:\n  r: {run: 'cp README.md copy.txt'}\n",
+        worktrees=True,
         workflow_path=repo.parent / "w.yml",
     )
     assert result.base_commit == git(repo, "rev-parse", "HEAD")
@@ -109,7 +113,9 @@ async def test_base_head_ignores_uncommitted_changes(repo: Path) -> None:
 async def test_partial_work_of_a_failed_or_timed_out_step_is_committed(
     repo: Path, run: str, extra: str, status: StepStatus
 ) -> None:
-    result = await run_workflow(repo, f"steps:\n  s: {{run: '{run}', {extra or 'retry: 1'}}}\n", worktrees=True)
+    result = await run_workflow(
+        repo, f"steps:\n  s: {{run: '{run}', {extra or 'retry: 1'}}}\n", worktrees=True
+    )
     step = result.steps["s"]
     assert step.status is status
     assert step.branch is not None
@@ -245,7 +251,8 @@ async def test_setup_run_failure_fails_the_step_with_its_log(repo: Path) -> None
 
 async def test_treeflow_folder_is_never_committed(repo: Path) -> None:
     result = await run_workflow(
-        repo, "steps:\n  s: {run: 'mkdir -p .treeflow && echo x > .treeflow/status.json && echo y > kept.txt'}\n",
+        repo,
+        "steps:\n  s: {run: 'mkdir -p .treeflow && echo x > .treeflow/status.json && echo y > kept.txt'}\n",
         worktrees=True,
     )
     files = git(repo, "ls-tree", "-r", "--name-only", result.steps["s"].branch or "?").splitlines()

@@ -76,9 +76,7 @@ async def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> st
     return out.rstrip("\n")
 
 
-async def git_status(
-    cwd: Path, *args: str, env: Mapping[str, str] | None = None
-) -> tuple[int, str, str]:
+async def git_status(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
     """Run git and return (exit status, stdout, stderr) whatever the status."""
     full_env = None if env is None else {**os.environ, **env}
     result = await anyio.run_process(
@@ -144,6 +142,26 @@ async def _flock(fd: int) -> None:
             delay = min(delay * 2, 0.05)
 
 
+def try_lock_file(path: Path) -> int | None:
+    """Take an exclusive flock on ``path`` without waiting: the open descriptor, or None if it is held.
+
+    The kernel drops the lock when the process dies, so a held lock means a live owner.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def unlock_file(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
 async def git_locked(lock: RepoLock, cwd: Path, *args: str) -> str:
     """Run a metadata-changing git command under ``lock``, retrying while git reports contention."""
     delay = 0.01
@@ -189,8 +207,9 @@ async def head_commit(repo: Repository) -> str | None:
 
 
 async def resolve_commit(repo: Repository, rev: str) -> str | None:
-    code, out, _ = await git_status(repo.root, "rev-parse", "--verify", "--quiet", "--end-of-options",
-                                    f"{rev}^{{commit}}")
+    code, out, _ = await git_status(
+        repo.root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"
+    )
     return out.strip() if code == 0 else None
 
 
@@ -257,8 +276,9 @@ async def merge_commits(
         if code != 0:
             raise GitError(("merge-tree", merged, other), code, err.strip())
         tree = out.splitlines()[0]
-        merged = await git(repo.root, "commit-tree", "--no-gpg-sign", tree, "-p", merged, "-p", other,
-                           "-m", message, env=env)
+        merged = await git(
+            repo.root, "commit-tree", "--no-gpg-sign", tree, "-p", merged, "-p", other, "-m", message, env=env
+        )
     parents = [arg for head in heads for arg in ("-p", head)]
     tree = await git(repo.root, "rev-parse", f"{merged}^{{tree}}")
     return await git(repo.root, "commit-tree", "--no-gpg-sign", tree, *parents, "-m", message, env=env)

@@ -277,8 +277,10 @@ class _Parser:
     def retry(self, node: yaml.Node, what: str, inherited: RetryPolicy) -> RetryPolicy | None:
         if isinstance(node, yaml.ScalarNode):
             attempts = self.integer(node, f"{what} (attempts)", 1)
-            return None if attempts is None else RetryPolicy(
-                attempts, inherited.backoff_s, inherited.max_backoff_s, inherited.jitter
+            return (
+                None
+                if attempts is None
+                else RetryPolicy(attempts, inherited.backoff_s, inherited.max_backoff_s, inherited.jitter)
             )
         fields = self.mapping(node, what, _RETRY_KEYS)
         if fields is None:
@@ -452,7 +454,8 @@ def find_workflow(directory: Path) -> Path:
             return candidate
     folder = directory / ".treeflow"
     found = sorted(
-        entry for entry in (folder.iterdir() if folder.is_dir() else [])
+        entry
+        for entry in (folder.iterdir() if folder.is_dir() else [])
         if entry.suffix in (".yml", ".yaml") and entry.is_file()
     )
     if len(found) == 1:

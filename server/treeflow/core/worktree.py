@@ -35,6 +35,8 @@ from treeflow.core.git import (
     merge_commits,
     resolve_commit,
     snapshot_working_tree,
+    try_lock_file,
+    unlock_file,
 )
 from treeflow.core.model import RunResult, Step, StepStatus, Workflow
 from treeflow.core.workspace import StepPlace, StepSetupError, Warn
@@ -53,6 +55,11 @@ def step_branch(run_id: str, step_id: str) -> str:
 def run_branch(run_id: str) -> str:
     # Not `treeflow/<run_id>`: git cannot hold that ref beside `treeflow/<run_id>/<step>`.
     return f"treeflow/runs/{run_id}"
+
+
+def run_lock_path(repo: Repository, run_id: str) -> Path:
+    """Held (flock) by the process running ``run_id``, so that `treeflow clean` leaves live runs alone."""
+    return repo.state_dir / "runs" / f"{run_id}.lock"
 
 
 def worktree_root(repo: Repository) -> Path:
@@ -183,12 +190,26 @@ class GitWorkspace:
         self._base = ""
         self._results: dict[str, str] = {}
         self._root = worktree_root(repo)
+        self._run_lock: int | None = None
 
     async def open(self, run: RunResult, warn: Warn) -> None:
         self._warn = warn
-        self._identity = await identity_env(self._repo)
-        self._base = await self._resolve_base(run)
+        self._run_lock = try_lock_file(run_lock_path(self._repo, run.run_id))
+        if self._run_lock is None:
+            raise WorkspaceError(f"run {run.run_id} is already going on in another treeflow process")
+        try:
+            self._identity = await identity_env(self._repo)
+            self._base = await self._resolve_base(run)
+        except BaseException:
+            self._release_run_lock(run)
+            raise
         run.base_commit = self._base
+
+    def _release_run_lock(self, run: RunResult) -> None:
+        if self._run_lock is not None:
+            run_lock_path(self._repo, run.run_id).unlink(missing_ok=True)
+            unlock_file(self._run_lock)
+            self._run_lock = None
 
     async def _resolve_base(self, run: RunResult) -> str:
         base = self._workflow.base
@@ -260,14 +281,23 @@ class GitWorkspace:
 
     async def close(self, run: RunResult) -> None:
         """Give the run branch `treeflow/runs/<run_id>` the merged work of its succeeded steps."""
+        try:
+            await self._gather(run)
+        finally:
+            self._release_run_lock(run)
+
+    async def _gather(self, run: RunResult) -> None:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_remove_empty_dirs, self._root / run.run_id, self._root.parent)
             succeeded = [
-                step_id for step_id, result in run.steps.items()
+                step_id
+                for step_id, result in run.steps.items()
                 if result.status is StepStatus.SUCCEEDED and step_id in self._results
             ]
-            needs = {step_id: [n for n in self._workflow.steps[step_id].needs if n in succeeded]
-                     for step_id in succeeded}
+            needs = {
+                step_id: [n for n in self._workflow.steps[step_id].needs if n in succeeded]
+                for step_id in succeeded
+            }
             ends = [self._results[step_id] for step_id in graph.leaves(needs)]
             commits = [commit for commit in ends if commit != self._base]
             if not commits:
@@ -276,8 +306,12 @@ class GitWorkspace:
                 self._repo, commits, f"treeflow: result of run {run.run_id} of {run.workflow}", self._identity
             )
             if isinstance(merged, MergeConflict):
-                self._warn(None, "the work of the final steps conflicts in " + ", ".join(merged.files)
-                           + "; their branches are kept, but the run has no result branch")
+                self._warn(
+                    None,
+                    "the work of the final steps conflicts in "
+                    + ", ".join(merged.files)
+                    + "; their branches are kept, but the run has no result branch",
+                )
                 return
             branch = run_branch(run.run_id)
             await git_locked(self._lock, self._repo.root, "branch", "--no-track", branch, merged)

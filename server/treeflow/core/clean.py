@@ -1,0 +1,212 @@
+"""`treeflow clean`: remove what runs left behind, and never a commit that exists nowhere else.
+
+Leftover step worktrees (from a crash, or a removal that failed) get their changes committed to
+their branch before they are removed. A treeflow branch is deleted only when another ref that
+stays contains its tip; branches holding commits found nowhere else are kept and reported.
+Worktrees and branches of runs still going on in another treeflow process are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from treeflow.core.git import (
+    GitError,
+    RepoLock,
+    Repository,
+    commit_worktree,
+    git,
+    git_locked,
+    git_status,
+    identity_env,
+    try_lock_file,
+    unlock_file,
+)
+from treeflow.core.worktree import TREEFLOW_DIR, run_lock_path, worktree_root
+
+_BRANCH_RUN = re.compile(r"^treeflow/(?:runs/)?([^/]+)")
+
+
+@dataclass(frozen=True)
+class Action:
+    what: str
+    reason: str
+    done: bool
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class _Worktree:
+    path: Path
+    branch: str | None
+
+
+async def clean(repo: Repository, *, dry_run: bool) -> list[Action]:
+    """Clean ``repo``; with ``dry_run`` only say what would be done. Returns each action taken."""
+    actions: list[Action] = []
+    lock = RepoLock(repo)
+    verb = "would " if dry_run else ""
+    active = _active_runs(repo)
+    try:
+        await _clean_worktrees(repo, lock, active, dry_run, verb, actions)
+        await _clean_branches(repo, lock, active, dry_run, verb, actions)
+    finally:
+        for run_id, fd in active.items():
+            if fd is not None:
+                if not dry_run:
+                    run_lock_path(repo, run_id).unlink(missing_ok=True)
+                unlock_file(fd)
+    return actions
+
+
+def _active_runs(repo: Repository) -> dict[str, int | None]:
+    """Each run with a lock file: None when another process holds it (the run is live), else the
+    descriptor of the lock this process now holds, which keeps the run from starting meanwhile."""
+    folder = run_lock_path(repo, "x").parent
+    result: dict[str, int | None] = {}
+    if folder.is_dir():
+        for entry in folder.glob("*.lock"):
+            result[entry.stem] = try_lock_file(entry)
+    return result
+
+
+def _is_live(run_id: str | None, active: dict[str, int | None]) -> bool:
+    return run_id is not None and run_id in active and active[run_id] is None
+
+
+async def _clean_worktrees(
+    repo: Repository,
+    lock: RepoLock,
+    active: dict[str, int | None],
+    dry_run: bool,
+    verb: str,
+    actions: list[Action],
+) -> None:
+    root = worktree_root(repo)
+    for worktree in await _list_worktrees(repo):
+        inside_root = worktree.path.is_relative_to(root)
+        if not inside_root and not (worktree.branch or "").startswith("treeflow/"):
+            continue
+        run_id = _run_of(worktree.branch) or (
+            worktree.path.relative_to(root).parts[0] if inside_root else None
+        )
+        if _is_live(run_id, active):
+            actions.append(Action(f"kept worktree {worktree.path}", f"run {run_id} is still going on", False))
+            continue
+        if not worktree.path.is_dir():
+            continue
+        saved = ""
+        if not dry_run:
+            try:
+                commit = await commit_worktree(
+                    worktree.path,
+                    "treeflow: work left in a worktree, saved by `treeflow clean`",
+                    [TREEFLOW_DIR],
+                    await identity_env(repo),
+                )
+            except GitError as exc:
+                actions.append(
+                    Action(f"kept worktree {worktree.path}", f"could not commit its work: {exc}", False)
+                )
+                continue
+            if commit:
+                saved = f"; its changes were committed to {worktree.branch} as {commit[:12]}"
+            await git_locked(lock, repo.root, "worktree", "remove", "--force", str(worktree.path))
+        on = f" (branch {worktree.branch})" if worktree.branch else ""
+        actions.append(
+            Action(
+                f"{verb}remove worktree {worktree.path}{on}",
+                f"left over from run {run_id}{saved}",
+                not dry_run,
+            )
+        )
+    # git reports what it would prune on stderr.
+    code, _, stale = await git_status(repo.root, "worktree", "prune", "--dry-run", "--verbose")
+    if code != 0:
+        raise GitError(("worktree", "prune", "--dry-run"), code, stale.strip())
+    for line in stale.splitlines():
+        actions.append(Action(f"{verb}prune worktree record", line.strip(), not dry_run))
+    if stale and not dry_run:
+        await git_locked(lock, repo.root, "worktree", "prune")
+    if not dry_run:
+        await anyio.to_thread.run_sync(_remove_empty_folders, root)
+
+
+async def _clean_branches(
+    repo: Repository,
+    lock: RepoLock,
+    active: dict[str, int | None],
+    dry_run: bool,
+    verb: str,
+    actions: list[Action],
+) -> None:
+    listing = await git(
+        repo.root, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads/treeflow/"
+    )
+    branches = [tuple(line.split(" ", 1)) for line in listing.splitlines() if line]
+    # Step branches first: once they are gone, a run branch is judged against the user's refs only.
+    branches.sort(key=lambda item: (item[0].startswith("treeflow/runs/"), item[0]))
+    checked_out = {w.branch for w in await _list_worktrees(repo) if w.branch}
+    deleted: set[str] = set()
+    for name, tip in branches:
+        if _is_live(_run_of(name), active) or name in checked_out:
+            continue
+        holders = await git(repo.root, "for-each-ref", "--format=%(refname)", "--contains", tip)
+        keepers = [ref for ref in holders.splitlines() if ref not in (f"refs/heads/{name}", *deleted)]
+        if keepers:
+            holder = keepers[0].removeprefix("refs/heads/")
+            if not dry_run:
+                await git_locked(lock, repo.root, "update-ref", "-d", f"refs/heads/{name}", tip)
+            deleted.add(f"refs/heads/{name}")
+            actions.append(
+                Action(f"{verb}delete branch {name}", f"its commits are all in {holder}", not dry_run)
+            )
+            continue
+        count = await git(
+            repo.root, "rev-list", "--count", tip, "--not", f"--exclude=refs/heads/{name}", "--all"
+        )
+        actions.append(Action(f"kept branch {name}", f"{count} commit(s) found on no other branch", False))
+
+
+def _run_of(branch: str | None) -> str | None:
+    match = _BRANCH_RUN.match(branch or "")
+    return match.group(1) if match else None
+
+
+async def _list_worktrees(repo: Repository) -> list[_Worktree]:
+    listing = await git(repo.root, "worktree", "list", "--porcelain")
+    worktrees: list[_Worktree] = []
+    path: Path | None = None
+    branch: str | None = None
+    for line in [*listing.splitlines(), ""]:
+        if line.startswith("worktree "):
+            path = Path(line.removeprefix("worktree "))
+        elif line.startswith("branch "):
+            branch = line.removeprefix("branch refs/heads/")
+        elif not line and path is not None:
+            if path != repo.root:
+                worktrees.append(_Worktree(path, branch))
+            path, branch = None, None
+    return worktrees
+
+
+def _remove_empty_folders(root: Path) -> None:
+    if not root.is_dir():
+        return
+    for folder in sorted(
+        (p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+    ):
+        try:
+            folder.rmdir()
+        except OSError:
+            continue
+    try:
+        root.rmdir()
+    except OSError:
+        return

@@ -1,0 +1,100 @@
+"""`treeflow clean`: leftovers go, and work found on no other branch always stays."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import git
+from treeflow.core.git import try_lock_file, unlock_file
+
+TREEFLOW = [sys.executable, "-m", "treeflow.cli"]
+
+
+def treeflow(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TREEFLOW, *args], cwd=repo, capture_output=True, text=True, timeout=60)
+
+
+def treeflow_branches(repo: Path) -> set[str]:
+    out = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/treeflow/")
+    return set(out.splitlines())
+
+
+def leftover_worktree(repo: Path, root: Path, run_id: str, step: str) -> Path:
+    """A worktree as a crashed run leaves it: registered, on its branch, with uncommitted work."""
+    path = root / "leftover" / run_id / step
+    path.parent.mkdir(parents=True)
+    git(repo, "worktree", "add", "-q", "-b", f"treeflow/{run_id}/{step}", str(path), "HEAD")
+    (path / "unsaved.txt").write_text("work in progress\n")
+    return path
+
+
+def test_clean_saves_and_removes_leftover_worktrees(repo: Path, worktree_root: Path) -> None:
+    path = leftover_worktree(repo, worktree_root, "20260101-000000-dead", "build")
+    done = treeflow(repo, "clean")
+    assert done.returncode == 0, done.stderr
+    assert f"remove worktree {path}" in done.stdout
+    assert "committed to treeflow/20260101-000000-dead/build" in done.stdout
+    assert not path.exists()
+    assert git(repo, "show", "treeflow/20260101-000000-dead/build:unsaved.txt") == "work in progress"
+    assert "kept branch treeflow/20260101-000000-dead/build" in done.stdout
+    assert len(git(repo, "worktree", "list", "--porcelain").split("\n\n")) == 1
+
+
+def test_clean_keeps_unmerged_work_and_deletes_the_rest(repo: Path) -> None:
+    run = treeflow(repo, "run", "--json")
+    assert run.returncode == 2  # no workflow yet: nothing ran
+    (repo / "treeflow.yml").write_text(
+        "steps:\n  a: {run: 'echo a > a.txt'}\n  b: {run: 'echo b > b.txt', needs: [a]}\n  idle: {run: 'true'}\n"
+    )
+    assert treeflow(repo, "run").returncode == 0
+    branches = treeflow_branches(repo)
+    run_branch = next(b for b in branches if b.startswith("treeflow/runs/"))
+    run_id = run_branch.removeprefix("treeflow/runs/")
+    assert branches == {run_branch, f"treeflow/{run_id}/a", f"treeflow/{run_id}/b"}
+    git(repo, "branch", f"treeflow/{run_id}/merged", "main")
+
+    dry = treeflow(repo, "clean", "--dry-run")
+    assert dry.returncode == 0
+    assert f"would delete branch treeflow/{run_id}/a" in dry.stdout
+    assert treeflow_branches(repo) == {*branches, f"treeflow/{run_id}/merged"}
+
+    done = treeflow(repo, "clean")
+    assert done.returncode == 0, done.stderr
+    # Step branches are contained in the run branch; the run branch holds work nowhere else.
+    assert treeflow_branches(repo) == {run_branch}
+    assert f"delete branch treeflow/{run_id}/merged: its commits are all in main" in done.stdout
+    assert f"kept branch {run_branch}" in done.stdout
+
+    git(repo, "merge", "-q", "--no-edit", run_branch)
+    again = treeflow(repo, "clean")
+    assert f"delete branch {run_branch}: its commits are all in main" in again.stdout
+    assert treeflow_branches(repo) == set()
+
+
+def test_clean_prunes_worktrees_whose_folder_vanished(repo: Path, worktree_root: Path) -> None:
+    path = leftover_worktree(repo, worktree_root, "20260101-000000-gone", "s")
+    shutil.rmtree(path)
+    done = treeflow(repo, "clean")
+    assert done.returncode == 0, done.stderr
+    assert "prune worktree record" in done.stdout
+    assert str(path) not in git(repo, "worktree", "list")
+
+
+def test_clean_leaves_a_live_run_alone(repo: Path, worktree_root: Path) -> None:
+    run_id = "20260101-000000-live"
+    path = leftover_worktree(repo, worktree_root, run_id, "s")
+    lock = try_lock_file(repo / ".git" / "treeflow" / "runs" / f"{run_id}.lock")
+    assert lock is not None
+    try:
+        done = subprocess.run(
+            [*TREEFLOW, "clean"], cwd=repo, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        unlock_file(lock)
+    assert done.returncode == 0, done.stderr
+    assert f"kept worktree {path}" in done.stdout
+    assert path.exists()
+    assert f"treeflow/{run_id}/s" in treeflow_branches(repo)
