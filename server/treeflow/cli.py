@@ -165,7 +165,7 @@ async def clean_command(args: argparse.Namespace) -> int:
         print(action)
     if not actions:
         print("nothing to clean")
-    return EXIT_OK
+    return EXIT_FAILED if any(action.failed for action in actions) else EXIT_OK
 
 
 async def _cancel_on_signal(run: Run) -> None:

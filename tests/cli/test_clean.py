@@ -89,12 +89,24 @@ def test_clean_leaves_a_live_run_alone(repo: Path, worktree_root: Path) -> None:
     lock = try_lock_file(repo / ".git" / "treeflow" / "runs" / f"{run_id}.lock")
     assert lock is not None
     try:
-        done = subprocess.run(
-            [*TREEFLOW, "clean"], cwd=repo, capture_output=True, text=True, timeout=60
-        )
+        done = subprocess.run([*TREEFLOW, "clean"], cwd=repo, capture_output=True, text=True, timeout=60)
     finally:
         unlock_file(lock)
     assert done.returncode == 0, done.stderr
     assert f"kept worktree {path}" in done.stdout
     assert path.exists()
     assert f"treeflow/{run_id}/s" in treeflow_branches(repo)
+
+
+def test_a_worktree_clean_cannot_remove_is_reported_and_the_rest_goes_on(
+    repo: Path, worktree_root: Path
+) -> None:
+    stuck = leftover_worktree(repo, worktree_root, "20260101-000000-aaaa", "stuck")
+    git(repo, "worktree", "lock", str(stuck))
+    other = leftover_worktree(repo, worktree_root, "20260101-000000-bbbb", "other")
+    done = treeflow(repo, "clean")
+    assert done.returncode == 1
+    assert f"kept worktree {stuck}: could not remove it" in done.stdout
+    assert f"remove worktree {other}" in done.stdout
+    assert stuck.exists()
+    assert not other.exists()

@@ -279,3 +279,20 @@ async def test_a_repository_without_commits_is_refused(tmp_path: Path) -> None:
     git(empty, "init", "-q")
     with pytest.raises(WorkspaceError, match="no commits yet"):
         await run_workflow(empty, "steps:\n  s: {run: 'true'}\n", worktrees=True)
+
+
+async def test_a_worktree_that_cannot_be_removed_is_reported_not_ignored(repo: Path) -> None:
+    # A locked worktree makes `git worktree remove --force` refuse, as a busy file system might.
+    result = await run_workflow(
+        repo,
+        "steps:\n  s: {run: 'echo w > w.txt && git worktree lock \"$TREEFLOW_WORKTREE\"'}\n",
+        worktrees=True,
+    )
+    step = result.steps["s"]
+    assert step.status is StepStatus.SUCCEEDED
+    assert show(repo, step.branch or "?", "w.txt") == "w"
+    left = treeflow_worktrees(repo)
+    assert len(left) == 1
+    assert len(result.warnings) == 1
+    assert "could not remove worktree" in result.warnings[0]
+    assert left[0] in result.warnings[0]

@@ -36,6 +36,7 @@ class Action:
     what: str
     reason: str
     done: bool
+    failed: bool = False
 
     def __str__(self) -> str:
         return f"{self.what}: {self.reason}"
@@ -112,12 +113,22 @@ async def _clean_worktrees(
                 )
             except GitError as exc:
                 actions.append(
-                    Action(f"kept worktree {worktree.path}", f"could not commit its work: {exc}", False)
+                    Action(
+                        f"kept worktree {worktree.path}",
+                        f"could not commit its work: {exc}",
+                        False,
+                        failed=True,
+                    )
                 )
                 continue
             if commit:
                 saved = f"; its changes were committed to {worktree.branch} as {commit[:12]}"
-            await git_locked(lock, repo.root, "worktree", "remove", "--force", str(worktree.path))
+            try:
+                await git_locked(lock, repo.root, "worktree", "remove", "--force", str(worktree.path))
+            except GitError as exc:
+                reason = f"could not remove it{saved}: {exc}"
+                actions.append(Action(f"kept worktree {worktree.path}", reason, False, failed=True))
+                continue
         on = f" (branch {worktree.branch})" if worktree.branch else ""
         actions.append(
             Action(
