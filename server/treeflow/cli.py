@@ -15,6 +15,7 @@ import anyio
 from rich.console import Console
 
 from treeflow.console import LiveSink, PlainSink
+from treeflow.core.agent import STATES, TASK_FILE, TREEFLOW_DIR, AgentStatus, find_task, report
 from treeflow.core.clean import clean
 from treeflow.core.events import EventSink, NullSink
 from treeflow.core.git import NotARepository, open_repository
@@ -22,6 +23,7 @@ from treeflow.core.model import RunStatus
 from treeflow.core.runner import Run, RunOptions, UnknownStep
 from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
 from treeflow.core.worktree import GitWorkspace, WorkspaceError
+from treeflow.cursor_rule import CURSOR_RULE
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -76,6 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     clean.add_argument("--dry-run", action="store_true", help="only say what would be done")
     clean.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
+
+    agent = commands.add_parser("agent", help="commands for coding agents working on a treeflow task")
+    agent_commands = agent.add_subparsers(dest="agent_command", required=True, metavar="COMMAND")
+    report = agent_commands.add_parser(
+        "report", help="report the state of the task of this worktree (run from inside it)"
+    )
+    report.add_argument("--state", required=True, choices=STATES)
+    report.add_argument("--progress", type=_fraction, metavar="F", help="how far along, from 0 to 1")
+    report.add_argument("--message", metavar="M", help="what the agent is doing now")
+    report.add_argument("--summary", metavar="S", help="what the agent did (with a final state)")
+    report.add_argument("--error", metavar="E", help="why the agent failed")
+
+    init = commands.add_parser("init", help="set up editor integrations in this repository")
+    init.add_argument(
+        "--cursor", action="store_true", help="write .cursor/rules/treeflow.mdc for Cursor's agents"
+    )
+    init.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
     return parser
 
 
@@ -86,6 +105,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from exc
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be from 0 to 1")
     return value
 
 
@@ -101,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return validate_command(args)
         if args.command == "clean":
             return anyio.run(clean_command, args)
+        if args.command == "agent":
+            return agent_report_command(args)
+        if args.command == "init":
+            return init_command(args)
         return anyio.run(run_command, args)
     except WorkflowError as exc:
         for error in exc.errors:
@@ -166,6 +199,30 @@ async def clean_command(args: argparse.Namespace) -> int:
     if not actions:
         print("nothing to clean")
     return EXIT_FAILED if any(action.failed for action in actions) else EXIT_OK
+
+
+def agent_report_command(args: argparse.Namespace) -> int:
+    task = find_task(Path.cwd())
+    if task is None:
+        raise UsageError(
+            f"no treeflow task here: {Path.cwd()} is not inside a treeflow step's worktree "
+            f"(looked for {TREEFLOW_DIR}/{TASK_FILE} in it and its parents)"
+        )
+    status = AgentStatus(
+        state=args.state, progress=args.progress, message=args.message, summary=args.summary, error=args.error
+    )
+    report(task, status)
+    return EXIT_OK
+
+
+def init_command(args: argparse.Namespace) -> int:
+    if not args.cursor:
+        raise UsageError("say what to set up: treeflow init --cursor")
+    target = args.repo / ".cursor" / "rules" / "treeflow.mdc"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(CURSOR_RULE, encoding="utf-8")
+    print(f"wrote {target}")
+    return EXIT_OK
 
 
 async def _cancel_on_signal(run: Run) -> None:

@@ -16,12 +16,14 @@ from rich.table import Table
 from rich.text import Text
 
 from treeflow.core.events import (
+    AgentWaiting,
     Event,
     RunFinished,
     RunStarted,
     RunWarning,
     StepFinished,
     StepOutput,
+    StepProgress,
     StepRetrying,
     StepStarted,
 )
@@ -79,6 +81,15 @@ def describe_result_branch(run: RunResult) -> str | None:
     return f"result: branch {run.result_branch} (inspect: git diff {base}..{run.result_branch})"
 
 
+def describe_progress(progress: float | None, message: str | None) -> str:
+    parts = [f"{progress:.0%}" if progress is not None else "", message or ""]
+    return " ".join(part for part in parts if part)
+
+
+def describe_waiting(event: AgentWaiting) -> str:
+    return f"waiting for an agent to take the task {event.task_file} (worktree {event.worktree})"
+
+
 def _relative(path: Path | None) -> str:
     if path is None:
         return "-"
@@ -115,6 +126,10 @@ class PlainSink:
             self._write(f"[{event.step_id}] started{attempt}, log: {_relative(event.log)}")
         elif isinstance(event, StepOutput):
             self._write(f"[{event.step_id}] | {event.line}")
+        elif isinstance(event, StepProgress):
+            self._write(f"[{event.step_id}] agent: {describe_progress(event.progress, event.message)}")
+        elif isinstance(event, AgentWaiting):
+            self._write(f"[{event.step_id}] {describe_waiting(event)}")
         elif isinstance(event, StepRetrying):
             self._write(
                 f"[{event.step_id}] {event.reason}; attempt {event.next_attempt} in {event.delay_s:.2f}s"
@@ -162,6 +177,10 @@ class LiveSink:
             self._started.setdefault(event.step_id, time.monotonic())
         elif isinstance(event, StepOutput):
             self._last_line[event.step_id] = event.line
+        elif isinstance(event, StepProgress):
+            self._last_line[event.step_id] = "agent: " + describe_progress(event.progress, event.message)
+        elif isinstance(event, AgentWaiting):
+            self._live.console.print(Text(f"{event.step_id}: {describe_waiting(event)}", style="cyan"))
         elif isinstance(event, StepFinished):
             self._started.pop(event.step_id, None)
             self._live.console.print(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import anyio
 
+from treeflow.core.agent import TREEFLOW_DIR
 from treeflow.core.git import (
     GitError,
     RepoLock,
@@ -26,7 +27,7 @@ from treeflow.core.git import (
     try_lock_file,
     unlock_file,
 )
-from treeflow.core.worktree import TREEFLOW_DIR, run_lock_path, worktree_root
+from treeflow.core.worktree import run_lock_path, worktree_root
 
 _BRANCH_RUN = re.compile(r"^treeflow/(?:runs/)?([^/]+)")
 

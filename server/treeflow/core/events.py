@@ -36,6 +36,26 @@ class StepOutput:
 
 
 @dataclass(frozen=True)
+class StepProgress:
+    """An agent step reported progress (a fraction from 0 to 1, or None) and/or a message."""
+
+    run_id: str
+    step_id: str
+    progress: float | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class AgentWaiting:
+    """An agent step without a launcher waits for an agent started elsewhere to take its task."""
+
+    run_id: str
+    step_id: str
+    worktree: Path
+    task_file: Path
+
+
+@dataclass(frozen=True)
 class StepRetrying:
     run_id: str
     step_id: str
@@ -65,7 +85,17 @@ class RunWarning:
     message: str
 
 
-Event = RunStarted | StepStarted | StepOutput | StepRetrying | StepFinished | RunFinished | RunWarning
+Event = (
+    RunStarted
+    | StepStarted
+    | StepOutput
+    | StepProgress
+    | AgentWaiting
+    | StepRetrying
+    | StepFinished
+    | RunFinished
+    | RunWarning
+)
 
 
 class EventSink(Protocol):

@@ -107,6 +107,9 @@ class StepResult:
     log: Path | None = None
     error: str | None = None
     duration_s: float | None = None
+    progress: float | None = None
+    message: str | None = None
+    summary: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,6 +123,9 @@ class StepResult:
             "commit": self.commit,
             "log": str(self.log) if self.log else None,
             "error": self.error,
+            "progress": self.progress,
+            "message": self.message,
+            "summary": self.summary,
         }
 
 

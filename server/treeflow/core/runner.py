@@ -21,13 +21,16 @@ from typing import IO
 import anyio
 
 from treeflow.core import graph
+from treeflow.core.agent import AgentStatus, AgentStep, write_task
 from treeflow.core.events import (
+    AgentWaiting,
     EventSink,
     RunFinished,
     RunStarted,
     RunWarning,
     StepFinished,
     StepOutput,
+    StepProgress,
     StepRetrying,
     StepStarted,
 )
@@ -35,6 +38,7 @@ from treeflow.core.git import Repository
 from treeflow.core.model import RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S, run_shell
+from treeflow.core.watch import FileWatcher, process_watcher
 from treeflow.core.workspace import CheckoutWorkspace, StepPlace, StepSetupError, Workspace
 
 
@@ -44,6 +48,7 @@ class RunOptions:
     max_parallel: int | None = None
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
     run_id: str | None = None
+    watcher: FileWatcher | None = None
 
 
 class UnknownStep(ValueError):
@@ -234,9 +239,51 @@ class Run:
     async def _attempt(
         self, step: Step, place: StepPlace, port: int, attempt: int, log_file: IO[bytes]
     ) -> tuple[StepStatus, int | None, str | None]:
-        if step.run is None:
-            return StepStatus.FAILED, None, "agent steps cannot run yet: this treeflow runs `run:` steps only"
+        if step.agent is not None:
+            return await self._agent(step, place, port, attempt, log_file)
+        assert step.run is not None
         return await self._shell(step, step.run, place, port, attempt, log_file)
+
+    async def _agent(
+        self, step: Step, place: StepPlace, port: int, attempt: int, log_file: IO[bytes]
+    ) -> tuple[StepStatus, int | None, str | None]:
+        assert step.agent is not None
+        run_id = self.result.run_id
+        result = self.result.steps[step.id]
+        task = write_task(place.cwd, run_id, step.id, step.agent)
+
+        def on_status(status: AgentStatus) -> None:
+            result.progress = status.progress
+            result.message = status.message
+            result.summary = status.summary
+            line = f"agent: {status.state}"
+            if status.progress is not None:
+                line += f" {status.progress:.0%}"
+            if status.message:
+                line += f" {status.message}"
+            log_file.write(f"--- treeflow: {line} ---\n".encode())
+            self._sink.emit(StepProgress(run_id, step.id, status.progress, status.message))
+
+        follower = AgentStep(
+            agent=step.agent,
+            task=task,
+            watcher=self._options.watcher or process_watcher(),
+            on_status=on_status,
+            warn=lambda message: self.warn(step.id, message),
+        )
+        if step.agent.command is None:
+            self._sink.emit(AgentWaiting(run_id, step.id, place.cwd, task.task_file))
+        with anyio.move_on_after(step.timeout_s) as deadline:
+            outcome = await follower.run(
+                cwd=place.cwd,
+                env=self._environment(step, place, port, attempt)
+                | {"TREEFLOW_TASK_FILE": str(task.task_file)},
+                log_file=log_file,
+                kill_grace_s=self._options.kill_grace_s,
+            )
+        if deadline.cancelled_caught:
+            return StepStatus.TIMED_OUT, None, f"timed out after {_seconds(step.timeout_s or 0)}"
+        return outcome
 
     async def _shell(
         self, step: Step, command: str, place: StepPlace, port: int, attempt: int, log_file: IO[bytes]

@@ -21,6 +21,7 @@ from pathlib import Path
 import anyio
 
 from treeflow.core import graph
+from treeflow.core.agent import TREEFLOW_DIR
 from treeflow.core.git import (
     GitError,
     MergeConflict,
@@ -40,8 +41,6 @@ from treeflow.core.git import (
 )
 from treeflow.core.model import RunResult, Step, StepStatus, Workflow
 from treeflow.core.workspace import StepPlace, StepSetupError, Warn
-
-TREEFLOW_DIR = ".treeflow"
 
 
 class WorkspaceError(Exception):

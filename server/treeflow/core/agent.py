@@ -1,0 +1,317 @@
+"""Background-agent steps: the status-file protocol (version 1).
+
+treeflow writes `.treeflow/task.json` and `.treeflow/PROMPT.md` into the step's worktree, with a
+fresh nonce, then follows `.treeflow/status.json`, which the agent replaces atomically as it works.
+A status with another nonce is a leftover and ignored; unreadable JSON is no update; no update
+within the heartbeat while running means the agent is gone. With `agent.command`, treeflow also
+starts the agent in its own process group, and an agent that exits without a final state fails the
+step. Completion is noticed through the process's file watcher (`watch.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import anyio
+
+from treeflow.core.model import AgentSpec, StepStatus
+from treeflow.core.process import run_shell
+from treeflow.core.watch import FileWatcher
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = 1
+TREEFLOW_DIR = ".treeflow"
+TASK_FILE = "task.json"
+PROMPT_FILE = "PROMPT.md"
+STATUS_FILE = "status.json"
+MAX_STATUS_BYTES = 1024 * 1024
+FINAL_STATES = ("succeeded", "failed")
+STATES = ("running", *FINAL_STATES)
+# A writer flooding the status file is read at most this often; the latest state wins.
+_MIN_READ_INTERVAL_S = 0.02
+_OUTPUT_TAIL_LINES = 20
+
+Outcome = tuple[StepStatus, int | None, str | None]
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    state: str
+    progress: float | None = None
+    message: str | None = None
+    summary: str | None = None
+    error: str | None = None
+    updated_at: str | None = None
+
+
+class StatusProblem(Exception):
+    """A status file that cannot be taken as an update; the message says why, ``kind`` what sort."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Task:
+    folder: Path
+    nonce: str
+
+    @property
+    def task_file(self) -> Path:
+        return self.folder / TASK_FILE
+
+    @property
+    def status_file(self) -> Path:
+        return self.folder / STATUS_FILE
+
+
+def now_iso() -> str:
+    return datetime.now(tz=UTC).isoformat(timespec="milliseconds")
+
+
+def write_task(worktree: Path, run_id: str, step_id: str, agent: AgentSpec) -> Task:
+    folder = worktree / TREEFLOW_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    task = Task(folder=folder, nonce=secrets.token_hex(16))
+    body = {
+        "protocol": PROTOCOL,
+        "run_id": run_id,
+        "step_id": step_id,
+        "nonce": task.nonce,
+        "prompt": agent.prompt,
+        "heartbeat_s": agent.heartbeat_s,
+        "created_at": now_iso(),
+        "worktree": str(worktree),
+        "status_file": str(task.status_file),
+    }
+    write_atomically(folder / PROMPT_FILE, agent.prompt.rstrip("\n") + "\n")
+    write_atomically(task.task_file, json.dumps(body, indent=2) + "\n")
+    return task
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path``, then rename it over ``path``: readers see the old
+    or the new content, never half of it."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with temporary.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read_status(path: Path, nonce: str) -> AgentStatus | None:
+    """The agent's status, or None when there is none yet or it belongs to another task.
+
+    Raises StatusProblem for a file that is too big, not JSON, or not a version 1 status.
+    """
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_STATUS_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    if len(data) > MAX_STATUS_BYTES:
+        raise StatusProblem("size", f"{path} is over {MAX_STATUS_BYTES // 1024} KiB and is ignored")
+    try:
+        body = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StatusProblem(
+            "json", f"{path} is not valid JSON ({exc}); waiting for a complete status"
+        ) from exc
+    if not isinstance(body, dict):
+        raise StatusProblem("json", f"{path} must hold a JSON object")
+    if body.get("nonce") != nonce:
+        return None
+    return parse_status(body, path)
+
+
+def parse_status(body: Mapping[str, Any], path: Path) -> AgentStatus:
+    if body.get("protocol") != PROTOCOL:
+        raise StatusProblem("content", f"{path}: protocol must be {PROTOCOL}, not {body.get('protocol')!r}")
+    state = body.get("state")
+    if state not in STATES:
+        raise StatusProblem("content", f"{path}: state must be one of {', '.join(STATES)}, not {state!r}")
+    progress = body.get("progress")
+    if progress is not None and (
+        isinstance(progress, bool) or not isinstance(progress, int | float) or not 0 <= progress <= 1
+    ):
+        raise StatusProblem("content", f"{path}: progress must be a number from 0 to 1, not {progress!r}")
+    texts = {}
+    for key in ("message", "summary", "error", "updated_at"):
+        value = body.get(key)
+        if value is not None and not isinstance(value, str):
+            raise StatusProblem("content", f"{path}: {key} must be a string")
+        texts[key] = value
+    return AgentStatus(state=state, progress=None if progress is None else float(progress), **texts)
+
+
+class AgentStep:
+    """Follows one agent step to a final state."""
+
+    def __init__(
+        self,
+        *,
+        agent: AgentSpec,
+        task: Task,
+        watcher: FileWatcher,
+        on_status: Callable[[AgentStatus], None],
+        warn: Callable[[str], None],
+    ) -> None:
+        self._agent = agent
+        self._task = task
+        self._watcher = watcher
+        self._on_status = on_status
+        self._warn = warn
+        self._last: AgentStatus | None = None
+        self._problems_seen: set[str] = set()
+
+    async def run(
+        self, *, cwd: Path, env: Mapping[str, str], log_file: IO[bytes], kill_grace_s: float
+    ) -> Outcome:
+        if self._agent.command is None:
+            return await self._follow()
+        tail: deque[str] = deque(maxlen=_OUTPUT_TAIL_LINES)
+        exit_code: int | None = None
+        exited = anyio.Event()
+        outcome: Outcome | None = None
+
+        async def launch() -> None:
+            nonlocal exit_code
+            assert self._agent.command is not None
+            exit_code = await run_shell(
+                self._agent.command,
+                cwd=cwd,
+                env=env,
+                log_file=log_file,
+                on_line=tail.append,
+                kill_grace_s=kill_grace_s,
+            )
+            exited.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(launch)
+            outcome = await self._follow(exited)
+            if not exited.is_set():
+                # The agent has reported its end; give it the grace to exit on its own first.
+                with anyio.move_on_after(kill_grace_s):
+                    await exited.wait()
+                group.cancel_scope.cancel()
+        if outcome is not None and outcome[0] is not StepStatus.RUNNING:
+            return outcome
+        last_lines = "\n".join(tail) or "(no output)"
+        return (
+            StepStatus.FAILED,
+            exit_code,
+            f"the agent exited (status {exit_code}) without a final state; last output:\n{last_lines}",
+        )
+
+    async def _follow(self, exited: anyio.Event | None = None) -> Outcome:
+        """Wait for a final state. When ``exited`` is set, read the status a last time and return
+        (RUNNING, …) if it is still not final."""
+        heartbeat = self._agent.heartbeat_s
+        last_update = time.monotonic()
+        last_read = 0.0
+        with self._watcher.watch(self._task.status_file) as subscription:
+            while True:
+                since_read = time.monotonic() - last_read
+                if since_read < _MIN_READ_INTERVAL_S:
+                    await anyio.sleep(_MIN_READ_INTERVAL_S - since_read)
+                last_read = time.monotonic()
+                if self._poll():
+                    last_update = time.monotonic()
+                final = self._final()
+                if final is not None:
+                    return final
+                if exited is not None and exited.is_set():
+                    return StepStatus.RUNNING, None, None
+                remaining = heartbeat - (time.monotonic() - last_update)
+                if remaining <= 0:
+                    return (
+                        StepStatus.FAILED,
+                        None,
+                        f"agent stopped reporting: no status update for {heartbeat:g}s",
+                    )
+                await self._wait(subscription, remaining, exited)
+
+    async def _wait(self, subscription: Any, timeout_s: float, exited: anyio.Event | None) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def on_exit() -> None:
+                assert exited is not None
+                await exited.wait()
+                group.cancel_scope.cancel()
+
+            if exited is not None:
+                group.start_soon(on_exit)
+            await subscription.wait_changed(timeout_s)
+            group.cancel_scope.cancel()
+
+    def _poll(self) -> bool:
+        """Read the status file; True when it held a new update for this task."""
+        try:
+            status = read_status(self._task.status_file, self._task.nonce)
+        except StatusProblem as problem:
+            # Said once per kind of problem: an agent that writes non-atomically would otherwise
+            # produce a warning for every half-written file treeflow happens to read.
+            if problem.kind not in self._problems_seen:
+                self._problems_seen.add(problem.kind)
+                log.warning("%s", problem)
+                self._warn(str(problem))
+            return False
+        if status is None or status == self._last:
+            return False
+        self._last = status
+        self._on_status(status)
+        return True
+
+    def _final(self) -> Outcome | None:
+        status = self._last
+        if status is None or status.state not in FINAL_STATES:
+            return None
+        if status.state == "succeeded":
+            return StepStatus.SUCCEEDED, 0, None
+        return (
+            StepStatus.FAILED,
+            None,
+            f"the agent reported failure: {status.error or status.message or 'no reason'}",
+        )
+
+
+def find_task(start: Path) -> Task | None:
+    """The treeflow task of the worktree holding ``start``, found by walking up from it."""
+    for folder in [start, *start.parents]:
+        task_file = folder / TREEFLOW_DIR / TASK_FILE
+        if task_file.is_file():
+            try:
+                body = json.loads(task_file.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                return None
+            nonce = body.get("nonce") if isinstance(body, dict) else None
+            return Task(folder=task_file.parent, nonce=nonce) if isinstance(nonce, str) else None
+    return None
+
+
+def report(task: Task, status: AgentStatus) -> None:
+    """Write ``status`` for ``task`` the way the protocol asks: atomically, with the task's nonce."""
+    body: dict[str, Any] = {"protocol": PROTOCOL, "nonce": task.nonce, "state": status.state}
+    for key in ("progress", "message", "summary", "error"):
+        value = getattr(status, key)
+        if value is not None:
+            body[key] = value
+    body["updated_at"] = now_iso()
+    write_atomically(task.status_file, json.dumps(body) + "\n")

@@ -1,0 +1,250 @@
+"""Agent steps with scripted agents that misbehave, in both watch modes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.conftest import git
+from tests.helpers import Recorder, make_run, pid_alive, run_workflow
+from treeflow.core.events import AgentWaiting, StepProgress
+from treeflow.core.model import StepStatus
+
+pytestmark = pytest.mark.anyio
+
+AGENT = Path(__file__).parent.parent / "agents" / "scripted_agent.py"
+
+
+@pytest.fixture(params=["events", "poll"], autouse=True)
+def watch_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("TREEFLOW_WATCH", request.param)
+    return str(request.param)
+
+
+def agent_step(mode: str, heartbeat: str = "30s", extra: str = "", timeout: str = "5m") -> str:
+    return f"""\
+        steps:
+          agent:
+            timeout: {timeout}
+            agent:
+              prompt: do the thing
+              command: {sys.executable} {AGENT} {mode} {extra}
+              heartbeat: {heartbeat}
+        """
+
+
+async def test_a_reporting_agent_succeeds_with_progress(repo: Path) -> None:
+    recorder = Recorder()
+    result = await run_workflow(repo, agent_step("succeed"), recorder, worktrees=True)
+    step = result.steps["agent"]
+    assert step.status is StepStatus.SUCCEEDED, step.error
+    assert step.summary == "all done"
+    progress = [(e.progress, e.message) for e in recorder.events if isinstance(e, StepProgress)]
+    assert (0.25, "quarter") in progress
+    assert (0.75, "three quarters") in progress
+    assert progress[-1][0] == 1.0
+
+
+async def test_the_task_files_are_written_and_never_committed(repo: Path) -> None:
+    result = await run_workflow(
+        repo,
+        """\
+        steps:
+          agent:
+            agent:
+              prompt: "Write the answer"
+              command: cp .treeflow/PROMPT.md prompt-copy.md && cp .treeflow/task.json task-copy.json && treeflow_fail_if_missing=1 false || true; echo '{}' > /dev/null; exit 0
+              heartbeat: 5s
+        """,
+        worktrees=True,
+    )
+    step = result.steps["agent"]
+    assert step.status is StepStatus.FAILED
+    assert "without a final state" in (step.error or "")
+    branch = step.branch or "?"
+    task = json.loads(git(repo, "show", f"{branch}:task-copy.json"))
+    assert task["protocol"] == 1
+    assert task["run_id"] == result.run_id
+    assert task["step_id"] == "agent"
+    assert task["prompt"] == "Write the answer"
+    assert task["heartbeat_s"] == 5
+    assert len(task["nonce"]) >= 16
+    assert git(repo, "show", f"{branch}:prompt-copy.md") == "Write the answer"
+    files = git(repo, "ls-tree", "-r", "--name-only", branch).splitlines()
+    assert not any(name.startswith(".treeflow/") for name in files)
+
+
+async def test_half_written_status_is_no_update(repo: Path) -> None:
+    result = await run_workflow(repo, agent_step("partial"), worktrees=True)
+    step = result.steps["agent"]
+    assert step.status is StepStatus.SUCCEEDED, step.error
+    assert step.summary == "written in two halves"
+    assert len([w for w in result.warnings if "not valid JSON" in w]) <= 1
+
+
+async def test_a_stale_status_with_another_nonce_is_ignored(repo: Path) -> None:
+    stale = json.dumps({"protocol": 1, "nonce": "old", "state": "succeeded"})
+    result = await run_workflow(
+        repo,
+        f"""\
+        setup:
+          run: |
+            mkdir -p .treeflow && echo '{stale}' > .treeflow/status.json
+        steps:
+          agent:
+            agent: {{prompt: wait, heartbeat: 1s}}
+        """,
+        worktrees=True,
+    )
+    step = result.steps["agent"]
+    assert step.status is StepStatus.FAILED
+    assert "stopped reporting" in (step.error or "")
+
+
+async def test_a_silent_agent_fails_at_its_heartbeat_and_is_killed(repo: Path) -> None:
+    pid_file = repo.parent / "agent.pid"
+    started = time.monotonic()
+    result = await run_workflow(repo, agent_step("silent", "1s", str(pid_file)), worktrees=True)
+    step = result.steps["agent"]
+    assert step.status is StepStatus.FAILED
+    assert "stopped reporting: no status update for 1s" in (step.error or "")
+    assert time.monotonic() - started < 20
+    assert not pid_alive(int(pid_file.read_text()))
+
+
+async def test_an_agent_that_exits_without_a_final_state_fails_with_its_last_output(repo: Path) -> None:
+    result = await run_workflow(repo, agent_step("exit-without-status"), worktrees=True)
+    step = result.steps["agent"]
+    assert step.status is StepStatus.FAILED
+    assert step.exit_code == 0
+    assert "without a final state" in (step.error or "")
+    assert "oops, forgot to report" in (step.error or "")
+
+
+async def test_an_agent_that_reports_failure_fails_the_step(repo: Path) -> None:
+    result = await run_workflow(repo, agent_step("fail"), worktrees=True)
+    step = result.steps["agent"]
+    assert step.status is StepStatus.FAILED
+    assert "tests do not pass" in (step.error or "")
+
+
+async def test_a_flooding_agent_is_coalesced_and_the_loop_stays_responsive(repo: Path) -> None:
+    recorder = Recorder()
+    run = await make_run(repo, agent_step("flood"), recorder, worktrees=True)
+    worst_lag = 0.0
+
+    async def measure_lag() -> None:
+        nonlocal worst_lag
+        while True:
+            before = time.monotonic()
+            await anyio.sleep(0.01)
+            worst_lag = max(worst_lag, time.monotonic() - before - 0.01)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(measure_lag)
+        await run.execute()
+        group.cancel_scope.cancel()
+    step = run.result.steps["agent"]
+    assert step.status is StepStatus.SUCCEEDED, step.error
+    sent = int((step.summary or "sent 0").split()[1])
+    updates = [e for e in recorder.events if isinstance(e, StepProgress)]
+    assert sent > 300
+    assert len(updates) < sent / 3
+    assert worst_lag < 0.5
+
+
+async def test_an_oversize_status_file_is_rejected_with_a_message(repo: Path) -> None:
+    result = await run_workflow(repo, agent_step("oversize"), worktrees=True)
+    step = result.steps["agent"]
+    assert step.status is StepStatus.SUCCEEDED, step.error
+    assert step.summary == "small again"
+    assert [w for w in result.warnings if "over 1024 KiB" in w] != []
+
+
+async def test_cancelling_an_agent_step_kills_the_agent(repo: Path) -> None:
+    pid_file = repo.parent / "agent.pid"
+    run = await make_run(repo, agent_step("sleep", "30s", str(pid_file)), worktrees=True)
+    async with anyio.create_task_group() as group:
+        group.start_soon(run.execute)
+        with anyio.fail_after(20):
+            while not pid_file.exists():
+                await anyio.sleep(0.02)
+        run.cancel()
+    assert run.result.steps["agent"].status is StepStatus.CANCELLED
+    assert not pid_alive(int(pid_file.read_text()))
+
+
+async def test_a_timeout_kills_the_agent(repo: Path) -> None:
+    pid_file = repo.parent / "agent.pid"
+    workflow = agent_step("sleep", "30s", str(pid_file), timeout="1s")
+    result = await run_workflow(repo, workflow, worktrees=True)
+    assert result.steps["agent"].status is StepStatus.TIMED_OUT
+    assert not pid_alive(int(pid_file.read_text()))
+
+
+async def test_an_external_agent_reports_with_the_cli(repo: Path) -> None:
+    recorder = Recorder()
+    run = await make_run(
+        repo, "steps:\n  agent: {agent: {prompt: external, heartbeat: 30s}}\n", recorder, worktrees=True
+    )
+
+    async def external_agent() -> None:
+        with anyio.fail_after(20):
+            while not recorder.of(AgentWaiting):
+                await anyio.sleep(0.02)
+        waiting = recorder.of(AgentWaiting)[0]
+        assert isinstance(waiting, AgentWaiting)
+        inside = waiting.worktree / "some" / "folder"
+        inside.mkdir(parents=True)
+        (inside / "answer.txt").write_text("42\n")
+        for args in (
+            ["--state", "running", "--progress", "0.5", "--message", "halfway"],
+            ["--state", "succeeded", "--summary", "answered"],
+        ):
+            done = await anyio.run_process(
+                [sys.executable, "-m", "treeflow.cli", "agent", "report", *args], cwd=inside, check=False
+            )
+            assert done.returncode == 0, done.stderr
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(external_agent)
+        await run.execute()
+    step = run.result.steps["agent"]
+    assert step.status is StepStatus.SUCCEEDED, step.error
+    assert step.summary == "answered"
+    assert (0.5, "halfway") in [
+        (e.progress, e.message) for e in recorder.events if isinstance(e, StepProgress)
+    ]
+    assert git(repo, "show", f"{step.branch}:some/folder/answer.txt") == "42"
+
+
+def test_agent_report_outside_a_worktree_exits_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "treeflow.cli", "agent", "report", "--state", "running"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "no treeflow task here" in done.stderr
+
+
+def test_init_cursor_writes_the_rule(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "treeflow.cli", "init", "--cursor"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    rule = (tmp_path / ".cursor" / "rules" / "treeflow.mdc").read_text()
+    assert "treeflow agent report --state succeeded" in rule
+    assert ".treeflow/task.json" in rule
