@@ -688,7 +688,7 @@ def test_agent_step_and_setup(tmp_path: Path) -> None:
 def test_steps_remember_their_line(tmp_path: Path) -> None:
     workflow = load_workflow(write(tmp_path, "# header\nsteps:\n  a: {run: x}\n  b:\n    run: y\n"))
     assert workflow.steps["a"].line == 3
-    assert workflow.steps["b"].line == 5
+    assert workflow.steps["b"].line == 4
 
 
 # Finding the workflow of a repository

@@ -20,6 +20,8 @@ from types import TracebackType
 
 import anyio
 
+from treeflow.core.process import use_pidfd_child_watcher
+
 # Messages git prints when another git process holds a lock or is half-way through registering a
 # worktree; such failures are transient and worth another try.
 _CONTENTION = (
@@ -78,6 +80,7 @@ async def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> st
 
 async def git_status(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
     """Run git and return (exit status, stdout, stderr) whatever the status."""
+    use_pidfd_child_watcher()
     full_env = None if env is None else {**os.environ, **env}
     result = await anyio.run_process(
         ["git", *args], cwd=cwd, check=False, stdin=subprocess.DEVNULL, env=full_env
@@ -263,7 +266,10 @@ async def merge_commits(
     """One commit holding the work of every commit given: the newest when one contains the others,
     else a merge commit whose parents are all of them. Nothing in any checkout changes."""
     heads = list(dict.fromkeys(commits))
-    heads = [c for c in heads if not await _contained_in_another(repo, c, heads)]
+    if len(heads) > 1:
+        # One call finds the commits no other one contains, instead of a check per pair.
+        independent = set((await git(repo.root, "merge-base", "--independent", *heads)).split())
+        heads = [commit for commit in heads if commit in independent]
     if len(heads) == 1:
         return heads[0]
     merged = heads[0]
@@ -284,16 +290,6 @@ async def merge_commits(
     return await git(repo.root, "commit-tree", "--no-gpg-sign", tree, *parents, "-m", message, env=env)
 
 
-async def _contained_in_another(repo: Repository, commit: str, heads: list[str]) -> bool:
-    for other in heads:
-        if other == commit:
-            continue
-        code, _, _ = await git_status(repo.root, "merge-base", "--is-ancestor", commit, other)
-        if code == 0:
-            return True
-    return False
-
-
 async def changed_files(repo: Repository, base: str, commit: str) -> set[str]:
     out = await git(repo.root, "diff", "--name-only", "--no-renames", base, commit)
     return set(out.splitlines())
@@ -309,14 +305,19 @@ async def commit_worktree(
     treeflow from saving a step's work.
     """
     await git(worktree, "add", "--all", "--", ".")
-    if exclude:
+    present = _existing(worktree, exclude)
+    if present:
         # Unstaging after the fact, rather than excluding in the pathspec, because git refuses a
         # pathspec that names an ignored file such as a copied `.env`.
-        await git(worktree, "reset", "--quiet", "--", *(f":(literal){path}" for path in exclude))
+        await git(worktree, "reset", "--quiet", "--", *(f":(literal){path}" for path in present))
     tree = await git(worktree, "write-tree")
-    head = await git(worktree, "rev-parse", "HEAD")
-    if tree == await git(worktree, "rev-parse", "HEAD^{tree}"):
+    head, head_tree = (await git(worktree, "rev-parse", "HEAD", "HEAD^{tree}")).split()
+    if tree == head_tree:
         return None
     commit = await git(worktree, "commit-tree", "--no-gpg-sign", tree, "-p", head, "-m", message, env=env)
     await git(worktree, "update-ref", "-m", "treeflow: save step work", "HEAD", commit, head)
     return commit
+
+
+def _existing(folder: Path, paths: list[str]) -> list[str]:
+    return [path for path in paths if os.path.lexists(folder / path)]

@@ -80,7 +80,7 @@ class Step:
     retry: RetryPolicy = RetryPolicy()
     worktree: bool = True
     env: Mapping[str, str] = field(default_factory=dict)
-    line: int = 0
+    line: int = 0  # of the step's id in the workflow file, 1-based
 
 
 @dataclass(frozen=True)

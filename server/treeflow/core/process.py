@@ -1,10 +1,15 @@
 """Child processes that end with their whole tree.
 
-Each command runs through the shell as the leader of a new session, so everything it starts shares
-its process group. When the command ends, is cancelled or times out, the group gets SIGTERM, then
-SIGKILL after a grace period, and treeflow waits until no member is left. Cancelling the task that
-awaits a child does not stop the child by itself, and killing only the direct child lets
-grandchildren (``sh -c 'sleep 60 & wait'``) live on.
+Each command runs as the leader of a new session, so everything it starts shares its process
+group. When the command ends, is cancelled or times out, the group gets SIGTERM, then SIGKILL after
+a grace period, and treeflow waits until no member is left. Cancelling the task that awaits a child
+does not stop the child by itself, and killing only the direct child lets grandchildren
+(``sh -c 'sleep 60 & wait'``) live on.
+
+The child is started with `subprocess.Popen` (vfork and exec, as asyncio does internally), then its
+exit is watched through a pidfd and its output through a non-blocking pipe, both as event-loop
+readers. That skips asyncio's subprocess transports and per-child watcher machinery, which cost
+more than the spawn itself for short steps.
 """
 
 from __future__ import annotations
@@ -13,21 +18,47 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
 import anyio
-from anyio.abc import ByteReceiveStream
 
 log = logging.getLogger(__name__)
 
 DEFAULT_KILL_GRACE_S = 5.0
 _MAX_LINE = 64 * 1024
 _EXTRA_WAIT_AFTER_KILL_S = 2.0
+# Words made only of these characters carry no shell syntax (no quoting, globbing, expansion,
+# redirection or control operators), so such a command means the same with or without a shell.
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./,:@%+=-]+")
+
+
+def command_argv(command: str, env: Mapping[str, str]) -> list[str]:
+    """How to execute ``command``: directly when it is one plain program call, as make does, else
+    through ``/bin/sh -e -c`` (``-e``: a multi-line script stops at its first failing command)."""
+    words = command.split()
+    if words and "=" not in words[0] and all(_PLAIN_WORD.fullmatch(word) for word in words):
+        program = _which(words[0], env.get("PATH", os.defpath))
+        if program is not None:
+            return [program, *words[1:]]
+    return ["/bin/sh", "-e", "-c", command]
+
+
+_which_cache: dict[tuple[str, str], str | None] = {}
+
+
+def _which(name: str, path: str) -> str | None:
+    key = (name, path)
+    if key not in _which_cache:
+        _which_cache[key] = shutil.which(name, path=path)
+    return _which_cache[key]
 
 
 async def run_shell(
@@ -40,64 +71,152 @@ async def run_shell(
     on_start: Callable[[int], None] | None = None,
     kill_grace_s: float = DEFAULT_KILL_GRACE_S,
 ) -> int:
-    """Run ``command`` with ``/bin/sh -e -c`` and return its exit status (negative: killed by that signal).
+    """Run ``command`` and return its exit status (negative: killed by that signal).
 
     Output (stdout and stderr, interleaved as written) goes to ``log_file`` as it arrives and to
     ``on_line`` one line at a time. Background processes the command leaves behind belong to the
-    step and are ended with it.
+    step and are ended with it. Raises OSError when the command cannot be started.
     """
-    _use_pidfd_child_watcher()
-    process = await anyio.open_process(
-        ["/bin/sh", "-e", "-c", command],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd=cwd,
-        env=dict(env),
-        start_new_session=True,
-    )
+    loop = asyncio.get_running_loop()
+    read_fd, write_fd = os.pipe()
+    try:
+        # Popen's vfork and exec return as soon as the child runs, as inside asyncio's own spawn.
+        process = subprocess.Popen(  # noqa: ASYNC220
+            command_argv(command, env),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=write_fd,
+            start_new_session=True,
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
     group = process.pid
+    exit_watch = _ExitWatch(loop, process)
+    output = _OutputPump(loop, read_fd, log_file, on_line)
     if on_start is not None:
         on_start(group)
     try:
-        assert process.stdout is not None
-        output_done = anyio.Event()
-        async with anyio.create_task_group() as pumps:
-            pumps.start_soon(_pump_lines, process.stdout, log_file, on_line, output_done)
-            exit_code = await process.wait()
-            await end_process_group(group, kill_grace_s)
-            # A member that left the group (setsid) may still hold the pipe open; do not wait on it forever.
-            with anyio.move_on_after(kill_grace_s) as waiting:
-                await output_done.wait()
-            if waiting.cancelled_caught:
-                log.warning("output of %r still open after its process group ended; stopped reading", command)
-                pumps.cancel_scope.cancel()
+        exit_code = await exit_watch.wait()
+        await end_process_group(group, kill_grace_s)
+        # A member that left the group (setsid) may still hold the pipe open; do not wait on it forever.
+        with anyio.move_on_after(kill_grace_s) as waiting:
+            await output.wait()
+        if waiting.cancelled_caught:
+            log.warning("output of %r still open after its process group ended; stopped reading", command)
         return exit_code
     finally:
         with anyio.CancelScope(shield=True):
             await end_process_group(group, kill_grace_s)
-            await process.aclose()
+            with anyio.move_on_after(_EXTRA_WAIT_AFTER_KILL_S):
+                await exit_watch.wait()
+            exit_watch.close()
+            output.close()
             log_file.flush()
 
 
-async def _pump_lines(
-    stream: ByteReceiveStream, log_file: IO[bytes], on_line: Callable[[str], None], done: anyio.Event
-) -> None:
-    pending = b""
-    try:
-        async for chunk in stream:
-            log_file.write(chunk)
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                on_line(line.decode("utf-8", errors="replace"))
-            if len(pending) > _MAX_LINE:
-                on_line(pending.decode("utf-8", errors="replace"))
-                pending = b""
-        if pending:
-            on_line(pending.decode("utf-8", errors="replace"))
-    finally:
-        done.set()
+class _ExitWatch:
+    """Notices the child's exit through a pidfd and reaps it, without a thread or a SIGCHLD handler."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, process: subprocess.Popen[bytes]) -> None:
+        self._loop = loop
+        self._process = process
+        self._exited = anyio.Event()
+        self._pidfd: int | None = None
+        try:
+            self._pidfd = os.pidfd_open(process.pid)
+        except (AttributeError, OSError):
+            self._pidfd = None
+        if self._pidfd is not None:
+            loop.add_reader(self._pidfd, self._reap)
+            self._reap()
+
+    def _reap(self) -> None:
+        try:
+            pid, status = os.waitpid(self._process.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self._process.pid, 0
+        if pid == 0:
+            return
+        # Popen must learn the status, or it would try to reap the pid again later.
+        self._process.returncode = os.waitstatus_to_exitcode(status)
+        self.close()
+        self._exited.set()
+
+    async def wait(self) -> int:
+        if self._pidfd is None and not self._exited.is_set():
+            # No pidfds on this system: wait in a worker thread instead.
+            self._process.returncode = await anyio.to_thread.run_sync(
+                self._process.wait, abandon_on_cancel=True
+            )
+            self._exited.set()
+        await self._exited.wait()
+        assert self._process.returncode is not None
+        return self._process.returncode
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+class _OutputPump:
+    """Copies the child's output to the log and splits it into lines, as the event loop sees it arrive."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fd: int,
+        log_file: IO[bytes],
+        on_line: Callable[[str], None],
+    ) -> None:
+        self._loop = loop
+        self._fd: int | None = fd
+        self._log_file = log_file
+        self._on_line = on_line
+        self._pending = b""
+        self._done = anyio.Event()
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        assert self._fd is not None
+        try:
+            chunk = os.read(self._fd, 65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self._finish()
+            return
+        self._log_file.write(chunk)
+        self._pending += chunk
+        *lines, self._pending = self._pending.split(b"\n")
+        for line in lines:
+            self._on_line(line.decode("utf-8", errors="replace"))
+        if len(self._pending) > _MAX_LINE:
+            self._on_line(self._pending.decode("utf-8", errors="replace"))
+            self._pending = b""
+
+    def _finish(self) -> None:
+        if self._pending:
+            self._on_line(self._pending.decode("utf-8", errors="replace"))
+            self._pending = b""
+        self.close()
+        self._done.set()
+
+    async def wait(self) -> None:
+        await self._done.wait()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            self._loop.remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = None
 
 
 async def end_process_group(group: int, grace_s: float = DEFAULT_KILL_GRACE_S) -> bool:
@@ -105,22 +224,19 @@ async def end_process_group(group: int, grace_s: float = DEFAULT_KILL_GRACE_S) -
 
     Returns True once the group is empty (at once when it already was).
     """
-    if not process_group_alive(group):
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
         return True
-    _signal_group(group, signal.SIGTERM)
     if await _wait_group_gone(group, grace_s):
         return True
     log.info("process group %d outlived SIGTERM by %.1fs; sending SIGKILL", group, grace_s)
-    _signal_group(group, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
     if await _wait_group_gone(group, _EXTRA_WAIT_AFTER_KILL_S):
         return True
     log.error("process group %d still has live members after SIGKILL", group)
     return False
-
-
-def _signal_group(group: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signum)
 
 
 async def _wait_group_gone(group: int, timeout_s: float) -> bool:
@@ -143,33 +259,49 @@ def process_group_alive(group: int) -> bool:
         return True
     # Orphaned members that exited stay as zombies until their new parent reaps them, and some
     # init processes in containers never do; only live members matter.
-    return _has_live_member(group)
+    live = _live_groups()
+    return True if live is None else group in live
 
 
-def _has_live_member(group: int) -> bool:
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses; the fields after its last ')' do not.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == group and fields[0] not in ("Z", "X"):
-            return True
-    return False
+_scan_cache: tuple[float, frozenset[int]] = (0.0, frozenset())
+_SCAN_TTL_S = 0.001
 
 
-def _use_pidfd_child_watcher() -> None:
-    """On Python 3.11, use the pidfd child watcher instead of asyncio's thread-per-child default.
+def _live_groups() -> frozenset[int] | None:
+    """Process groups with at least one live member, from /proc (None where there is no /proc).
 
-    Starting a thread for every child roughly doubles the cost of short steps. Python 3.12 and later
-    use pidfds by default. The watcher is bound to one event loop, so rebind it when the loop changes.
+    One scan serves every group being waited on in the same millisecond: when a fail-fast ends
+    eight trees at once, that is one scan instead of eight.
     """
+    global _scan_cache
+    now = time.monotonic()
+    if now - _scan_cache[0] < _SCAN_TTL_S:
+        return _scan_cache[1]
+    groups: set[int] = set()
+    try:
+        entries = os.scandir("/proc")
+    except OSError:
+        return None
+    with entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue
+            # The command name may hold spaces and parentheses; the fields after its last ')' do not.
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            if len(fields) > 2 and fields[0] not in (b"Z", b"X"):
+                groups.add(int(fields[2]))
+    _scan_cache = (time.monotonic(), frozenset(groups))
+    return _scan_cache[1]
+
+
+def use_pidfd_child_watcher() -> None:
+    """On Python 3.11, make asyncio's own subprocesses (git commands) use the pidfd child watcher
+    instead of the default that starts a thread per child. Python 3.12 does this by itself."""
     if sys.version_info >= (3, 12) or not _PIDFD_WORKS:
         return
     loop = asyncio.get_running_loop()
@@ -182,11 +314,9 @@ def _use_pidfd_child_watcher() -> None:
 
 
 def _pidfd_works() -> bool:
-    if not hasattr(os, "pidfd_open"):
-        return False
     try:
         os.close(os.pidfd_open(os.getpid()))
-    except OSError:
+    except (AttributeError, OSError):
         return False
     return True
 

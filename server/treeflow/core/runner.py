@@ -92,6 +92,7 @@ class Run:
         self._workspace = workspace or CheckoutWorkspace(repo)
         self._rng = rng or random.Random()
         self._ports = PortPool()
+        self._base_env = {**os.environ, **workflow.env}
         step_ids = select_steps(workflow, options.select)
         self.result = RunResult(
             run_id=options.run_id or new_run_id(),
@@ -312,9 +313,7 @@ class Run:
         return StepStatus.FAILED, exit_code, _exit_description(exit_code)
 
     def _environment(self, step: Step, place: StepPlace, port: int, attempt: int) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(self.workflow.env)
-        env.update(step.env)
+        env = {**self._base_env, **step.env}
         env.update(
             TREEFLOW_RUN_ID=self.result.run_id,
             TREEFLOW_STEP=step.id,

@@ -330,7 +330,7 @@ class _Parser:
                     key_nodes[step_id],
                     f"bad step id {step_id!r}: use 1 to 64 letters, digits, '-' or '_'",
                 )
-            step, needs = self.step(step_id, step_node, defaults)
+            step, needs = self.step(step_id, step_node, defaults, key_nodes[step_id].start_mark.line + 1)
             need_nodes[step_id] = needs
             if step is not None:
                 steps[step_id] = step
@@ -338,7 +338,7 @@ class _Parser:
         return steps
 
     def step(
-        self, step_id: str, node: yaml.Node, defaults: Step
+        self, step_id: str, node: yaml.Node, defaults: Step, line: int
     ) -> tuple[Step | None, list[tuple[str, yaml.Node]]]:
         what = f"step `{step_id}`"
         fields = self.mapping(node, what, _STEP_KEYS)
@@ -364,7 +364,7 @@ class _Parser:
             retry=retry or defaults.retry,
             worktree=defaults.worktree if worktree is None else worktree,
             env=env,
-            line=node.start_mark.line + 1,
+            line=line,
         )
         return step, needs
 
