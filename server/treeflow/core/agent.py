@@ -20,12 +20,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import anyio
 
 from treeflow.core.model import AgentSpec, StepStatus
-from treeflow.core.process import run_shell
+from treeflow.core.process import OutputLog, run_shell
 from treeflow.core.watch import FileWatcher
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class AgentStep:
         self._problems_seen: set[str] = set()
 
     async def run(
-        self, *, cwd: Path, env: Mapping[str, str], log_file: IO[bytes], kill_grace_s: float
+        self, *, cwd: Path, env: Mapping[str, str], log_file: OutputLog, kill_grace_s: float
     ) -> Outcome:
         if self._agent.command is None:
             return await self._follow()

@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO
+from typing import Protocol
 
 import anyio
 
@@ -38,6 +38,12 @@ _EXTRA_WAIT_AFTER_KILL_S = 2.0
 # Words made only of these characters carry no shell syntax (no quoting, globbing, expansion,
 # redirection or control operators), so such a command means the same with or without a shell.
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_./,:@%+=-]+")
+
+
+class OutputLog(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+    def flush(self) -> None: ...
 
 
 def command_argv(command: str, env: Mapping[str, str]) -> list[str]:
@@ -66,7 +72,7 @@ async def run_shell(
     *,
     cwd: Path,
     env: Mapping[str, str],
-    log_file: IO[bytes],
+    log_file: OutputLog,
     on_line: Callable[[str], None],
     on_start: Callable[[int], None] | None = None,
     kill_grace_s: float = DEFAULT_KILL_GRACE_S,
@@ -172,7 +178,7 @@ class _OutputPump:
         self,
         loop: asyncio.AbstractEventLoop,
         fd: int,
-        log_file: IO[bytes],
+        log_file: OutputLog,
         on_line: Callable[[str], None],
     ) -> None:
         self._loop = loop

@@ -16,7 +16,6 @@ import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO
 
 import anyio
 
@@ -38,6 +37,7 @@ from treeflow.core.git import Repository
 from treeflow.core.model import RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S, run_shell
+from treeflow.core.steplog import StepLog
 from treeflow.core.watch import FileWatcher, process_watcher
 from treeflow.core.workspace import CheckoutWorkspace, StepPlace, StepSetupError, Workspace
 
@@ -181,15 +181,14 @@ class Run:
         result.status = StepStatus.RUNNING
         result.started_at = time.time()
         started = time.monotonic()
-        result.log = self.log_dir / f"{step.id}.log"
         port = self._ports.acquire()
         place: StepPlace | None = None
+        log_file = StepLog(self.log_dir / f"{step.id}.log")
         try:
             async with self._workspace.step_place(self.result, step) as place:
-                with result.log.open("ab") as log_file:
-                    status, exit_code, error = await self._setup(step, place, port, log_file)
-                    if status is StepStatus.SUCCEEDED:
-                        status, exit_code, error = await self._attempts(step, result, place, port, log_file)
+                status, exit_code, error = await self._setup(step, place, port, log_file)
+                if status is StepStatus.SUCCEEDED:
+                    status, exit_code, error = await self._attempts(step, result, place, port, log_file)
                 result.exit_code = exit_code
                 result.status = status
                 result.error = error
@@ -197,6 +196,8 @@ class Run:
             result.status = StepStatus.FAILED
             result.error = str(exc)
         finally:
+            log_file.close()
+            result.log = log_file.path if log_file.created else None
             if place is not None:
                 result.branch, result.commit = place.branch, place.commit
             self._ports.release(port)
@@ -204,7 +205,7 @@ class Run:
         self._finish(step.id, result.status, result.error)
 
     async def _setup(
-        self, step: Step, place: StepPlace, port: int, log_file: IO[bytes]
+        self, step: Step, place: StepPlace, port: int, log_file: StepLog
     ) -> tuple[StepStatus, int | None, str | None]:
         """Run `setup.run` in a fresh worktree; its failure fails the step without retries."""
         command = self.workflow.setup.run
@@ -218,7 +219,7 @@ class Run:
         return status, exit_code, f"setup failed: {error}"
 
     async def _attempts(
-        self, step: Step, result: StepResult, place: StepPlace, port: int, log_file: IO[bytes]
+        self, step: Step, result: StepResult, place: StepPlace, port: int, log_file: StepLog
     ) -> tuple[StepStatus, int | None, str | None]:
         policy = step.retry
         outcome: tuple[StepStatus, int | None, str | None] = (StepStatus.FAILED, None, None)
@@ -230,15 +231,14 @@ class Run:
                 await anyio.sleep(delay)
                 log_file.write(f"\n--- treeflow: attempt {attempt} of {policy.attempts} ---\n".encode())
             result.attempts = attempt
-            assert result.log is not None
-            self._sink.emit(StepStarted(self.result.run_id, step.id, attempt, result.log))
+            self._sink.emit(StepStarted(self.result.run_id, step.id, attempt, log_file.path))
             outcome = await self._attempt(step, place, port, attempt, log_file)
             if outcome[0] is StepStatus.SUCCEEDED:
                 break
         return outcome
 
     async def _attempt(
-        self, step: Step, place: StepPlace, port: int, attempt: int, log_file: IO[bytes]
+        self, step: Step, place: StepPlace, port: int, attempt: int, log_file: StepLog
     ) -> tuple[StepStatus, int | None, str | None]:
         if step.agent is not None:
             return await self._agent(step, place, port, attempt, log_file)
@@ -246,7 +246,7 @@ class Run:
         return await self._shell(step, step.run, place, port, attempt, log_file)
 
     async def _agent(
-        self, step: Step, place: StepPlace, port: int, attempt: int, log_file: IO[bytes]
+        self, step: Step, place: StepPlace, port: int, attempt: int, log_file: StepLog
     ) -> tuple[StepStatus, int | None, str | None]:
         assert step.agent is not None
         run_id = self.result.run_id
@@ -287,7 +287,7 @@ class Run:
         return outcome
 
     async def _shell(
-        self, step: Step, command: str, place: StepPlace, port: int, attempt: int, log_file: IO[bytes]
+        self, step: Step, command: str, place: StepPlace, port: int, attempt: int, log_file: StepLog
     ) -> tuple[StepStatus, int | None, str | None]:
         run_id = self.result.run_id
 

@@ -1,0 +1,73 @@
+"""Workflow files open in the editor: diagnostics and code lenses, from the same parser as the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsprotocol import types
+
+from treeflow.core.spec import WorkflowError, parse_workflow
+
+RUN_COMMAND = "treeflow.run"
+
+
+def is_workflow_file(path: Path) -> bool:
+    if path.suffix not in (".yml", ".yaml"):
+        return False
+    return path.stem == "treeflow" or path.parent.name == ".treeflow"
+
+
+def diagnostics(text: str, path: Path) -> list[types.Diagnostic]:
+    """What `treeflow validate` would say about ``text``, at the same lines and columns."""
+    try:
+        parse_workflow(text, path)
+    except WorkflowError as exc:
+        lines = text.splitlines()
+        return [
+            types.Diagnostic(
+                range=_range_at(lines, error.line - 1, error.column - 1),
+                message=error.message,
+                severity=types.DiagnosticSeverity.Error,
+                source="treeflow",
+            )
+            for error in exc.errors
+        ]
+    return []
+
+
+def _range_at(lines: list[str], line: int, column: int) -> types.Range:
+    # The error points at a character; underline the word that starts there.
+    text = lines[line] if 0 <= line < len(lines) else ""
+    end = column
+    while end < len(text) and not text[end].isspace() and text[end] not in ",:{}[]":
+        end += 1
+    end = max(end, min(column + 1, len(text)))
+    return types.Range(types.Position(line, column), types.Position(line, end))
+
+
+def code_lenses(text: str, path: Path, uri: str) -> list[types.CodeLens]:
+    """ "Run workflow" on the first line and "Run step <id>" on each step; none for a broken file."""
+    try:
+        workflow = parse_workflow(text, path)
+    except WorkflowError:
+        return []
+    whole = types.Range(types.Position(0, 0), types.Position(0, 0))
+    lenses = [
+        types.CodeLens(
+            range=whole,
+            command=types.Command(title="▶ Run workflow", command=RUN_COMMAND, arguments=[{"workflow": uri}]),
+        )
+    ]
+    for step in workflow.steps.values():
+        at = types.Range(types.Position(step.line - 1, 0), types.Position(step.line - 1, 0))
+        lenses.append(
+            types.CodeLens(
+                range=at,
+                command=types.Command(
+                    title=f"▶ Run step {step.id}",
+                    command=RUN_COMMAND,
+                    arguments=[{"workflow": uri, "steps": [step.id]}],
+                ),
+            )
+        )
+    return lenses

@@ -1,0 +1,177 @@
+"""What the client sees of a run: work-done progress, `treeflow/runUpdated` and `treeflow/log`.
+
+Engine events arrive far faster than an editor can use them (a 200-step run, a chatty step), and a
+client that stops reading would otherwise make the server queue without bound. So events only mark
+the run dirty and buffer log lines; `pump` sends what changed at most every `INTERVAL_S`, skips a
+turn while the client has not drained what it was sent, and the final state is always sent last.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from lsprotocol import types
+
+from treeflow.core.events import (
+    Event,
+    RunFinished,
+    StepFinished,
+    StepOutput,
+    StepProgress,
+    StepStarted,
+)
+from treeflow.core.model import RunResult, RunStatus, StepStatus
+
+INTERVAL_S = 0.1
+MAX_LOG_LINES_PER_STEP = 2000
+RUN_UPDATED = "treeflow/runUpdated"
+LOG = "treeflow/log"
+# Past this many bytes waiting for the client, only the final state is worth sending.
+_BACKLOG_LIMIT = 1024 * 1024
+
+
+@dataclass
+class Client:
+    """How the reporter reaches the client; the server supplies these."""
+
+    notify: Callable[[str, Any], None]
+    progress: Callable[
+        [str, types.WorkDoneProgressBegin | types.WorkDoneProgressReport | types.WorkDoneProgressEnd], None
+    ]
+    backlog: Callable[[], int]
+
+
+@dataclass
+class _StepLog:
+    lines: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES_PER_STEP))
+    dropped: int = 0
+
+
+def run_payload(run: RunResult) -> dict[str, Any]:
+    payload = run.to_json()
+    payload["done"] = sum(1 for step in run.steps.values() if step.status.is_final)
+    payload["total"] = len(run.steps)
+    return payload
+
+
+def progress_message(run: RunResult) -> str:
+    """``3/6 · running: lint, review (40% tests pass)``."""
+    done = sum(1 for step in run.steps.values() if step.status.is_final)
+    running = []
+    for step_id, step in run.steps.items():
+        if step.status is not StepStatus.RUNNING:
+            continue
+        detail = " ".join(
+            part
+            for part in (f"{step.progress:.0%}" if step.progress is not None else "", step.message or "")
+            if part
+        )
+        running.append(f"{step_id} ({detail})" if detail else step_id)
+    text = f"{done}/{len(run.steps)}"
+    return f"{text} · running: {', '.join(running)}" if running else text
+
+
+def outcome_message(run: RunResult) -> str:
+    if run.status is RunStatus.SUCCEEDED:
+        return f"succeeded in {run.duration_s or 0:.1f}s"
+    if run.status is RunStatus.CANCELLED:
+        return "cancelled"
+    failed = [
+        step_id
+        for step_id, step in run.steps.items()
+        if step.status in (StepStatus.FAILED, StepStatus.TIMED_OUT)
+    ]
+    return f"failed: {', '.join(failed)}" if failed else "failed"
+
+
+class RunReporter:
+    """The event sink of one run in the language server."""
+
+    def __init__(self, client: Client) -> None:
+        self._run = RunResult(run_id="", workflow="", workflow_path=Path())
+        self._client = client
+        self.token: str | None = None
+        self._dirty = anyio.Event()
+        self._logs: dict[str, _StepLog] = {}
+        self._finished = False
+        self.sent_updates = 0
+
+    def bind(self, run: RunResult) -> None:
+        self._run = run
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, StepOutput):
+            log = self._logs.setdefault(event.step_id, _StepLog())
+            if len(log.lines) == log.lines.maxlen:
+                log.dropped += 1
+            log.lines.append(event.line)
+        elif isinstance(event, RunFinished):
+            self._finished = True
+        elif not isinstance(event, StepStarted | StepFinished | StepProgress):
+            return
+        self._dirty.set()
+
+    def begin(self, title: str) -> None:
+        if self.token is not None:
+            self._client.progress(
+                self.token,
+                types.WorkDoneProgressBegin(
+                    title=title, cancellable=True, message=progress_message(self._run), percentage=0
+                ),
+            )
+
+    async def pump(self) -> None:
+        """Send what changed, at most every INTERVAL_S, until the run has finished."""
+        while not self._finished:
+            await self._dirty.wait()
+            self._dirty = anyio.Event()
+            if self._finished:
+                break
+            if self._client.backlog() > _BACKLOG_LIMIT:
+                self._dirty.set()
+            else:
+                self._send_update()
+            await anyio.sleep(INTERVAL_S)
+
+    def end(self, error: str | None = None) -> None:
+        """Send the final state: the last logs, the run, and the end of the progress. Always called."""
+        self._flush_logs()
+        payload = run_payload(self._run)
+        payload["error"] = error
+        self._client.notify(RUN_UPDATED, {"run": payload})
+        self.sent_updates += 1
+        if self.token is not None:
+            message = f"failed: {error}" if error else outcome_message(self._run)
+            self._client.progress(self.token, types.WorkDoneProgressEnd(message=message))
+
+    def _send_update(self) -> None:
+        self._flush_logs()
+        self._client.notify(RUN_UPDATED, {"run": run_payload(self._run)})
+        self.sent_updates += 1
+        if self.token is not None:
+            total = max(len(self._run.steps), 1)
+            done = sum(1 for step in self._run.steps.values() if step.status.is_final)
+            self._client.progress(
+                self.token,
+                types.WorkDoneProgressReport(
+                    message=progress_message(self._run), percentage=int(100 * done / total), cancellable=True
+                ),
+            )
+
+    def _flush_logs(self) -> None:
+        for step_id, log in self._logs.items():
+            if not log.lines and not log.dropped:
+                continue
+            lines = list(log.lines)
+            if log.dropped:
+                lines.insert(0, f"[treeflow: {log.dropped} earlier lines not shown here; see the step's log]")
+            log.lines.clear()
+            log.dropped = 0
+            self._client.notify(
+                LOG, {"runId": self._run.run_id, "stepId": step_id, "text": "\n".join(lines) + "\n"}
+            )

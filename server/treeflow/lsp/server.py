@@ -1,0 +1,192 @@
+"""`treeflow serve`: the language server over stdio, and its life cycle.
+
+stdin and stdout are wrapped in asyncio pipe transports rather than pygls' blocking stdio, so that
+a client that stops reading fills a buffer the server can see (and coalesce against) instead of
+blocking the event loop, and so that reading can be cancelled at `exit`. When the client sends
+`exit` or closes stdin, every run is cancelled and cleaned up before the process ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Generator
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+import anyio
+from lsprotocol import types
+from pygls.io_ import run_async
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+from treeflow import __version__
+from treeflow.lsp.progress import Client
+from treeflow.lsp.supervisor import ProgressHost, Supervisor
+
+log = logging.getLogger("treeflow")
+
+SHUTDOWN_GRACE_S = 4.5
+
+
+class PipeWriter:
+    """pygls' writer interface over an asyncio write transport (never blocks the loop)."""
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def backlog(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+
+class TreeflowProtocol(LanguageServerProtocol):
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> Generator[Any, Any, None]:
+        # pygls ends the process from inside the event loop on `exit`; treeflow stops reading
+        # instead, so that runs are cancelled and cleaned up first.
+        server = self._server
+        assert isinstance(server, TreeflowServer)
+        server.request_exit(0 if self._shutdown else 1)
+        yield from ()
+
+
+class TreeflowServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("treeflow", __version__, protocol_cls=TreeflowProtocol)
+        self.exit_code = 0
+        self._stop_reading: Callable[[], None] = lambda: None
+        self._writer: PipeWriter | None = None
+        self._supervisor: Supervisor | None = None
+
+    @property
+    def supervisor(self) -> Supervisor:
+        assert self._supervisor is not None, "the server is not serving"
+        return self._supervisor
+
+    def request_exit(self, code: int) -> None:
+        self.exit_code = code
+        self._stop_reading()
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        log.error("%s", error)
+
+    def client_supports_progress(self) -> bool:
+        capabilities = self.protocol.client_capabilities
+        window = capabilities.window if capabilities else None
+        return bool(window and window.work_done_progress)
+
+    async def create_progress(self, token: str) -> None:
+        await self.work_done_progress.create_async(token)
+
+    def on_progress_cancel(self, token: str, callback: Callable[[], None]) -> None:
+        future = self.work_done_progress.tokens.get(token)
+        if future is not None:
+            future.add_done_callback(lambda done: callback() if done.cancelled() else None)
+
+    def send_progress(
+        self,
+        token: str,
+        value: types.WorkDoneProgressBegin | types.WorkDoneProgressReport | types.WorkDoneProgressEnd,
+    ) -> None:
+        self.protocol.notify(types.PROGRESS, types.ProgressParams(token=token, value=value))
+
+    def backlog(self) -> int:
+        return self._writer.backlog() if self._writer else 0
+
+    async def serve(self, stdin: BinaryIO, stdout: BinaryIO) -> int:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
+        transport, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, stdout)
+        self._writer = PipeWriter(transport)
+        self.protocol.set_writer(self._writer)
+        client = Client(notify=self.protocol.notify, progress=self.send_progress, backlog=self.backlog)
+        progress = ProgressHost(
+            supported=self.client_supports_progress,
+            create=self.create_progress,
+            on_cancel=self.on_progress_cancel,
+        )
+        try:
+            async with anyio.create_task_group() as group:
+                self._supervisor = Supervisor(group, client, progress)
+                with anyio.CancelScope() as reading:
+                    self._stop_reading = reading.cancel
+                    await _read_messages(reader, self.protocol)
+                log.info("client gone or exit received; stopping every run")
+                with anyio.move_on_after(SHUTDOWN_GRACE_S):
+                    await self.supervisor.stop_all()
+                group.cancel_scope.cancel()
+        finally:
+            self._writer.close()
+        return self.exit_code
+
+
+async def _read_messages(reader: asyncio.StreamReader, protocol: LanguageServerProtocol) -> None:
+    stop = anyio.Event()  # never set: reading ends with the input or by cancellation
+    try:
+        await run_async(
+            stop_event=_NeverSet(stop),  # type: ignore[arg-type]
+            reader=reader,
+            protocol=protocol,
+            logger=logging.getLogger("treeflow.lsp.io"),
+        )
+    except asyncio.IncompleteReadError:
+        log.info("the client closed its end in the middle of a message")
+
+
+class _NeverSet:
+    """Stands in for the threading.Event pygls polls between messages."""
+
+    def __init__(self, event: anyio.Event) -> None:
+        self._event = event
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
+def configure_logging(server: TreeflowServer, log_file: Path | None, verbose: bool) -> None:
+    """treeflow's own log goes to the client's log (window/logMessage) and to a file; never stdout."""
+    level = logging.DEBUG if verbose else logging.INFO
+    root = logging.getLogger("treeflow")
+    root.setLevel(level)
+    root.propagate = False
+    root.addHandler(_ClientLogHandler(server))
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(log_file, maxBytes=1024 * 1024, backupCount=2, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    # pygls logs every message it sends at INFO; that is noise at this volume.
+    logging.getLogger("pygls").setLevel(logging.WARNING)
+    logging.getLogger("pygls").addHandler(logging.StreamHandler(sys.stderr))
+
+
+class _ClientLogHandler(logging.Handler):
+    _TYPES: ClassVar[dict[int, types.MessageType]] = {
+        logging.ERROR: types.MessageType.Error,
+        logging.WARNING: types.MessageType.Warning,
+        logging.INFO: types.MessageType.Info,
+    }
+
+    def __init__(self, server: TreeflowServer) -> None:
+        super().__init__()
+        self._server = server
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._server.protocol.writer is None:
+            return
+        kind = self._TYPES.get(record.levelno, types.MessageType.Log)
+        try:
+            self._server.window_log_message(types.LogMessageParams(type=kind, message=self.format(record)))
+        except Exception:  # a log line must never take the server down
+            self.handleError(record)
