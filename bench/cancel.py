@@ -159,8 +159,9 @@ def read_stamp(stamp: Path) -> float | None:
         return None
 
 
-async def one_repetition(repo: Repository, workflow: Workflow, names: list[str], pids: Path,
-                         stamp: Path) -> Sample:
+async def one_repetition(
+    repo: Repository, workflow: Workflow, names: list[str], pids: Path, stamp: Path
+) -> Sample:
     reset_markers(pids, stamp)
     clock = FailureClock(FAILING_STEP)
     run = Run(workflow, repo, clock)

@@ -3,7 +3,8 @@
 Latency. A stand-in agent, a separate process, replaces `.treeflow/status.json` with a final state
 after a seeded random delay and stamps CLOCK_MONOTONIC (shared by all processes) right after
 `os.replace`; the engine runs in this process with a sink that stamps `StepFinished`. The figure is
-the difference. Variants:
+the difference. An agent preempted between the replace and reading the clock stamps late, so a
+trial can come out a fraction of a millisecond low, even below zero. Variants:
 
 - events (inotify, the default watcher), agent started outside treeflow: one workflow run per trial,
   sequentially, so trials do not disturb each other;
@@ -20,7 +21,9 @@ Idle cost. N agents (default 16) each write one `running` status and then stay q
 1h). Once the polling interval has reached its cap, wake-ups are counted over a window: the
 watcher's own counter, event-loop iterations (the whole process: everything that woke it) and
 voluntary context switches of all its threads. The baseline is N in-process loops stat-ing a
-file every 100 ms, measured the same way; a window with nothing running shows this script's share.
+file every 100 ms, out of step as independent agents would be, measured the same way; a second
+row starts them all in step, to show what one shared tick costs the process. A window with
+nothing running shows this script's own share of the counts.
 
 Steps run in a plain folder each (a minimal Workspace below) rather than a git worktree: setting
 up worktrees would only slow the trials down and has no bearing on how a status file is noticed.
@@ -310,7 +313,7 @@ async def sequential_trials(context: Context, delays: Sequence[float], launched:
     for delay in delays:
         command = None
         if launched:
-            command = f"exec {shlex.join([sys.executable, str(context.script), 'once', f'{delay:.3f}'])}"
+            command = shlex.join([sys.executable, str(context.script), "once", f"{delay:.3f}"])
 
         def on_waiting(step_id: str, task_file: Path, delay: float = delay) -> None:
             context.agents.request(task_file, "succeeded", FINAL, delay)
@@ -457,19 +460,24 @@ async def idle_agents(context: Context, mode: str, agents: int, settle_s: float,
     return Rates(rates.watcher, rates.iterations, rates.switches, with_ramp)
 
 
-async def idle_fixed_poll(context: Context, agents: int, window_s: float) -> Rates:
-    """The baseline: ``agents`` loops stat-ing a status file every 100 ms."""
+async def idle_fixed_poll(context: Context, agents: int, window_s: float, in_step: bool, seed: int) -> Rates:
+    """The baseline: ``agents`` loops stat-ing a status file every 100 ms.
+
+    Agents start at different times, so independent pollers tick out of step: each loop starts at
+    a random point of the interval. With ``in_step`` they all start together instead and the event
+    loop serves their timers in the same wake-ups, which shows what a shared tick would cost."""
     checks = 0
+    rng = random.Random(seed)
     paths: list[Path] = []
     for index in range(agents):
-        task = write_task(
-            context.root / "idle-baseline" / f"a{index:02d}", "baseline", f"a{index:02d}", AgentSpec("x")
-        )
+        name = f"a{index:02d}"
+        task = write_task(context.root / "idle-baseline" / name, "baseline", name, AgentSpec("x"))
         report(task, AgentStatus(state="running"))
         paths.append(task.status_file)
 
-    async def poll(path: Path) -> None:
+    async def poll(path: Path, offset_s: float) -> None:
         nonlocal checks
+        await anyio.sleep(offset_s)
         while True:
             await anyio.sleep(BASELINE_IDLE_INTERVAL_S)
             checks += 1
@@ -478,7 +486,7 @@ async def idle_fixed_poll(context: Context, agents: int, window_s: float) -> Rat
 
     async with anyio.create_task_group() as group:
         for path in paths:
-            group.start_soon(poll, path)
+            group.start_soon(poll, path, 0.0 if in_step else rng.uniform(0.0, BASELINE_IDLE_INTERVAL_S))
         # Lets the loops fall into their rhythm before counting, as the other modes get to settle.
         await anyio.sleep(min(1.0, window_s))
         first = counters(checks)
@@ -515,7 +523,7 @@ def latency_row(label: str, values: Sequence[float]) -> str:
 def idle_row(label: str, rates: Rates, watcher: bool = True) -> str:
     ramp = "" if rates.watcher_with_ramp is None else f"{rates.watcher_with_ramp:12.1f}"
     checks = f"{rates.watcher:12.1f}" if watcher else f"{'-':>12}"
-    return f"   {label:36} {checks} {rates.iterations:12.1f} {rates.switches:12.1f} {ramp}"
+    return f"   {label:36} {checks} {rates.iterations:12.1f} {rates.switches:12.1f} {ramp}".rstrip()
 
 
 def verdict(passed: bool, text: str) -> bool:
@@ -583,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
             idle_events = run_counted(idle_agents, context, "events", args.agents, settle, args.window)
             polled = run_counted(poll_trials, context, idle_delays, busy_delays)
             idle_poll = run_counted(idle_agents, context, "poll", args.agents, settle, args.window)
-            idle_fixed = run_counted(idle_fixed_poll, context, args.agents, args.window)
+            idle_fixed = run_counted(idle_fixed_poll, context, args.agents, args.window, False, args.seed)
+            idle_in_step = run_counted(idle_fixed_poll, context, args.agents, args.window, True, args.seed)
             idle_self = run_counted(idle_nothing, args.window)
         finally:
             agents.close()
@@ -613,7 +622,9 @@ def main(argv: list[str] | None = None) -> int:
     print(idle_row("nothing running (this script)", idle_self, watcher=False))
     print(idle_row("events (inotify)", idle_events))
     print(idle_row("polling (adaptive)", idle_poll))
-    print(idle_row(f"baseline: fixed {BASELINE_IDLE_INTERVAL_S * 1e3:g} ms polling", idle_fixed))
+    interval_ms = f"{BASELINE_IDLE_INTERVAL_S * 1e3:g} ms"
+    print(idle_row(f"baseline: fixed {interval_ms} polling", idle_fixed))
+    print(idle_row(f"fixed {interval_ms}, all in step", idle_in_step))
     print(f"   fixed {BASELINE_IDLE_INTERVAL_S * 1e3:g} ms polling, computed: {fixed_computed:.0f} checks/s")
     print()
 

@@ -275,10 +275,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=8, help="max_parallel and make -j (default 8)")
     parser.add_argument("--repeat", type=int, default=3, help="measured rounds (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured rounds first (default 1)")
-    parser.add_argument("--shape", choices=(*SHAPES, "all"), default=HEADLINE,
-                        help=f"graph to run (default {HEADLINE}, which the verdict is on; `all` adds chains)")
-    parser.add_argument("--worktrees", action="store_true",
-                        help="give every step its own git worktree (slow: use with --steps 50 or so)")
+    parser.add_argument(
+        "--shape",
+        choices=(*SHAPES, "all"),
+        default=HEADLINE,
+        help=f"graph to run (default {HEADLINE}, which the verdict is on; `all` adds chains)",
+    )
+    parser.add_argument(
+        "--worktrees",
+        action="store_true",
+        help="give every step its own git worktree (slow: use with --steps 50 or so)",
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.parallel < 1 or args.repeat < 1 or args.warmup < 0:
         parser.error("--steps, --parallel and --repeat must be at least 1, --warmup at least 0")

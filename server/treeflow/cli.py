@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -90,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--summary", metavar="S", help="what the agent did (with a final state)")
     report.add_argument("--error", metavar="E", help="why the agent failed")
 
+    serve = commands.add_parser("serve", help="run the language server over stdio (for editors)")
+    serve.add_argument(
+        "--log-file", type=Path, default=_default_server_log(), metavar="FILE", help="where the server logs"
+    )
+
     init = commands.add_parser("init", help="set up editor integrations in this repository")
     init.add_argument(
         "--cursor", action="store_true", help="write .cursor/rules/treeflow.mdc for Cursor's agents"
@@ -134,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return agent_report_command(args)
         if args.command == "init":
             return init_command(args)
+        if args.command == "serve":
+            return serve_command(args)
         return anyio.run(run_command, args)
     except WorkflowError as exc:
         for error in exc.errors:
@@ -213,6 +222,21 @@ def agent_report_command(args: argparse.Namespace) -> int:
     )
     report(task, status)
     return EXIT_OK
+
+
+def _default_server_log() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "treeflow" / "server.log"
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    # pygls and lsprotocol take about 300 ms to import; only `serve` loads them, so that every
+    # other command starts without that cost.
+    lsp = importlib.import_module("treeflow.lsp")
+    server = lsp.create_server()
+    lsp.configure_logging(server, args.log_file, args.verbose)
+    code: int = anyio.run(server.serve, sys.stdin.buffer, sys.stdout.buffer)
+    return code
 
 
 def init_command(args: argparse.Namespace) -> int:

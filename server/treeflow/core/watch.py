@@ -30,15 +30,15 @@ import anyio
 
 log = logging.getLogger(__name__)
 
-_IN_MODIFY = 0x00000002
 _IN_CLOSE_WRITE = 0x00000008
 _IN_MOVED_TO = 0x00000080
-_IN_CREATE = 0x00000100
 _IN_DELETE = 0x00000200
 _IN_IGNORED = 0x00008000
 _IN_NONBLOCK = 0o4000
 _IN_CLOEXEC = 0o2000000
-_MASK = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE
+# A finished write (close), an atomic replace (rename into the folder) or a removal; not every
+# modification, which would wake treeflow mid-write to read half a file.
+_MASK = _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_DELETE
 _EVENT_HEADER = struct.Struct("iIII")
 
 
@@ -201,21 +201,22 @@ class PollingWatcher:
         yield _PollSubscription(path, self.policy, self)
 
 
-_shared: FileWatcher | None = None
+_shared: dict[str, FileWatcher] = {}
 
 
 def process_watcher() -> FileWatcher:
     """The watcher of this process: file events on Linux, adaptive polling where there are none or
     when ``TREEFLOW_WATCH=poll`` asks for it."""
-    global _shared
     wanted = "poll" if os.environ.get("TREEFLOW_WATCH", "").lower() == "poll" else "events"
-    if _shared is not None and _shared.mode == wanted:
-        return _shared
-    if wanted == "events" and sys.platform.startswith("linux"):
+    if wanted not in _shared:
+        _shared[wanted] = _new_watcher(wanted)
+    return _shared[wanted]
+
+
+def _new_watcher(mode: str) -> FileWatcher:
+    if mode == "events" and sys.platform.startswith("linux"):
         try:
-            _shared = InotifyWatcher()
-            return _shared
+            return InotifyWatcher()
         except (OSError, AttributeError) as exc:
             log.warning("file events unavailable (%s); polling instead", exc)
-    _shared = PollingWatcher()
-    return _shared
+    return PollingWatcher()

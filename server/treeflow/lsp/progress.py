@@ -139,15 +139,16 @@ class RunReporter:
             await anyio.sleep(INTERVAL_S)
 
     def end(self, error: str | None = None) -> None:
-        """Send the final state: the last logs, the run, and the end of the progress. Always called."""
+        """Send the final state: the last logs, the end of the progress, then the run, so that a
+        client seeing the final `runUpdated` has everything else already. Always called."""
         self._flush_logs()
+        if self.token is not None:
+            message = f"failed: {error}" if error else outcome_message(self._run)
+            self._client.progress(self.token, types.WorkDoneProgressEnd(message=message))
         payload = run_payload(self._run)
         payload["error"] = error
         self._client.notify(RUN_UPDATED, {"run": payload})
         self.sent_updates += 1
-        if self.token is not None:
-            message = f"failed: {error}" if error else outcome_message(self._run)
-            self._client.progress(self.token, types.WorkDoneProgressEnd(message=message))
 
     def _send_update(self) -> None:
         self._flush_logs()

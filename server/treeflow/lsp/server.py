@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Callable, Generator
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
@@ -29,7 +28,9 @@ from treeflow.lsp.supervisor import ProgressHost, Supervisor
 
 log = logging.getLogger("treeflow")
 
-SHUTDOWN_GRACE_S = 4.5
+SHUTDOWN_GRACE_S = 4.0
+# What is still buffered for the client when the server stops gets this long to go out.
+DRAIN_S = 0.5
 
 
 class PipeWriter:
@@ -47,6 +48,12 @@ class PipeWriter:
 
     def backlog(self) -> int:
         return self._transport.get_write_buffer_size()
+
+    async def drain(self) -> None:
+        """Wait until the client has taken everything written so far."""
+        # Transports signal only crossing their high-water mark, not an empty buffer; so poll.
+        while self.backlog() and not self._transport.is_closing():  # noqa: ASYNC110
+            await anyio.sleep(0.01)
 
 
 class TreeflowProtocol(LanguageServerProtocol):
@@ -127,6 +134,8 @@ class TreeflowServer(LanguageServer):
                     await self.supervisor.stop_all()
                 group.cancel_scope.cancel()
         finally:
+            with anyio.move_on_after(DRAIN_S, shield=True):
+                await self._writer.drain()
             self._writer.close()
         return self.exit_code
 
@@ -168,7 +177,6 @@ def configure_logging(server: TreeflowServer, log_file: Path | None, verbose: bo
         root.addHandler(handler)
     # pygls logs every message it sends at INFO; that is noise at this volume.
     logging.getLogger("pygls").setLevel(logging.WARNING)
-    logging.getLogger("pygls").addHandler(logging.StreamHandler(sys.stderr))
 
 
 class _ClientLogHandler(logging.Handler):
