@@ -15,13 +15,24 @@ from pathlib import Path
 
 import anyio
 from rich.console import Console
+from rich.text import Text
 
-from treeflow.console import LiveSink, PlainSink
+from treeflow.console import (
+    LiveSink,
+    PlainSink,
+    describe_result_branch,
+    describe_run,
+    runs_table,
+    summary_table,
+)
+from treeflow.core import journal
 from treeflow.core.agent import STATES, TASK_FILE, TREEFLOW_DIR, AgentStatus, find_task, report
 from treeflow.core.clean import clean
-from treeflow.core.events import EventSink, NullSink
-from treeflow.core.git import NotARepository, open_repository
-from treeflow.core.model import RunStatus
+from treeflow.core.events import EventSink, FanOut, NullSink
+from treeflow.core.git import NotARepository, Repository, open_repository
+from treeflow.core.journal import Journal
+from treeflow.core.model import RunStatus, StepStatus, Workflow
+from treeflow.core.recovery import recover
 from treeflow.core.runner import Run, RunOptions, UnknownStep
 from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
 from treeflow.core.worktree import GitWorkspace, WorkspaceError
@@ -79,7 +90,32 @@ def build_parser() -> argparse.ArgumentParser:
         "clean", help="remove leftover worktrees and treeflow branches whose work is kept elsewhere"
     )
     clean.add_argument("--dry-run", action="store_true", help="only say what would be done")
+    clean.add_argument(
+        "--keep-days",
+        type=_positive_int,
+        default=30,
+        metavar="N",
+        help="forget runs (journal rows and logs) that ended more than N days ago (default 30)",
+    )
     clean.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
+
+    runs = commands.add_parser("runs", help="list the runs of this repository, newest first")
+    runs.add_argument("--json", action="store_true", help="print the runs as JSON")
+    runs.add_argument(
+        "--limit", type=_positive_int, default=20, metavar="N", help="at most N runs (default 20)"
+    )
+    runs.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
+
+    show = commands.add_parser("show", help="show one run: steps, outcomes, durations, branches, logs")
+    show.add_argument("run_id", metavar="RUN_ID")
+    show.add_argument("--json", action="store_true", help="print the run as JSON")
+    show.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
+
+    resume = commands.add_parser("resume", help="run again the steps of a run that did not succeed")
+    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument("--max-parallel", type=_positive_int, metavar="N", help="at most N steps at once")
+    resume.add_argument("--json", action="store_true", help="print only the result as JSON on stdout")
+    resume.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
 
     agent = commands.add_parser("agent", help="commands for coding agents working on a treeflow task")
     agent_commands = agent.add_subparsers(dest="agent_command", required=True, metavar="COMMAND")
@@ -135,15 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "validate":
             return validate_command(args)
-        if args.command == "clean":
-            return anyio.run(clean_command, args)
+        if args.command in ASYNC_COMMANDS:
+            return anyio.run(ASYNC_COMMANDS[args.command], args)
         if args.command == "agent":
             return agent_report_command(args)
         if args.command == "init":
             return init_command(args)
         if args.command == "serve":
             return serve_command(args)
-        return anyio.run(run_command, args)
+        raise AssertionError(f"unhandled command {args.command}")
     except WorkflowError as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -176,23 +212,66 @@ def validate_command(args: argparse.Namespace) -> int:
 
 
 async def run_command(args: argparse.Namespace) -> int:
-    repo = await open_repository(args.repo)
+    repo = await _open_and_recover(args.repo)
     path = _workflow_path(args.workflow, args.repo if args.workflow else repo.root)
     workflow = load_workflow(path)
     options = RunOptions(select=tuple(args.step), max_parallel=args.max_parallel)
-    with ExitStack() as stack:
-        sink: EventSink
-        if args.json:
-            sink = NullSink()
-        elif sys.stdout.isatty():
-            sink = stack.enter_context(LiveSink(Console()))
-        else:
-            sink = PlainSink(sys.stdout)
-        run = Run(workflow, repo, sink, options, workspace=GitWorkspace(repo, workflow))
-        async with anyio.create_task_group() as group:
-            group.start_soon(_cancel_on_signal, run)
-            result = await run.execute()
-            group.cancel_scope.cancel()
+    return await _execute(args, repo, workflow, options, GitWorkspace(repo, workflow))
+
+
+async def resume_command(args: argparse.Namespace) -> int:
+    repo = await _open_and_recover(args.repo)
+    record = await anyio.to_thread.run_sync(journal.read_run, journal.journal_path(repo), args.run_id)
+    if record is None:
+        raise UsageError(f"no run {args.run_id} in the journal of {repo.root} (see `treeflow runs`)")
+    status = record.run.status
+    if status is RunStatus.RUNNING:
+        raise UsageError(f"run {args.run_id} is still going on in another treeflow process")
+    if status is RunStatus.SUCCEEDED:
+        raise UsageError(f"run {args.run_id} succeeded; there is nothing to resume")
+    workflow = load_workflow(record.run.workflow_path)
+    selected = tuple(step_id for step_id in record.steps if step_id in workflow.steps)
+    completed = {
+        step_id: step.result
+        for step_id, step in record.steps.items()
+        if step.result.status is StepStatus.SUCCEEDED and step_id in workflow.steps
+    }
+    base = record.run.base_commit
+    results = {
+        step_id: record.steps[step_id].result.commit or record.steps[step_id].start_commit or base or ""
+        for step_id in completed
+    }
+    options = RunOptions(
+        select=selected, max_parallel=args.max_parallel, run_id=args.run_id, completed=completed
+    )
+    workspace = GitWorkspace(repo, workflow, base=base, results=results)
+    return await _execute(args, repo, workflow, options, workspace)
+
+
+async def _execute(
+    args: argparse.Namespace,
+    repo: Repository,
+    workflow: Workflow,
+    options: RunOptions,
+    workspace: GitWorkspace,
+) -> int:
+    run_journal = Journal(repo)
+    try:
+        with ExitStack() as stack:
+            display: EventSink
+            if args.json:
+                display = NullSink()
+            elif sys.stdout.isatty():
+                display = stack.enter_context(LiveSink(Console()))
+            else:
+                display = PlainSink(sys.stdout)
+            run = Run(workflow, repo, FanOut([run_journal, display]), options, workspace=workspace)
+            async with anyio.create_task_group() as group:
+                group.start_soon(_cancel_on_signal, run)
+                result = await run.execute()
+                group.cancel_scope.cancel()
+    finally:
+        await anyio.to_thread.run_sync(run_journal.close)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     if result.status is RunStatus.CANCELLED:
@@ -200,9 +279,45 @@ async def run_command(args: argparse.Namespace) -> int:
     return EXIT_OK if result.status is RunStatus.SUCCEEDED else EXIT_FAILED
 
 
+async def _open_and_recover(directory: Path) -> Repository:
+    """The repository, after recovering any run whose treeflow process died."""
+    repo = await open_repository(directory)
+    await recover(repo, lambda message: print(f"treeflow: {message}", file=sys.stderr))
+    return repo
+
+
+async def runs_command(args: argparse.Namespace) -> int:
+    repo = await _open_and_recover(args.repo)
+    records = await anyio.to_thread.run_sync(journal.read_runs, journal.journal_path(repo), args.limit)
+    if args.json:
+        print(json.dumps([record.run.to_json() for record in records], indent=2))
+    elif not records:
+        print("no runs yet")
+    else:
+        Console().print(runs_table([record.run for record in records]))
+    return EXIT_OK
+
+
+async def show_command(args: argparse.Namespace) -> int:
+    repo = await _open_and_recover(args.repo)
+    record = await anyio.to_thread.run_sync(journal.read_run, journal.journal_path(repo), args.run_id)
+    if record is None:
+        raise UsageError(f"no run {args.run_id} in the journal of {repo.root} (see `treeflow runs`)")
+    if args.json:
+        print(json.dumps(record.run.to_json(), indent=2))
+    else:
+        console = Console()
+        console.print(summary_table(record.run))
+        console.print(Text(describe_run(record.run)))
+        branch = describe_result_branch(record.run)
+        if branch:
+            console.print(Text(branch))
+    return EXIT_OK
+
+
 async def clean_command(args: argparse.Namespace) -> int:
-    repo = await open_repository(args.repo)
-    actions = await clean(repo, dry_run=args.dry_run)
+    repo = await _open_and_recover(args.repo)
+    actions = await clean(repo, dry_run=args.dry_run, keep_days=args.keep_days)
     for action in actions:
         print(action)
     if not actions:
@@ -255,6 +370,14 @@ async def _cancel_on_signal(run: Run) -> None:
             log.warning("%s: cancelling the run; stopping every step", signal.Signals(signum).name)
             run.cancel()
 
+
+ASYNC_COMMANDS = {
+    "run": run_command,
+    "resume": resume_command,
+    "runs": runs_command,
+    "show": show_command,
+    "clean": clean_command,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -37,6 +37,7 @@ _STYLE = {
     StepStatus.SKIPPED: "dim",
     StepStatus.RUNNING: "cyan",
     StepStatus.PENDING: "dim",
+    StepStatus.INTERRUPTED: "magenta",
 }
 _TAIL_LINES = 15
 
@@ -244,7 +245,36 @@ def summary_table(run: RunResult) -> Table:
     return table
 
 
+def runs_table(runs: list[RunResult]) -> Table:
+    table = Table()
+    table.add_column("run")
+    table.add_column("workflow")
+    table.add_column("status")
+    table.add_column("steps", justify="right")
+    table.add_column("started")
+    table.add_column("time", justify="right")
+    table.add_column("result branch", overflow="fold")
+    for run in runs:
+        succeeded = sum(1 for step in run.steps.values() if step.status is StepStatus.SUCCEEDED)
+        started = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at)) if run.started_at else "-"
+        )
+        table.add_row(
+            run.run_id,
+            run.workflow,
+            Text(run.status.value, style=_run_style(run)),
+            f"{succeeded}/{len(run.steps)}",
+            started,
+            format_duration(run.duration_s),
+            run.result_branch or "-",
+        )
+    return table
+
+
 def _run_style(run: RunResult) -> str:
-    return {"succeeded": "bold green", "failed": "bold red", "cancelled": "bold yellow"}.get(
-        run.status.value, ""
-    )
+    return {
+        "succeeded": "bold green",
+        "failed": "bold red",
+        "cancelled": "bold yellow",
+        "interrupted": "bold magenta",
+    }.get(run.status.value, "")

@@ -171,7 +171,11 @@ class AgentStep:
         watcher: FileWatcher,
         on_status: Callable[[AgentStatus], None],
         warn: Callable[[str], None],
+        on_start: Callable[[int], None] | None = None,
+        on_end: Callable[[int], None] | None = None,
     ) -> None:
+        self._on_start = on_start
+        self._on_end = on_end
         self._agent = agent
         self._task = task
         self._watcher = watcher
@@ -199,6 +203,8 @@ class AgentStep:
                 env=env,
                 log_file=log_file,
                 on_line=tail.append,
+                on_start=self._on_start,
+                on_end=self._on_end,
                 kill_grace_s=kill_grace_s,
             )
             exited.set()

@@ -9,11 +9,15 @@ Worktrees and branches of runs still going on in another treeflow process are le
 from __future__ import annotations
 
 import re
+import shutil
+import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import anyio
 
+from treeflow.core import journal
 from treeflow.core.agent import TREEFLOW_DIR
 from treeflow.core.git import (
     GitError,
@@ -27,6 +31,7 @@ from treeflow.core.git import (
     try_lock_file,
     unlock_file,
 )
+from treeflow.core.model import RunStatus
 from treeflow.core.worktree import run_lock_path, worktree_root
 
 _BRANCH_RUN = re.compile(r"^treeflow/(?:runs/)?([^/]+)")
@@ -49,9 +54,14 @@ class _Worktree:
     branch: str | None
 
 
-async def clean(repo: Repository, *, dry_run: bool) -> list[Action]:
-    """Clean ``repo``; with ``dry_run`` only say what would be done. Returns each action taken."""
+async def clean(repo: Repository, *, dry_run: bool, keep_days: int = 30) -> list[Action]:
+    """Clean ``repo``; with ``dry_run`` only say what would be done. Returns each action taken.
+
+    Runs that ended more than ``keep_days`` ago are forgotten too: their journal rows and logs.
+    Their branches are judged like any other, so work found nowhere else stays.
+    """
     actions: list[Action] = []
+    await _forget_old_runs(repo, time.time() - keep_days * 86400, dry_run, actions)
     lock = RepoLock(repo)
     verb = "would " if dry_run else ""
     active = _active_runs(repo)
@@ -65,6 +75,29 @@ async def clean(repo: Repository, *, dry_run: bool) -> list[Action]:
                     run_lock_path(repo, run_id).unlink(missing_ok=True)
                 unlock_file(fd)
     return actions
+
+
+async def _forget_old_runs(repo: Repository, cutoff: float, dry_run: bool, actions: list[Action]) -> None:
+    path = journal.journal_path(repo)
+    if dry_run:
+        old = [
+            record.run.run_id
+            for record in await anyio.to_thread.run_sync(journal.read_runs, path)
+            if record.run.status is not RunStatus.RUNNING
+            and (record.run.ended_at or record.run.started_at or 0) < cutoff
+        ]
+    else:
+        old = (
+            await anyio.to_thread.run_sync(journal.forget_runs_before, path, cutoff) if path.exists() else []
+        )
+    for run_id in old:
+        logs = repo.state_dir / "logs" / run_id
+        if not dry_run:
+            await anyio.to_thread.run_sync(partial(shutil.rmtree, logs, ignore_errors=True))
+        verb = "would forget" if dry_run else "forgot"
+        actions.append(
+            Action(f"{verb} run {run_id}", "older than the retention period (its logs too)", not dry_run)
+        )
 
 
 def _active_runs(repo: Repository) -> dict[str, int | None]:

@@ -29,6 +29,36 @@ class StepStarted:
 
 
 @dataclass(frozen=True)
+class StepPlaced:
+    """A step has its place: the folder it runs in and, in a worktree, its branch and start commit."""
+
+    run_id: str
+    step_id: str
+    cwd: Path
+    worktree: Path | None
+    branch: str | None
+    start_commit: str | None
+
+
+@dataclass(frozen=True)
+class ProcessStarted:
+    """A step's command started as the leader of process group ``group``; ``start_ticks`` (its start
+    time, from /proc) tells it apart from a later process that reuses the number."""
+
+    run_id: str
+    step_id: str
+    group: int
+    start_ticks: int | None
+
+
+@dataclass(frozen=True)
+class ProcessEnded:
+    run_id: str
+    step_id: str
+    group: int
+
+
+@dataclass(frozen=True)
 class StepOutput:
     run_id: str
     step_id: str
@@ -88,6 +118,9 @@ class RunWarning:
 Event = (
     RunStarted
     | StepStarted
+    | StepPlaced
+    | ProcessStarted
+    | ProcessEnded
     | StepOutput
     | StepProgress
     | AgentWaiting

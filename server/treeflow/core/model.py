@@ -21,6 +21,7 @@ class StepStatus(StrEnum):
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"  # treeflow itself was killed while the step was pending or running
 
     @property
     def is_final(self) -> bool:
@@ -32,6 +33,7 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # the treeflow process running it died; see `treeflow resume`
 
 
 @dataclass(frozen=True)

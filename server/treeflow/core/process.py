@@ -75,6 +75,7 @@ async def run_shell(
     log_file: OutputLog,
     on_line: Callable[[str], None],
     on_start: Callable[[int], None] | None = None,
+    on_end: Callable[[int], None] | None = None,
     kill_grace_s: float = DEFAULT_KILL_GRACE_S,
 ) -> int:
     """Run ``command`` and return its exit status (negative: killed by that signal).
@@ -123,6 +124,8 @@ async def run_shell(
             exit_watch.close()
             output.close()
             log_file.flush()
+            if on_end is not None:
+                on_end(group)
 
 
 class _ExitWatch:
@@ -267,6 +270,21 @@ def process_group_alive(group: int) -> bool:
     # init processes in containers never do; only live members matter.
     live = _live_groups()
     return True if live is None else group in live
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (None if it is gone or unknown).
+
+    Together with the pid this names one process for good: a later process that gets the same pid
+    has a later start time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return int(fields[19]) if len(fields) > 19 else None
 
 
 _scan_cache: tuple[float, frozenset[int]] = (0.0, frozenset())

@@ -14,8 +14,8 @@ import random
 import secrets
 import signal
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 import anyio
 
@@ -24,11 +24,14 @@ from treeflow.core.agent import AgentStatus, AgentStep, write_task
 from treeflow.core.events import (
     AgentWaiting,
     EventSink,
+    ProcessEnded,
+    ProcessStarted,
     RunFinished,
     RunStarted,
     RunWarning,
     StepFinished,
     StepOutput,
+    StepPlaced,
     StepProgress,
     StepRetrying,
     StepStarted,
@@ -36,7 +39,7 @@ from treeflow.core.events import (
 from treeflow.core.git import Repository
 from treeflow.core.model import RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
 from treeflow.core.ports import PortPool
-from treeflow.core.process import DEFAULT_KILL_GRACE_S, run_shell
+from treeflow.core.process import DEFAULT_KILL_GRACE_S, process_start_ticks, run_shell
 from treeflow.core.steplog import StepLog
 from treeflow.core.watch import FileWatcher, process_watcher
 from treeflow.core.workspace import CheckoutWorkspace, StepPlace, StepSetupError, Workspace
@@ -49,6 +52,8 @@ class RunOptions:
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
     run_id: str | None = None
     watcher: FileWatcher | None = None
+    # Steps that already succeeded in an earlier execution of this run (see `treeflow resume`).
+    completed: Mapping[str, StepResult] = field(default_factory=dict)
 
 
 class UnknownStep(ValueError):
@@ -98,7 +103,7 @@ class Run:
             run_id=options.run_id or new_run_id(),
             workflow=workflow.name,
             workflow_path=workflow.path,
-            steps={step_id: StepResult() for step_id in step_ids},
+            steps={step_id: options.completed.get(step_id) or StepResult() for step_id in step_ids},
         )
         self._done = {step_id: anyio.Event() for step_id in step_ids}
         self._cancel_scope: anyio.CancelScope | None = None
@@ -159,6 +164,9 @@ class Run:
 
     async def _step_task(self, step: Step, limiter: anyio.CapacityLimiter) -> None:
         result = self.result.steps[step.id]
+        if step.id in self._options.completed:
+            self._done[step.id].set()
+            return
         try:
             for need in step.needs:
                 await self._done[need].wait()
@@ -186,6 +194,16 @@ class Run:
         log_file = StepLog(self.log_dir / f"{step.id}.log")
         try:
             async with self._workspace.step_place(self.result, step) as place:
+                self._sink.emit(
+                    StepPlaced(
+                        self.result.run_id,
+                        step.id,
+                        place.cwd,
+                        place.worktree,
+                        place.work_branch,
+                        place.start_commit,
+                    )
+                )
                 status, exit_code, error = await self._setup(step, place, port, log_file)
                 if status is StepStatus.SUCCEEDED:
                     status, exit_code, error = await self._attempts(step, result, place, port, log_file)
@@ -271,6 +289,8 @@ class Run:
             watcher=self._options.watcher or process_watcher(),
             on_status=on_status,
             warn=lambda message: self.warn(step.id, message),
+            on_start=self._process_started(step.id),
+            on_end=self._process_ended(step.id),
         )
         if step.agent.command is None:
             self._sink.emit(AgentWaiting(run_id, step.id, place.cwd, task.task_file))
@@ -302,6 +322,8 @@ class Run:
                     env=self._environment(step, place, port, attempt),
                     log_file=log_file,
                     on_line=on_line,
+                    on_start=self._process_started(step.id),
+                    on_end=self._process_ended(step.id),
                     kill_grace_s=self._options.kill_grace_s,
                 )
         except OSError as exc:
@@ -322,6 +344,19 @@ class Run:
             TREEFLOW_ATTEMPT=str(attempt),
         )
         return env
+
+    def _process_started(self, step_id: str) -> Callable[[int], None]:
+        def started(group: int) -> None:
+            ticks = process_start_ticks(group)
+            self._sink.emit(ProcessStarted(self.result.run_id, step_id, group, ticks))
+
+        return started
+
+    def _process_ended(self, step_id: str) -> Callable[[int], None]:
+        def ended(group: int) -> None:
+            self._sink.emit(ProcessEnded(self.result.run_id, step_id, group))
+
+        return ended
 
     def _fail_fast(self, failed: str) -> None:
         if self._failed_first is None:

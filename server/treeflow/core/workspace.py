@@ -25,7 +25,10 @@ class StepPlace:
 
     cwd: Path
     fresh: bool = False
-    branch: str | None = None
+    worktree: Path | None = None
+    work_branch: str | None = None  # the branch the step works on, while it runs
+    start_commit: str | None = None
+    branch: str | None = None  # the branch that keeps the step's work, once it has ended with some
     commit: str | None = None
 
 

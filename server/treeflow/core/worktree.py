@@ -33,6 +33,7 @@ from treeflow.core.git import (
     git_locked,
     head_commit,
     identity_env,
+    is_ancestor,
     merge_commits,
     resolve_commit,
     snapshot_working_tree,
@@ -116,10 +117,10 @@ async def step_worktree(
         yield worktree
     finally:
         with anyio.CancelScope(shield=True):
-            await _save_and_remove(repo, lock, worktree, populated, commit_message, identity, warn)
+            await save_and_remove(repo, lock, worktree, populated, commit_message, identity, warn)
 
 
-async def _save_and_remove(
+async def save_and_remove(
     repo: Repository,
     lock: RepoLock,
     worktree: StepWorktree,
@@ -128,6 +129,8 @@ async def _save_and_remove(
     identity: Mapping[str, str],
     warn: Callable[[str], None],
 ) -> None:
+    """Commit the step's changes to its branch, remove the worktree, and delete the branch if it got
+    no commit. A failure to commit keeps the worktree as it is; nothing is ever discarded."""
     if populated:
         try:
             worktree.commit = await commit_worktree(
@@ -180,14 +183,23 @@ def copy_setup_files(source: Path, target: Path, patterns: tuple[str, ...]) -> l
 class GitWorkspace:
     """Places steps in worktrees of ``repo`` and gathers their work into branches."""
 
-    def __init__(self, repo: Repository, workflow: Workflow) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        workflow: Workflow,
+        *,
+        base: str | None = None,
+        results: Mapping[str, str] | None = None,
+    ) -> None:
+        """``base`` and ``results`` (the commit each already finished step left) resume a run."""
         self._repo = repo
         self._workflow = workflow
         self._warn: Warn = lambda step_id, message: None
         self._lock = RepoLock(repo)
         self._identity: dict[str, str] = {}
+        self._given_base = base
         self._base = ""
-        self._results: dict[str, str] = {}
+        self._results: dict[str, str] = dict(results or {})
         self._root = worktree_root(repo)
         self._run_lock: int | None = None
 
@@ -198,7 +210,7 @@ class GitWorkspace:
             raise WorkspaceError(f"run {run.run_id} is already going on in another treeflow process")
         try:
             self._identity = await identity_env(self._repo)
-            self._base = await self._resolve_base(run)
+            self._base = self._given_base or await self._resolve_base(run)
         except BaseException:
             self._release_run_lock(run)
             raise
@@ -233,11 +245,12 @@ class GitWorkspace:
         start = await self._start_commit(run, step)
         self._results[step.id] = start
         if not step.worktree:
-            yield StepPlace(cwd=self._repo.root)
+            yield StepPlace(cwd=self._repo.root, start_commit=start)
             return
         branch = step_branch(run.run_id, step.id)
+        await self._move_aside(branch)
         path = self._root / run.run_id / step.id
-        place = StepPlace(cwd=path, fresh=True)
+        place = StepPlace(cwd=path, fresh=True, worktree=path, work_branch=branch, start_commit=start)
         worktree: StepWorktree | None = None
         try:
             async with step_worktree(
@@ -258,6 +271,20 @@ class GitWorkspace:
                 place.branch = branch
                 place.commit = worktree.commit
                 self._results[step.id] = worktree.commit
+
+    async def _move_aside(self, branch: str) -> None:
+        """A resumed step starts afresh; the branch holding its earlier, unfinished work is renamed
+        (`<branch>.interrupted`, never deleted) so that the new attempt can take the name."""
+        old = await resolve_commit(self._repo, f"refs/heads/{branch}")
+        if old is None:
+            return
+        for number in range(1, 1000):
+            aside = f"{branch}.interrupted" + (f"-{number}" if number > 1 else "")
+            if await resolve_commit(self._repo, f"refs/heads/{aside}") is None:
+                await git_locked(self._lock, self._repo.root, "update-ref", f"refs/heads/{aside}", old, "")
+                await git_locked(self._lock, self._repo.root, "update-ref", "-d", f"refs/heads/{branch}", old)
+                self._warn(None, f"the earlier work on {branch} is kept on {aside}")
+                return
 
     async def _start_commit(self, run: RunResult, step: Step) -> str:
         if not step.needs:
@@ -313,7 +340,16 @@ class GitWorkspace:
                 )
                 return
             branch = run_branch(run.run_id)
-            await git_locked(self._lock, self._repo.root, "branch", "--no-track", branch, merged)
+            earlier = await resolve_commit(self._repo, f"refs/heads/{branch}")
+            if earlier is None:
+                await git_locked(self._lock, self._repo.root, "branch", "--no-track", branch, merged)
+            elif await is_ancestor(self._repo, earlier, merged):
+                await git_locked(
+                    self._lock, self._repo.root, "update-ref", f"refs/heads/{branch}", merged, earlier
+                )
+            else:
+                self._warn(None, f"{branch} holds work the new result does not; it is left as it was")
+                return
             run.result_branch = branch
 
 

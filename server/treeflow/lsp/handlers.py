@@ -15,6 +15,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path, to_fs_path
 
+from treeflow.core.git import NotARepository, Repository, open_repository
 from treeflow.core.spec import WorkflowError, load_workflow
 from treeflow.lsp.documents import code_lenses, diagnostics, is_workflow_file
 from treeflow.lsp.server import TreeflowServer
@@ -56,15 +57,19 @@ def register(server: TreeflowServer) -> None:
 
     @server.command("treeflow.listRuns")
     async def list_runs(ls: TreeflowServer, *args: Any) -> list[dict[str, Any]]:
-        return ls.supervisor.list_runs()
+        return await ls.supervisor.list_runs(await _repositories(ls))
 
     @server.command("treeflow.getRun")
     async def get_run(ls: TreeflowServer, *args: Any) -> dict[str, Any]:
         run_id = _run_id(args, "treeflow.getRun")
         try:
-            return ls.supervisor.get_run(run_id)
+            return await ls.supervisor.get_run(run_id, await _repositories(ls))
         except RunRequestError as exc:
             raise JsonRpcInvalidParams(str(exc)) from exc
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: TreeflowServer, params: types.InitializedParams) -> None:
+        await ls.supervisor.recover(await _repositories(ls))
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: TreeflowServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -124,15 +129,28 @@ def _run_id(args: tuple[Any, ...], command: str) -> str:
     return run_id
 
 
-def _workflow_files(ls: TreeflowServer) -> list[Path]:
+def _folders(ls: TreeflowServer) -> list[Path]:
     folders = [to_fs_path(folder.uri) for folder in ls.workspace.folders.values()]
     if not folders and ls.workspace.root_path:
         folders = [ls.workspace.root_path]
-    found: list[Path] = []
-    for folder in folders:
-        if folder is None:
+    return [Path(folder) for folder in folders if folder is not None]
+
+
+async def _repositories(ls: TreeflowServer) -> list[Repository]:
+    """The git repositories of the workspace folders (folders outside git have no runs)."""
+    repos: dict[Path, Repository] = {}
+    for folder in _folders(ls):
+        try:
+            repo = await open_repository(folder)
+        except NotARepository:
             continue
-        root = Path(folder)
+        repos.setdefault(repo.common_dir, repo)
+    return list(repos.values())
+
+
+def _workflow_files(ls: TreeflowServer) -> list[Path]:
+    found: list[Path] = []
+    for root in _folders(ls):
         found.extend(root / name for name in ("treeflow.yml", "treeflow.yaml") if (root / name).is_file())
         nested = root / ".treeflow"
         if nested.is_dir():

@@ -17,8 +17,12 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from treeflow.core.git import NotARepository, open_repository
-from treeflow.core.model import RunStatus
+from treeflow.core import journal
+from treeflow.core.events import FanOut
+from treeflow.core.git import NotARepository, Repository, open_repository
+from treeflow.core.journal import Journal
+from treeflow.core.model import RunResult, RunStatus
+from treeflow.core.recovery import recover
 from treeflow.core.runner import Run, RunOptions
 from treeflow.core.spec import load_workflow
 from treeflow.core.worktree import GitWorkspace, WorkspaceError
@@ -27,6 +31,7 @@ from treeflow.lsp.progress import Client, RunReporter, run_payload
 log = logging.getLogger(__name__)
 
 PROGRESS_CREATE_TIMEOUT_S = 5.0
+HISTORY_LIMIT = 50
 
 
 class RunRequestError(Exception):
@@ -46,6 +51,7 @@ class ProgressHost:
 class _Supervised:
     run: Run
     reporter: RunReporter
+    journal: Journal
     done: anyio.Event = field(default_factory=anyio.Event)
     error: str | None = None
 
@@ -73,12 +79,20 @@ class Supervisor:
         except NotARepository as exc:
             raise RunRequestError(str(exc)) from exc
         reporter = RunReporter(self._client)
+        run_journal = Journal(repo)
         try:
-            run = Run(workflow, repo, reporter, RunOptions(select=tuple(steps)), GitWorkspace(repo, workflow))
+            run = Run(
+                workflow,
+                repo,
+                FanOut([run_journal, reporter]),
+                RunOptions(select=tuple(steps)),
+                GitWorkspace(repo, workflow),
+            )
         except ValueError as exc:
+            await anyio.to_thread.run_sync(run_journal.close)
             raise RunRequestError(str(exc)) from exc
         reporter.bind(run.result)
-        supervised = _Supervised(run, reporter)
+        supervised = _Supervised(run, reporter, run_journal)
         self._runs[run.result.run_id] = supervised
         self._group.start_soon(self._supervise, supervised, name=f"treeflow run {run.result.run_id}")
         return run.result.run_id
@@ -105,6 +119,8 @@ class Supervisor:
                     pumping.cancel_scope.cancel()
         finally:
             reporter.end(supervised.error)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(supervised.journal.close)
             supervised.done.set()
 
     def cancel(self, run_id: str) -> bool:
@@ -115,11 +131,32 @@ class Supervisor:
         supervised.run.cancel()
         return True
 
-    def list_runs(self) -> list[dict[str, Any]]:
-        return [supervised.payload() for supervised in reversed(self._runs.values())]
+    async def recover(self, repos: Sequence[Repository]) -> None:
+        """Recover runs of these repositories whose treeflow process died."""
+        for repo in repos:
+            await recover(repo, log.warning)
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
-        return self._find(run_id).payload()
+    async def list_runs(self, repos: Sequence[Repository]) -> list[dict[str, Any]]:
+        """The runs of this server and, from the journals of ``repos``, earlier ones; newest first."""
+        live = [supervised.payload() for supervised in reversed(self._runs.values())]
+        known = {payload["run_id"] for payload in live}
+        history: list[dict[str, Any]] = []
+        for repo in repos:
+            records = await anyio.to_thread.run_sync(
+                journal.read_runs, journal.journal_path(repo), HISTORY_LIMIT
+            )
+            history.extend(_payload(record.run) for record in records if record.run.run_id not in known)
+        history.sort(key=lambda payload: payload["started_at"] or "", reverse=True)
+        return live + history
+
+    async def get_run(self, run_id: str, repos: Sequence[Repository]) -> dict[str, Any]:
+        if run_id in self._runs:
+            return self._runs[run_id].payload()
+        for repo in repos:
+            record = await anyio.to_thread.run_sync(journal.read_run, journal.journal_path(repo), run_id)
+            if record is not None:
+                return _payload(record.run)
+        raise RunRequestError(f"no run {run_id!r} in this workspace")
 
     def _find(self, run_id: str) -> _Supervised:
         try:
@@ -133,3 +170,9 @@ class Supervisor:
             supervised.run.cancel()
         for supervised in self._runs.values():
             await supervised.done.wait()
+
+
+def _payload(run: RunResult) -> dict[str, Any]:
+    payload = run_payload(run)
+    payload["error"] = None
+    return payload

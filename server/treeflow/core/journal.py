@@ -1,0 +1,428 @@
+"""The run journal: every run, step, attempt, process group and worktree, in SQLite.
+
+It lives at `<git common dir>/treeflow/journal.db`, in WAL mode, so the CLI and the language server
+can write it at once. As an event sink it never blocks the event loop: each event becomes a few
+rows that a writer thread commits in batches. What it records lets a later treeflow process find a
+run whose process died, kill what that run left running, save its worktrees, and resume it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from treeflow.core.events import (
+    Event,
+    ProcessEnded,
+    ProcessStarted,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepPlaced,
+    StepRetrying,
+    StepStarted,
+)
+from treeflow.core.git import Repository
+from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
+from treeflow.core.process import process_start_ticks
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    workflow_path TEXT NOT NULL,
+    status TEXT NOT NULL,
+    base_commit TEXT,
+    result_branch TEXT,
+    selected TEXT NOT NULL DEFAULT '[]',
+    warnings TEXT NOT NULL DEFAULT '[]',
+    started_at REAL,
+    ended_at REAL,
+    duration_s REAL,
+    owner_pid INTEGER,
+    owner_start INTEGER
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER,
+    started_at REAL,
+    ended_at REAL,
+    duration_s REAL,
+    branch TEXT,
+    commit_id TEXT,
+    start_commit TEXT,
+    work_branch TEXT,
+    worktree TEXT,
+    log TEXT,
+    error TEXT,
+    summary TEXT,
+    PRIMARY KEY (run_id, step_id)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    started_at REAL,
+    outcome TEXT,
+    PRIMARY KEY (run_id, step_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS processes (
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    pgid INTEGER NOT NULL,
+    start_ticks INTEGER,
+    ended INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS processes_by_run ON processes (run_id, ended);
+"""
+
+Statement = tuple[str, tuple[Any, ...]]
+
+
+def journal_path(repo: Repository) -> Path:
+    return repo.state_dir / "journal.db"
+
+
+@contextmanager
+def connect(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection with the journal's schema; several processes may hold one at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.executescript(_SCHEMA)
+        yield connection
+    finally:
+        connection.close()
+
+
+class Journal:
+    """The journal of one repository, as an event sink with a writer thread."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.path = journal_path(repo)
+        self._queue: queue.SimpleQueue[list[Statement] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write_loop, name="treeflow-journal", daemon=True)
+        self._ready = threading.Event()
+        self._positions: dict[tuple[str, str], int] = {}
+        self._thread.start()
+        self._ready.wait()
+
+    def emit(self, event: Event) -> None:
+        statements = self._statements(event)
+        if statements:
+            self._queue.put(statements)
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer (blocking: call it from a worker thread)."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _write_loop(self) -> None:
+        with connect(self.path) as connection:
+            self._ready.set()
+            stopping = False
+            while not stopping:
+                batch = [self._queue.get()]
+                # Everything already queued goes into the same transaction: a burst of events costs
+                # one commit, not one each.
+                while True:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stopping = None in batch
+                statements = [statement for item in batch if item for statement in item]
+                if statements:
+                    self._execute(connection, statements)
+
+    def _execute(self, connection: sqlite3.Connection, statements: list[Statement]) -> None:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for sql, parameters in statements:
+                connection.execute(sql, parameters)
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("could not write the run journal %s: %s", self.path, exc)
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+
+    def _statements(self, event: Event) -> list[Statement]:
+        if isinstance(event, RunStarted):
+            run = event.run
+            rows: list[Statement] = [_upsert_run(run, RunStatus.RUNNING)]
+            for position, (step_id, step) in enumerate(run.steps.items()):
+                self._positions[(run.run_id, step_id)] = position
+                rows.append(_upsert_step(run.run_id, step_id, position, step))
+            return rows
+        if isinstance(event, StepStarted):
+            return [
+                (
+                    "UPDATE steps SET status = ?, attempts = ?, log = ? WHERE run_id = ? AND step_id = ?",
+                    (StepStatus.RUNNING.value, event.attempt, str(event.log), event.run_id, event.step_id),
+                ),
+                (
+                    "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, started_at) VALUES (?, ?, ?, ?)",
+                    (event.run_id, event.step_id, event.attempt, time.time()),
+                ),
+            ]
+        if isinstance(event, StepPlaced):
+            return [
+                (
+                    "UPDATE steps SET worktree = ?, work_branch = ?, start_commit = ?, started_at = ?"
+                    " WHERE run_id = ? AND step_id = ?",
+                    (
+                        str(event.worktree) if event.worktree else None,
+                        event.branch,
+                        event.start_commit,
+                        time.time(),
+                        event.run_id,
+                        event.step_id,
+                    ),
+                )
+            ]
+        if isinstance(event, ProcessStarted):
+            return [
+                (
+                    "INSERT INTO processes (run_id, step_id, pgid, start_ticks) VALUES (?, ?, ?, ?)",
+                    (event.run_id, event.step_id, event.group, event.start_ticks),
+                )
+            ]
+        if isinstance(event, ProcessEnded):
+            return [
+                (
+                    "UPDATE processes SET ended = 1 WHERE run_id = ? AND step_id = ? AND pgid = ?",
+                    (event.run_id, event.step_id, event.group),
+                )
+            ]
+        if isinstance(event, StepRetrying):
+            return [
+                (
+                    "UPDATE attempts SET outcome = ? WHERE run_id = ? AND step_id = ? AND attempt = ?",
+                    (event.reason, event.run_id, event.step_id, event.next_attempt - 1),
+                )
+            ]
+        if isinstance(event, StepFinished):
+            position = self._positions.get((event.run_id, event.step_id), 0)
+            result = event.result
+            return [
+                _upsert_step(event.run_id, event.step_id, position, result),
+                (
+                    "UPDATE attempts SET outcome = ? WHERE run_id = ? AND step_id = ? AND attempt = ?",
+                    (result.error or result.status.value, event.run_id, event.step_id, result.attempts),
+                ),
+            ]
+        if isinstance(event, RunFinished):
+            return [_upsert_run(event.run, event.run.status)]
+        return []
+
+
+def _upsert_run(run: RunResult, status: RunStatus) -> Statement:
+    owner = os.getpid()
+    return (
+        "INSERT INTO runs (run_id, workflow, workflow_path, status, base_commit, result_branch, selected,"
+        " warnings, started_at, ended_at, duration_s, owner_pid, owner_start)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, base_commit = excluded.base_commit,"
+        " result_branch = excluded.result_branch, warnings = excluded.warnings, ended_at = excluded.ended_at,"
+        " duration_s = excluded.duration_s, owner_pid = excluded.owner_pid, owner_start = excluded.owner_start,"
+        " workflow_path = excluded.workflow_path",
+        (
+            run.run_id,
+            run.workflow,
+            str(run.workflow_path),
+            status.value,
+            run.base_commit,
+            run.result_branch,
+            json.dumps(list(run.steps)),
+            json.dumps(run.warnings),
+            run.started_at,
+            run.ended_at,
+            run.duration_s,
+            owner,
+            process_start_ticks(owner),
+        ),
+    )
+
+
+def _upsert_step(run_id: str, step_id: str, position: int, step: StepResult) -> Statement:
+    return (
+        "INSERT INTO steps (run_id, step_id, position, status, attempts, exit_code, started_at, ended_at,"
+        " duration_s, branch, commit_id, log, error, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (run_id, step_id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,"
+        " exit_code = excluded.exit_code, started_at = coalesce(excluded.started_at, steps.started_at),"
+        " ended_at = excluded.ended_at, duration_s = excluded.duration_s, branch = excluded.branch,"
+        " commit_id = excluded.commit_id, log = excluded.log, error = excluded.error, summary = excluded.summary",
+        (
+            run_id,
+            step_id,
+            position,
+            step.status.value,
+            step.attempts,
+            step.exit_code,
+            step.started_at,
+            step.ended_at,
+            step.duration_s,
+            step.branch,
+            step.commit,
+            str(step.log) if step.log else None,
+            step.error,
+            step.summary,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What the journal knows of a step beyond its result: where it ran and what it started from."""
+
+    result: StepResult
+    start_commit: str | None
+    work_branch: str | None
+    worktree: Path | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run: RunResult
+    owner_pid: int | None
+    owner_start: int | None
+    steps: dict[str, StepRecord]
+
+    def owner_alive(self) -> bool:
+        if self.owner_pid is None:
+            return False
+        if self.owner_pid == os.getpid() and self.owner_start == process_start_ticks(os.getpid()):
+            return True
+        return process_start_ticks(self.owner_pid) == self.owner_start is not None
+
+
+def read_runs(path: Path, limit: int | None = None, status: str | None = None) -> list[RunRecord]:
+    """Runs, newest first (blocking: call it from a worker thread in async code)."""
+    if not path.exists():
+        return []
+    with connect(path) as connection:
+        connection.row_factory = sqlite3.Row
+        where = "WHERE status = ?" if status else ""
+        parameters: tuple[Any, ...] = (status,) if status else ()
+        query = f"SELECT * FROM runs {where} ORDER BY started_at DESC, run_id DESC"
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        return [_run_record(connection, row) for row in connection.execute(query, parameters).fetchall()]
+
+
+def read_run(path: Path, run_id: str) -> RunRecord | None:
+    if not path.exists():
+        return None
+    with connect(path) as connection:
+        connection.row_factory = sqlite3.Row
+        row = connection.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else _run_record(connection, row)
+
+
+def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
+    run = RunResult(
+        run_id=row["run_id"],
+        workflow=row["workflow"],
+        workflow_path=Path(row["workflow_path"]),
+        status=RunStatus(row["status"]),
+        base_commit=row["base_commit"],
+        result_branch=row["result_branch"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        duration_s=row["duration_s"],
+        warnings=json.loads(row["warnings"]),
+    )
+    steps: dict[str, StepRecord] = {}
+    for step in connection.execute(
+        "SELECT * FROM steps WHERE run_id = ? ORDER BY position", (run.run_id,)
+    ).fetchall():
+        result = StepResult(
+            status=StepStatus(step["status"]),
+            attempts=step["attempts"],
+            exit_code=step["exit_code"],
+            started_at=step["started_at"],
+            ended_at=step["ended_at"],
+            duration_s=step["duration_s"],
+            branch=step["branch"],
+            commit=step["commit_id"],
+            log=Path(step["log"]) if step["log"] else None,
+            error=step["error"],
+            summary=step["summary"],
+        )
+        run.steps[step["step_id"]] = result
+        steps[step["step_id"]] = StepRecord(
+            result=result,
+            start_commit=step["start_commit"],
+            work_branch=step["work_branch"],
+            worktree=Path(step["worktree"]) if step["worktree"] else None,
+        )
+    return RunRecord(run=run, owner_pid=row["owner_pid"], owner_start=row["owner_start"], steps=steps)
+
+
+def live_process_groups(path: Path, run_id: str) -> list[tuple[str, int, int | None]]:
+    """(step, group, start ticks) of the process groups the run started and did not see end."""
+    with connect(path) as connection:
+        rows = connection.execute(
+            "SELECT step_id, pgid, start_ticks FROM processes WHERE run_id = ? AND ended = 0", (run_id,)
+        ).fetchall()
+    return [(row[0], int(row[1]), row[2]) for row in rows]
+
+
+def execute(path: Path, statements: list[Statement]) -> None:
+    """Apply ``statements`` in one transaction (blocking)."""
+    with connect(path) as connection:
+        connection.execute("BEGIN IMMEDIATE")
+        for sql, parameters in statements:
+            connection.execute(sql, parameters)
+        connection.execute("COMMIT")
+
+
+def mark_step(run_id: str, step_id: str, result: StepResult) -> Statement:
+    return _upsert_step(run_id, step_id, 0, result)
+
+
+def mark_run(run_id: str, status: RunStatus) -> Statement:
+    return (
+        "UPDATE runs SET status = ?, ended_at = coalesce(ended_at, ?) WHERE run_id = ?",
+        (status.value, time.time(), run_id),
+    )
+
+
+def processes_ended(run_id: str) -> Statement:
+    return ("UPDATE processes SET ended = 1 WHERE run_id = ?", (run_id,))
+
+
+def forget_runs_before(path: Path, cutoff: float) -> list[str]:
+    """Delete the rows of runs that ended before ``cutoff``; return their ids."""
+    with connect(path) as connection:
+        ids = [
+            row[0]
+            for row in connection.execute(
+                "SELECT run_id FROM runs WHERE status != 'running' AND coalesce(ended_at, started_at) < ?",
+                (cutoff,),
+            ).fetchall()
+        ]
+        connection.execute("BEGIN IMMEDIATE")
+        for run_id in ids:
+            for table in ("runs", "steps", "attempts", "processes"):
+                connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        connection.execute("COMMIT")
+    return ids

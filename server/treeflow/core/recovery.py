@@ -1,0 +1,109 @@
+"""After a crash: runs whose treeflow process died are found, stopped and saved.
+
+At every start of the CLI and the language server, each run the journal says is running, whose
+owner process is gone, becomes `interrupted`: the process groups it recorded are ended (after
+checking by start time that each is still the same process, so a reused pid is never hit), and its
+worktrees get their changes committed to their step branches before they are removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+
+from treeflow.core import journal
+from treeflow.core.git import RepoLock, Repository, identity_env, try_lock_file, unlock_file
+from treeflow.core.model import RunStatus, StepStatus
+from treeflow.core.process import end_process_group, process_group_alive, process_start_ticks
+from treeflow.core.spec import WorkflowError, load_workflow
+from treeflow.core.worktree import StepWorktree, run_lock_path, save_and_remove
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted: the treeflow process running it stopped before it ended"
+
+
+async def recover(repo: Repository, say: Callable[[str], None]) -> list[str]:
+    """Recover every dead run of ``repo``; return their ids. ``say`` hears what was done."""
+    path = journal.journal_path(repo)
+    records = await anyio.to_thread.run_sync(lambda: journal.read_runs(path, status=RunStatus.RUNNING.value))
+    recovered = []
+    for record in records:
+        if record.owner_alive():
+            continue
+        lock = try_lock_file(run_lock_path(repo, record.run.run_id))
+        if lock is None:
+            continue  # its process is alive after all (a lock dies with its holder)
+        try:
+            with anyio.CancelScope(shield=True):
+                await _recover_run(repo, path, record, say)
+            recovered.append(record.run.run_id)
+        finally:
+            run_lock_path(repo, record.run.run_id).unlink(missing_ok=True)
+            unlock_file(lock)
+    return recovered
+
+
+async def _recover_run(
+    repo: Repository, path: Path, record: journal.RunRecord, say: Callable[[str], None]
+) -> None:
+    run_id = record.run.run_id
+    say(
+        f"run {run_id} of {record.run.workflow} was interrupted (its treeflow process is gone); recovering it"
+    )
+    groups = await anyio.to_thread.run_sync(journal.live_process_groups, path, run_id)
+    for step_id, group, start_ticks in groups:
+        if not process_group_alive(group):
+            continue
+        leader = process_start_ticks(group)
+        if leader is not None and leader != start_ticks:
+            say(f"  {step_id}: pid {group} now belongs to another process; left alone")
+            continue
+        await end_process_group(group)
+        say(f"  {step_id}: ended its processes (group {group})")
+    lock = RepoLock(repo)
+    identity = await identity_env(repo)
+    copied = _setup_copy_patterns(record.run.workflow_path)
+    statements = [journal.processes_ended(run_id)]
+    for step_id, step in record.steps.items():
+        result = step.result
+        if result.status.is_final:
+            continue
+        if step.worktree is not None and step.work_branch and step.start_commit and step.worktree.is_dir():
+            worktree = StepWorktree(path=step.worktree, branch=step.work_branch, start=step.start_commit)
+            worktree.copied = [
+                str(p.relative_to(step.worktree)) for pattern in copied for p in step.worktree.glob(pattern)
+            ]
+            await save_and_remove(
+                repo,
+                lock,
+                worktree,
+                populated=True,
+                message=f"treeflow: work of step {step_id}, saved after an interruption\n\nRun {run_id}.",
+                identity=identity,
+                warn=_prefixed(say, step_id),
+            )
+            if worktree.commit is not None:
+                result.branch, result.commit = worktree.branch, worktree.commit
+                say(f"  {step_id}: its work is saved on {worktree.branch}")
+        result.status = StepStatus.INTERRUPTED
+        result.error = INTERRUPTED
+        statements.append(journal.mark_step(run_id, step_id, result))
+    statements.append(journal.mark_run(run_id, RunStatus.INTERRUPTED))
+    await anyio.to_thread.run_sync(journal.execute, path, statements)
+    say(f"run {run_id} is marked interrupted; `treeflow resume {run_id}` finishes it")
+
+
+def _prefixed(say: Callable[[str], None], step_id: str) -> Callable[[str], None]:
+    return lambda message: say(f"  {step_id}: {message}")
+
+
+def _setup_copy_patterns(workflow_path: Path) -> tuple[str, ...]:
+    """The files `setup.copy` put into worktrees, which must not be committed now either."""
+    try:
+        return load_workflow(workflow_path).setup.copy
+    except (WorkflowError, OSError):
+        return ()

@@ -1,0 +1,219 @@
+"""A killed run loses nothing and leaves nothing behind: journal, recovery and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+from tests.helpers import pid_alive, wait_for_files
+from treeflow.core import journal
+from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
+from treeflow.core.process import process_start_ticks
+
+TREEFLOW = [sys.executable, "-m", "treeflow.cli"]
+
+SIX_STEPS = """\
+max_parallel: 3
+steps:
+  a: {{run: "echo $$ >> {pids}/all; echo a > a.txt; sleep 0.4"}}
+  b: {{run: "echo $$ >> {pids}/all; echo b > b.txt; sleep 0.6"}}
+  c: {{run: "echo $$ >> {pids}/all; echo c > c.txt; sh -c 'sleep 0.8 & wait'"}}
+  d: {{run: "echo $$ >> {pids}/all; echo d > d.txt; sleep 0.4", needs: [a, b]}}
+  e: {{run: "echo $$ >> {pids}/all; echo e > e.txt; sleep 0.3", needs: [c]}}
+  f: {{run: "echo $$ >> {pids}/all; cat a.txt b.txt c.txt d.txt e.txt > all.txt; echo f > f.txt", needs: [d, e]}}
+"""
+
+
+def treeflow(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TREEFLOW, *args], cwd=repo, capture_output=True, text=True, timeout=120)
+
+
+def worktrees(repo: Path) -> int:
+    return git(repo, "worktree", "list", "--porcelain").count("worktree ") - 1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kill_9_then_recover_then_resume(repo: Path, seed: int) -> None:
+    pids = repo.parent / "pids"
+    pids.mkdir()
+    (pids / "all").touch()
+    (repo / "treeflow.yml").write_text(SIX_STEPS.format(pids=pids))
+    process = subprocess.Popen(
+        [*TREEFLOW, "run"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_for_files([pids / "all"])
+    time.sleep(random.Random(seed).uniform(0.2, 1.6))
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+    db = repo / ".git" / "treeflow" / "journal.db"
+    before = journal.read_runs(db)
+    assert len(before) == 1
+    run_id = before[0].run.run_id
+    saved = {step_id: step.result.branch for step_id, step in before[0].steps.items() if step.result.branch}
+
+    listed = treeflow(repo, "runs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [run] = json.loads(listed.stdout)
+    if run["status"] != "succeeded":  # the kill may land after the run's end
+        assert run["status"] == "interrupted"
+        assert f"run {run_id}" in listed.stderr
+        assert {step["status"] for step in run["steps"].values()} <= {"succeeded", "interrupted"}
+    started = [int(line) for line in (pids / "all").read_text().split()]
+    assert [pid for pid in started if pid_alive(pid)] == []
+    assert worktrees(repo) == 0
+    for step_id, branch in saved.items():
+        assert git(repo, "show", f"{branch}:{step_id}.txt") == step_id
+
+    if run["status"] == "interrupted":
+        resumed = treeflow(repo, "resume", run_id, "--json")
+        assert resumed.returncode == 0, resumed.stderr
+        result = json.loads(resumed.stdout)
+        assert result["run_id"] == run_id
+        assert result["status"] == "succeeded"
+        assert result["base_commit"] == run["base_commit"]
+        for step_id, step in run["steps"].items():
+            if step["status"] == "succeeded":
+                assert result["steps"][step_id]["attempts"] == step["attempts"]
+        branch = result["result_branch"]
+        assert git(repo, "show", f"{branch}:all.txt").split() == list("abcde")
+    assert worktrees(repo) == 0
+
+
+def fake_dead_run(repo: Path, group: int, start_ticks: int | None) -> str:
+    """A run the journal says is running, owned by a process that is gone, holding ``group``."""
+    db = repo / ".git" / "treeflow" / "journal.db"
+    run = RunResult(run_id="20260101-000000-dead", workflow="w", workflow_path=repo / "treeflow.yml")
+    run.steps["s"] = StepResult(status=StepStatus.RUNNING)
+    with journal.connect(db) as connection:
+        connection.execute(
+            "INSERT INTO runs (run_id, workflow, workflow_path, status, owner_pid, owner_start)"
+            " VALUES (?, 'w', ?, 'running', 999999999, 1)",
+            (run.run_id, str(run.workflow_path)),
+        )
+        connection.execute(
+            "INSERT INTO steps (run_id, step_id, position, status) VALUES (?, 's', 0, 'running')",
+            (run.run_id,),
+        )
+        connection.execute(
+            "INSERT INTO processes (run_id, step_id, pgid, start_ticks) VALUES (?, 's', ?, ?)",
+            (run.run_id, group, start_ticks),
+        )
+    return run.run_id
+
+
+@pytest.mark.parametrize("same_process", [False, True])
+def test_a_reused_pid_is_never_killed(repo: Path, same_process: bool) -> None:
+    with subprocess.Popen(["sleep", "60"], start_new_session=True) as stranger:
+        try:
+            ticks = process_start_ticks(stranger.pid)
+            assert ticks is not None
+            # With another start time on record, the pid now belongs to another process.
+            fake_dead_run(repo, stranger.pid, ticks if same_process else ticks - 1)
+            done = treeflow(repo, "runs", "--json")
+            assert done.returncode == 0, done.stderr
+            assert json.loads(done.stdout)[0]["status"] == "interrupted"
+            time.sleep(0.2)
+            assert (stranger.poll() is None) is not same_process
+            if not same_process:
+                assert "belongs to another process" in done.stderr
+        finally:
+            stranger.kill()
+
+
+def test_the_cli_and_the_server_write_the_journal_at_once(repo: Path) -> None:
+    (repo / "treeflow.yml").write_text(
+        "defaults: {worktree: false}\nsteps:\n" + "".join(f"  s{i}: {{run: 'echo {i}'}}\n" for i in range(60))
+    )
+    first = subprocess.Popen([*TREEFLOW, "run", "--json"], cwd=repo, stdout=subprocess.PIPE, text=True)
+    second = subprocess.Popen([*TREEFLOW, "run", "--json"], cwd=repo, stdout=subprocess.PIPE, text=True)
+    outputs = [first.communicate(timeout=120)[0], second.communicate(timeout=120)[0]]
+    ids = {json.loads(output)["run_id"] for output in outputs}
+    db = repo / ".git" / "treeflow" / "journal.db"
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    runs = {record.run.run_id: record.run for record in journal.read_runs(db)}
+    assert set(runs) == ids
+    for run in runs.values():
+        assert run.status is RunStatus.SUCCEEDED
+        assert len(run.steps) == 60
+        assert {step.status for step in run.steps.values()} == {StepStatus.SUCCEEDED}
+
+
+def test_show_and_runs_read_the_journal(repo: Path) -> None:
+    (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'echo hi > a.txt'}\n  b: {run: 'exit 3'}\n")
+    assert treeflow(repo, "run").returncode == 1
+    [run] = json.loads(treeflow(repo, "runs", "--json").stdout)
+    shown = treeflow(repo, "show", run["run_id"], "--json")
+    assert shown.returncode == 0
+    detail = json.loads(shown.stdout)
+    assert detail["steps"]["a"]["status"] == "succeeded"
+    assert detail["steps"]["a"]["branch"] == f"treeflow/{run['run_id']}/a"
+    assert detail["steps"]["b"]["exit_code"] == 3
+    text = treeflow(repo, "show", run["run_id"])
+    assert "failed" in text.stdout
+    missing = treeflow(repo, "show", "nope")
+    assert missing.returncode == 2
+    assert "no run nope" in missing.stderr
+
+
+def test_resume_reruns_only_what_did_not_succeed(repo: Path) -> None:
+    flag = repo.parent / "fixed"
+    (repo / "treeflow.yml").write_text(
+        f"fail_fast: false\nsteps:\n  good: {{run: 'echo g > g.txt'}}\n"
+        f"  flaky: {{run: 'test -e {flag} && echo f > f.txt'}}\n"
+        f"  after: {{run: 'cat g.txt f.txt > both.txt', needs: [good, flaky]}}\n"
+    )
+    first = json.loads(treeflow(repo, "run", "--json").stdout)
+    assert first["status"] == "failed"
+    flag.write_text("now it works")
+    done = treeflow(repo, "resume", first["run_id"], "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["steps"]["good"]["attempts"] == 1
+    assert result["steps"]["good"]["commit"] == first["steps"]["good"]["commit"]
+    assert result["status"] == "succeeded"
+    assert git(repo, "show", f"{result['result_branch']}:both.txt").split() == ["g", "f"]
+    again = treeflow(repo, "resume", first["run_id"])
+    assert again.returncode == 2
+    assert "nothing to resume" in again.stderr
+
+
+def test_clean_forgets_old_runs_but_keeps_their_unmerged_branches(repo: Path) -> None:
+    (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'echo hi > a.txt'}\n")
+    run = json.loads(treeflow(repo, "run", "--json").stdout)
+    db = repo / ".git" / "treeflow" / "journal.db"
+    with journal.connect(db) as connection:
+        connection.execute("UPDATE runs SET ended_at = ?", (time.time() - 40 * 86400,))
+    done = treeflow(repo, "clean", "--keep-days", "30")
+    assert done.returncode == 0, done.stderr
+    assert f"forgot run {run['run_id']}" in done.stdout
+    assert json.loads(treeflow(repo, "runs", "--json").stdout) == []
+    assert not (repo / ".git" / "treeflow" / "logs" / run["run_id"]).exists()
+    assert git(repo, "show", f"{run['result_branch']}:a.txt") == "hi"
+
+
+def test_journal_records_process_groups_and_worktrees(repo: Path) -> None:
+    (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'echo hi > a.txt'}\n")
+    assert treeflow(repo, "run").returncode == 0
+    db = repo / ".git" / "treeflow" / "journal.db"
+    with sqlite3.connect(db) as connection:
+        groups = connection.execute("SELECT pgid, start_ticks, ended FROM processes").fetchall()
+        places = connection.execute("SELECT worktree, work_branch, start_commit FROM steps").fetchall()
+    assert len(groups) == 1
+    assert groups[0][1] is not None
+    assert groups[0][2] == 1
+    assert places[0][0] is not None
+    assert places[0][1].endswith("/a")
+    assert places[0][2] == git(repo, "rev-parse", "HEAD")
+    assert os.path.exists(db)
