@@ -1,5 +1,9 @@
 """The run journal: every run, step, attempt, process group and worktree, in SQLite.
 
+Only what recovery and history need is written, and as few rows as that allows: a step's place
+(worktree, branch, start commit) when it gets one, its process groups when they start, and its
+outcome when it ends.
+
 It lives at `<git common dir>/treeflow/journal.db`, in WAL mode, so the CLI and the language server
 can write it at once. As an event sink it never blocks the event loop: each event becomes a few
 rows that a writer thread commits in batches. What it records lets a later treeflow process find a
@@ -23,14 +27,12 @@ from typing import Any
 
 from treeflow.core.events import (
     Event,
-    ProcessEnded,
     ProcessStarted,
     RunFinished,
     RunStarted,
     StepFinished,
     StepPlaced,
     StepRetrying,
-    StepStarted,
 )
 from treeflow.core.git import Repository
 from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
@@ -93,6 +95,7 @@ CREATE INDEX IF NOT EXISTS processes_by_run ON processes (run_id, ended);
 """
 
 Statement = tuple[str, tuple[Any, ...]]
+_BATCH_WAIT_S = 0.01
 
 
 def journal_path(repo: Repository) -> Path:
@@ -141,6 +144,10 @@ class Journal:
             stopping = False
             while not stopping:
                 batch = [self._queue.get()]
+                # Waiting a moment lets a burst of events (a thousand short steps) gather into one
+                # transaction, and keeps this thread from contending with the event loop for the GIL
+                # after every event.
+                time.sleep(_BATCH_WAIT_S)
                 # Everything already queued goes into the same transaction: a burst of events costs
                 # one commit, not one each.
                 while True:
@@ -172,22 +179,11 @@ class Journal:
                 self._positions[(run.run_id, step_id)] = position
                 rows.append(_upsert_step(run.run_id, step_id, position, step))
             return rows
-        if isinstance(event, StepStarted):
-            return [
-                (
-                    "UPDATE steps SET status = ?, attempts = ?, log = ? WHERE run_id = ? AND step_id = ?",
-                    (StepStatus.RUNNING.value, event.attempt, str(event.log), event.run_id, event.step_id),
-                ),
-                (
-                    "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, started_at) VALUES (?, ?, ?, ?)",
-                    (event.run_id, event.step_id, event.attempt, time.time()),
-                ),
-            ]
         if isinstance(event, StepPlaced):
             return [
                 (
-                    "UPDATE steps SET worktree = ?, work_branch = ?, start_commit = ?, started_at = ?"
-                    " WHERE run_id = ? AND step_id = ?",
+                    "UPDATE steps SET status = 'running', worktree = ?, work_branch = ?, start_commit = ?,"
+                    " started_at = ? WHERE run_id = ? AND step_id = ?",
                     (
                         str(event.worktree) if event.worktree else None,
                         event.branch,
@@ -205,18 +201,11 @@ class Journal:
                     (event.run_id, event.step_id, event.group, event.start_ticks),
                 )
             ]
-        if isinstance(event, ProcessEnded):
-            return [
-                (
-                    "UPDATE processes SET ended = 1 WHERE run_id = ? AND step_id = ? AND pgid = ?",
-                    (event.run_id, event.step_id, event.group),
-                )
-            ]
         if isinstance(event, StepRetrying):
             return [
                 (
-                    "UPDATE attempts SET outcome = ? WHERE run_id = ? AND step_id = ? AND attempt = ?",
-                    (event.reason, event.run_id, event.step_id, event.next_attempt - 1),
+                    "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, outcome) VALUES (?, ?, ?, ?)",
+                    (event.run_id, event.step_id, event.next_attempt - 1, event.reason),
                 )
             ]
         if isinstance(event, StepFinished):
@@ -225,8 +214,13 @@ class Journal:
             return [
                 _upsert_step(event.run_id, event.step_id, position, result),
                 (
-                    "UPDATE attempts SET outcome = ? WHERE run_id = ? AND step_id = ? AND attempt = ?",
-                    (result.error or result.status.value, event.run_id, event.step_id, result.attempts),
+                    "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, outcome) VALUES (?, ?, ?, ?)",
+                    (event.run_id, event.step_id, result.attempts, result.error or result.status.value),
+                ),
+                # A finished step's process groups have all ended: the runner waits for that.
+                (
+                    "UPDATE processes SET ended = 1 WHERE run_id = ? AND step_id = ?",
+                    (event.run_id, event.step_id),
                 ),
             ]
         if isinstance(event, RunFinished):
