@@ -47,13 +47,16 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A git repository with one commit, holding README.md."""
-    root = tmp_path / "repo"
+def make_repo(root: Path) -> Path:
+    """A git repository at ``root`` with one commit, holding README.md."""
     root.mkdir()
     git(root, "init", "--quiet", "--initial-branch=main")
     (root / "README.md").write_text("hello\n")
     git(root, "add", "README.md")
     git(root, "commit", "--quiet", "-m", "initial")
     return root
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")

@@ -15,7 +15,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pytest_lsp.client import make_test_lsp_client
 
-from tests.conftest import git
+from tests.conftest import make_repo
 
 
 class TreeflowClient(LanguageClient):
@@ -52,13 +52,7 @@ def to_dict(value: Any) -> Any:
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "workspace"
-    root.mkdir()
-    git(root, "init", "--quiet", "--initial-branch=main")
-    (root / "README.md").write_text("hello\n")
-    git(root, "add", "README.md")
-    git(root, "commit", "--quiet", "-m", "initial")
-    return root
+    return make_repo(tmp_path / "workspace")
 
 
 def write_workflow(root: Path, text: str, name: str = "treeflow.yml") -> Path:
