@@ -1,0 +1,72 @@
+// Entry point: wires the output channel, the language client, the run store and the UI together.
+import * as vscode from 'vscode';
+import { ServerClient } from './client';
+import { registerCommands } from './commands';
+import { isFailure, prefixLines } from './format';
+import { isFinal, type Run } from './protocol';
+import { onDidChangeInterpreter } from './python';
+import { RunStore } from './runStore';
+import { RunsView } from './runsView';
+import { affectsServer, configuredPython } from './settings';
+import { StatusBar } from './statusBar';
+import { runSummary } from './statusText';
+
+let server: ServerClient | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  // First, so that everything after it can log.
+  const channel = vscode.window.createOutputChannel('Treeflow', { log: true });
+  const store = new RunStore();
+  const client = new ServerClient(channel, {
+    started: () => void refresh(),
+    runUpdated: ({ run }) => logOutcome(channel, run, store.update(run)),
+    log: ({ stepId, text }) => channel.info(prefixLines(stepId, text)),
+  });
+  server = client;
+
+  async function refresh(): Promise<void> {
+    const since = store.mark();
+    try {
+      store.replace(await client.execute('treeflow.listRuns'), since);
+    } catch (error) {
+      channel.warn(`Could not list runs: ${String(error)}`);
+    }
+  }
+
+  context.subscriptions.push(
+    channel,
+    client,
+    new StatusBar(store),
+    new RunsView(store),
+    ...registerCommands({ server: client, store, channel, refresh }),
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (affectsServer(event)) {
+        void client.restart('treeflow.python changed');
+      }
+    }),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => void client.restart('workspace trusted')),
+    await onDidChangeInterpreter(() => {
+      if (!configuredPython()) {
+        void client.restart('Python interpreter changed');
+      }
+    }),
+  );
+  // Not awaited: activation must not wait for Python to start; commands wait for it instead.
+  void client.restart('activation');
+}
+
+export async function deactivate(): Promise<void> {
+  await server?.stop();
+  server = undefined;
+}
+
+function logOutcome(channel: vscode.LogOutputChannel, run: Run, before: Run | undefined): void {
+  if (isFinal(run.status) && (!before || !isFinal(before.status))) {
+    const line = `Run ${run.run_id} of ${run.workflow}: ${runSummary(run)}`;
+    if (isFailure(run)) {
+      channel.warn(run.error ? `${line}: ${run.error}` : line);
+    } else {
+      channel.info(line);
+    }
+  }
+}

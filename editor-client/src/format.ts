@@ -1,0 +1,102 @@
+// Words and icons for runs and steps, shared by the status bar and the runs view.
+import type { Run, RunStatus, StepState, StepStatus } from './protocol';
+
+export interface Icon {
+  /** A codicon id, as in `$(id)`. */
+  id: string;
+  /** A theme color id, or undefined for the default foreground. */
+  color?: string;
+}
+
+const STEP_ICONS: Record<StepStatus, Icon> = {
+  pending: { id: 'circle-outline' },
+  running: { id: 'sync~spin' },
+  succeeded: { id: 'pass', color: 'testing.iconPassed' },
+  failed: { id: 'error', color: 'testing.iconFailed' },
+  timed_out: { id: 'watch', color: 'testing.iconFailed' },
+  cancelled: { id: 'circle-slash', color: 'testing.iconSkipped' },
+  skipped: { id: 'debug-step-over', color: 'disabledForeground' },
+};
+
+const RUN_ICONS: Record<RunStatus, Icon> = {
+  running: { id: 'sync~spin' },
+  succeeded: { id: 'check', color: 'testing.iconPassed' },
+  failed: { id: 'error', color: 'testing.iconFailed' },
+  cancelled: { id: 'circle-slash', color: 'testing.iconSkipped' },
+};
+
+export function stepIcon(status: StepStatus): Icon {
+  return STEP_ICONS[status];
+}
+
+export function runIcon(run: Run): Icon {
+  return isFailure(run) ? RUN_ICONS.failed : RUN_ICONS[run.status];
+}
+
+/** A run that failed or could not start at all. */
+export function isFailure(run: Run): boolean {
+  return run.status === 'failed' || Boolean(run.error);
+}
+
+/** `0.4s`, `12.3s`, `2m 05s`, `1h 02m`. */
+export function formatDuration(seconds: number | null): string {
+  if (seconds === null || !Number.isFinite(seconds) || seconds < 0) {
+    return '';
+  }
+  if (seconds < 59.95) {
+    return `${seconds.toFixed(1)}s`;
+  }
+  const whole = Math.round(seconds);
+  const hours = Math.floor(whole / 3600);
+  const minutes = Math.floor((whole % 3600) / 60);
+  const rest = whole % 60;
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  return hours > 0 ? `${hours}h ${pad(minutes)}m` : `${minutes}m ${pad(rest)}s`;
+}
+
+export function statusWord(status: StepStatus | RunStatus): string {
+  return status === 'timed_out' ? 'timed out' : status;
+}
+
+/** Steps that made the run fail, in file order. */
+export function failedSteps(run: Run): string[] {
+  return Object.entries(run.steps)
+    .filter(([, step]) => step.status === 'failed' || step.status === 'timed_out')
+    .map(([id]) => id);
+}
+
+/** `running · 40% · compiling`, `succeeded · 1.2s`, `failed · 0.3s · exit status 1`. */
+export function stepDescription(step: StepState): string {
+  const parts = [statusWord(step.status)];
+  if (step.status === 'running') {
+    if (step.progress !== null) {
+      parts.push(`${Math.round(step.progress * 100)}%`);
+    }
+  } else {
+    parts.push(formatDuration(step.duration_s));
+  }
+  if (step.status === 'running' && step.message) {
+    parts.push(step.message);
+  } else if (step.error && step.status !== 'cancelled' && step.status !== 'skipped') {
+    parts.push(step.error);
+  }
+  return parts.filter((part) => part !== '').join(' · ');
+}
+
+/** Step output as lines prefixed with `[stepId]`, without the final newline. */
+export function prefixLines(stepId: string, text: string): string {
+  const body = text.endsWith('\n') ? text.slice(0, -1) : text;
+  return body
+    .split('\n')
+    .map((line) => `[${stepId}] ${line}`)
+    .join('\n');
+}
+
+/** The local time of day a run started, `09:30:12`, or '' if unknown. */
+export function startTime(run: Run): string {
+  if (!run.started_at) {
+    return '';
+  }
+  const date = new Date(run.started_at);
+  return Number.isNaN(date.getTime()) ? '' : date.toTimeString().slice(0, 8);
+}

@@ -1,0 +1,50 @@
+// Quick pick entries for workflows, steps and runs, built without the `vscode` import.
+import type { Run, WorkflowInfo } from './protocol';
+
+export interface Pick<T> {
+  label: string;
+  description?: string;
+  detail?: string;
+  value: T;
+}
+
+/** A file URI's path relative to the first workspace folder holding it, else the whole path. */
+export function displayPath(uri: string, folders: readonly string[]): string {
+  let path = uri;
+  try {
+    path = uri.startsWith('file:') ? decodeURIComponent(new URL(uri).pathname) : uri;
+  } catch {
+    return uri;
+  }
+  for (const folder of folders) {
+    const prefix = folder.endsWith('/') ? folder : `${folder}/`;
+    if (path.startsWith(prefix)) {
+      return path.slice(prefix.length);
+    }
+  }
+  return path;
+}
+
+export function workflowPicks(workflows: readonly WorkflowInfo[], folders: readonly string[]): Pick<WorkflowInfo>[] {
+  return workflows.map((workflow) => ({
+    label: workflow.name,
+    description: displayPath(workflow.uri, folders),
+    detail: workflow.errors.length
+      ? `$(error) ${workflow.errors[0]}${workflow.errors.length > 1 ? ` (+${workflow.errors.length - 1} more)` : ''}`
+      : `${workflow.steps.length} ${workflow.steps.length === 1 ? 'step' : 'steps'}: ${workflow.steps.join(', ')}`,
+    value: workflow,
+  }));
+}
+
+export function stepPicks(workflow: WorkflowInfo): Pick<string>[] {
+  return workflow.steps.map((step) => ({ label: step, value: step }));
+}
+
+export function runPicks(runs: readonly Run[]): Pick<Run>[] {
+  return runs.map((run) => ({
+    label: run.workflow,
+    description: `${run.done}/${run.total}`,
+    detail: `run ${run.run_id}`,
+    value: run,
+  }));
+}

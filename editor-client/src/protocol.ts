@@ -1,0 +1,76 @@
+// The payloads of `treeflow serve`, mirrored from docs/language-server.md and the result object
+// in docs/workflow.md. Kept free of the `vscode` import so that pure helpers and tests can use it.
+
+export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'skipped';
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface StepState {
+  status: StepStatus;
+  attempts: number;
+  exit_code: number | null;
+  started_at: string | null;
+  ended_at: string | null;
+  duration_s: number | null;
+  branch: string | null;
+  commit: string | null;
+  /** Path of the step's log file; null while the step has printed nothing. */
+  log: string | null;
+  error: string | null;
+  /** Agent steps: 0..1, with the agent's own words. */
+  progress: number | null;
+  message: string | null;
+  summary: string | null;
+}
+
+export interface Run {
+  run_id: string;
+  workflow: string;
+  workflow_path: string;
+  status: RunStatus;
+  base_commit: string | null;
+  result_branch: string | null;
+  started_at: string | null;
+  ended_at: string | null;
+  duration_s: number | null;
+  /** In file order. */
+  steps: Record<string, StepState>;
+  warnings: string[];
+  /** Steps in a final state, and steps in the run. */
+  done: number;
+  total: number;
+  /** Why the run could not start; null, or absent from updates sent while the run goes on. */
+  error?: string | null;
+}
+
+export interface WorkflowInfo {
+  uri: string;
+  name: string;
+  steps: string[];
+  errors: string[];
+}
+
+export interface RunUpdatedParams {
+  run: Run;
+}
+
+export interface LogParams {
+  runId: string;
+  stepId: string;
+  text: string;
+}
+
+export const RUN_UPDATED = 'treeflow/runUpdated';
+export const LOG = 'treeflow/log';
+
+/** `workspace/executeCommand` commands of the server: [argument, result]. */
+export interface ServerCommands {
+  'treeflow.listWorkflows': [undefined, WorkflowInfo[]];
+  'treeflow.run': [{ workflow: string; steps?: string[] }, { runId: string }];
+  'treeflow.cancel': [{ runId: string }, { cancelled: boolean }];
+  'treeflow.listRuns': [undefined, Run[]];
+  'treeflow.getRun': [{ runId: string }, Run];
+}
+
+export function isFinal(status: StepStatus | RunStatus): boolean {
+  return status !== 'pending' && status !== 'running';
+}

@@ -1,0 +1,37 @@
+// One status bar item following the current run (see RunStore.current).
+import * as vscode from 'vscode';
+import { isFailure } from './format';
+import type { RunStore, Subscription } from './runStore';
+import { statusBarText, statusBarTooltip } from './statusText';
+
+export class StatusBar implements vscode.Disposable {
+  private readonly item = vscode.window.createStatusBarItem('treeflow.status', vscode.StatusBarAlignment.Left, 50);
+  private readonly subscription: Subscription;
+
+  constructor(private readonly store: RunStore) {
+    this.item.name = 'Treeflow';
+    this.item.command = 'treeflow.showRuns';
+    this.subscription = store.onDidChange(() => this.render());
+    this.render();
+  }
+
+  private render(): void {
+    const run = this.store.current();
+    if (!run) {
+      this.item.hide();
+      return;
+    }
+    this.item.text = statusBarText(run);
+    const tooltip = new vscode.MarkdownString(statusBarTooltip(run), true);
+    tooltip.appendMarkdown('\n\n_Click to show the runs._');
+    this.item.tooltip = tooltip;
+    this.item.backgroundColor = isFailure(run) ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+    this.item.accessibilityInformation = { label: `treeflow ${statusBarText(run).replace(/\$\([^)]*\)\s*/g, '')}` };
+    this.item.show();
+  }
+
+  dispose(): void {
+    this.subscription.dispose();
+    this.item.dispose();
+  }
+}

@@ -1,0 +1,63 @@
+// What the status bar item says about a run: text, and a Markdown tooltip listing the steps.
+import { failedSteps, formatDuration, runIcon, stepDescription, stepIcon } from './format';
+import type { Run } from './protocol';
+
+/**
+ * `$(sync~spin) checks 3/6` while running, then `$(check) checks 12.3s`,
+ * `$(error) checks: unit` or `$(circle-slash) checks cancelled`.
+ */
+export function statusBarText(run: Run): string {
+  const icon = `$(${runIcon(run).id})`;
+  if (run.error) {
+    return `${icon} ${run.workflow}: could not start`;
+  }
+  switch (run.status) {
+    case 'running':
+      return `${icon} ${run.workflow} ${run.done}/${run.total}`;
+    case 'succeeded':
+      return `${icon} ${run.workflow} ${formatDuration(run.duration_s)}`.trimEnd();
+    case 'cancelled':
+      return `${icon} ${run.workflow} cancelled`;
+    case 'failed': {
+      const failed = failedSteps(run);
+      return `${icon} ${run.workflow}: ${failed.length ? failed.join(', ') : 'failed'}`;
+    }
+  }
+}
+
+export function statusBarTooltip(run: Run): string {
+  const lines = [`**treeflow: ${escapeMarkdown(run.workflow)}** — ${runSummary(run)}`, ''];
+  if (run.error) {
+    lines.push(escapeMarkdown(run.error), '');
+  }
+  for (const [id, step] of Object.entries(run.steps)) {
+    lines.push(`- $(${stepIcon(step.status).id}) ${escapeMarkdown(id)}: ${escapeMarkdown(stepDescription(step))}`);
+  }
+  if (run.result_branch) {
+    lines.push('', `Result: \`${run.result_branch}\``);
+  }
+  return lines.join('\n');
+}
+
+/** `running 3/6`, `succeeded in 12.3s`, `failed: unit`, `cancelled`. */
+export function runSummary(run: Run): string {
+  if (run.error) {
+    return 'could not start';
+  }
+  switch (run.status) {
+    case 'running':
+      return `running ${run.done}/${run.total}`;
+    case 'succeeded':
+      return `succeeded in ${formatDuration(run.duration_s)}`;
+    case 'cancelled':
+      return 'cancelled';
+    case 'failed': {
+      const failed = failedSteps(run);
+      return failed.length ? `failed: ${failed.join(', ')}` : 'failed';
+    }
+  }
+}
+
+function escapeMarkdown(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+\-.!|<>$]/g, '\\$&');
+}

@@ -1,0 +1,97 @@
+// The runs view's items as plain data, so that their content is testable without VS Code.
+import { formatDuration, runIcon, startTime, stepDescription, stepIcon, statusWord, type Icon } from './format';
+import type { Run } from './protocol';
+import { runSummary } from './statusText';
+
+export interface ItemShape {
+  /** Stable across updates, so that VS Code keeps each item's expansion and selection. */
+  id: string;
+  label: string;
+  description: string;
+  tooltip: string;
+  icon: Icon;
+  /**
+   * Space-separated flags that the manifest's menus match with regular expressions:
+   * `run` or `step`, then `running`, `log`, `branch` where they apply.
+   */
+  contextValue: string;
+  /** Undefined for a leaf. */
+  expanded?: boolean;
+  /** The step's log file, opened on click. */
+  log?: string;
+}
+
+export function runItem(run: Run, newest: boolean): ItemShape {
+  const flags = ['run'];
+  if (run.status === 'running') {
+    flags.push('running');
+  }
+  if (run.result_branch) {
+    flags.push('branch');
+  }
+  const time = startTime(run);
+  const tooltip = [`${run.workflow}: ${runSummary(run)}`, `run ${run.run_id}`, run.workflow_path];
+  if (run.error) {
+    tooltip.push(run.error);
+  }
+  if (run.result_branch) {
+    tooltip.push(`result: ${run.result_branch}`);
+  }
+  tooltip.push(...run.warnings.map((warning) => `warning: ${warning}`));
+  return {
+    id: run.run_id,
+    label: run.workflow,
+    description: time ? `${runSummary(run)} · ${time}` : runSummary(run),
+    tooltip: tooltip.join('\n'),
+    icon: runIcon(run),
+    contextValue: flags.join(' '),
+    expanded: newest || run.status === 'running',
+  };
+}
+
+export function stepItem(run: Run, stepId: string): ItemShape {
+  const step = run.steps[stepId];
+  if (!step) {
+    throw new Error(`run ${run.run_id} has no step ${stepId}`);
+  }
+  const flags = ['step'];
+  if (step.log) {
+    flags.push('log');
+  }
+  if (step.branch) {
+    flags.push('branch');
+  }
+  const tooltip = [`${stepId}: ${statusWord(step.status)}`];
+  if (step.duration_s !== null) {
+    tooltip.push(`duration: ${formatDuration(step.duration_s)}`);
+  }
+  if (step.attempts > 1) {
+    tooltip.push(`attempts: ${step.attempts}`);
+  }
+  if (step.exit_code !== null) {
+    tooltip.push(`exit code: ${step.exit_code}`);
+  }
+  for (const [name, value] of [
+    ['error', step.error],
+    ['message', step.message],
+    ['summary', step.summary],
+    ['branch', step.branch],
+    ['log', step.log],
+  ] as const) {
+    if (value) {
+      tooltip.push(`${name}: ${value}`);
+    }
+  }
+  const item: ItemShape = {
+    id: `${run.run_id}/${stepId}`,
+    label: stepId,
+    description: stepDescription(step),
+    tooltip: tooltip.join('\n'),
+    icon: stepIcon(step.status),
+    contextValue: flags.join(' '),
+  };
+  if (step.log) {
+    item.log = step.log;
+  }
+  return item;
+}
