@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatDuration, isFailure, prefixLines, runIcon, stepDescription } from '../src/format';
+import { run, step } from './fixtures';
+
+test('durations read like 0.4s, 12.3s, 2m 05s, 1h 02m', () => {
+  assert.equal(formatDuration(0.4), '0.4s');
+  assert.equal(formatDuration(12.34), '12.3s');
+  assert.equal(formatDuration(59.96), '1m 00s');
+  assert.equal(formatDuration(125), '2m 05s');
+  assert.equal(formatDuration(3725), '1h 02m');
+  assert.equal(formatDuration(null), '');
+});
+
+test('step output is prefixed with the step id, line by line', () => {
+  assert.equal(prefixLines('lint', 'one\ntwo\n'), '[lint] one\n[lint] two');
+  assert.equal(prefixLines('lint', 'partial'), '[lint] partial');
+});
+
+test('a step is described by its state, then progress or duration, then its words', () => {
+  assert.equal(stepDescription(step()), 'pending');
+  assert.equal(stepDescription(step({ status: 'running' })), 'running');
+  assert.equal(stepDescription(step({ status: 'running', progress: 0.425, message: 'tests pass' })), 'running · 43% · tests pass');
+  assert.equal(stepDescription(step({ status: 'succeeded', duration_s: 1.2 })), 'succeeded · 1.2s');
+  assert.equal(
+    stepDescription(step({ status: 'failed', duration_s: 0.3, error: 'exit status 1' })),
+    'failed · 0.3s · exit status 1',
+  );
+  assert.equal(stepDescription(step({ status: 'timed_out', duration_s: 20, error: 'timed out after 20s' })), 'timed out · 20.0s · timed out after 20s');
+  assert.equal(stepDescription(step({ status: 'skipped', error: 'needs `lint`, which failed' })), 'skipped');
+});
+
+test('updates sent while a run goes on carry no `error`; that is no failure', () => {
+  const update = run({ steps: { a: step({ status: 'running' }) } });
+  delete update.error;
+  assert.equal(isFailure(update), false);
+  assert.equal(runIcon(update).id, 'sync~spin');
+  assert.equal(isFailure({ ...update, error: null, status: 'failed' }), true);
+  assert.equal(isFailure({ ...update, error: 'no commits yet' }), true);
+});

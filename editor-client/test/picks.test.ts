@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { displayPath, runPicks, stepPicks, workflowPicks } from '../src/picks';
+import { run, step } from './fixtures';
+
+test('workflow paths are shown relative to their workspace folder', () => {
+  assert.equal(displayPath('file:///home/me/project/.treeflow/long%20one.yml', ['/home/me/project']), '.treeflow/long one.yml');
+  assert.equal(displayPath('file:///elsewhere/treeflow.yml', ['/home/me/project']), '/elsewhere/treeflow.yml');
+});
+
+test('a workflow pick lists its steps, or its first error', () => {
+  const [good, bad] = workflowPicks(
+    [
+      { uri: 'file:///p/treeflow.yml', name: 'checks', steps: ['lint', 'unit'], errors: [] },
+      { uri: 'file:///p/.treeflow/x.yml', name: 'x', steps: [], errors: ['x.yml:3:5: unknown key', 'x.yml:4:1: cycle'] },
+    ],
+    ['/p'],
+  );
+  assert.deepEqual(
+    { label: good?.label, description: good?.description, detail: good?.detail },
+    { label: 'checks', description: 'treeflow.yml', detail: '2 steps: lint, unit' },
+  );
+  assert.equal(bad?.detail, '$(error) x.yml:3:5: unknown key (+1 more)');
+});
+
+test('step picks are the step ids; run picks show progress', () => {
+  assert.deepEqual(
+    stepPicks({ uri: '', name: 'w', steps: ['a', 'b'], errors: [] }).map((p) => p.value),
+    ['a', 'b'],
+  );
+  const [pick] = runPicks([run({ workflow: 'long', steps: { s: step({ status: 'running' }) } })]);
+  assert.equal(pick?.label, 'long');
+  assert.equal(pick?.description, '0/1');
+});

@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { RunStore } from '../src/runStore';
+import { run } from './fixtures';
+
+const older = run({ run_id: '20261128-090000-aaaa', started_at: '2026-11-28T09:00:00.000+00:00' });
+const newer = run({ run_id: '20261128-100000-bbbb', started_at: '2026-11-28T10:00:00.000+00:00' });
+
+test('runs are listed newest first, whatever order they arrive in', () => {
+  const store = new RunStore();
+  store.update(older);
+  store.update(newer);
+  assert.deepEqual(store.list().map((r) => r.run_id), [newer.run_id, older.run_id]);
+});
+
+test('an update replaces the run and returns what it was before', () => {
+  const store = new RunStore();
+  assert.equal(store.update(older), undefined);
+  const ended = { ...older, status: 'succeeded' as const };
+  assert.equal(store.update(ended), older);
+  assert.equal(store.get(older.run_id)?.status, 'succeeded');
+});
+
+test('the current run is the newest running one, else the last to change', () => {
+  const store = new RunStore();
+  assert.equal(store.current(), undefined);
+  store.update(older);
+  store.update(newer);
+  assert.equal(store.current()?.run_id, newer.run_id);
+  store.update({ ...newer, status: 'succeeded' });
+  assert.equal(store.current()?.run_id, older.run_id, 'still running');
+  store.update({ ...older, status: 'cancelled' });
+  assert.equal(store.current()?.run_id, older.run_id, 'ended last');
+  assert.deepEqual(store.running(), []);
+});
+
+test('a list from the server replaces the runs but not updates that arrived after it was asked for', () => {
+  const store = new RunStore();
+  store.update({ ...older, status: 'running' });
+  const since = store.mark();
+  store.update({ ...newer, status: 'succeeded' });
+  // The list was made before `newer` ended, and no longer knows a run of a previous server.
+  store.replace([{ ...newer, status: 'running' }], since);
+  assert.deepEqual(store.list().map((r) => [r.run_id, r.status]), [[newer.run_id, 'succeeded']]);
+});
+
+test('after a list arrives, the newest run is the current one', () => {
+  const store = new RunStore();
+  store.replace([{ ...newer, status: 'succeeded' }, { ...older, status: 'failed' }], store.mark());
+  assert.equal(store.current()?.run_id, newer.run_id);
+});
+
+test('listeners hear of each change until they unsubscribe', () => {
+  const store = new RunStore();
+  const heard: (string | undefined)[] = [];
+  const subscription = store.onDidChange((changed) => heard.push(changed?.run_id));
+  store.update(older);
+  store.replace([], store.mark());
+  subscription.dispose();
+  store.update(newer);
+  assert.deepEqual(heard, [older.run_id, undefined]);
+});

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runItem, stepItem } from '../src/treeItems';
+import { run, step } from './fixtures';
+
+const finished = run({
+  status: 'failed',
+  duration_s: 3.8,
+  result_branch: 'treeflow/runs/20261128-093012-4f2a',
+  steps: {
+    lint: step({ status: 'succeeded', duration_s: 0.5, log: '/repo/.git/treeflow/logs/r/lint.log', branch: 'treeflow/r/lint' }),
+    unit: step({ status: 'failed', duration_s: 3.2, attempts: 3, exit_code: 1, error: 'exit status 1', log: '/repo/unit.log' }),
+    build: step({ status: 'skipped' }),
+  },
+});
+
+test('a run item shows the workflow, its outcome and start time, with a stable id', () => {
+  const item = runItem(finished, true);
+  assert.equal(item.id, '20261128-093012-4f2a');
+  assert.equal(item.label, 'checks');
+  assert.match(item.description, /^failed: unit · \d\d:\d\d:\d\d$/);
+  assert.deepEqual(item.icon, { id: 'error', color: 'testing.iconFailed' });
+  assert.equal(item.contextValue, 'run branch');
+  assert.equal(item.expanded, true);
+  assert.match(item.tooltip, /result: treeflow\/runs\/20261128-093012-4f2a/);
+});
+
+test('older finished runs start collapsed; running runs are expanded and cancellable', () => {
+  assert.equal(runItem(finished, false).expanded, false);
+  const running = runItem(run({ steps: { a: step({ status: 'running' }) } }), false);
+  assert.equal(running.expanded, true);
+  assert.equal(running.contextValue, 'run running');
+  assert.equal(running.icon.id, 'sync~spin');
+});
+
+test('a step item shows state, duration and icon; only steps with a log open it', () => {
+  const lint = stepItem(finished, 'lint');
+  assert.equal(lint.id, '20261128-093012-4f2a/lint');
+  assert.equal(lint.label, 'lint');
+  assert.equal(lint.description, 'succeeded · 0.5s');
+  assert.equal(lint.icon.id, 'pass');
+  assert.equal(lint.contextValue, 'step log branch');
+  assert.equal(lint.log, '/repo/.git/treeflow/logs/r/lint.log');
+  assert.equal(lint.expanded, undefined);
+
+  const build = stepItem(finished, 'build');
+  assert.equal(build.contextValue, 'step');
+  assert.equal(build.log, undefined);
+  assert.equal(build.icon.id, 'debug-step-over');
+});
+
+test('a failed step tells why in its description and tooltip', () => {
+  const unit = stepItem(finished, 'unit');
+  assert.equal(unit.description, 'failed · 3.2s · exit status 1');
+  assert.deepEqual(unit.tooltip.split('\n'), [
+    'unit: failed',
+    'duration: 3.2s',
+    'attempts: 3',
+    'exit code: 1',
+    'error: exit status 1',
+    'log: /repo/unit.log',
+  ]);
+});
+
+test('an agent step shows its progress and message while running', () => {
+  const agent = run({ steps: { review: step({ status: 'running', progress: 0.4, message: 'reading the diff' }) } });
+  assert.equal(stepItem(agent, 'review').description, 'running · 40% · reading the diff');
+});
+
+test('asking for a step the run does not have is an error', () => {
+  assert.throws(() => stepItem(finished, 'nope'), /no step nope/);
+});
