@@ -33,8 +33,10 @@ before(async () => {
     workspace,
   });
   ({ page } = await openEditor(editor.url, runDir));
-  // The explorer lists the workspace once the workbench has loaded it.
+  // The explorer lists the workspace once the workbench has loaded it; the Treeflow icon in the
+  // activity bar shows that the extension's contributions (and so its commands) are registered.
   await page.locator('.explorer-folders-view').getByText('treeflow.yml', { exact: true }).waitFor({ timeout: 60000 });
+  await page.locator('.part.activitybar [aria-label^="Treeflow"]').first().waitFor({ timeout: 60000 });
   await shot('01-ready');
 });
 
@@ -67,11 +69,22 @@ const statusItem = (icon, text) => statusBar().locator('.statusbar-item', { has:
 const runsRow = (text) => page.locator('.part.sidebar .monaco-list-row', { hasText: text }).first();
 
 async function runFromPalette(title) {
-  await page.keyboard.press('F1');
-  const input = quickInput().locator('input');
-  await input.waitFor({ state: 'visible' });
-  await input.fill(`>${title}`);
-  await pickRow(title).waitFor();
+  // The palette lists the commands known when it opens; if the extension's arrive later, reopen it.
+  for (let attempt = 1; ; attempt++) {
+    await page.keyboard.press('F1');
+    const input = quickInput().locator('input');
+    await input.waitFor({ state: 'visible' });
+    await input.fill(`>${title}`);
+    try {
+      await pickRow(title).waitFor({ timeout: 5000 });
+      break;
+    } catch (error) {
+      if (attempt === 3) {
+        throw error;
+      }
+      await page.keyboard.press('Escape');
+    }
+  }
   await page.keyboard.press('Enter');
 }
 
@@ -94,6 +107,7 @@ test(
     const running = statusItem('sync', /checks [0-2]\/3/);
     await running.waitFor();
     assert.ok(await running.locator('.codicon-modifier-spin').count(), 'the running icon spins');
+    assert.equal(await running.evaluate((el) => el.classList.contains('error-kind')), false, 'no error colour');
     await shot('04-running');
 
     const succeeded = statusItem('check', /checks \d+\.\ds/);
@@ -143,5 +157,42 @@ test(
     // The server sends the final state only after the step's process group is gone.
     assert.deepEqual(pids.filter((pid) => !isGone(pid)), [], 'no process of the step is left');
     await shot('10-cancelled');
+  }),
+);
+
+test(
+  'shows a failed run and its failed step in red',
+  { timeout: 120000 },
+  step('fail', async () => {
+    await runFromPalette('Treeflow: Run Workflow');
+    await pickRow('2 steps: fine, oops').waitFor({ timeout: 60000 });
+    await pickRow('2 steps: fine, oops').click();
+    await quickInput().getByText('Treeflow: Run broken').waitFor();
+    await pickRow('oops').waitFor();
+    await page.keyboard.press('Enter');
+
+    const failed = statusItem('error', 'broken: oops');
+    await failed.waitFor({ timeout: 60000 });
+    assert.equal(await failed.evaluate((el) => el.classList.contains('error-kind')), true, 'error colour');
+    await runsRow(/^oops\s*failed.*exit status 3/).waitFor();
+    await runsRow(/^fine\s*succeeded/).waitFor();
+    await shot('11-failed');
+  }),
+);
+
+test(
+  'runs one step from the code lens of a workflow file',
+  { timeout: 120000 },
+  step('lens', async () => {
+    await runFromPalette('View: Show Explorer');
+    await page.locator('.explorer-folders-view').getByText('treeflow.yml', { exact: true }).click();
+    // The lens's command is the server's treeflow.run, which the language client registers.
+    const lens = page.locator('.codelens-decoration a', { hasText: 'Run step lint' });
+    await lens.waitFor({ timeout: 60000 });
+    await shot('12-code-lens');
+    await lens.click();
+    await statusItem('sync', 'checks 0/1').waitFor();
+    await statusItem('check', /checks \d+\.\ds/).waitFor({ timeout: 60000 });
+    await shot('13-code-lens-run');
   }),
 );

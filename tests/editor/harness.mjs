@@ -13,7 +13,7 @@ const GIT_IDENTITY = {
   GIT_COMMITTER_EMAIL: 'e2e@treeflow.invalid',
 };
 
-/** A repository with a quick workflow (treeflow.yml) and a long one (.treeflow/long.yml). */
+/** A repository with a quick workflow (treeflow.yml), a long one and a failing one (.treeflow/). */
 export function createWorkspace(dir, pidFile) {
   fs.mkdirSync(path.join(dir, '.treeflow'), { recursive: true });
   fs.writeFileSync(
@@ -32,6 +32,10 @@ export function createWorkspace(dir, pidFile) {
     path.join(dir, '.treeflow', 'long.yml'),
     ['name: long', 'steps:', `  sleeper: {run: 'sleep 61 & echo "$! $$" > ${pidFile}; wait'}`, ''].join('\n'),
   );
+  fs.writeFileSync(
+    path.join(dir, '.treeflow', 'broken.yml'),
+    ['name: broken', 'steps:', '  fine: {run: "true"}', '  oops: {run: "echo about to fail; exit 3"}', ''].join('\n'),
+  );
   fs.writeFileSync(path.join(dir, 'README.md'), '# e2e workspace\n');
   const git = (...args) => execFileSync('git', args, { cwd: dir, env: { ...process.env, ...GIT_IDENTITY }, stdio: 'pipe' });
   git('init', '--quiet', '--initial-branch=main');
@@ -39,10 +43,12 @@ export function createWorkspace(dir, pidFile) {
   git('commit', '--quiet', '-m', 'e2e workspace');
 }
 
-/** User settings of a quiet editor that starts the server with `python`. */
-function writeSettings(userDir, python) {
-  fs.mkdirSync(userDir, { recursive: true });
-  const settings = {
+/**
+ * Settings of a quiet editor. `treeflow.python` is machine-scoped, and in code-server the machine
+ * is the remote side, so it goes into the remote ("Machine") settings as a user would put it.
+ */
+function writeSettings(userDataDir, python) {
+  const user = {
     'security.workspace.trust.enabled': false,
     'workbench.startupEditor': 'none',
     'workbench.tips.enabled': false,
@@ -56,9 +62,11 @@ function writeSettings(userDir, python) {
     'workbench.secondarySideBar.defaultVisibility': 'hidden',
     // The built-in git extension would scan the repository while runs add worktrees and branches.
     'git.enabled': false,
-    'treeflow.python': python,
   };
-  fs.writeFileSync(path.join(userDir, 'settings.json'), JSON.stringify(settings, null, 2));
+  for (const [scope, settings] of [['User', user], ['Machine', { 'treeflow.python': python }]]) {
+    fs.mkdirSync(path.join(userDataDir, scope), { recursive: true });
+    fs.writeFileSync(path.join(userDataDir, scope, 'settings.json'), JSON.stringify(settings, null, 2));
+  }
 }
 
 async function freePort() {
@@ -98,7 +106,7 @@ export async function startCodeServer({ codeServer, vsix, python, runDir, worksp
     TREEFLOW_WORKTREE_ROOT: path.join(runDir, 'worktrees'),
   };
   const common = ['--user-data-dir', path.join(runDir, 'user-data'), '--extensions-dir', path.join(runDir, 'extensions')];
-  writeSettings(path.join(runDir, 'user-data', 'User'), python);
+  writeSettings(path.join(runDir, 'user-data'), python);
   // code-server's launcher is a node script; run it with this node (the Node 24 it was built for).
   const launcher = fs.realpathSync(codeServer);
   execFileSync(process.execPath, [launcher, ...common, '--install-extension', vsix], { env, stdio: 'pipe', timeout: 60000 });
