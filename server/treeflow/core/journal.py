@@ -98,6 +98,9 @@ Statement = tuple[str, tuple[Any, ...]]
 _BATCH_WAIT_S = 0.01
 
 
+_prepared: set[Path] = set()
+
+
 def journal_path(repo: Repository) -> Path:
     return repo.state_dir / "journal.db"
 
@@ -106,11 +109,15 @@ def journal_path(repo: Repository) -> Path:
 def connect(path: Path) -> Iterator[sqlite3.Connection]:
     """A connection with the journal's schema; several processes may hold one at once."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    prepared = path in _prepared and path.exists()
     connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
     try:
-        connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
-        connection.executescript(_SCHEMA)
+        if not prepared:
+            # WAL mode is stored in the file, and the schema too: once per process is enough.
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.executescript(_SCHEMA)
+            _prepared.add(path)
         yield connection
     finally:
         connection.close()

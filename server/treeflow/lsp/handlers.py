@@ -71,6 +71,11 @@ def register(server: TreeflowServer) -> None:
     async def initialized(ls: TreeflowServer, params: types.InitializedParams) -> None:
         await ls.supervisor.recover(await _repositories(ls))
 
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    async def folders_changed(ls: TreeflowServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+        ls.repositories = None
+        await ls.supervisor.recover(await _repositories(ls))
+
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: TreeflowServer, params: types.DidOpenTextDocumentParams) -> None:
         _publish(ls, params.text_document.uri)
@@ -137,15 +142,18 @@ def _folders(ls: TreeflowServer) -> list[Path]:
 
 
 async def _repositories(ls: TreeflowServer) -> list[Repository]:
-    """The git repositories of the workspace folders (folders outside git have no runs)."""
-    repos: dict[Path, Repository] = {}
-    for folder in _folders(ls):
-        try:
-            repo = await open_repository(folder)
-        except NotARepository:
-            continue
-        repos.setdefault(repo.common_dir, repo)
-    return list(repos.values())
+    """The git repositories of the workspace folders (folders outside git have no runs), found once
+    per set of folders: asking git costs more than answering `treeflow.listRuns` itself."""
+    if ls.repositories is None:
+        repos: dict[Path, Repository] = {}
+        for folder in _folders(ls):
+            try:
+                repo = await open_repository(folder)
+            except NotARepository:
+                continue
+            repos.setdefault(repo.common_dir, repo)
+        ls.repositories = list(repos.values())
+    return ls.repositories
 
 
 def _workflow_files(ls: TreeflowServer) -> list[Path]:

@@ -8,6 +8,7 @@ turn while the client has not drained what it was sent, and the final state is a
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,6 +100,7 @@ class RunReporter:
         self._dirty = anyio.Event()
         self._logs: dict[str, _StepLog] = {}
         self._finished = False
+        self._last_sent = 0.0
         self.sent_updates = 0
 
     def bind(self, run: RunResult) -> None:
@@ -138,6 +140,12 @@ class RunReporter:
                 self._send_update()
             await anyio.sleep(INTERVAL_S)
 
+    async def wait_turn(self) -> None:
+        """Wait until the next update may go out, so that the final one keeps the rate too."""
+        remaining = self._last_sent + INTERVAL_S - time.monotonic()
+        if remaining > 0:
+            await anyio.sleep(remaining)
+
     def end(self, error: str | None = None) -> None:
         """Send the final state: the last logs, the end of the progress, then the run, so that a
         client seeing the final `runUpdated` has everything else already. Always called."""
@@ -151,6 +159,7 @@ class RunReporter:
         self.sent_updates += 1
 
     def _send_update(self) -> None:
+        self._last_sent = time.monotonic()
         self._flush_logs()
         self._client.notify(RUN_UPDATED, {"run": run_payload(self._run)})
         self.sent_updates += 1

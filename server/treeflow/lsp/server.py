@@ -23,6 +23,7 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from treeflow import __version__
+from treeflow.core.git import Repository
 from treeflow.lsp.progress import Client
 from treeflow.lsp.supervisor import ProgressHost, Supervisor
 
@@ -74,6 +75,7 @@ class TreeflowServer(LanguageServer):
         self._stop_reading: Callable[[], None] = lambda: None
         self._writer: PipeWriter | None = None
         self._supervisor: Supervisor | None = None
+        self.repositories: list[Repository] | None = None
 
     @property
     def supervisor(self) -> Supervisor:

@@ -118,6 +118,8 @@ class Supervisor:
                 finally:
                     pumping.cancel_scope.cancel()
         finally:
+            with anyio.CancelScope(shield=True):
+                await reporter.wait_turn()
             reporter.end(supervised.error)
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(supervised.journal.close)

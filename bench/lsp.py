@@ -1,0 +1,547 @@
+"""Language server: start-up, command round trip, and how many notifications a run sends.
+
+Everything goes through `treeflow serve` over its stdio pipes, with a raw JSON-RPC client in this
+process that reads without blocking (select + os.read) and stamps each message when the read that
+completed it returned; this process never imports treeflow, pygls or lsprotocol.
+
+- start: from spawning `python -m treeflow.cli serve` to the `initialize` response, against
+  `python -c pass` (the interpreter), `import lsprotocol.types` (the protocol library pygls is
+  built on) and importing `treeflow.cli` and `treeflow.lsp` (everything the server imports), each
+  timed from spawning to a byte it writes once done, in an order rotated every round;
+- round trip: sequential `workspace/executeCommand` `treeflow.listRuns` calls on an initialized
+  server with no runs yet (the goal), then again once the server holds the runs below (recorded);
+- notifications: a run of N `echo` steps (max_parallel 4) started with `treeflow.run`, read to its
+  final `treeflow/runUpdated`, without worktrees and, unless `--worktree-steps 0`, with one worktree
+  per step. The rate goal counts `treeflow/runUpdated` in every 1 s window, as the client sees them.
+
+The client announces the capabilities of VS Code 1.65 as pytest-lsp records them when pytest-lsp
+is installed (a realistic amount of `initialize` work), else only work-done progress support, which
+the server needs before it sends `$/progress`.
+
+    .venv/bin/python bench/lsp.py [--starts 10] [--calls 1000] [--steps 200] [--worktree-steps 200]
+
+Exits 0 when every goal is met, 1 when one is not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from _common import child_env, init_repo, percentile, print_header
+
+SERVER = [sys.executable, "-m", "treeflow.cli", "serve", "--log-file", os.devnull]
+# Each floor writes one byte when its work is done, and the clock stops there, as the server's stops
+# at its reply: the interpreter's teardown (about 90 ms once lsprotocol is loaded) is not start-up.
+FLOORS = {
+    "python -c pass": "pass",
+    "import lsprotocol.types": "import lsprotocol.types",
+    "import treeflow.cli, treeflow.lsp": "import treeflow.cli, treeflow.lsp",
+}
+SERVER_ROW = "serve -> initialize response"
+
+GOAL_START_MEDIAN_S = 0.450
+GOAL_CALL_P50_S = 0.001
+GOAL_CALL_P99_S = 0.005
+GOAL_UPDATES_PER_S = 10
+
+REPLY_TIMEOUT_S = 30.0
+RUN_TIMEOUT_S = 120.0
+EXIT_TIMEOUT_S = 10.0
+MAX_PARALLEL = 4
+
+
+class ServerError(Exception):
+    """The server answered with an error, went away, or did not answer in time."""
+
+
+@dataclass
+class Message:
+    at: float  # perf_counter() when the read that completed the message returned
+    body: dict[str, Any]
+
+
+@dataclass
+class Reply:
+    result: Any
+    sent_at: float
+    at: float
+
+
+class Connection:
+    """A JSON-RPC client over the pipes of one server process."""
+
+    def __init__(self, process: subprocess.Popen[bytes], stderr: Path) -> None:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        self.process = process
+        self._stderr = stderr
+        self._out = process.stdin.fileno()
+        self._in = process.stdout.fileno()
+        os.set_blocking(self._in, False)
+        self._buffer = bytearray()
+        self._read_at = 0.0
+        self._last_id = 0
+        # Everything but the replies to our own requests, in arrival order.
+        self.received: list[Message] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        body = json.dumps({"jsonrpc": "2.0", **message}).encode()
+        data = memoryview(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        while data:
+            data = data[os.write(self._out, data) :]
+
+    def notify(self, method: str, params: Any = None) -> None:
+        self.send({"method": method, "params": params} if params is not None else {"method": method})
+
+    def request(self, method: str, params: Any = None, timeout_s: float = REPLY_TIMEOUT_S) -> Reply:
+        self._last_id += 1
+        ident = self._last_id
+        message: dict[str, Any] = {"id": ident, "method": method}
+        if params is not None:
+            message["params"] = params
+        sent_at = time.perf_counter()
+        self.send(message)
+        deadline = sent_at + timeout_s
+        while True:
+            got = self.receive(deadline)
+            if "method" in got.body or got.body.get("id") != ident:
+                self._keep(got)
+                continue
+            if "error" in got.body:
+                raise ServerError(f"{method} failed: {got.body['error']}")
+            return Reply(got.body.get("result"), sent_at, got.at)
+
+    def receive(self, deadline: float) -> Message:
+        while True:
+            body = self._parse()
+            if body is not None:
+                return Message(self._read_at, body)
+            try:
+                chunk = os.read(self._in, 1 << 20)
+            except BlockingIOError:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    raise ServerError(f"no message in time{self.stderr_tail()}") from None
+                select.select([self._in], [], [], remaining)
+                continue
+            if not chunk:
+                raise ServerError(f"the server closed its output{self.stderr_tail()}")
+            self._read_at = time.perf_counter()
+            self._buffer += chunk
+
+    def next_kept(self, deadline: float) -> Message:
+        """The next message that is not a reply, answering the server's requests on the way."""
+        got = self.receive(deadline)
+        self._keep(got)
+        return got
+
+    def _keep(self, message: Message) -> None:
+        if "method" in message.body and "id" in message.body:
+            # window/workDoneProgress/create and the like: a run waits for the answer.
+            self.send({"id": message.body["id"], "result": None})
+        self.received.append(message)
+
+    def _parse(self) -> dict[str, Any] | None:
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        length = None
+        for header in bytes(self._buffer[:end]).split(b"\r\n"):
+            name, _, value = header.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise ServerError(f"a message without Content-Length: {bytes(self._buffer[:end])!r}")
+        start = end + 4
+        if len(self._buffer) < start + length:
+            return None
+        body: dict[str, Any] = json.loads(bytes(self._buffer[start : start + length]))
+        del self._buffer[: start + length]
+        return body
+
+    def shutdown(self) -> int:
+        self.request("shutdown")
+        self.notify("exit")
+        try:
+            return self.process.wait(timeout=EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise ServerError(f"the server did not exit within {EXIT_TIMEOUT_S:.0f} s") from None
+
+    def stderr_tail(self) -> str:
+        try:
+            lines = self._stderr.read_text(errors="replace").splitlines()[-20:]
+        except OSError:
+            return ""
+        return "; server stderr:\n" + "\n".join(lines) if lines else ""
+
+
+@dataclass
+class Setup:
+    root: Path  # the temporary directory; everything below is inside it
+    repo: Path
+    env: dict[str, str]
+    capabilities: dict[str, Any]
+
+
+@contextlib.contextmanager
+def spawned(setup: Setup) -> Iterator[Connection]:
+    """A server process; killed at the end unless it has exited by itself."""
+    stderr = setup.root / f"server-{time.monotonic_ns()}.stderr"
+    with (
+        stderr.open("wb") as errors,
+        subprocess.Popen(
+            SERVER,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            env=setup.env,
+            cwd=setup.repo,
+        ) as process,
+    ):
+        try:
+            yield Connection(process, stderr)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def initialize_params(setup: Setup) -> dict[str, Any]:
+    uri = setup.repo.as_uri()
+    return {
+        "processId": os.getpid(),
+        "clientInfo": {"name": "treeflow bench"},
+        "rootUri": uri,
+        "workspaceFolders": [{"uri": uri, "name": setup.repo.name}],
+        "capabilities": setup.capabilities,
+    }
+
+
+def load_capabilities() -> tuple[dict[str, Any], str]:
+    minimal: dict[str, Any] = {"window": {"workDoneProgress": True}}
+    try:
+        clients = resources.files("pytest_lsp") / "clients"
+        recorded = clients / "visual_studio_code_v1.65.2.json"
+        capabilities: dict[str, Any] = json.loads(recorded.read_text())["capabilities"]
+    except (ModuleNotFoundError, OSError, KeyError, ValueError):
+        return minimal, "work-done progress only (pytest-lsp not installed)"
+    capabilities.setdefault("window", {})["workDoneProgress"] = True
+    return capabilities, "VS Code 1.65.2, as recorded by pytest-lsp"
+
+
+# --- start-up -----------------------------------------------------------------------------------
+
+
+def time_floor(code: str, env: dict[str, str]) -> float:
+    command = [sys.executable, "-c", f"{code}\nimport os\nos.write(1, b'.')"]
+    started = time.perf_counter()
+    with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env) as child:
+        assert child.stdout is not None
+        ready = child.stdout.read(1)
+        took = time.perf_counter() - started
+        status = child.wait(timeout=EXIT_TIMEOUT_S)
+    if ready != b"." or status != 0:
+        raise RuntimeError(f"{command} failed with status {status}")
+    return took
+
+
+def time_server_start(setup: Setup) -> float:
+    started = time.perf_counter()
+    with spawned(setup) as server:
+        # Sent at once, as an editor does: the pipe holds it until the server reads.
+        reply = server.request("initialize", initialize_params(setup))
+        server.notify("initialized", {})
+        code = server.shutdown()
+    if code != 0:
+        raise ServerError(f"the server exited with status {code} after shutdown and exit")
+    return reply.at - started
+
+
+def measure_starts(setup: Setup, runs: int, warmup: int) -> dict[str, list[float]]:
+    rows = [*FLOORS, SERVER_ROW]
+    times: dict[str, list[float]] = {row: [] for row in rows}
+    for index in range(warmup + runs):
+        # Rotated so that no row always follows the same neighbour on a machine whose load drifts.
+        shift = index % len(rows)
+        for row in rows[shift:] + rows[:shift]:
+            took = time_server_start(setup) if row == SERVER_ROW else time_floor(FLOORS[row], setup.env)
+            if index >= warmup:
+                times[row].append(took)
+    return times
+
+
+# --- round trip ---------------------------------------------------------------------------------
+
+
+def list_runs(server: Connection) -> Reply:
+    return server.request("workspace/executeCommand", {"command": "treeflow.listRuns", "arguments": []})
+
+
+def measure_calls(server: Connection, calls: int, warmup: int) -> tuple[list[float], int]:
+    """Round trips of sequential treeflow.listRuns calls, and the size of the last result."""
+    times: list[float] = []
+    reply = None
+    for index in range(warmup + calls):
+        reply = list_runs(server)
+        if index >= warmup:
+            times.append(reply.at - reply.sent_at)
+    size = len(json.dumps(reply.result).encode()) if reply is not None else 0
+    return times, size
+
+
+# --- notifications during a run -----------------------------------------------------------------
+
+
+def workflow_text(name: str, steps: int, worktrees: bool) -> str:
+    width = len(str(steps))
+    lines = [
+        "version: 1",
+        f"name: {name}",
+        f"max_parallel: {MAX_PARALLEL}",
+        f"defaults: {{worktree: {'true' if worktrees else 'false'}}}",
+        "steps:",
+    ]
+    lines += [f"  s{index:0{width}d}: {{run: echo {index}}}" for index in range(1, steps + 1)]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class RunStats:
+    label: str
+    steps: int
+    status: str = ""
+    done: int = 0
+    wall_s: float = 0.0  # treeflow.run sent -> final runUpdated received
+    engine_s: float = 0.0  # the run's own duration_s
+    updates: list[float] = field(default_factory=list)  # arrival times of treeflow/runUpdated
+    progress: dict[str, int] = field(default_factory=dict)  # $/progress by kind
+    logs: int = 0
+    log_bytes: int = 0
+    other: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def progress_total(self) -> int:
+        return sum(self.progress.values())
+
+    def max_in_window(self, width_s: float = 1.0) -> int:
+        """The most runUpdated notifications that arrived within any window [t, t + width_s)."""
+        best, first = 0, 0
+        for last, at in enumerate(self.updates):
+            while at - self.updates[first] >= width_s:
+                first += 1
+            best = max(best, last - first + 1)
+        return best
+
+    def gaps_s(self) -> list[float]:
+        return [later - earlier for earlier, later in zip(self.updates, self.updates[1:], strict=False)]
+
+
+def measure_run(server: Connection, setup: Setup, label: str, steps: int, worktrees: bool) -> RunStats:
+    path = setup.repo / f"{label}.yml"
+    path.write_text(workflow_text(label, steps, worktrees))
+    stats = RunStats(label, steps)
+    server.received.clear()
+    reply = server.request(
+        "workspace/executeCommand", {"command": "treeflow.run", "arguments": [{"workflow": str(path)}]}
+    )
+    run_id = reply.result["runId"]
+    deadline = reply.sent_at + RUN_TIMEOUT_S
+    index = 0
+    while True:
+        while index >= len(server.received):
+            server.next_kept(deadline)
+        message = server.received[index]
+        index += 1
+        method = message.body.get("method", "")
+        params = message.body.get("params") or {}
+        if method == "treeflow/runUpdated" and params["run"]["run_id"] == run_id:
+            stats.updates.append(message.at)
+            run = params["run"]
+            if run["status"] != "running":
+                stats.status, stats.done = run["status"], run["done"]
+                stats.engine_s = run["duration_s"] or 0.0
+                stats.wall_s = message.at - reply.sent_at
+                return stats
+        elif method == "$/progress":
+            kind = params["value"]["kind"]
+            stats.progress[kind] = stats.progress.get(kind, 0) + 1
+        elif method == "treeflow/log":
+            stats.logs += 1
+            stats.log_bytes += len(params["text"].encode())
+        else:
+            stats.other[method] = stats.other.get(method, 0) + 1
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def _ms(value: float) -> str:
+    return f"{value * 1e3:.1f}"
+
+
+def _verdict(passed: bool, text: str) -> bool:
+    print(f"{'PASS' if passed else 'FAIL'}: {text}")
+    return passed
+
+
+@dataclass
+class Results:
+    starts: dict[str, list[float]]
+    calls: list[float]
+    calls_size: int
+    runs: list[RunStats]
+    loaded_calls: list[float]
+    loaded_size: int
+
+
+def report(results: Results) -> bool:
+    print("-- start (ms, nearest-rank percentiles)")
+    print(f"   {'':40} {'median':>7} {'p95':>7} {'min':>7} {'max':>7}")
+    for row, values in results.starts.items():
+        print(
+            f"   {row:40} {_ms(statistics.median(values)):>7} {_ms(percentile(values, 0.95)):>7} "
+            f"{_ms(min(values)):>7} {_ms(max(values)):>7}"
+        )
+    server = statistics.median(results.starts[SERVER_ROW])
+    imports = statistics.median(results.starts["import treeflow.cli, treeflow.lsp"])
+    print(f"   server start beyond its imports (median difference): {_ms(server - imports)} ms")
+    print(f"   samples, {SERVER_ROW} (ms): {' '.join(_ms(value) for value in results.starts[SERVER_ROW])}")
+    print()
+
+    print("-- treeflow.listRuns round trip (ms)")
+    print(f"   {'':40} {'p50':>7} {'p99':>7} {'min':>7} {'max':>7} {'mean':>7}")
+    rows = [(f"no runs ({results.calls_size} B result)", results.calls)]
+    if results.loaded_calls:
+        rows.append((f"after the runs ({results.loaded_size} B result)", results.loaded_calls))
+    for label, values in rows:
+        print(
+            f"   {label:40} {_ms(percentile(values, 0.5)):>7} {_ms(percentile(values, 0.99)):>7} "
+            f"{_ms(min(values)):>7} {_ms(max(values)):>7} {_ms(statistics.fmean(values)):>7}"
+        )
+    print()
+
+    for run in results.runs:
+        gaps = run.gaps_s()
+        # The final update is sent as soon as the run ends, whenever the one before went out.
+        spacing = (
+            f"closest two {_ms(min(gaps))} ms apart, the final {_ms(gaps[-1])} ms after the one before"
+            if gaps
+            else "only the final one"
+        )
+        progress = ", ".join(f"{kind} {count}" for kind, count in sorted(run.progress.items()))
+        print(f"-- run `{run.label}`: {run.steps} steps, max_parallel {MAX_PARALLEL}")
+        print(
+            f"   outcome    : {run.status}, {run.done}/{run.steps} done; "
+            f"{run.wall_s:.2f} s from treeflow.run to the final runUpdated (engine {run.engine_s:.2f} s)"
+        )
+        print(
+            f"   runUpdated : {len(run.updates)} ({len(run.updates) / max(run.wall_s, 1e-9):.1f}/s on "
+            f"average), at most {run.max_in_window()} in any 1 s window"
+        )
+        print(f"   spacing    : {spacing}")
+        print(f"   $/progress : {run.progress_total} ({progress})")
+        print(f"   treeflow/log: {run.logs} ({run.log_bytes} B)")
+        if run.other:
+            print(
+                f"   other      : {', '.join(f'{name} {count}' for name, count in sorted(run.other.items()))}"
+            )
+        print()
+
+    start_median = statistics.median(results.starts[SERVER_ROW])
+    p50, p99 = percentile(results.calls, 0.5), percentile(results.calls, 0.99)
+    verdicts = [
+        _verdict(
+            start_median <= GOAL_START_MEDIAN_S,
+            f"start median {_ms(start_median)} ms (goal <= {_ms(GOAL_START_MEDIAN_S)} ms)",
+        ),
+        _verdict(p50 <= GOAL_CALL_P50_S, f"listRuns p50 {_ms(p50)} ms (goal <= {_ms(GOAL_CALL_P50_S)} ms)"),
+        _verdict(p99 <= GOAL_CALL_P99_S, f"listRuns p99 {_ms(p99)} ms (goal <= {_ms(GOAL_CALL_P99_S)} ms)"),
+    ]
+    for run in results.runs:
+        most = run.max_in_window()
+        verdicts.append(
+            _verdict(
+                most <= GOAL_UPDATES_PER_S and run.status == "succeeded",
+                f"run `{run.label}`: at most {most} runUpdated in 1 s (goal <= {GOAL_UPDATES_PER_S}), "
+                f"status {run.status}",
+            )
+        )
+    return all(verdicts)
+
+
+def run_all(setup: Setup, args: argparse.Namespace) -> Results:
+    starts = measure_starts(setup, args.starts, args.start_warmup)
+    with spawned(setup) as server:
+        server.request("initialize", initialize_params(setup))
+        server.notify("initialized", {})
+        calls, calls_size = measure_calls(server, args.calls, args.call_warmup)
+        runs = []
+        if args.steps:
+            runs.append(measure_run(server, setup, "plain", args.steps, worktrees=False))
+        if args.worktree_steps:
+            runs.append(measure_run(server, setup, "worktrees", args.worktree_steps, worktrees=True))
+        loaded_calls, loaded_size = measure_calls(server, args.calls, args.call_warmup) if runs else ([], 0)
+        code = server.shutdown()
+    if code != 0:
+        raise ServerError(f"the server exited with status {code} after shutdown and exit")
+    return Results(starts, calls, calls_size, runs, loaded_calls, loaded_size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--starts", type=int, default=10, help="measured start rounds (default 10)")
+    parser.add_argument("--start-warmup", type=int, default=1, help="unmeasured start rounds (default 1)")
+    parser.add_argument("--calls", type=int, default=1000, help="measured listRuns calls (default 1000)")
+    parser.add_argument("--call-warmup", type=int, default=100, help="unmeasured calls first (default 100)")
+    parser.add_argument(
+        "--steps", type=int, default=200, help="steps of the run without worktrees (default 200)"
+    )
+    parser.add_argument(
+        "--worktree-steps",
+        type=int,
+        default=200,
+        help="steps of the run with worktrees; 0 skips it (default 200)",
+    )
+    args = parser.parse_args(argv)
+    if args.starts < 1 or args.calls < 1:
+        parser.error("--starts and --calls must be at least 1")
+    if min(args.start_warmup, args.call_warmup, args.steps, args.worktree_steps) < 0:
+        parser.error("warm-ups and step counts cannot be negative")
+
+    capabilities, described = load_capabilities()
+    print_header(
+        "treeflow language server benchmark",
+        [
+            f"server   : {' '.join(SERVER)}",
+            f"client   : raw JSON-RPC over pipes; capabilities: {described}",
+            f"start    : {args.start_warmup} warm-up + {args.starts} measured rounds, rows rotated",
+            f"calls    : {args.call_warmup} warm-up + {args.calls} sequential treeflow.listRuns",
+            f"runs     : {args.steps} steps without worktrees, {args.worktree_steps} with; `echo N` each",
+        ],
+    )
+    with tempfile.TemporaryDirectory(prefix="treeflow-bench-") as tmp:
+        root = Path(tmp)
+        repo = root / "repo"
+        repo.mkdir()
+        init_repo(repo)
+        env = {**child_env(), "TREEFLOW_WORKTREE_ROOT": str(root / "worktrees")}
+        results = run_all(Setup(root, repo, env, capabilities), args)
+    return 0 if report(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
