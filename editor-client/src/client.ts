@@ -4,6 +4,7 @@ import {
   ExecuteCommandRequest,
   LanguageClient,
   RevealOutputChannelOn,
+  State,
   type LanguageClientOptions,
   type ServerOptions,
 } from 'vscode-languageclient/node';
@@ -70,28 +71,33 @@ export class ServerClient implements vscode.Disposable {
     this.subscriptions.push(
       client.onNotification(RUN_UPDATED, (params: RunUpdatedParams) => this.events.runUpdated(params)),
       client.onNotification(LOG, (params: LogParams) => this.events.log(params)),
+      // Also after the client restarts a crashed server by itself.
+      client.onDidChangeState(({ newState }) => {
+        if (newState === State.Running) {
+          this.events.started();
+        }
+      }),
     );
     this.client = client;
     try {
       await client.start();
     } catch (error) {
       this.channel.error(`The language server did not start: ${String(error)}`);
-      void vscode.window
-        .showErrorMessage(
-          `Treeflow could not start its language server with ${command}. Is treeflow installed for that Python? Set "treeflow.python" to one that has it.`,
-          'Open Settings',
-          'Show Output',
-        )
-        .then((choice) => {
-          if (choice === 'Open Settings') {
-            void vscode.commands.executeCommand('workbench.action.openSettings', 'treeflow.python');
-          } else if (choice === 'Show Output') {
-            this.channel.show();
-          }
-        });
-      return;
+      void this.explainStartFailure(command);
     }
-    this.events.started();
+  }
+
+  private async explainStartFailure(command: string): Promise<void> {
+    const choice = await vscode.window.showErrorMessage(
+      `Treeflow could not start its language server with ${command}. Is treeflow installed for that Python? Set "treeflow.python" to one that has it.`,
+      'Open Settings',
+      'Show Output',
+    );
+    if (choice === 'Open Settings') {
+      await vscode.commands.executeCommand('workbench.action.openSettings', 'treeflow.python');
+    } else if (choice === 'Show Output') {
+      this.channel.show();
+    }
   }
 
   private async doStop(): Promise<void> {

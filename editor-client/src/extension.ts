@@ -45,12 +45,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       }
     }),
     vscode.workspace.onDidGrantWorkspaceTrust(() => void client.restart('workspace trusted')),
-    await onDidChangeInterpreter(() => {
-      if (!configuredPython()) {
-        void client.restart('Python interpreter changed');
-      }
-    }),
   );
+  // Not awaited: activating the Python extension can take seconds.
+  void onDidChangeInterpreter(() => {
+    if (!configuredPython()) {
+      void client.restart('Python interpreter changed');
+    }
+  }).then((subscription) => context.subscriptions.push(subscription));
   // Not awaited: activation must not wait for Python to start; commands wait for it instead.
   void client.restart('activation');
 }
