@@ -47,9 +47,11 @@ export function createWorkspace(dir, pidFile) {
  * Settings of a quiet editor. `treeflow.python` is machine-scoped, and in code-server the machine
  * is the remote side, so it goes into the remote ("Machine") settings as a user would put it.
  */
-function writeSettings(userDataDir, python) {
+function writeSettings(userDataDir, python, trusted) {
   const user = {
-    'security.workspace.trust.enabled': false,
+    // Untrusted: Restricted Mode at once, without the modal that asks.
+    'security.workspace.trust.enabled': !trusted,
+    'security.workspace.trust.startupPrompt': 'never',
     'workbench.startupEditor': 'none',
     'workbench.tips.enabled': false,
     'workbench.enableExperiments': false,
@@ -94,7 +96,7 @@ async function waitFor(what, check, timeoutMs) {
  * Starts code-server in its own process group with the extension installed, and records the
  * group in `<runDir>/code-server.pgid` so that the calling script can kill it whatever happens here.
  */
-export async function startCodeServer({ codeServer, vsix, python, runDir, workspace }) {
+export async function startCodeServer({ codeServer, vsix, python, runDir, workspace, trusted = true }) {
   const env = {
     ...process.env,
     ...GIT_IDENTITY,
@@ -106,7 +108,7 @@ export async function startCodeServer({ codeServer, vsix, python, runDir, worksp
     TREEFLOW_WORKTREE_ROOT: path.join(runDir, 'worktrees'),
   };
   const common = ['--user-data-dir', path.join(runDir, 'user-data'), '--extensions-dir', path.join(runDir, 'extensions')];
-  writeSettings(path.join(runDir, 'user-data'), python);
+  writeSettings(path.join(runDir, 'user-data'), python, trusted);
   // code-server's launcher is a node script; run it with this node (the Node 24 it was built for).
   const launcher = fs.realpathSync(codeServer);
   execFileSync(process.execPath, [launcher, ...common, '--install-extension', vsix], { env, stdio: 'pipe', timeout: 60000 });
@@ -116,7 +118,7 @@ export async function startCodeServer({ codeServer, vsix, python, runDir, worksp
     process.execPath,
     [
       launcher, ...common, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--disable-telemetry',
-      '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override',
+      '--disable-update-check', '--disable-getting-started-override', ...(trusted ? ['--disable-workspace-trust'] : []),
       '--config', path.join(runDir, 'config.yaml'), workspace,
     ],
     { env, detached: true, stdio: ['ignore', log, log] },

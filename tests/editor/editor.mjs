@@ -1,0 +1,113 @@
+// One editor session for a test file: a fresh workspace, code-server with the packed extension,
+// and helpers that find things the way a person would, by what they say.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createWorkspace, openEditor, startCodeServer } from './harness.mjs';
+
+const root = path.resolve(import.meta.dirname, '..', '..');
+const lab = process.env.EDITOR_TEST_DIR ?? path.join(root, '.editor-test');
+const shots = process.env.EDITOR_TEST_SHOTS ?? path.join(root, 'test-artifacts', 'editor');
+
+/** Starts an editor on a new workspace under `<lab>/run/<name>/`; `trusted: false` opens it in Restricted Mode. */
+export async function launch(name, { trusted = true } = {}) {
+  const vsix = process.env.TREEFLOW_VSIX;
+  assert.ok(vsix && fs.existsSync(vsix), 'TREEFLOW_VSIX must name the packed extension');
+  const runDir = path.join(lab, 'run', name);
+  const workspace = path.join(runDir, 'workspace');
+  const pidFile = path.join(runDir, 'long.pids');
+  fs.rmSync(runDir, { recursive: true, force: true });
+  fs.mkdirSync(workspace, { recursive: true });
+  fs.mkdirSync(shots, { recursive: true });
+  createWorkspace(workspace, pidFile);
+  const server = await startCodeServer({
+    codeServer: path.join(lab, 'code-server', 'bin', 'code-server'),
+    vsix,
+    python: process.env.TREEFLOW_PYTHON ?? path.join(root, '.venv', 'bin', 'python'),
+    runDir,
+    workspace,
+    trusted,
+  });
+  const { page } = await openEditor(server.url, runDir);
+  const editor = new Editor(page, server, pidFile);
+  // The explorer lists the workspace once the workbench has loaded it; the Treeflow icon in the
+  // activity bar shows that the extension's contributions (and so its commands) are registered.
+  await page.locator('.explorer-folders-view').getByText('treeflow.yml', { exact: true }).waitFor({ timeout: 60000 });
+  await page.locator('.part.activitybar [aria-label^="Treeflow"]').first().waitFor({ timeout: 60000 });
+  return editor;
+}
+
+export class Editor {
+  constructor(page, server, pidFile) {
+    this.page = page;
+    this.server = server;
+    this.pidFile = pidFile;
+  }
+
+  async close() {
+    await this.page.context().close().catch(() => {});
+    await this.server.stop();
+  }
+
+  async shot(name) {
+    await this.page.screenshot({ path: path.join(shots, `${name}.png`) });
+  }
+
+  /** A test body that keeps a screenshot of what the editor showed when it failed. */
+  step(name, fn) {
+    return async () => {
+      try {
+        await fn();
+      } catch (error) {
+        await this.shot(`fail-${name}`).catch(() => {});
+        throw error;
+      }
+    };
+  }
+
+  statusBar() {
+    return this.page.locator('.part.statusbar');
+  }
+
+  /** A status bar item, by its codicon and its text. */
+  statusItem(icon, text) {
+    return this.statusBar().locator('.statusbar-item', { has: this.page.locator(`.codicon-${icon}`), hasText: text });
+  }
+
+  quickInput() {
+    return this.page.locator('.quick-input-widget');
+  }
+
+  pickRow(text) {
+    return this.quickInput().locator('.monaco-list-row', { hasText: text }).first();
+  }
+
+  sidebarRow(text) {
+    return this.page.locator('.part.sidebar .monaco-list-row', { hasText: text }).first();
+  }
+
+  toast(text) {
+    return this.page.locator('.notifications-toasts').getByText(text).first();
+  }
+
+  async runFromPalette(title) {
+    const { page } = this;
+    // The palette lists the commands known when it opens; if the extension's came later, reopen it.
+    for (let attempt = 1; ; attempt++) {
+      await page.keyboard.press('F1');
+      const input = this.quickInput().locator('input');
+      await input.waitFor({ state: 'visible' });
+      await input.fill(`>${title}`);
+      try {
+        await this.pickRow(title).waitFor({ timeout: 5000 });
+        break;
+      } catch (error) {
+        if (attempt === 3) {
+          throw error;
+        }
+        await page.keyboard.press('Escape');
+      }
+    }
+    await page.keyboard.press('Enter');
+  }
+}
