@@ -54,7 +54,6 @@ test(
     for (const stepId of ['lint', 'unit', 'build']) {
       await editor.sidebarRow(new RegExp(`^${stepId}\\s*succeeded`)).waitFor();
     }
-    await page.waitForTimeout(300); // the sidebar slides in; let it settle for the picture
     await editor.shot('06-runs-view');
 
     // A step with output opens its log; the output channel has the same lines, prefixed.
