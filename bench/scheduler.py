@@ -33,7 +33,7 @@ from pathlib import Path
 
 import anyio
 
-from _common import child_env, init_repo, print_header
+from _common import child_env, compile_treeflow, init_repo, print_header
 from treeflow.core.events import NullSink
 from treeflow.core.git import open_repository
 from treeflow.core.model import RunStatus, StepStatus
@@ -293,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("make is not installed")
     shapes = SHAPES if args.shape == "all" else (args.shape,)
 
+    compile_treeflow()
     print_header(
         "treeflow scheduler benchmark",
         [

@@ -18,7 +18,7 @@ from tests.conftest import git
 from tests.helpers import pid_alive, wait_for_files
 from treeflow.core import journal
 from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
-from treeflow.core.process import process_start_ticks
+from treeflow.core.process import process_group_alive, process_start_ticks
 
 TREEFLOW = [sys.executable, "-m", "treeflow.cli"]
 
@@ -90,7 +90,7 @@ def test_kill_9_then_recover_then_resume(repo: Path, seed: int) -> None:
     assert worktrees(repo) == 0
 
 
-def fake_dead_run(repo: Path, group: int, start_ticks: int | None) -> str:
+def fake_dead_run(repo: Path, group: int | None, start_ticks: int | None) -> str:
     """A run the journal says is running, owned by a process that is gone, holding ``group``."""
     db = repo / ".git" / "treeflow" / "journal.db"
     run = RunResult(run_id="20260101-000000-dead", workflow="w", workflow_path=repo / "treeflow.yml")
@@ -105,10 +105,11 @@ def fake_dead_run(repo: Path, group: int, start_ticks: int | None) -> str:
             "INSERT INTO steps (run_id, step_id, position, status) VALUES (?, 's', 0, 'running')",
             (run.run_id,),
         )
-        connection.execute(
-            "INSERT INTO processes (run_id, step_id, pgid, start_ticks) VALUES (?, 's', ?, ?)",
-            (run.run_id, group, start_ticks),
-        )
+        if group is not None:
+            connection.execute(
+                "INSERT INTO processes (run_id, step_id, pgid, start_ticks) VALUES (?, 's', ?, ?)",
+                (run.run_id, group, start_ticks),
+            )
     return run.run_id
 
 
@@ -129,6 +130,28 @@ def test_a_reused_pid_is_never_killed(repo: Path, same_process: bool) -> None:
                 assert "belongs to another process" in done.stderr
         finally:
             stranger.kill()
+
+
+def test_processes_the_journal_missed_are_found_by_their_run_id(repo: Path) -> None:
+    run_id = fake_dead_run(repo, None, None)
+    environ = {**os.environ, "TREEFLOW_RUN_ID": run_id}
+    other = {**os.environ, "TREEFLOW_RUN_ID": "20260101-000000-live"}
+    # A shell with a child: the whole group of the run's process must end, the other run's must not.
+    with (
+        subprocess.Popen(["sh", "-c", "sleep 60 & wait"], env=environ, start_new_session=True) as missed,
+        subprocess.Popen(["sleep", "60"], env=other, start_new_session=True) as bystander,
+    ):
+        try:
+            done = treeflow(repo, "runs", "--json")
+            assert done.returncode == 0, done.stderr
+            assert json.loads(done.stdout)[0]["status"] == "interrupted"
+            assert f"not recorded yet (group {missed.pid})" in done.stderr
+            missed.wait(timeout=10)
+            assert not process_group_alive(missed.pid)
+            assert bystander.poll() is None
+        finally:
+            missed.kill()
+            bystander.kill()
 
 
 def test_the_cli_and_the_server_write_the_journal_at_once(repo: Path) -> None:
@@ -203,17 +226,31 @@ def test_clean_forgets_old_runs_but_keeps_their_unmerged_branches(repo: Path) ->
     assert git(repo, "show", f"{run['result_branch']}:a.txt") == "hi"
 
 
-def test_journal_records_process_groups_and_worktrees(repo: Path) -> None:
-    (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'echo hi > a.txt'}\n")
-    assert treeflow(repo, "run").returncode == 0
+def test_journal_records_the_process_groups_and_worktrees_of_running_steps(repo: Path) -> None:
+    marker = repo.parent / "started"
+    (repo / "treeflow.yml").write_text(f"steps:\n  a: {{run: 'echo hi > a.txt; echo up > {marker}; sleep 1'}}\n")
     db = repo / ".git" / "treeflow" / "journal.db"
+    process = subprocess.Popen(
+        [*TREEFLOW, "run"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_files([marker])
+        deadline = time.monotonic() + 10
+        groups: list[tuple[int, int | None, int]] = []
+        while not groups and time.monotonic() < deadline:
+            time.sleep(0.02)
+            with sqlite3.connect(db) as connection:
+                groups = connection.execute("SELECT pgid, start_ticks, ended FROM processes").fetchall()
+                places = connection.execute(
+                    "SELECT worktree, work_branch, start_commit FROM steps"
+                ).fetchall()
+        assert len(groups) == 1
+        group, start_ticks, ended = groups[0]
+        assert (start_ticks, ended) == (process_start_ticks(group), 0)
+        assert places[0][0] is not None
+        assert places[0][1].endswith("/a")
+        assert places[0][2] == git(repo, "rev-parse", "HEAD")
+    finally:
+        assert process.wait(timeout=30) == 0
     with sqlite3.connect(db) as connection:
-        groups = connection.execute("SELECT pgid, start_ticks, ended FROM processes").fetchall()
-        places = connection.execute("SELECT worktree, work_branch, start_commit FROM steps").fetchall()
-    assert len(groups) == 1
-    assert groups[0][1] is not None
-    assert groups[0][2] == 1
-    assert places[0][0] is not None
-    assert places[0][1].endswith("/a")
-    assert places[0][2] == git(repo, "rev-parse", "HEAD")
-    assert os.path.exists(db)
+        assert connection.execute("SELECT ended FROM processes").fetchall() == [(1,)]

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from treeflow.core.events import (
     Event,
@@ -95,7 +95,7 @@ CREATE INDEX IF NOT EXISTS processes_by_run ON processes (run_id, ended);
 """
 
 Statement = tuple[str, tuple[Any, ...]]
-_BATCH_WAIT_S = 0.01
+_BATCH_WAIT_S = 0.05
 
 
 _prepared: set[Path] = set()
@@ -128,20 +128,25 @@ class Journal:
 
     def __init__(self, repo: Repository) -> None:
         self.path = journal_path(repo)
-        self._queue: queue.SimpleQueue[list[Statement] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Change | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write_loop, name="treeflow-journal", daemon=True)
         self._ready = threading.Event()
-        self._positions: dict[tuple[str, str], int] = {}
+        self._closing = threading.Event()
+        self._positions: dict[_StepKey, int] = {}
+        # Steps with process rows already committed: only those need them marked ended.
+        self._steps_with_processes: set[_StepKey] = set()
         self._thread.start()
         self._ready.wait()
 
     def emit(self, event: Event) -> None:
-        statements = self._statements(event)
-        if statements:
-            self._queue.put(statements)
+        # The change is taken now, on the event loop, because the objects in events go on changing.
+        change = self._change(event)
+        if change is not None:
+            self._queue.put(change)
 
     def close(self) -> None:
         """Write what is queued and stop the writer (blocking: call it from a worker thread)."""
+        self._closing.set()
         self._queue.put(None)
         self._thread.join()
 
@@ -154,139 +159,219 @@ class Journal:
                 # Waiting a moment lets a burst of events (a thousand short steps) gather into one
                 # transaction, and keeps this thread from contending with the event loop for the GIL
                 # after every event.
-                time.sleep(_BATCH_WAIT_S)
-                # Everything already queued goes into the same transaction: a burst of events costs
-                # one commit, not one each.
+                self._closing.wait(_BATCH_WAIT_S)
                 while True:
                     try:
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
                 stopping = None in batch
-                statements = [statement for item in batch if item for statement in item]
-                if statements:
-                    self._execute(connection, statements)
+                writes = self._coalesce([change for change in batch if change is not None])
+                if writes:
+                    self._execute(connection, writes)
 
-    def _execute(self, connection: sqlite3.Connection, statements: list[Statement]) -> None:
+    def _execute(self, connection: sqlite3.Connection, writes: list[_Write]) -> None:
         try:
             connection.execute("BEGIN IMMEDIATE")
-            for sql, parameters in statements:
-                connection.execute(sql, parameters)
+            for sql, rows in writes:
+                connection.executemany(sql, rows)
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
             log.error("could not write the run journal %s: %s", self.path, exc)
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
 
-    def _statements(self, event: Event) -> list[Statement]:
+    def _change(self, event: Event) -> _Change | None:
         if isinstance(event, RunStarted):
             run = event.run
-            rows: list[Statement] = [_upsert_run(run, RunStatus.RUNNING)]
+            rows = []
             for position, (step_id, step) in enumerate(run.steps.items()):
                 self._positions[(run.run_id, step_id)] = position
-                rows.append(_upsert_step(run.run_id, step_id, position, step))
-            return rows
+                rows.append(_step_row(run.run_id, step_id, position, step))
+            return _RunBegins(_run_row(run, RunStatus.RUNNING), rows)
         if isinstance(event, StepPlaced):
-            return [
-                (
-                    "UPDATE steps SET status = 'running', worktree = ?, work_branch = ?, start_commit = ?,"
-                    " started_at = ? WHERE run_id = ? AND step_id = ?",
-                    (
-                        str(event.worktree) if event.worktree else None,
-                        event.branch,
-                        event.start_commit,
-                        time.time(),
-                        event.run_id,
-                        event.step_id,
-                    ),
-                )
-            ]
+            worktree = str(event.worktree) if event.worktree else None
+            return _Placed(
+                (event.run_id, event.step_id), (worktree, event.branch, event.start_commit, time.time())
+            )
         if isinstance(event, ProcessStarted):
-            return [
-                (
-                    "INSERT INTO processes (run_id, step_id, pgid, start_ticks) VALUES (?, ?, ?, ?)",
-                    (event.run_id, event.step_id, event.group, event.start_ticks),
-                )
-            ]
+            return _ProcessBegins((event.run_id, event.step_id), (event.group, event.start_ticks))
         if isinstance(event, StepRetrying):
-            return [
-                (
-                    "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, outcome) VALUES (?, ?, ?, ?)",
-                    (event.run_id, event.step_id, event.next_attempt - 1, event.reason),
-                )
-            ]
+            return _AttemptEnds((event.run_id, event.step_id, event.next_attempt - 1, event.reason))
         if isinstance(event, StepFinished):
-            position = self._positions.get((event.run_id, event.step_id), 0)
+            key = (event.run_id, event.step_id)
             result = event.result
-            return [
-                _upsert_step(event.run_id, event.step_id, position, result),
-                (
-                    "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, outcome) VALUES (?, ?, ?, ?)",
-                    (event.run_id, event.step_id, result.attempts, result.error or result.status.value),
-                ),
-                # A finished step's process groups have all ended: the runner waits for that.
-                (
-                    "UPDATE processes SET ended = 1 WHERE run_id = ? AND step_id = ?",
-                    (event.run_id, event.step_id),
-                ),
-            ]
+            return _StepEnds(
+                key,
+                _step_row(event.run_id, event.step_id, self._positions.get(key, 0), result),
+                (event.run_id, event.step_id, result.attempts, result.error or result.status.value),
+            )
         if isinstance(event, RunFinished):
-            return [_upsert_run(event.run, event.run.status)]
-        return []
+            return _RunEnds(_run_row(event.run, event.run.status))
+        return None
+
+    def _coalesce(self, changes: list[_Change]) -> list[_Write]:
+        """The writes for a batch of changes, with what a later change in the batch makes moot left out.
+
+        A short step often starts, runs and ends within one batch: then its place and its process
+        groups need no rows of their own (the step row gets the place; ended processes need no
+        killing after a crash), and the step costs two rows instead of five.
+        """
+        runs_begun: list[tuple[Any, ...]] = []
+        steps_listed: list[tuple[Any, ...]] = []
+        placed: dict[_StepKey, tuple[Any, ...]] = {}
+        processes: dict[_StepKey, list[tuple[Any, ...]]] = {}
+        ended: dict[_StepKey, _StepEnds] = {}
+        attempts: list[tuple[Any, ...]] = []
+        runs_ended: list[tuple[Any, ...]] = []
+        for change in changes:
+            if isinstance(change, _RunBegins):
+                runs_begun.append(change.run)
+                steps_listed.extend(change.steps)
+            elif isinstance(change, _Placed):
+                placed[change.key] = change.place
+            elif isinstance(change, _ProcessBegins):
+                processes.setdefault(change.key, []).append(change.group)
+            elif isinstance(change, _AttemptEnds):
+                attempts.append(change.attempt)
+            elif isinstance(change, _StepEnds):
+                ended[change.key] = change
+            else:
+                runs_ended.append(change.run)
+        writes: list[_Write] = []
+        if runs_begun:
+            writes.append((_UPSERT_RUN, runs_begun))
+        if steps_listed:
+            writes.append((_UPSERT_STEP, [(*row, None, None, None) for row in steps_listed]))
+        still_placed = [(*place, *key) for key, place in placed.items() if key not in ended]
+        if still_placed:
+            writes.append((_PLACE_STEP, still_placed))
+        running = [
+            (*key, *group) for key, groups in processes.items() if key not in ended for group in groups
+        ]
+        if running:
+            writes.append((_INSERT_PROCESS, running))
+            self._steps_with_processes.update(key for key in processes if key not in ended)
+        if ended:
+            finished_rows = []
+            for key, step in ended.items():
+                worktree, branch, start_commit, _ = placed.get(key, (None, None, None, None))
+                finished_rows.append((*step.step, worktree, branch, start_commit))
+            writes.append((_UPSERT_STEP, finished_rows))
+            # A step's only attempt is told by its own row; attempts get rows when there were several.
+            attempts.extend(step.attempt for step in ended.values() if step.attempt[2] > 1)
+            # A finished step's process groups have all ended: the runner waits for that.
+            with_rows = [key for key in ended if key in self._steps_with_processes]
+            if with_rows:
+                writes.append((_END_PROCESSES, with_rows))
+                self._steps_with_processes.difference_update(with_rows)
+        if attempts:
+            writes.append((_INSERT_ATTEMPT, attempts))
+        if runs_ended:
+            writes.append((_UPSERT_RUN, runs_ended))
+        return writes
 
 
-def _upsert_run(run: RunResult, status: RunStatus) -> Statement:
+_StepKey = tuple[str, str]
+_Write = tuple[str, list[Any]]
+
+
+class _RunBegins(NamedTuple):
+    run: tuple[Any, ...]
+    steps: list[tuple[Any, ...]]
+
+
+class _Placed(NamedTuple):
+    key: _StepKey
+    place: tuple[Any, ...]
+
+
+class _ProcessBegins(NamedTuple):
+    key: _StepKey
+    group: tuple[Any, ...]
+
+
+class _AttemptEnds(NamedTuple):
+    attempt: tuple[Any, ...]
+
+
+class _StepEnds(NamedTuple):
+    key: _StepKey
+    step: tuple[Any, ...]
+    attempt: tuple[Any, ...]
+
+
+class _RunEnds(NamedTuple):
+    run: tuple[Any, ...]
+
+
+_Change = _RunBegins | _Placed | _ProcessBegins | _AttemptEnds | _StepEnds | _RunEnds
+
+_UPSERT_RUN = (
+    "INSERT INTO runs (run_id, workflow, workflow_path, status, base_commit, result_branch, selected,"
+    " warnings, started_at, ended_at, duration_s, owner_pid, owner_start)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, base_commit = excluded.base_commit,"
+    " result_branch = excluded.result_branch, warnings = excluded.warnings, ended_at = excluded.ended_at,"
+    " duration_s = excluded.duration_s, owner_pid = excluded.owner_pid, owner_start = excluded.owner_start,"
+    " workflow_path = excluded.workflow_path"
+)
+_UPSERT_STEP = (
+    "INSERT INTO steps (run_id, step_id, position, status, attempts, exit_code, started_at, ended_at,"
+    " duration_s, branch, commit_id, log, error, summary, worktree, work_branch, start_commit)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (run_id, step_id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,"
+    " exit_code = excluded.exit_code, started_at = coalesce(excluded.started_at, steps.started_at),"
+    " ended_at = excluded.ended_at, duration_s = excluded.duration_s, branch = excluded.branch,"
+    " commit_id = excluded.commit_id, log = excluded.log, error = excluded.error, summary = excluded.summary,"
+    " worktree = coalesce(excluded.worktree, steps.worktree),"
+    " work_branch = coalesce(excluded.work_branch, steps.work_branch),"
+    " start_commit = coalesce(excluded.start_commit, steps.start_commit)"
+)
+_PLACE_STEP = (
+    "UPDATE steps SET status = 'running', worktree = ?, work_branch = ?, start_commit = ?, started_at = ?"
+    " WHERE run_id = ? AND step_id = ?"
+)
+_INSERT_PROCESS = "INSERT INTO processes (run_id, step_id, pgid, start_ticks) VALUES (?, ?, ?, ?)"
+_END_PROCESSES = "UPDATE processes SET ended = 1 WHERE run_id = ? AND step_id = ?"
+_INSERT_ATTEMPT = "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, outcome) VALUES (?, ?, ?, ?)"
+
+
+def _run_row(run: RunResult, status: RunStatus) -> tuple[Any, ...]:
     owner = os.getpid()
     return (
-        "INSERT INTO runs (run_id, workflow, workflow_path, status, base_commit, result_branch, selected,"
-        " warnings, started_at, ended_at, duration_s, owner_pid, owner_start)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, base_commit = excluded.base_commit,"
-        " result_branch = excluded.result_branch, warnings = excluded.warnings, ended_at = excluded.ended_at,"
-        " duration_s = excluded.duration_s, owner_pid = excluded.owner_pid, owner_start = excluded.owner_start,"
-        " workflow_path = excluded.workflow_path",
-        (
-            run.run_id,
-            run.workflow,
-            str(run.workflow_path),
-            status.value,
-            run.base_commit,
-            run.result_branch,
-            json.dumps(list(run.steps)),
-            json.dumps(run.warnings),
-            run.started_at,
-            run.ended_at,
-            run.duration_s,
-            owner,
-            process_start_ticks(owner),
-        ),
+        run.run_id,
+        run.workflow,
+        str(run.workflow_path),
+        status.value,
+        run.base_commit,
+        run.result_branch,
+        json.dumps(list(run.steps)),
+        json.dumps(run.warnings),
+        run.started_at,
+        run.ended_at,
+        run.duration_s,
+        owner,
+        process_start_ticks(owner),
     )
 
 
-def _upsert_step(run_id: str, step_id: str, position: int, step: StepResult) -> Statement:
+def _step_row(run_id: str, step_id: str, position: int, step: StepResult) -> tuple[Any, ...]:
     return (
-        "INSERT INTO steps (run_id, step_id, position, status, attempts, exit_code, started_at, ended_at,"
-        " duration_s, branch, commit_id, log, error, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (run_id, step_id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,"
-        " exit_code = excluded.exit_code, started_at = coalesce(excluded.started_at, steps.started_at),"
-        " ended_at = excluded.ended_at, duration_s = excluded.duration_s, branch = excluded.branch,"
-        " commit_id = excluded.commit_id, log = excluded.log, error = excluded.error, summary = excluded.summary",
-        (
-            run_id,
-            step_id,
-            position,
-            step.status.value,
-            step.attempts,
-            step.exit_code,
-            step.started_at,
-            step.ended_at,
-            step.duration_s,
-            step.branch,
-            step.commit,
-            str(step.log) if step.log else None,
-            step.error,
-            step.summary,
-        ),
+        run_id,
+        step_id,
+        position,
+        step.status.value,
+        step.attempts,
+        step.exit_code,
+        step.started_at,
+        step.ended_at,
+        step.duration_s,
+        step.branch,
+        step.commit,
+        str(step.log) if step.log else None,
+        step.error,
+        step.summary,
     )
 
 
@@ -397,7 +482,7 @@ def execute(path: Path, statements: list[Statement]) -> None:
 
 
 def mark_step(run_id: str, step_id: str, result: StepResult) -> Statement:
-    return _upsert_step(run_id, step_id, 0, result)
+    return (_UPSERT_STEP, (*_step_row(run_id, step_id, 0, result), None, None, None))
 
 
 def mark_run(run_id: str, status: RunStatus) -> Statement:

@@ -323,6 +323,37 @@ def _live_groups() -> frozenset[int] | None:
     return _scan_cache[1]
 
 
+def process_groups_with_env(name: str, value: str) -> set[int]:
+    """Process groups with a live member whose environment has ``name=value`` (blocking; reads /proc).
+
+    Every process a step starts inherits the step's environment, so this finds a run's processes
+    even where no record of them was written, and never a process of anyone else.
+    """
+    wanted = f"{name}={value}".encode()
+    groups: set[int] = set()
+    try:
+        entries = os.scandir("/proc")
+    except OSError:
+        return groups
+    with entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                    environ = handle.read()
+                with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue  # gone, or someone else's
+            if wanted not in environ.split(b"\0"):
+                continue
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            if len(fields) > 2 and fields[0] not in (b"Z", b"X"):
+                groups.add(int(fields[2]))
+    return groups
+
+
 def use_pidfd_child_watcher() -> None:
     """On Python 3.11, make asyncio's own subprocesses (git commands) use the pidfd child watcher
     instead of the default that starts a thread per child. Python 3.12 does this by itself."""

@@ -9,6 +9,7 @@ worktrees get their changes committed to their step branches before they are rem
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,12 @@ import anyio
 from treeflow.core import journal
 from treeflow.core.git import RepoLock, Repository, identity_env, try_lock_file, unlock_file
 from treeflow.core.model import RunStatus, StepStatus
-from treeflow.core.process import end_process_group, process_group_alive, process_start_ticks
+from treeflow.core.process import (
+    end_process_group,
+    process_group_alive,
+    process_groups_with_env,
+    process_start_ticks,
+)
 from treeflow.core.spec import WorkflowError, load_workflow
 from treeflow.core.worktree import StepWorktree, run_lock_path, save_and_remove
 
@@ -64,6 +70,12 @@ async def _recover_run(
             continue
         await end_process_group(group)
         say(f"  {step_id}: ended its processes (group {group})")
+    # The journal writes in batches, so a process started just before the crash may have no row;
+    # its environment still names the run.
+    unrecorded = await anyio.to_thread.run_sync(process_groups_with_env, "TREEFLOW_RUN_ID", run_id)
+    for group in sorted(unrecorded - {os.getpgrp()}):
+        await end_process_group(group)
+        say(f"  ended processes of the run the journal had not recorded yet (group {group})")
     lock = RepoLock(repo)
     identity = await identity_env(repo)
     copied = _setup_copy_patterns(record.run.workflow_path)

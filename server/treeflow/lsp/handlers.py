@@ -4,22 +4,26 @@
   treeflow.listRuns, treeflow.getRun
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>"
+
+
+The engine is imported inside the handlers, not at the top: an editor waits for the answer to
+`initialize` before it shows anything, and that answer needs none of it. The first handler to
+run (`initialized`, which recovers crashed runs) loads it right after.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path, to_fs_path
 
-from treeflow.core.git import NotARepository, Repository, open_repository
-from treeflow.core.spec import WorkflowError, load_workflow
-from treeflow.lsp.documents import code_lenses, diagnostics, is_workflow_file
 from treeflow.lsp.server import TreeflowServer
-from treeflow.lsp.supervisor import RunRequestError
+
+if TYPE_CHECKING:
+    from treeflow.core.git import Repository
 
 
 def register(server: TreeflowServer) -> None:
@@ -36,6 +40,9 @@ def register(server: TreeflowServer) -> None:
         steps = params.get("steps") or []
         if not isinstance(steps, list) or not all(isinstance(step, str) for step in steps):
             raise JsonRpcInvalidParams("treeflow.run: `steps` must be a list of step ids")
+        from treeflow.core.spec import WorkflowError
+        from treeflow.lsp.supervisor import RunRequestError
+
         path = _path_of(workflow)
         if not path.is_file():
             raise JsonRpcInvalidParams(f"treeflow.run: no workflow file at {path}")
@@ -49,6 +56,8 @@ def register(server: TreeflowServer) -> None:
 
     @server.command("treeflow.cancel")
     async def cancel(ls: TreeflowServer, *args: Any) -> dict[str, bool]:
+        from treeflow.lsp.supervisor import RunRequestError
+
         run_id = _run_id(args, "treeflow.cancel")
         try:
             return {"cancelled": ls.supervisor.cancel(run_id)}
@@ -61,6 +70,8 @@ def register(server: TreeflowServer) -> None:
 
     @server.command("treeflow.getRun")
     async def get_run(ls: TreeflowServer, *args: Any) -> dict[str, Any]:
+        from treeflow.lsp.supervisor import RunRequestError
+
         run_id = _run_id(args, "treeflow.getRun")
         try:
             return await ls.supervisor.get_run(run_id, await _repositories(ls))
@@ -95,6 +106,8 @@ def register(server: TreeflowServer) -> None:
         uri = params.text_document.uri
         if not _is_workflow_uri(uri):
             return []
+        from treeflow.lsp.documents import code_lenses
+
         document = ls.workspace.get_text_document(uri)
         return code_lenses(document.source, Path(document.path), uri)
 
@@ -102,12 +115,16 @@ def register(server: TreeflowServer) -> None:
 def _publish(ls: TreeflowServer, uri: str) -> None:
     if not _is_workflow_uri(uri):
         return
+    from treeflow.lsp.documents import diagnostics
+
     document = ls.workspace.get_text_document(uri)
     found = diagnostics(document.source, Path(document.path))
     ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=found))
 
 
 def _is_workflow_uri(uri: str) -> bool:
+    from treeflow.lsp.documents import is_workflow_file
+
     path = to_fs_path(uri)
     return path is not None and is_workflow_file(Path(path))
 
@@ -144,6 +161,8 @@ def _folders(ls: TreeflowServer) -> list[Path]:
 async def _repositories(ls: TreeflowServer) -> list[Repository]:
     """The git repositories of the workspace folders (folders outside git have no runs), found once
     per set of folders: asking git costs more than answering `treeflow.listRuns` itself."""
+    from treeflow.core.git import NotARepository, open_repository
+
     if ls.repositories is None:
         repos: dict[Path, Repository] = {}
         for folder in _folders(ls):
@@ -167,6 +186,8 @@ def _workflow_files(ls: TreeflowServer) -> list[Path]:
 
 
 def _describe_workflow(path: Path) -> dict[str, Any]:
+    from treeflow.core.spec import WorkflowError, load_workflow
+
     uri = from_fs_path(str(path)) or str(path)
     try:
         workflow = load_workflow(path)

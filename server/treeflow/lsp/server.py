@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Generator
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 import anyio
 from lsprotocol import types
@@ -23,9 +23,12 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from treeflow import __version__
-from treeflow.core.git import Repository
-from treeflow.lsp.progress import Client
-from treeflow.lsp.supervisor import ProgressHost, Supervisor
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+    from treeflow.core.git import Repository
+    from treeflow.lsp.supervisor import Supervisor
 
 log = logging.getLogger("treeflow")
 
@@ -74,12 +77,25 @@ class TreeflowServer(LanguageServer):
         self.exit_code = 0
         self._stop_reading: Callable[[], None] = lambda: None
         self._writer: PipeWriter | None = None
+        self._runs_group: TaskGroup | None = None
         self._supervisor: Supervisor | None = None
         self.repositories: list[Repository] | None = None
 
     @property
     def supervisor(self) -> Supervisor:
-        assert self._supervisor is not None, "the server is not serving"
+        """The runs of this server; made, and the engine imported, at first use (see handlers.py)."""
+        if self._supervisor is None:
+            assert self._runs_group is not None, "the server is not serving"
+            from treeflow.lsp.progress import Client
+            from treeflow.lsp.supervisor import ProgressHost, Supervisor
+
+            client = Client(notify=self.protocol.notify, progress=self.send_progress, backlog=self.backlog)
+            progress = ProgressHost(
+                supported=self.client_supports_progress,
+                create=self.create_progress,
+                on_cancel=self.on_progress_cancel,
+            )
+            self._supervisor = Supervisor(self._runs_group, client, progress)
         return self._supervisor
 
     def request_exit(self, code: int) -> None:
@@ -119,21 +135,16 @@ class TreeflowServer(LanguageServer):
         transport, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, stdout)
         self._writer = PipeWriter(transport)
         self.protocol.set_writer(self._writer)
-        client = Client(notify=self.protocol.notify, progress=self.send_progress, backlog=self.backlog)
-        progress = ProgressHost(
-            supported=self.client_supports_progress,
-            create=self.create_progress,
-            on_cancel=self.on_progress_cancel,
-        )
         try:
             async with anyio.create_task_group() as group:
-                self._supervisor = Supervisor(group, client, progress)
+                self._runs_group = group
                 with anyio.CancelScope() as reading:
                     self._stop_reading = reading.cancel
                     await _read_messages(reader, self.protocol)
                 log.info("client gone or exit received; stopping every run")
-                with anyio.move_on_after(SHUTDOWN_GRACE_S):
-                    await self.supervisor.stop_all()
+                if self._supervisor is not None:
+                    with anyio.move_on_after(SHUTDOWN_GRACE_S):
+                        await self._supervisor.stop_all()
                 group.cancel_scope.cancel()
         finally:
             with anyio.move_on_after(DRAIN_S, shield=True):

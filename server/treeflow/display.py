@@ -1,0 +1,191 @@
+"""How the CLI shows a run in a terminal: a live display, and the tables of `runs` and `show`."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from treeflow.console import (
+    describe_progress,
+    describe_result_branch,
+    describe_run,
+    describe_step,
+    describe_waiting,
+    format_duration,
+    log_tail,
+    relative_path,
+)
+from treeflow.core.events import (
+    AgentWaiting,
+    Event,
+    RunStarted,
+    RunWarning,
+    StepFinished,
+    StepOutput,
+    StepProgress,
+    StepStarted,
+)
+from treeflow.core.model import RunResult, StepStatus
+
+_STYLE = {
+    StepStatus.SUCCEEDED: "green",
+    StepStatus.FAILED: "red",
+    StepStatus.TIMED_OUT: "red",
+    StepStatus.CANCELLED: "yellow",
+    StepStatus.SKIPPED: "dim",
+    StepStatus.RUNNING: "cyan",
+    StepStatus.PENDING: "dim",
+    StepStatus.INTERRUPTED: "magenta",
+}
+
+
+class LiveSink:
+    """A live terminal display: a progress bar, one line per running step, a summary table at the end."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self._console = console or Console()
+        self._run: RunResult | None = None
+        self._started: dict[str, float] = {}
+        self._last_line: dict[str, str] = {}
+        self._live = Live(console=console, refresh_per_second=8, transient=True, get_renderable=self._render)
+
+    def __enter__(self) -> LiveSink:
+        self._live.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._live.stop()
+        if self._run is not None and self._run.ended_at is not None:
+            self._console.print(summary_table(self._run))
+            self._print_failures(self._run)
+            branch = describe_result_branch(self._run)
+            if branch:
+                self._console.print(Text(branch))
+            self._console.print(Text(describe_run(self._run), style=_run_style(self._run)))
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._run = event.run
+        elif isinstance(event, StepStarted):
+            self._started.setdefault(event.step_id, time.monotonic())
+        elif isinstance(event, StepOutput):
+            self._last_line[event.step_id] = event.line
+        elif isinstance(event, StepProgress):
+            self._last_line[event.step_id] = "agent: " + describe_progress(event.progress, event.message)
+        elif isinstance(event, AgentWaiting):
+            self._live.console.print(Text(f"{event.step_id}: {describe_waiting(event)}", style="cyan"))
+        elif isinstance(event, StepFinished):
+            self._started.pop(event.step_id, None)
+            self._live.console.print(
+                Text(describe_step(event.step_id, event.result), style=_STYLE[event.result.status])
+            )
+        elif isinstance(event, RunWarning):
+            self._live.console.print(Text(f"warning: {event.message}", style="yellow"))
+
+    def _render(self) -> RenderableType:
+        run = self._run
+        if run is None:
+            return Text("starting…")
+        total = len(run.steps)
+        done = sum(1 for step in run.steps.values() if step.status.is_final)
+        header = Table.grid(padding=(0, 1))
+        header.add_row(
+            Text(run.workflow, style="bold"),
+            ProgressBar(total=max(total, 1), completed=done, width=30),
+            Text(f"{done}/{total}"),
+        )
+        rows = Table.grid(padding=(0, 2))
+        now = time.monotonic()
+        for step_id, started in sorted(self._started.items(), key=lambda item: item[1]):
+            last = self._last_line.get(step_id, "")
+            rows.add_row(
+                Text("⠿ " + step_id, style="cyan"),
+                Text(format_duration(now - started)),
+                Text(last[:100], style="dim", overflow="ellipsis", no_wrap=True),
+            )
+        return Group(header, rows)
+
+    def _print_failures(self, run: RunResult) -> None:
+        for step_id, step in run.steps.items():
+            if step.status not in (StepStatus.FAILED, StepStatus.TIMED_OUT):
+                continue
+            tail = log_tail(step.log)
+            if not tail:
+                continue
+            self._console.print(Text(f"── last lines of {step_id} ({relative_path(step.log)})", style="red"))
+            for line in tail:
+                self._console.print(Text(line), highlight=False)
+
+
+def summary_table(run: RunResult) -> Table:
+    table = Table(title=f"{escape(run.workflow)} · run {run.run_id}", title_justify="left")
+    table.add_column("step")
+    table.add_column("status")
+    table.add_column("tries", justify="right")
+    table.add_column("time", justify="right")
+    table.add_column("branch", overflow="fold")
+    table.add_column("log", overflow="fold")
+    for step_id, step in run.steps.items():
+        table.add_row(
+            step_id,
+            Text(step.status.value, style=_STYLE[step.status]),
+            str(step.attempts) if step.attempts else "-",
+            format_duration(step.duration_s),
+            step.branch or "-",
+            relative_path(step.log),
+        )
+    return table
+
+
+def runs_table(runs: list[RunResult]) -> Table:
+    table = Table()
+    table.add_column("run")
+    table.add_column("workflow")
+    table.add_column("status")
+    table.add_column("steps", justify="right")
+    table.add_column("started")
+    table.add_column("time", justify="right")
+    table.add_column("result branch", overflow="fold")
+    for run in runs:
+        succeeded = sum(1 for step in run.steps.values() if step.status is StepStatus.SUCCEEDED)
+        started = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at)) if run.started_at else "-"
+        )
+        table.add_row(
+            run.run_id,
+            run.workflow,
+            Text(run.status.value, style=_run_style(run)),
+            f"{succeeded}/{len(run.steps)}",
+            started,
+            format_duration(run.duration_s),
+            run.result_branch or "-",
+        )
+    return table
+
+
+def _run_style(run: RunResult) -> str:
+    return {
+        "succeeded": "bold green",
+        "failed": "bold red",
+        "cancelled": "bold yellow",
+        "interrupted": "bold magenta",
+    }.get(run.status.value, "")
+
+
+def print_runs(runs: list[RunResult]) -> None:
+    Console().print(runs_table(runs))
+
+
+def print_run(run: RunResult) -> None:
+    console = Console()
+    console.print(summary_table(run))
+    console.print(Text(describe_run(run)))
+    branch = describe_result_branch(run)
+    if branch:
+        console.print(Text(branch))
