@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -128,15 +129,15 @@ def time_cli(repo: Path, workflow: Path, steps: int) -> float:
 
 
 async def _floor(steps: int, parallel: int) -> float:
-    """The same number of `sh -c true` children, spawned and awaited the way the engine does (new
+    """The same number of `true` children, spawned and awaited the way the engine does (new
     session, output on a pipe, at most `parallel` at once) with nothing else: the cost of the
-    event loop and subprocess machinery alone, which no change inside treeflow can go below."""
+    event loop and subprocess machinery alone."""
     limiter = anyio.CapacityLimiter(parallel)
 
     async def one() -> None:
         async with limiter:
             process = await anyio.open_process(
-                ["/bin/sh", "-c", "true"],
+                ["true"],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -147,7 +148,7 @@ async def _floor(steps: int, parallel: int) -> float:
                 async for _ in process.stdout:
                     pass
                 if await process.wait() != 0:
-                    raise RuntimeError("`sh -c true` failed")
+                    raise RuntimeError("`true` failed")
 
     started = time.perf_counter()
     with anyio.fail_after(RUN_TIMEOUT_S):
@@ -157,10 +158,28 @@ async def _floor(steps: int, parallel: int) -> float:
     return time.perf_counter() - started
 
 
-def time_startup() -> float:
-    """Interpreter start-up plus every import the CLI does, with nothing run."""
+def spawn_loop(steps: int, parallel: int) -> float:
+    """The least any Python program can take for the children: `os.posix_spawn` of `true` in a new
+    session and `os.waitpid`, at most `parallel` at once, with no event loop, output or bookkeeping."""
+    true = shutil.which("true") or "/bin/true"
+    environ = dict(os.environ)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import treeflow.cli"], check=True, timeout=RUN_TIMEOUT_S)
+    spawned = running = 0
+    while spawned < steps or running:
+        while running < parallel and spawned < steps:
+            os.posix_spawn(true, ["true"], environ, setsid=True)
+            spawned += 1
+            running += 1
+        _, status = os.waitpid(-1, 0)
+        running -= 1
+        if status != 0:
+            raise RuntimeError("`true` failed")
+    return time.perf_counter() - started
+
+
+def time_startup(code: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=RUN_TIMEOUT_S)
     return time.perf_counter() - started
 
 
@@ -196,6 +215,8 @@ class Samples:
     cpu: list[float] = field(default_factory=list)
     floor: list[float] = field(default_factory=list)
     startup: list[float] = field(default_factory=list)
+    interpreter: list[float] = field(default_factory=list)
+    spawn_loop: list[float] = field(default_factory=list)
 
 
 def measure(
@@ -219,8 +240,11 @@ def measure(
         make_s = time_make(repo, parallel)
         cli_s = time_cli(repo, workflow, steps)
         inside = in_process()
-        startup_s = time_startup()
+        # Interpreter start-up plus every import `treeflow run` does, with nothing run.
+        startup_s = time_startup("import treeflow.cli, treeflow.commands")
+        interpreter_s = time_startup("pass")
         floor_s = anyio.run(_floor, steps, parallel)
+        spawn_loop_s = spawn_loop(steps, parallel)
         # Each run leaves a log folder with one file per step; dropping them keeps later runs from
         # paying for an ever larger directory.
         shutil.rmtree(repo / ".git" / "treeflow", ignore_errors=True)
@@ -233,6 +257,8 @@ def measure(
         samples.cpu.append(inside.cpu_s)
         samples.startup.append(startup_s)
         samples.floor.append(floor_s)
+        samples.interpreter.append(interpreter_s)
+        samples.spawn_loop.append(spawn_loop_s)
     return samples
 
 
@@ -257,6 +283,8 @@ def report(shape: str, samples: Samples, steps: int, parallel: int) -> float:
         ("    CPU of the treeflow process in it", med(samples.cpu), samples.cpu, True),
         ("  rest (git workspace, JSON, exit)", rest_s, None, False),
         ("floor: bare anyio.open_process", med(samples.floor), samples.floor, True),
+        ("floor: python -c pass", med(samples.interpreter), samples.interpreter, False),
+        ("floor: posix_spawn + waitpid loop", med(samples.spawn_loop), samples.spawn_loop, True),
     ]
     for label, value, series, per_step in rows:
         each = f"{value / steps * 1e3:8.3f}ms" if per_step else ""
@@ -265,6 +293,11 @@ def report(shape: str, samples: Samples, steps: int, parallel: int) -> float:
     print(f"   ratio treeflow CLI / make               : {ratio:.2f}")
     print(f"   ratio in-process execute / make         : {execute_s / make_s:.2f}")
     print(f"   ratio floor / make                      : {med(samples.floor) / make_s:.2f}")
+    python_floor = med(samples.interpreter) + med(samples.spawn_loop)
+    print(
+        f"   ratio Python floor / make               : {python_floor / make_s:.2f}"
+        "  (an interpreter's start plus the bare spawn loop)"
+    )
     print()
     return ratio
 

@@ -139,10 +139,11 @@ class Journal:
         self._ready.wait()
 
     def emit(self, event: Event) -> None:
-        # The change is taken now, on the event loop, because the objects in events go on changing.
-        change = self._change(event)
-        if change is not None:
-            self._queue.put(change)
+        if isinstance(event, (ProcessStarted, StepPlaced, StepRetrying)):
+            self._queue.put(event)
+        elif type(event) in _SNAPSHOT_EVENTS:
+            # Runs and step results go on changing: their rows are taken now, on the event loop.
+            self._queue.put(self._snapshot(event))
 
     def close(self) -> None:
         """Write what is queued and stop the writer (blocking: call it from a worker thread)."""
@@ -181,7 +182,7 @@ class Journal:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
 
-    def _change(self, event: Event) -> _Change | None:
+    def _snapshot(self, event: Event) -> _Change:
         if isinstance(event, RunStarted):
             run = event.run
             rows = []
@@ -189,15 +190,6 @@ class Journal:
                 self._positions[(run.run_id, step_id)] = position
                 rows.append(_step_row(run.run_id, step_id, position, step))
             return _RunBegins(_run_row(run, RunStatus.RUNNING), rows)
-        if isinstance(event, StepPlaced):
-            worktree = str(event.worktree) if event.worktree else None
-            return _Placed(
-                (event.run_id, event.step_id), (worktree, event.branch, event.start_commit, time.time())
-            )
-        if isinstance(event, ProcessStarted):
-            return _ProcessBegins((event.run_id, event.step_id), (event.group, event.start_ticks))
-        if isinstance(event, StepRetrying):
-            return _AttemptEnds((event.run_id, event.step_id, event.next_attempt - 1, event.reason))
         if isinstance(event, StepFinished):
             key = (event.run_id, event.step_id)
             result = event.result
@@ -206,9 +198,8 @@ class Journal:
                 _step_row(event.run_id, event.step_id, self._positions.get(key, 0), result),
                 (event.run_id, event.step_id, result.attempts, result.error or result.status.value),
             )
-        if isinstance(event, RunFinished):
-            return _RunEnds(_run_row(event.run, event.run.status))
-        return None
+        assert isinstance(event, RunFinished)
+        return _RunEnds(_run_row(event.run, event.run.status))
 
     def _coalesce(self, changes: list[_Change]) -> list[_Write]:
         """The writes for a batch of changes, with what a later change in the batch makes moot left out.
@@ -225,17 +216,24 @@ class Journal:
         attempts: list[tuple[Any, ...]] = []
         runs_ended: list[tuple[Any, ...]] = []
         for change in changes:
-            if isinstance(change, _RunBegins):
-                runs_begun.append(change.run)
-                steps_listed.extend(change.steps)
-            elif isinstance(change, _Placed):
-                placed[change.key] = change.place
-            elif isinstance(change, _ProcessBegins):
-                processes.setdefault(change.key, []).append(change.group)
-            elif isinstance(change, _AttemptEnds):
-                attempts.append(change.attempt)
+            if isinstance(change, ProcessStarted):
+                key = (change.run_id, change.step_id)
+                processes.setdefault(key, []).append((change.group, change.start_ticks))
+            elif isinstance(change, StepPlaced):
+                worktree = str(change.worktree) if change.worktree else None
+                placed[(change.run_id, change.step_id)] = (
+                    worktree,
+                    change.branch,
+                    change.start_commit,
+                    time.time(),
+                )
             elif isinstance(change, _StepEnds):
                 ended[change.key] = change
+            elif isinstance(change, StepRetrying):
+                attempts.append((change.run_id, change.step_id, change.next_attempt - 1, change.reason))
+            elif isinstance(change, _RunBegins):
+                runs_begun.append(change.run)
+                steps_listed.extend(change.steps)
             else:
                 runs_ended.append(change.run)
         writes: list[_Write] = []
@@ -256,8 +254,10 @@ class Journal:
             finished_rows = []
             for key, step in ended.items():
                 worktree, branch, start_commit, _ = placed.get(key, (None, None, None, None))
-                finished_rows.append((*step.step, worktree, branch, start_commit))
-            writes.append((_UPSERT_STEP, finished_rows))
+                run_id, step_id, _position, *outcome = step.step
+                finished_rows.append((*outcome, worktree, branch, start_commit, run_id, step_id))
+            # An update, not an upsert: the run's start wrote every step's row, earlier in this order.
+            writes.append((_FINISH_STEP, finished_rows))
             # A step's only attempt is told by its own row; attempts get rows when there were several.
             attempts.extend(step.attempt for step in ended.values() if step.attempt[2] > 1)
             # A finished step's process groups have all ended: the runner waits for that.
@@ -281,20 +281,6 @@ class _RunBegins(NamedTuple):
     steps: list[tuple[Any, ...]]
 
 
-class _Placed(NamedTuple):
-    key: _StepKey
-    place: tuple[Any, ...]
-
-
-class _ProcessBegins(NamedTuple):
-    key: _StepKey
-    group: tuple[Any, ...]
-
-
-class _AttemptEnds(NamedTuple):
-    attempt: tuple[Any, ...]
-
-
 class _StepEnds(NamedTuple):
     key: _StepKey
     step: tuple[Any, ...]
@@ -305,7 +291,9 @@ class _RunEnds(NamedTuple):
     run: tuple[Any, ...]
 
 
-_Change = _RunBegins | _Placed | _ProcessBegins | _AttemptEnds | _StepEnds | _RunEnds
+# What the writer is handed: events that never change, as they are, and rows taken from the rest.
+_Change = StepPlaced | ProcessStarted | StepRetrying | _RunBegins | _StepEnds | _RunEnds
+_SNAPSHOT_EVENTS = frozenset({RunStarted, StepFinished, RunFinished})
 
 _UPSERT_RUN = (
     "INSERT INTO runs (run_id, workflow, workflow_path, status, base_commit, result_branch, selected,"
@@ -327,6 +315,12 @@ _UPSERT_STEP = (
     " worktree = coalesce(excluded.worktree, steps.worktree),"
     " work_branch = coalesce(excluded.work_branch, steps.work_branch),"
     " start_commit = coalesce(excluded.start_commit, steps.start_commit)"
+)
+_FINISH_STEP = (
+    "UPDATE steps SET status = ?, attempts = ?, exit_code = ?, started_at = coalesce(?, started_at),"
+    " ended_at = ?, duration_s = ?, branch = ?, commit_id = ?, log = ?, error = ?, summary = ?,"
+    " worktree = coalesce(?, worktree), work_branch = coalesce(?, work_branch),"
+    " start_commit = coalesce(?, start_commit) WHERE run_id = ? AND step_id = ?"
 )
 _PLACE_STEP = (
     "UPDATE steps SET status = 'running', worktree = ?, work_branch = ?, start_commit = ?, started_at = ?"
