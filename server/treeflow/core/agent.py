@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -84,7 +83,7 @@ def now_iso() -> str:
 def write_task(worktree: Path, run_id: str, step_id: str, agent: AgentSpec) -> Task:
     folder = worktree / TREEFLOW_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    task = Task(folder=folder, nonce=secrets.token_hex(16))
+    task = Task(folder=folder, nonce=os.urandom(16).hex())
     body = {
         "protocol": PROTOCOL,
         "run_id": run_id,
@@ -104,7 +103,7 @@ def write_task(worktree: Path, run_id: str, step_id: str, agent: AgentSpec) -> T
 def write_atomically(path: Path, text: str) -> None:
     """Write to a temporary file beside ``path``, then rename it over ``path``: readers see the old
     or the new content, never half of it."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         with temporary.open("w", encoding="utf-8") as handle:
             handle.write(text)

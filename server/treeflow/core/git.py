@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -229,7 +228,7 @@ async def snapshot_working_tree(repo: Repository, head: str, message: str, env: 
     Copying the index (rather than reading HEAD into a new one) keeps git's stat cache, so only
     files that really changed are hashed.
     """
-    index = repo.state_dir / f"snapshot-{os.getpid()}-{secrets.token_hex(4)}.index"
+    index = repo.state_dir / f"snapshot-{os.getpid()}-{os.urandom(4).hex()}.index"
     index.parent.mkdir(parents=True, exist_ok=True)
     real_index = Path(await git(repo.root, "rev-parse", "--path-format=absolute", "--git-path", "index"))
     scratch = {**env, "GIT_INDEX_FILE": str(index)}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import secrets
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -61,7 +60,7 @@ class UnknownStep(ValueError):
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
 
 
 def select_steps(workflow: Workflow, selected: Iterable[str]) -> list[str]:
