@@ -143,7 +143,7 @@ async def _execute(
     finally:
         await anyio.to_thread.run_sync(run_journal.close)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        _print_json(result.to_json())
     if result.status is RunStatus.CANCELLED:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.status is RunStatus.SUCCEEDED else EXIT_FAILED
@@ -160,7 +160,7 @@ async def runs_command(args: argparse.Namespace) -> int:
     repo = await _open_and_recover(args.repo)
     records = await anyio.to_thread.run_sync(journal.read_runs, journal.journal_path(repo), args.limit)
     if args.json:
-        print(json.dumps([record.run.to_json() for record in records], indent=2))
+        _print_json([record.run.to_json() for record in records])
     elif not records:
         print("no runs yet")
     else:
@@ -176,7 +176,7 @@ async def show_command(args: argparse.Namespace) -> int:
     if record is None:
         raise UsageError(f"no run {args.run_id} in the journal of {repo.root} (see `treeflow runs`)")
     if args.json:
-        print(json.dumps(record.run.to_json(), indent=2))
+        _print_json(record.run.to_json())
     else:
         from treeflow.display import print_run
 
@@ -216,6 +216,13 @@ def init_command(args: argparse.Namespace) -> int:
     target.write_text(CURSOR_RULE, encoding="utf-8")
     print(f"wrote {target}")
     return EXIT_OK
+
+
+def _print_json(value: object) -> None:
+    # Indented for a person at a terminal; compact for a program, which is also several times
+    # faster to write (json's C encoder does not indent).
+    indent = 2 if sys.stdout.isatty() else None
+    print(json.dumps(value, indent=indent))
 
 
 async def _cancel_on_signal(run: Run) -> None:
