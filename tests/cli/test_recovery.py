@@ -228,7 +228,9 @@ def test_clean_forgets_old_runs_but_keeps_their_unmerged_branches(repo: Path) ->
 
 def test_journal_records_the_process_groups_and_worktrees_of_running_steps(repo: Path) -> None:
     marker = repo.parent / "started"
-    (repo / "treeflow.yml").write_text(f"steps:\n  a: {{run: 'echo hi > a.txt; echo up > {marker}; sleep 1'}}\n")
+    (repo / "treeflow.yml").write_text(
+        f"steps:\n  a: {{run: 'echo hi > a.txt; echo up > {marker}; sleep 1'}}\n"
+    )
     db = repo / ".git" / "treeflow" / "journal.db"
     process = subprocess.Popen(
         [*TREEFLOW, "run"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
