@@ -15,7 +15,7 @@ from pathlib import Path
 
 import anyio
 
-from treeflow.core.agent import STATES
+from treeflow.core.agent_protocol import STATES
 from treeflow.exit_codes import EXIT_INTERRUPTED
 
 log = logging.getLogger("treeflow")

@@ -17,7 +17,8 @@ import anyio
 
 from treeflow.console import PlainSink
 from treeflow.core import journal
-from treeflow.core.agent import TASK_FILE, TREEFLOW_DIR, AgentStatus, find_task, report
+from treeflow.core.agent import AgentStatus, find_task, report
+from treeflow.core.agent_protocol import TASK_FILE, TREEFLOW_DIR
 from treeflow.core.clean import clean
 from treeflow.core.events import EventSink, FanOut, NullSink
 from treeflow.core.git import NotARepository, Repository, open_repository

@@ -210,7 +210,9 @@ async def test_output_is_streamed_to_events_and_the_log(repo: Path) -> None:
 async def test_steps_see_their_treeflow_variables_and_unique_ports(repo: Path) -> None:
     (repo / "env").mkdir()
     record = 'echo "$TREEFLOW_RUN_ID $TREEFLOW_STEP $TREEFLOW_WORKTREE $TREEFLOW_PORT $GREETING" > env/$TREEFLOW_STEP'
-    steps = "\n".join(f"  s{i}: {{run: 'sleep 0.2; {record}'}}" for i in range(6))
+    # Every step waits until all six run, so the ports are those of six steps running at once.
+    together = "touch env/up.$TREEFLOW_STEP; while [ $(ls env | grep -c ^up) -lt 6 ]; do sleep 0.01; done"
+    steps = "\n".join(f"  s{i}: {{run: '{together}; {record}'}}" for i in range(6))
     result = await run_workflow(repo, f"env: {{GREETING: hi}}\nsteps:\n{steps}\n", max_parallel=6)
     assert result.status is RunStatus.SUCCEEDED
     seen = [(repo / "env" / f"s{i}").read_text().split() for i in range(6)]

@@ -23,20 +23,22 @@ from typing import Any
 
 import anyio
 
+from treeflow.core.agent_protocol import (
+    FINAL_STATES,
+    MAX_STATUS_BYTES,
+    PROMPT_FILE,
+    PROTOCOL,
+    STATES,
+    STATUS_FILE,
+    TASK_FILE,
+    TREEFLOW_DIR,
+)
 from treeflow.core.model import AgentSpec, StepStatus
 from treeflow.core.process import OutputLog, run_shell
 from treeflow.core.watch import FileWatcher
 
 log = logging.getLogger(__name__)
 
-PROTOCOL = 1
-TREEFLOW_DIR = ".treeflow"
-TASK_FILE = "task.json"
-PROMPT_FILE = "PROMPT.md"
-STATUS_FILE = "status.json"
-MAX_STATUS_BYTES = 1024 * 1024
-FINAL_STATES = ("succeeded", "failed")
-STATES = ("running", *FINAL_STATES)
 # A writer flooding the status file is read at most this often; the latest state wins.
 _MIN_READ_INTERVAL_S = 0.02
 _OUTPUT_TAIL_LINES = 20

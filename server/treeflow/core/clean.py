@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 
 from treeflow.core import journal
-from treeflow.core.agent import TREEFLOW_DIR
+from treeflow.core.agent_protocol import TREEFLOW_DIR
 from treeflow.core.git import (
     GitError,
     RepoLock,

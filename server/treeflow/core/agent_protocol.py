@@ -1,0 +1,14 @@
+"""The names and limits of the agent status-file protocol (version 1), without the code that speaks it.
+
+Kept apart from `treeflow.core.agent` so that the command line can offer the states without loading
+the engine. The protocol is described in docs/agents.md.
+"""
+
+PROTOCOL = 1
+TREEFLOW_DIR = ".treeflow"
+TASK_FILE = "task.json"
+PROMPT_FILE = "PROMPT.md"
+STATUS_FILE = "status.json"
+MAX_STATUS_BYTES = 1024 * 1024
+FINAL_STATES = ("succeeded", "failed")
+STATES = ("running", *FINAL_STATES)
