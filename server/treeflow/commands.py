@@ -22,7 +22,7 @@ from treeflow.core.agent_protocol import TASK_FILE, TREEFLOW_DIR
 from treeflow.core.clean import clean
 from treeflow.core.events import EventSink, FanOut, NullSink
 from treeflow.core.git import NotARepository, Repository, open_repository
-from treeflow.core.journal import Journal
+from treeflow.core.journal import Journal, JournalUnavailable
 from treeflow.core.model import RunStatus, StepStatus, Workflow
 from treeflow.core.recovery import recover
 from treeflow.core.runner import Run, RunOptions, UnknownStep
@@ -56,7 +56,7 @@ def dispatch(args: argparse.Namespace) -> int:
         count = len(exc.errors)
         print(f"{count} error{'s' if count != 1 else ''} in the workflow", file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, NotARepository, UnknownStep, WorkspaceError) as exc:
+    except (UsageError, NotARepository, UnknownStep, WorkspaceError, JournalUnavailable) as exc:
         print(f"treeflow: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

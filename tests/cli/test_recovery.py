@@ -12,11 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from tests.conftest import git
 from tests.helpers import pid_alive, wait_for_files
 from treeflow.core import journal
+from treeflow.core.git import open_repository
 from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
 from treeflow.core.process import process_group_alive, process_start_ticks
 
@@ -152,6 +154,64 @@ def test_processes_the_journal_missed_are_found_by_their_run_id(repo: Path) -> N
         finally:
             missed.kill()
             bystander.kill()
+
+
+def test_recovery_never_ends_its_own_process_group(repo: Path) -> None:
+    # The group recorded for the dead run is the one the recovering treeflow runs in (its pid reused
+    # as a group leader, same start time as `exec` keeps it): treeflow must not end itself.
+    with subprocess.Popen(
+        ["sh", "-c", 'read go; exec "$@"', "sh", *TREEFLOW, "runs", "--json"],
+        cwd=repo,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as recovering:
+        try:
+            fake_dead_run(repo, recovering.pid, process_start_ticks(recovering.pid))
+            out, err = recovering.communicate("go\n", timeout=60)
+            assert recovering.returncode == 0, err
+            assert json.loads(out)[0]["status"] == "interrupted"
+        finally:
+            recovering.kill()
+
+
+def test_a_dead_run_is_recovered_once_when_several_treeflows_start_at_once(repo: Path) -> None:
+    for _ in range(4):
+        db = repo / ".git" / "treeflow" / "journal.db"
+        if db.exists():
+            with journal.connect(db) as connection:
+                connection.execute("DELETE FROM runs")
+                connection.execute("DELETE FROM steps")
+                connection.execute("DELETE FROM processes")
+        fake_dead_run(repo, None, None)
+        starting = [
+            subprocess.Popen(
+                [*TREEFLOW, "runs"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(4)
+        ]
+        messages = [process.communicate(timeout=60)[1] for process in starting]
+        assert all(process.returncode == 0 for process in starting), messages
+        assert sum(message.count("is marked interrupted") for message in messages) == 1, messages
+
+
+def test_an_unopenable_journal_is_a_clear_error(repo: Path) -> None:
+    (repo / ".git" / "treeflow" / "journal.db").mkdir(parents=True)
+    (repo / "treeflow.yml").write_text("steps:\n  s: {run: 'true'}\n")
+    for command in (["run"], ["runs"]):
+        done = treeflow(repo, *command)
+        assert done.returncode == 2, done.stderr
+        assert "cannot open the run journal" in done.stderr and "journal.db" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_a_journal_that_cannot_open_raises_instead_of_hanging(repo: Path) -> None:
+    (repo / ".git" / "treeflow" / "journal.db").mkdir(parents=True)
+    repository = anyio.run(open_repository, repo)
+    with pytest.raises(journal.JournalUnavailable, match="cannot open the run journal"):
+        journal.Journal(repository)
 
 
 def test_the_cli_and_the_server_write_the_journal_at_once(repo: Path) -> None:

@@ -105,19 +105,29 @@ def journal_path(repo: Repository) -> Path:
     return repo.state_dir / "journal.db"
 
 
+class JournalUnavailable(Exception):
+    """The journal file cannot be opened: no permission, a folder in its place, not a database."""
+
+
 @contextmanager
 def connect(path: Path) -> Iterator[sqlite3.Connection]:
     """A connection with the journal's schema; several processes may hold one at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    prepared = path in _prepared and path.exists()
-    connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
     try:
-        connection.execute("PRAGMA synchronous=NORMAL")
-        if not prepared:
-            # WAL mode is stored in the file, and the schema too: once per process is enough.
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
-            _prepared.add(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        prepared = path in _prepared and path.exists()
+        connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise JournalUnavailable(f"cannot open the run journal {path}: {exc}") from exc
+    try:
+        try:
+            connection.execute("PRAGMA synchronous=NORMAL")
+            if not prepared:
+                # WAL mode is stored in the file, and the schema too: once per process is enough.
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.executescript(_SCHEMA)
+                _prepared.add(path)
+        except sqlite3.Error as exc:
+            raise JournalUnavailable(f"cannot open the run journal {path}: {exc}") from exc
         yield connection
     finally:
         connection.close()
@@ -135,8 +145,11 @@ class Journal:
         self._positions: dict[_StepKey, int] = {}
         # Steps with process rows already committed: only those need them marked ended.
         self._steps_with_processes: set[_StepKey] = set()
+        self._failure: JournalUnavailable | None = None
         self._thread.start()
         self._ready.wait()
+        if self._failure is not None:
+            raise self._failure
 
     def emit(self, event: Event) -> None:
         if isinstance(event, (ProcessStarted, StepPlaced, StepRetrying)):
@@ -152,24 +165,31 @@ class Journal:
         self._thread.join()
 
     def _write_loop(self) -> None:
-        with connect(self.path) as connection:
+        try:
+            with connect(self.path) as connection:
+                self._ready.set()
+                self._write_batches(connection)
+        except JournalUnavailable as exc:
+            self._failure = exc
             self._ready.set()
-            stopping = False
-            while not stopping:
-                batch = [self._queue.get()]
-                # Waiting a moment lets a burst of events (a thousand short steps) gather into one
-                # transaction, and keeps this thread from contending with the event loop for the GIL
-                # after every event.
-                self._closing.wait(_BATCH_WAIT_S)
-                while True:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                stopping = None in batch
-                writes = self._coalesce([change for change in batch if change is not None])
-                if writes:
-                    self._execute(connection, writes)
+
+    def _write_batches(self, connection: sqlite3.Connection) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            # Waiting a moment lets a burst of events (a thousand short steps) gather into one
+            # transaction, and keeps this thread from contending with the event loop for the GIL
+            # after every event.
+            self._closing.wait(_BATCH_WAIT_S)
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = None in batch
+            writes = self._coalesce([change for change in batch if change is not None])
+            if writes:
+                self._execute(connection, writes)
 
     def _execute(self, connection: sqlite3.Connection, writes: list[_Write]) -> None:
         try:

@@ -317,7 +317,7 @@ def _live_groups() -> frozenset[int] | None:
                 continue
             # The command name may hold spaces and parentheses; the fields after its last ')' do not.
             fields = stat[stat.rfind(b")") + 2 :].split()
-            if len(fields) > 2 and fields[0] not in (b"Z", b"X"):
+            if len(fields) > 2 and fields[0] not in (b"Z", b"X") and int(fields[2]) > 1:
                 groups.add(int(fields[2]))
     _scan_cache = (time.monotonic(), frozenset(groups))
     return _scan_cache[1]
@@ -349,7 +349,7 @@ def process_groups_with_env(name: str, value: str) -> set[int]:
             if wanted not in environ.split(b"\0"):
                 continue
             fields = stat[stat.rfind(b")") + 2 :].split()
-            if len(fields) > 2 and fields[0] not in (b"Z", b"X"):
+            if len(fields) > 2 and fields[0] not in (b"Z", b"X") and int(fields[2]) > 1:
                 groups.add(int(fields[2]))
     return groups
 

@@ -44,8 +44,13 @@ async def recover(repo: Repository, say: Callable[[str], None]) -> list[str]:
         if lock is None:
             continue  # its process is alive after all (a lock dies with its holder)
         try:
+            # The list was read before the lock was taken: another treeflow may have recovered or
+            # resumed the run in between.
+            current = await anyio.to_thread.run_sync(journal.read_run, path, record.run.run_id)
+            if current is None or current.run.status is not RunStatus.RUNNING or current.owner_alive():
+                continue
             with anyio.CancelScope(shield=True):
-                await _recover_run(repo, path, record, say)
+                await _recover_run(repo, path, current, say)
             recovered.append(record.run.run_id)
         finally:
             run_lock_path(repo, record.run.run_id).unlink(missing_ok=True)
@@ -61,8 +66,9 @@ async def _recover_run(
         f"run {run_id} of {record.run.workflow} was interrupted (its treeflow process is gone); recovering it"
     )
     groups = await anyio.to_thread.run_sync(journal.live_process_groups, path, run_id)
+    own_group = os.getpgrp()
     for step_id, group, start_ticks in groups:
-        if not process_group_alive(group):
+        if group <= 1 or group == own_group or not process_group_alive(group):
             continue
         leader = process_start_ticks(group)
         if leader is not None and leader != start_ticks:
@@ -73,7 +79,7 @@ async def _recover_run(
     # The journal writes in batches, so a process started just before the crash may have no row;
     # its environment still names the run.
     unrecorded = await anyio.to_thread.run_sync(process_groups_with_env, "TREEFLOW_RUN_ID", run_id)
-    for group in sorted(unrecorded - {os.getpgrp()}):
+    for group in sorted(unrecorded - {own_group}):
         await end_process_group(group)
         say(f"  ended processes of the run the journal had not recorded yet (group {group})")
     lock = RepoLock(repo)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.uris import from_fs_path, to_fs_path
 
 from treeflow.lsp.server import TreeflowServer
@@ -66,7 +66,12 @@ def register(server: TreeflowServer) -> None:
 
     @server.command("treeflow.listRuns")
     async def list_runs(ls: TreeflowServer, *args: Any) -> list[dict[str, Any]]:
-        return await ls.supervisor.list_runs(await _repositories(ls))
+        from treeflow.lsp.supervisor import RunRequestError
+
+        try:
+            return await ls.supervisor.list_runs(await _repositories(ls))
+        except RunRequestError as exc:
+            raise JsonRpcInternalError(str(exc)) from exc
 
     @server.command("treeflow.getRun")
     async def get_run(ls: TreeflowServer, *args: Any) -> dict[str, Any]:

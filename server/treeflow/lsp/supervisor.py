@@ -20,7 +20,7 @@ from anyio.abc import TaskGroup
 from treeflow.core import journal
 from treeflow.core.events import FanOut
 from treeflow.core.git import NotARepository, Repository, open_repository
-from treeflow.core.journal import Journal
+from treeflow.core.journal import Journal, JournalUnavailable
 from treeflow.core.model import RunResult, RunStatus
 from treeflow.core.recovery import recover
 from treeflow.core.runner import Run, RunOptions
@@ -79,7 +79,10 @@ class Supervisor:
         except NotARepository as exc:
             raise RunRequestError(str(exc)) from exc
         reporter = RunReporter(self._client)
-        run_journal = Journal(repo)
+        try:
+            run_journal = Journal(repo)
+        except JournalUnavailable as exc:
+            raise RunRequestError(str(exc)) from exc
         try:
             run = Run(
                 workflow,
@@ -136,7 +139,10 @@ class Supervisor:
     async def recover(self, repos: Sequence[Repository]) -> None:
         """Recover runs of these repositories whose treeflow process died."""
         for repo in repos:
-            await recover(repo, log.warning)
+            try:
+                await recover(repo, log.warning)
+            except JournalUnavailable as exc:
+                log.error("%s; runs of %s that a crash interrupted are not recovered", exc, repo.root)
 
     async def list_runs(self, repos: Sequence[Repository]) -> list[dict[str, Any]]:
         """The runs of this server and, from the journals of ``repos``, earlier ones; newest first."""
@@ -144,9 +150,12 @@ class Supervisor:
         known = {payload["run_id"] for payload in live}
         history: list[dict[str, Any]] = []
         for repo in repos:
-            records = await anyio.to_thread.run_sync(
-                journal.read_runs, journal.journal_path(repo), HISTORY_LIMIT
-            )
+            try:
+                records = await anyio.to_thread.run_sync(
+                    journal.read_runs, journal.journal_path(repo), HISTORY_LIMIT
+                )
+            except JournalUnavailable as exc:
+                raise RunRequestError(str(exc)) from exc
             history.extend(_payload(record.run) for record in records if record.run.run_id not in known)
         history.sort(key=lambda payload: payload["started_at"] or "", reverse=True)
         return live + history
@@ -155,7 +164,10 @@ class Supervisor:
         if run_id in self._runs:
             return self._runs[run_id].payload()
         for repo in repos:
-            record = await anyio.to_thread.run_sync(journal.read_run, journal.journal_path(repo), run_id)
+            try:
+                record = await anyio.to_thread.run_sync(journal.read_run, journal.journal_path(repo), run_id)
+            except JournalUnavailable as exc:
+                raise RunRequestError(str(exc)) from exc
             if record is not None:
                 return _payload(record.run)
         raise RunRequestError(f"no run {run_id!r} in this workspace")
