@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+import pytest
 
 from tests.conftest import git
 from tests.helpers import pid_alive, read_pids, wait_for_files
@@ -27,14 +30,14 @@ def send(stream: IO[bytes], message: dict[str, Any]) -> None:
 
 
 @contextmanager
-def started(workspace: Path) -> Iterator[subprocess.Popen[bytes]]:
+def started(
+    workspace: Path, capabilities: dict[str, Any] | None = None, stderr: int = subprocess.DEVNULL
+) -> Iterator[subprocess.Popen[bytes]]:
     """A server process, initialized; killed at the end if it is still running."""
-    with subprocess.Popen(
-        SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    ) as server:
+    with subprocess.Popen(SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr) as server:
         try:
             assert server.stdin is not None
-            initialize = {"capabilities": {}, "rootUri": workspace.as_uri()}
+            initialize = {"capabilities": capabilities or {}, "rootUri": workspace.as_uri()}
             send(server.stdin, {"id": 1, "method": "initialize", "params": initialize})
             send(server.stdin, {"method": "initialized", "params": {}})
             yield server
@@ -55,19 +58,24 @@ def run_command(server: subprocess.Popen[bytes], workflow: Path) -> None:
     )
 
 
-def read_messages(stream: IO[bytes]) -> list[dict[str, Any]]:
-    messages = []
+def read_some_messages(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
+    """Messages as they arrive, until the stream ends."""
     while True:
         length = 0
         while (header := stream.readline()) not in (b"\r\n", b""):
             if header.lower().startswith(b"content-length:"):
                 length = int(header.split(b":")[1])
         if not header:
-            return messages
-        messages.append(json.loads(stream.read(length)))
+            return
+        yield json.loads(stream.read(length))
 
 
-def test_the_server_exits_and_cleans_up_when_the_client_vanishes(workspace: Path) -> None:
+def read_messages(stream: IO[bytes]) -> list[dict[str, Any]]:
+    return list(read_some_messages(stream))
+
+
+@pytest.mark.parametrize("stop", ["stdin closed", "SIGTERM", "SIGHUP"])
+def test_the_server_exits_and_cleans_up_when_the_client_vanishes(workspace: Path, stop: str) -> None:
     pids = workspace.parent / "pids"
     pids.mkdir()
     workflow = write_workflow(
@@ -83,9 +91,13 @@ def test_the_server_exits_and_cleans_up_when_the_client_vanishes(workspace: Path
         wait_for_files([pids / "grandchild", pids / "sleeper"])
         assert server.stdin is not None
         closed_at = time.monotonic()
-        server.stdin.close()
-        server.wait(timeout=10)
+        if stop == "stdin closed":
+            server.stdin.close()
+        else:
+            server.send_signal(signal.Signals[stop])
+        code = server.wait(timeout=10)
         assert time.monotonic() - closed_at < 5
+        assert code == (0 if stop == "stdin closed" else 128 + signal.Signals[stop])
     assert [name for name, pid in read_pids(pids).items() if pid_alive(pid)] == []
     listing = git(workspace, "worktree", "list", "--porcelain")
     assert listing.count("worktree ") == 1
@@ -93,6 +105,42 @@ def test_the_server_exits_and_cleans_up_when_the_client_vanishes(workspace: Path
         b for b in git(workspace, "branch", "--format=%(refname:short)").split() if b.endswith("/tree")
     )
     assert git(workspace, "show", f"{branch}:work.txt") == "saved"
+
+
+@pytest.mark.parametrize("delay_s", [0, 0.05, 0.2])
+def test_the_server_exits_quietly_when_the_client_vanishes_during_start_up(
+    workspace: Path, delay_s: float
+) -> None:
+    # `initialized` recovers crashed runs, which starts git; the client leaves in the middle of it.
+    with started(workspace, stderr=subprocess.PIPE) as server:
+        assert server.stdin is not None and server.stderr is not None
+        time.sleep(delay_s)
+        server.stdin.close()
+        assert server.wait(timeout=10) == 0
+        assert "Traceback" not in server.stderr.read().decode()
+
+
+def test_a_run_waiting_for_its_progress_token_stops_when_the_client_vanishes(workspace: Path) -> None:
+    # The client asked for work-done progress, then left without accepting the server's token.
+    workflow = write_workflow(workspace, "steps:\n  s: {run: 'sleep 60'}\n")
+    with started(workspace, capabilities={"window": {"workDoneProgress": True}}) as server:
+        run_command(server, workflow)
+        assert server.stdout is not None and server.stdin is not None
+        for message in read_some_messages(server.stdout):
+            if message.get("method") == "window/workDoneProgress/create":
+                break
+        closed_at = time.monotonic()
+        server.stdin.close()
+        server.wait(timeout=10)
+        assert time.monotonic() - closed_at < 5
+    runs = subprocess.run(
+        [sys.executable, "-m", "treeflow.cli", "runs", "--json"],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [run["status"] for run in json.loads(runs.stdout)] == ["cancelled"]
 
 
 def test_shutdown_and_exit_end_the_server_with_status_0(workspace: Path) -> None:

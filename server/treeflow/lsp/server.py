@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Callable, Generator
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("treeflow")
 
 SHUTDOWN_GRACE_S = 4.0
+# How long a request still being handled when the client goes may take to finish on its own.
+HANDLER_GRACE_S = 1.0
 # What is still buffered for the client when the server stops gets this long to go out.
 DRAIN_S = 0.5
 
@@ -140,8 +143,10 @@ class TreeflowServer(LanguageServer):
                 self._runs_group = group
                 with anyio.CancelScope() as reading:
                     self._stop_reading = reading.cancel
+                    group.start_soon(self._exit_on_signals)
                     await _read_messages(reader, self.protocol)
                 log.info("client gone or exit received; stopping every run")
+                await self._finish_handlers()
                 if self._supervisor is not None:
                     with anyio.move_on_after(SHUTDOWN_GRACE_S):
                         await self._supervisor.stop_all()
@@ -151,6 +156,32 @@ class TreeflowServer(LanguageServer):
                 await self._writer.drain()
             self._writer.close()
         return self.exit_code
+
+    async def _exit_on_signals(self) -> None:
+        """An editor that stops its server with a signal gets the same clean stop as with `exit`."""
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP, signal.SIGINT) as received:
+            async for signum in received:
+                log.info("received %s", signal.Signals(signum).name)
+                self.request_exit(128 + signum)
+
+    async def _finish_handlers(self) -> None:
+        """Let the requests and notifications still being handled end while the loop is ours.
+
+        pygls runs async handlers as bare asyncio tasks; left to `asyncio.run`'s final sweep, one
+        cancelled inside a subprocess start or a worker thread can keep the process from exiting.
+        Cancelling one makes pygls log a traceback, so each gets a moment to finish first.
+        """
+        handlers: list[asyncio.Task[Any]] = []
+        for future in list(self.protocol._request_futures.values()):
+            if isinstance(future, asyncio.Task) and not future.done():
+                handlers.append(future)
+        if not handlers:
+            return
+        _, unfinished = await asyncio.wait(handlers, timeout=HANDLER_GRACE_S)
+        for handler in unfinished:
+            handler.cancel()
+        if unfinished:
+            await asyncio.wait(unfinished, timeout=SHUTDOWN_GRACE_S)
 
 
 async def _read_messages(reader: asyncio.StreamReader, protocol: LanguageServerProtocol) -> None:

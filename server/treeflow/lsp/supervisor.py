@@ -54,6 +54,12 @@ class _Supervised:
     journal: Journal
     done: anyio.Event = field(default_factory=anyio.Event)
     error: str | None = None
+    # Waiting for the client to accept a progress token; a cancel must not wait for that.
+    preparing: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    def cancel(self) -> None:
+        self.preparing.cancel()
+        self.run.cancel()
 
     def payload(self) -> dict[str, Any]:
         payload = run_payload(self.run.result)
@@ -105,7 +111,7 @@ class Supervisor:
         token = f"treeflow/run/{run.result.run_id}"
         try:
             if self._progress.supported():
-                with anyio.move_on_after(PROGRESS_CREATE_TIMEOUT_S):
+                with supervised.preparing, anyio.move_on_after(PROGRESS_CREATE_TIMEOUT_S):
                     await self._progress.create(token)
                     reporter.token = token
                     self._progress.on_cancel(token, run.cancel)
@@ -133,7 +139,7 @@ class Supervisor:
         supervised = self._find(run_id)
         if supervised.done.is_set():
             return False
-        supervised.run.cancel()
+        supervised.cancel()
         return True
 
     async def recover(self, repos: Sequence[Repository]) -> None:
@@ -181,7 +187,7 @@ class Supervisor:
     async def stop_all(self) -> None:
         """Cancel every run and wait until each has cleaned up."""
         for supervised in self._runs.values():
-            supervised.run.cancel()
+            supervised.cancel()
         for supervised in self._runs.values():
             await supervised.done.wait()
 
