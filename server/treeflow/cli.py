@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 
 from treeflow.core.agent_protocol import STATES
-from treeflow.exit_codes import EXIT_INTERRUPTED
+from treeflow.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED
 
 log = logging.getLogger("treeflow")
 
@@ -148,6 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout left (`treeflow runs | head -1`); what it read is all it wanted.
+        from treeflow.console import discard_output
+
+        discard_output(sys.stdout)
+        return EXIT_FAILED
 
 
 def _default_server_log() -> Path:

@@ -93,15 +93,36 @@ def log_tail(path: Path | None, lines: int = _TAIL_LINES) -> list[str]:
     return [raw.decode("utf-8", errors="replace").rstrip("\n") for raw in tail]
 
 
+def discard_output(stream: TextIO) -> None:
+    """Point ``stream``'s descriptor at /dev/null once its reader has gone (`treeflow ... | head`),
+    so that nothing written later, up to the interpreter's last flush, fails again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)
+
+
 class PlainSink:
-    """One line per event, for logs and CI: nothing is redrawn."""
+    """One line per event, for logs and CI: nothing is redrawn.
+
+    If the reader goes away, the run goes on to its end without printing: a closed pipe says
+    nothing about the work, and stopping would leave it half done.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self._reader_gone = False
 
     def _write(self, text: str) -> None:
-        self._stream.write(text + "\n")
-        self._stream.flush()
+        if self._reader_gone:
+            return
+        try:
+            self._stream.write(text + "\n")
+            self._stream.flush()
+        except BrokenPipeError:
+            self._reader_gone = True
+            discard_output(self._stream)
 
     def emit(self, event: Event) -> None:
         if isinstance(event, RunStarted):

@@ -46,6 +46,29 @@ def test_success_prints_one_line_per_event_and_exits_0(repo: Path) -> None:
     assert "succeeded" in lines[-1] and "2 succeeded" in lines[-1]
 
 
+def test_a_reader_that_leaves_does_not_stop_the_run(repo: Path) -> None:
+    # `treeflow run | head -1`: the run goes on to its end, quietly, and its work is kept.
+    write_workflow(
+        repo,
+        """\
+        steps:
+          first: {run: "seq 1 100; sleep 0.3"}
+          second: {run: "seq 1 100; echo done > second.txt", needs: [first]}
+        """,
+    )
+    with subprocess.Popen(
+        [*TREEFLOW, "run"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as running:
+        assert running.stdout is not None and running.stderr is not None
+        assert running.stdout.readline().startswith("treeflow: run ")
+        running.stdout.close()
+        assert running.wait(timeout=60) == 0
+        assert running.stderr.read() == ""
+    runs = json.loads(treeflow(repo, "runs", "--json").stdout)
+    assert runs[0]["status"] == "succeeded"
+    assert runs[0]["steps"]["second"]["branch"]
+
+
 def test_a_failed_step_exits_1_and_says_why(repo: Path) -> None:
     write_workflow(repo, "steps:\n  broken: {run: 'exit 5'}\n")
     done = treeflow(repo, "run")
