@@ -151,6 +151,25 @@ def test_shutdown_and_exit_end_the_server_with_status_0(workspace: Path) -> None
         assert server.wait(timeout=10) == 0
 
 
+def test_shutdown_with_refused_requests_in_flight_exits_0_without_tracebacks(workspace: Path) -> None:
+    with started(workspace, stderr=subprocess.PIPE) as server:
+        assert server.stdin is not None and server.stdout is not None and server.stderr is not None
+        for number, (command, argument) in enumerate(
+            [("treeflow.getRun", {"runId": "no"}), ("treeflow.run", {})]
+        ):
+            params = {"command": command, "arguments": [argument]}
+            send(server.stdin, {"id": 10 + number, "method": "workspace/executeCommand", "params": params})
+        send(server.stdin, {"id": 3, "method": "shutdown"})
+        send(server.stdin, {"method": "exit"})
+        answers = {m["id"]: m for m in read_messages(server.stdout) if "id" in m and "method" not in m}
+        assert server.wait(timeout=10) == 0
+        stderr = server.stderr.read().decode()
+    assert "no run 'no'" in answers[10]["error"]["message"]
+    assert "needs `workflow`" in answers[11]["error"]["message"]
+    assert "error" not in answers[3]
+    assert "Traceback" not in stderr and "needs `workflow`" in stderr
+
+
 def test_a_client_that_stops_reading_does_not_stall_runs(workspace: Path) -> None:
     # Each step prints about 1 MiB, more than the pipe to the client holds; the client reads
     # nothing until the run has ended, then finds the final state among what was sent.

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 import anyio
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.io_ import run_async
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
@@ -64,6 +65,13 @@ class PipeWriter:
 
 
 class TreeflowProtocol(LanguageServerProtocol):
+    @lsp_method(types.SHUTDOWN)
+    def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
+        # pygls cancels the requests in flight here, iterating the very dict their ending changes;
+        # treeflow lets them finish, and `exit` gives them a moment before it cancels them.
+        self._shutdown = True
+        yield from ()
+
     @lsp_method(types.EXIT)
     def lsp_exit(self, *args: Any) -> Generator[Any, Any, None]:
         # pygls ends the process from inside the event loop on `exit`; treeflow stops reading
@@ -106,7 +114,10 @@ class TreeflowServer(LanguageServer):
         self._stop_reading()
 
     def report_server_error(self, error: Exception, source: Any) -> None:
-        log.error("%s", error)
+        if isinstance(error, JsonRpcException):
+            log.info("request refused: %s", error)  # the client has the answer; not a fault here
+        else:
+            log.error("%s", error)
 
     def client_supports_progress(self) -> bool:
         capabilities = self.protocol.client_capabilities
@@ -221,6 +232,19 @@ def configure_logging(server: TreeflowServer, log_file: Path | None, verbose: bo
         root.addHandler(handler)
     # pygls logs every message it sends at INFO; that is noise at this volume.
     logging.getLogger("pygls").setLevel(logging.WARNING)
+    for stderr_handler in logging.getLogger().handlers:
+        stderr_handler.addFilter(_without_traceback_for_answered_errors)
+
+
+def _without_traceback_for_answered_errors(record: logging.LogRecord) -> bool:
+    """A request refused with a JSON-RPC error (bad parameters, say) is no crash: one line, no traceback."""
+    if record.exc_info and isinstance(record.exc_info[1], JsonRpcException):
+        record.msg = f"request answered with an error: {record.exc_info[1]}"
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+    return True
 
 
 class _ClientLogHandler(logging.Handler):
