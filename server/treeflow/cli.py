@@ -13,8 +13,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import anyio
-
 from treeflow.core.agent_protocol import STATES
 from treeflow.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED
 
@@ -167,6 +165,7 @@ def serve_command(args: argparse.Namespace) -> int:
     lsp = importlib.import_module("treeflow.lsp")
     server = lsp.create_server()
     lsp.configure_logging(server, args.log_file, args.verbose)
+    anyio = importlib.import_module("anyio")
     code: int = anyio.run(server.serve, sys.stdin.buffer, sys.stdout.buffer)
     return code
 
