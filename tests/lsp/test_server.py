@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from tests.lsp.conftest import write_workflow
 pytestmark = pytest.mark.asyncio
 
 FINAL = ("succeeded", "failed", "cancelled")
+SCRIPTED_AGENT = Path(__file__).parents[1] / "agents" / "scripted_agent.py"
 
 
 async def command(client: LanguageClient, name: str, *arguments: Any) -> Any:
@@ -88,6 +90,26 @@ async def test_a_run_reports_progress_begin_reports_end_and_a_final_update(
 
     logs = [entry for entry in client.logs if entry["runId"] == run_id]  # type: ignore[attr-defined]
     assert "one\n" in "".join(entry["text"] for entry in logs if entry["stepId"] == "first")
+
+
+async def test_agent_progress_appears_in_the_progress_reports(
+    client: LanguageClient, workspace: Path
+) -> None:
+    path = write_workflow(
+        workspace,
+        f"""\
+        steps:
+          review:
+            agent:
+              prompt: review the change
+              command: {sys.executable} {SCRIPTED_AGENT} succeed
+        """,
+    )
+    run_id = (await command(client, "treeflow.run", {"workflow": path.as_uri()}))["runId"]
+    run = await final_update(client, run_id)
+    assert run["status"] == "succeeded", run
+    messages = [report.message for report in client.progress_reports[f"treeflow/run/{run_id}"][1:-1]]
+    assert any(message.startswith("0/1 · running: review (") and "quarter" in message for message in messages)
 
 
 async def test_cancel_command_stops_the_run_and_leaves_nothing(
