@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
+
 from tests.conftest import git
-from treeflow.core.git import try_lock_file, unlock_file
+from treeflow.core.git import open_repository, try_lock_file, unlock_file
+from treeflow.core.worktree import worktree_root as treeflow_worktree_root
 
 TREEFLOW = [sys.executable, "-m", "treeflow.cli"]
 
@@ -22,9 +25,14 @@ def treeflow_branches(repo: Path) -> set[str]:
     return set(out.splitlines())
 
 
-def leftover_worktree(repo: Path, root: Path, run_id: str, step: str) -> Path:
+def step_worktree_path(repo: Path, run_id: str, step: str) -> Path:
+    """Where treeflow puts the worktree of ``step`` (under $TREEFLOW_WORKTREE_ROOT in these tests)."""
+    return treeflow_worktree_root(anyio.run(open_repository, repo)) / run_id / step
+
+
+def leftover_worktree(repo: Path, run_id: str, step: str) -> Path:
     """A worktree as a crashed run leaves it: registered, on its branch, with uncommitted work."""
-    path = root / "leftover" / run_id / step
+    path = step_worktree_path(repo, run_id, step)
     path.parent.mkdir(parents=True)
     git(repo, "worktree", "add", "-q", "-b", f"treeflow/{run_id}/{step}", str(path), "HEAD")
     (path / "unsaved.txt").write_text("work in progress\n")
@@ -32,7 +40,7 @@ def leftover_worktree(repo: Path, root: Path, run_id: str, step: str) -> Path:
 
 
 def test_clean_saves_and_removes_leftover_worktrees(repo: Path, worktree_root: Path) -> None:
-    path = leftover_worktree(repo, worktree_root, "20260101-000000-dead", "build")
+    path = leftover_worktree(repo, "20260101-000000-dead", "build")
     done = treeflow(repo, "clean")
     assert done.returncode == 0, done.stderr
     assert f"remove worktree {path}" in done.stdout
@@ -75,7 +83,7 @@ def test_clean_keeps_unmerged_work_and_deletes_the_rest(repo: Path) -> None:
 
 
 def test_clean_prunes_worktrees_whose_folder_vanished(repo: Path, worktree_root: Path) -> None:
-    path = leftover_worktree(repo, worktree_root, "20260101-000000-gone", "s")
+    path = leftover_worktree(repo, "20260101-000000-gone", "s")
     shutil.rmtree(path)
     done = treeflow(repo, "clean")
     assert done.returncode == 0, done.stderr
@@ -85,7 +93,7 @@ def test_clean_prunes_worktrees_whose_folder_vanished(repo: Path, worktree_root:
 
 def test_clean_leaves_a_live_run_alone(repo: Path, worktree_root: Path) -> None:
     run_id = "20260101-000000-live"
-    path = leftover_worktree(repo, worktree_root, run_id, "s")
+    path = leftover_worktree(repo, run_id, "s")
     lock = try_lock_file(repo / ".git" / "treeflow" / "runs" / f"{run_id}.lock")
     assert lock is not None
     try:
@@ -101,12 +109,89 @@ def test_clean_leaves_a_live_run_alone(repo: Path, worktree_root: Path) -> None:
 def test_a_worktree_clean_cannot_remove_is_reported_and_the_rest_goes_on(
     repo: Path, worktree_root: Path
 ) -> None:
-    stuck = leftover_worktree(repo, worktree_root, "20260101-000000-aaaa", "stuck")
+    stuck = leftover_worktree(repo, "20260101-000000-aaaa", "stuck")
     git(repo, "worktree", "lock", str(stuck))
-    other = leftover_worktree(repo, worktree_root, "20260101-000000-bbbb", "other")
+    other = leftover_worktree(repo, "20260101-000000-bbbb", "other")
     done = treeflow(repo, "clean")
     assert done.returncode == 1
     assert f"kept worktree {stuck}: could not remove it" in done.stdout
     assert f"remove worktree {other}" in done.stdout
     assert stuck.exists()
     assert not other.exists()
+
+
+def test_a_worktree_of_the_user_on_a_treeflow_branch_is_never_touched(repo: Path, tmp_path: Path) -> None:
+    (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'echo a > a.txt'}\n")
+    assert treeflow(repo, "run").returncode == 0
+    run_branch = next(b for b in treeflow_branches(repo) if b.startswith("treeflow/runs/"))
+    review = tmp_path / "review"
+    git(repo, "worktree", "add", "-q", str(review), run_branch)
+    (review / "mine.txt").write_text("the user's own work\n")
+    done = treeflow(repo, "clean")
+    assert done.returncode == 0, done.stderr
+    assert (review / "mine.txt").read_text() == "the user's own work\n"
+    assert git(review, "status", "--porcelain") == "?? mine.txt"
+    assert run_branch in treeflow_branches(repo)
+
+
+def test_the_branch_checked_out_in_the_main_checkout_is_kept(repo: Path) -> None:
+    (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'echo a > a.txt'}\n")
+    assert treeflow(repo, "run").returncode == 0
+    step_branch = next(b for b in treeflow_branches(repo) if not b.startswith("treeflow/runs/"))
+    git(repo, "checkout", "-q", step_branch)
+    done = treeflow(repo, "clean")
+    assert done.returncode == 0, done.stderr
+    assert step_branch in treeflow_branches(repo)
+    assert git(repo, "symbolic-ref", "--short", "HEAD") == step_branch
+
+
+def test_the_stash_does_not_count_as_a_branch_that_keeps_work(repo: Path) -> None:
+    (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'echo a > a.txt'}\n")
+    git(repo, "add", "treeflow.yml")
+    git(repo, "commit", "-qm", "workflow")
+    assert treeflow(repo, "run").returncode == 0
+    run_branch = next(b for b in treeflow_branches(repo) if b.startswith("treeflow/runs/"))
+    git(repo, "checkout", "-q", run_branch)
+    (repo / "a.txt").write_text("edited on top of the run\n")
+    git(repo, "stash", "-q")
+    git(repo, "checkout", "-q", "main")
+    done = treeflow(repo, "clean")
+    assert done.returncode == 0, done.stderr
+    assert run_branch in treeflow_branches(repo), done.stdout
+
+
+def test_a_dry_run_gives_the_reasons_the_real_clean_gives(repo: Path) -> None:
+    (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'echo a > a.txt'}\n")
+    assert treeflow(repo, "run").returncode == 0
+    dry = treeflow(repo, "clean", "--dry-run")
+    real = treeflow(repo, "clean")
+    assert dry.returncode == real.returncode == 0, dry.stderr + real.stderr
+    kept = [line for line in real.stdout.splitlines() if line.startswith("kept branch treeflow/runs/")]
+    assert kept and kept[0].endswith("1 commit(s) found on no other branch")
+    assert kept[0] in dry.stdout.splitlines()
+
+
+def test_a_worktree_whose_creation_was_cut_short_is_removed_without_a_commit(
+    repo: Path, worktree_root: Path
+) -> None:
+    # Registered with --no-checkout and still locked, as git leaves it when stopped half-way:
+    # committing it would record every file as deleted.
+    path = step_worktree_path(repo, "20260101-000000-dead", "a")
+    path.parent.mkdir(parents=True)
+    git(
+        repo,
+        "worktree",
+        "add",
+        "-q",
+        "--no-checkout",
+        "-b",
+        "treeflow/20260101-000000-dead/a",
+        str(path),
+        "HEAD",
+    )
+    git(repo, "worktree", "lock", "--reason", "initializing", str(path))
+    done = treeflow(repo, "clean")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not path.exists()
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert treeflow_branches(repo) == set()

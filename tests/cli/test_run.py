@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import random
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from tests.conftest import git
 from tests.helpers import pid_alive, read_pids, wait_for_files
 
 TREEFLOW = [sys.executable, "-m", "treeflow.cli"]
@@ -170,6 +172,35 @@ def test_sigint_cancels_the_run_kills_every_tree_and_exits_130(repo: Path) -> No
     assert result["steps"]["sleeper"]["status"] == "cancelled"
     assert result["steps"]["later"]["status"] == "skipped"
     assert [name for name, pid in read_pids(repo / "pids").items() if pid_alive(pid)] == []
+
+
+def test_ctrl_c_while_worktrees_are_made_leaves_no_worktree_and_no_branch(repo: Path) -> None:
+    # A terminal's Ctrl-C reaches the whole process group, git commands included, at any moment;
+    # early on, that is while step worktrees are being registered and checked out.
+    for index in range(200):
+        (repo / f"f{index}.txt").write_text(f"{index}\n")
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", "many files")
+    write_workflow(repo, "steps:\n" + "".join(f"  s{i}: {{run: 'sleep 0.5'}}\n" for i in range(4)))
+    pacing = random.Random(7)
+    for _ in range(16):
+        with subprocess.Popen(
+            [*TREEFLOW, "run", "--max-parallel", "4"],
+            cwd=repo,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        ) as process:
+            time.sleep(pacing.uniform(0.1, 0.4))
+            os.killpg(process.pid, signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+        # Killed by the signal itself (-2) only when it comes before the interpreter is ready.
+        assert process.returncode in (0, 130, -signal.SIGINT), stderr
+        assert "Traceback" not in stderr
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert git(repo, "branch", "--list", "treeflow/*") == ""
+    assert git(repo, "status", "--porcelain") == "?? treeflow.yml"
 
 
 def test_terminal_shows_a_summary_table(repo: Path) -> None:

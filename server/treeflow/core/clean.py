@@ -28,6 +28,7 @@ from treeflow.core.git import (
     git_locked,
     git_status,
     identity_env,
+    is_checked_out,
     try_lock_file,
     unlock_file,
 )
@@ -52,6 +53,7 @@ class Action:
 class _Worktree:
     path: Path
     branch: str | None
+    lock: str | None  # the reason given, "" for none; None when not locked
 
 
 async def clean(repo: Repository, *, dry_run: bool, keep_days: int = 30) -> list[Action]:
@@ -125,12 +127,11 @@ async def _clean_worktrees(
 ) -> None:
     root = worktree_root(repo)
     for worktree in await _list_worktrees(repo):
-        inside_root = worktree.path.is_relative_to(root)
-        if not inside_root and not (worktree.branch or "").startswith("treeflow/"):
+        # Only treeflow makes worktrees under its root; one elsewhere is the user's, even on a
+        # treeflow branch (`git worktree add ../review treeflow/runs/…`), and is never touched.
+        if not worktree.path.is_relative_to(root):
             continue
-        run_id = _run_of(worktree.branch) or (
-            worktree.path.relative_to(root).parts[0] if inside_root else None
-        )
+        run_id = _run_of(worktree.branch) or worktree.path.relative_to(root).parts[0]
         if _is_live(run_id, active):
             actions.append(Action(f"kept worktree {worktree.path}", f"run {run_id} is still going on", False))
             continue
@@ -139,12 +140,14 @@ async def _clean_worktrees(
         saved = ""
         if not dry_run:
             try:
-                commit = await commit_worktree(
-                    worktree.path,
-                    "treeflow: work left in a worktree, saved by `treeflow clean`",
-                    [TREEFLOW_DIR],
-                    await identity_env(repo),
-                )
+                commit = None
+                if await is_checked_out(worktree.path):
+                    commit = await commit_worktree(
+                        worktree.path,
+                        "treeflow: work left in a worktree, saved by `treeflow clean`",
+                        [TREEFLOW_DIR],
+                        await identity_env(repo),
+                    )
             except GitError as exc:
                 actions.append(
                     Action(
@@ -158,7 +161,11 @@ async def _clean_worktrees(
             if commit:
                 saved = f"; its changes were committed to {worktree.branch} as {commit[:12]}"
             try:
-                await git_locked(lock, repo.root, "worktree", "remove", "--force", str(worktree.path))
+                # git locks a worktree as "initializing" while it makes it; one whose creation was
+                # cut short stays so, and only a double --force removes it. Other locks are the
+                # user's, and are respected.
+                force = ["--force", "--force"] if worktree.lock == "initializing" else ["--force"]
+                await git_locked(lock, repo.root, "worktree", "remove", *force, str(worktree.path))
             except GitError as exc:
                 reason = f"could not remove it{saved}: {exc}"
                 actions.append(Action(f"kept worktree {worktree.path}", reason, False, failed=True))
@@ -197,12 +204,22 @@ async def _clean_branches(
     branches = [tuple(line.split(" ", 1)) for line in listing.splitlines() if line]
     # Step branches first: once they are gone, a run branch is judged against the user's refs only.
     branches.sort(key=lambda item: (item[0].startswith("treeflow/runs/"), item[0]))
-    checked_out = {w.branch for w in await _list_worktrees(repo) if w.branch}
+    checked_out = {w.branch for w in await _list_worktrees(repo, with_main=True) if w.branch}
     deleted: set[str] = set()
     for name, tip in branches:
         if _is_live(_run_of(name), active) or name in checked_out:
             continue
-        holders = await git(repo.root, "for-each-ref", "--format=%(refname)", "--contains", tip)
+        # Only refs that keep commits for good count: not the stash, bisect or rewrite backups.
+        holders = await git(
+            repo.root,
+            "for-each-ref",
+            "--format=%(refname)",
+            "--contains",
+            tip,
+            "refs/heads/",
+            "refs/tags/",
+            "refs/remotes/",
+        )
         keepers = [ref for ref in holders.splitlines() if ref not in (f"refs/heads/{name}", *deleted)]
         if keepers:
             holder = keepers[0].removeprefix("refs/heads/")
@@ -213,9 +230,9 @@ async def _clean_branches(
                 Action(f"{verb}delete branch {name}", f"its commits are all in {holder}", not dry_run)
             )
             continue
-        count = await git(
-            repo.root, "rev-list", "--count", tip, "--not", f"--exclude=refs/heads/{name}", "--all"
-        )
+        # Branches deleted above count as gone, as they are once a dry run is done for real.
+        excluded = [f"--exclude={ref}" for ref in (f"refs/heads/{name}", *sorted(deleted))]
+        count = await git(repo.root, "rev-list", "--count", tip, "--not", *excluded, "--all")
         actions.append(Action(f"kept branch {name}", f"{count} commit(s) found on no other branch", False))
 
 
@@ -224,20 +241,23 @@ def _run_of(branch: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-async def _list_worktrees(repo: Repository) -> list[_Worktree]:
+async def _list_worktrees(repo: Repository, *, with_main: bool = False) -> list[_Worktree]:
     listing = await git(repo.root, "worktree", "list", "--porcelain")
     worktrees: list[_Worktree] = []
     path: Path | None = None
     branch: str | None = None
+    locked: str | None = None
     for line in [*listing.splitlines(), ""]:
         if line.startswith("worktree "):
             path = Path(line.removeprefix("worktree "))
         elif line.startswith("branch "):
             branch = line.removeprefix("branch refs/heads/")
+        elif line == "locked" or line.startswith("locked "):
+            locked = line.removeprefix("locked").strip()
         elif not line and path is not None:
-            if path != repo.root:
-                worktrees.append(_Worktree(path, branch))
-            path, branch = None, None
+            if with_main or path != repo.root:
+                worktrees.append(_Worktree(path, branch, locked))
+            path, branch, locked = None, None, None
     return worktrees
 
 

@@ -81,8 +81,10 @@ async def git_status(cwd: Path, *args: str, env: Mapping[str, str] | None = None
     """Run git and return (exit status, stdout, stderr) whatever the status."""
     use_pidfd_child_watcher()
     full_env = None if env is None else {**os.environ, **env}
+    # In a session of its own, git is out of reach of a terminal's Ctrl-C, which goes to the whole
+    # foreground group: treeflow decides when a git command may be stopped, not the keyboard.
     result = await anyio.run_process(
-        ["git", *args], cwd=cwd, check=False, stdin=subprocess.DEVNULL, env=full_env
+        ["git", *args], cwd=cwd, check=False, stdin=subprocess.DEVNULL, env=full_env, start_new_session=True
     )
     return (
         result.returncode,
@@ -321,6 +323,14 @@ async def commit_worktree(
     commit = await git(worktree, "commit-tree", "--no-gpg-sign", tree, "-p", head, "-m", message, env=env)
     await git(worktree, "update-ref", "-m", "treeflow: save step work", "HEAD", commit, head)
     return commit
+
+
+async def is_checked_out(worktree: Path) -> bool:
+    """Whether files were ever checked out into ``worktree``: one made with `--no-checkout` and
+    left so (its creator stopped first) has no index yet, and committing it would record every
+    file as deleted."""
+    index = await git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index")
+    return await anyio.to_thread.run_sync(os.path.exists, index)
 
 
 def _existing(folder: Path, paths: list[str]) -> list[str]:

@@ -16,7 +16,14 @@ from pathlib import Path
 import anyio
 
 from treeflow.core import journal
-from treeflow.core.git import RepoLock, Repository, identity_env, try_lock_file, unlock_file
+from treeflow.core.git import (
+    RepoLock,
+    Repository,
+    identity_env,
+    is_checked_out,
+    try_lock_file,
+    unlock_file,
+)
 from treeflow.core.model import RunStatus, StepStatus
 from treeflow.core.process import (
     end_process_group,
@@ -99,7 +106,7 @@ async def _recover_run(
                 repo,
                 lock,
                 worktree,
-                populated=True,
+                populated=await is_checked_out(step.worktree),
                 message=f"treeflow: work of step {step_id}, saved after an interruption\n\nRun {run_id}.",
                 identity=identity,
                 warn=_prefixed(say, step_id),

@@ -105,9 +105,12 @@ async def step_worktree(
     with other steps, which is what keeps concurrent creation both safe and fast.
     """
     await anyio.to_thread.run_sync(lambda: path.parent.mkdir(parents=True, exist_ok=True))
-    await git_locked(
-        lock, repo.root, "worktree", "add", "--no-checkout", "--no-track", "-b", branch, str(path), start
-    )
+    # A `worktree add` stopped half-way leaves a registration that no `finally` below would undo,
+    # or even one that breaks `git log --all`; it takes milliseconds, so it always completes.
+    with anyio.CancelScope(shield=True):
+        await git_locked(
+            lock, repo.root, "worktree", "add", "--no-checkout", "--no-track", "-b", branch, str(path), start
+        )
     worktree = StepWorktree(path=path, branch=branch, start=start)
     populated = False
     try:
