@@ -296,3 +296,58 @@ async def test_a_worktree_that_cannot_be_removed_is_reported_not_ignored(repo: P
     assert len(result.warnings) == 1
     assert "could not remove worktree" in result.warnings[0]
     assert left[0] in result.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("moves", "where"),
+    [
+        ("git checkout -q --detach", "a detached HEAD"),
+        ("git branch other && git checkout -q other", "other"),
+    ],
+)
+async def test_a_step_that_leaves_its_branch_keeps_its_worktree_and_fails(
+    repo: Path, moves: str, where: str
+) -> None:
+    result = await run_workflow(
+        repo,
+        f"steps:\n  s: {{run: '{moves} && echo w > w.txt'}}\n  after: {{run: 'true', needs: [s]}}\n",
+        worktrees=True,
+    )
+    step = result.steps["s"]
+    assert step.status is StepStatus.FAILED
+    assert f"the worktree is on {where}, not on its branch" in (step.error or "")
+    assert result.steps["after"].status is StepStatus.SKIPPED
+    left = treeflow_worktrees(repo)
+    assert len(left) == 1
+    assert (Path(left[0]) / "w.txt").read_text() == "w\n"
+    assert git(repo, "log", "-1", "--format=%s", "main") == "initial"
+
+
+async def test_a_step_that_deletes_its_own_worktree_fails_without_breaking_the_run(repo: Path) -> None:
+    result = await run_workflow(
+        repo,
+        "fail_fast: false\nsteps:\n"
+        "  gone: {run: 'rm -rf \"$TREEFLOW_WORKTREE\"'}\n"
+        "  other: {run: 'sleep 0.3; echo o > o.txt'}\n",
+        worktrees=True,
+    )
+    assert result.steps["gone"].status is StepStatus.FAILED
+    assert "its work was not saved" in (result.steps["gone"].error or "")
+    other = result.steps["other"]
+    assert other.status is StepStatus.SUCCEEDED
+    assert show(repo, other.branch or "?", "o.txt") == "o"
+
+
+async def test_a_step_without_its_git_file_is_never_committed_to_an_enclosing_repository(
+    repo: Path, worktree_root: Path
+) -> None:
+    # Worktrees inside another repository (a home folder under git, say): with the worktree's .git
+    # file gone, git would take the enclosing repository for the step's own.
+    worktree_root.mkdir(parents=True, exist_ok=True)
+    git(worktree_root, "init", "-q")
+    git(worktree_root, "commit", "-q", "--allow-empty", "-m", "enclosing")
+    result = await run_workflow(repo, "steps:\n  s: {run: 'rm .git && echo w > w.txt'}\n", worktrees=True)
+    step = result.steps["s"]
+    assert step.status is StepStatus.FAILED
+    assert ".git file is gone" in (step.error or "")
+    assert git(worktree_root, "log", "--format=%s") == "enclosing"

@@ -33,7 +33,7 @@ from treeflow.core.git import (
     unlock_file,
 )
 from treeflow.core.model import RunStatus
-from treeflow.core.worktree import run_lock_path, worktree_root
+from treeflow.core.worktree import run_lock_path, why_not_savable, worktree_root
 
 _BRANCH_RUN = re.compile(r"^treeflow/(?:runs/)?([^/]+)")
 
@@ -142,13 +142,17 @@ async def _clean_worktrees(
             try:
                 commit = None
                 if await is_checked_out(worktree.path):
+                    problem = await why_not_savable(worktree.path, worktree.branch)
+                    if problem is not None:
+                        actions.append(Action(f"kept worktree {worktree.path}", problem, False, failed=True))
+                        continue
                     commit = await commit_worktree(
                         worktree.path,
                         "treeflow: work left in a worktree, saved by `treeflow clean`",
                         [TREEFLOW_DIR],
                         await identity_env(repo),
                     )
-            except GitError as exc:
+            except (GitError, OSError) as exc:
                 actions.append(
                     Action(
                         f"kept worktree {worktree.path}",

@@ -329,6 +329,8 @@ async def is_checked_out(worktree: Path) -> bool:
     """Whether files were ever checked out into ``worktree``: one made with `--no-checkout` and
     left so (its creator stopped first) has no index yet, and committing it would record every
     file as deleted."""
+    if not await anyio.to_thread.run_sync(os.path.lexists, worktree / ".git"):
+        return True  # not for git to say; whoever saves it finds out why it cannot be saved
     index = await git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index")
     return await anyio.to_thread.run_sync(os.path.exists, index)
 

@@ -17,6 +17,7 @@ import anyio
 
 from treeflow.core import journal
 from treeflow.core.git import (
+    GitError,
     RepoLock,
     Repository,
     identity_env,
@@ -102,15 +103,21 @@ async def _recover_run(
             worktree.copied = [
                 str(p.relative_to(step.worktree)) for pattern in copied for p in step.worktree.glob(pattern)
             ]
-            await save_and_remove(
-                repo,
-                lock,
-                worktree,
-                populated=await is_checked_out(step.worktree),
-                message=f"treeflow: work of step {step_id}, saved after an interruption\n\nRun {run_id}.",
-                identity=identity,
-                warn=_prefixed(say, step_id),
-            )
+            try:
+                populated = await is_checked_out(step.worktree)
+            except (GitError, OSError) as exc:
+                say(f"  {step_id}: its worktree {step.worktree} is kept as it is: {exc}")
+                populated = None
+            if populated is not None:
+                await save_and_remove(
+                    repo,
+                    lock,
+                    worktree,
+                    populated=populated,
+                    message=f"treeflow: work of step {step_id}, saved after an interruption\n\nRun {run_id}.",
+                    identity=identity,
+                    warn=_prefixed(say, step_id),
+                )
             if worktree.commit is not None:
                 result.branch, result.commit = worktree.branch, worktree.commit
                 say(f"  {step_id}: its work is saved on {worktree.branch}")

@@ -217,6 +217,10 @@ class Run:
             result.log = log_file.path if log_file.created else None
             if place is not None:
                 result.branch, result.commit = place.branch, place.commit
+                if place.unsaved is not None and result.status is StepStatus.SUCCEEDED:
+                    # Steps after it would start without its work.
+                    result.status = StepStatus.FAILED
+                    result.error = f"its work was not saved: {place.unsaved}"
             self._ports.release(port)
             result.duration_s = time.monotonic() - started
         self._finish(step.id, result.status, result.error)

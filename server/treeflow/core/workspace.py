@@ -30,6 +30,7 @@ class StepPlace:
     start_commit: str | None = None
     branch: str | None = None  # the branch that keeps the step's work, once it has ended with some
     commit: str | None = None
+    unsaved: str | None = None  # why the work could not be committed (the worktree is kept)
 
 
 class Workspace(Protocol):

@@ -31,6 +31,7 @@ from treeflow.core.git import (
     commit_worktree,
     git,
     git_locked,
+    git_status,
     head_commit,
     identity_env,
     is_ancestor,
@@ -84,6 +85,7 @@ class StepWorktree:
     commit: str | None = None
     has_work: bool = False
     removed: bool = False
+    unsaved: str | None = None  # why its work could not be committed; it is then kept as it is
 
 
 @asynccontextmanager
@@ -134,26 +136,44 @@ async def save_and_remove(
 ) -> None:
     """Commit the step's changes to its branch, remove the worktree, and delete the branch if it got
     no commit. A failure to commit keeps the worktree as it is; nothing is ever discarded."""
-    if populated:
-        try:
+    try:
+        if populated:
+            problem = await why_not_savable(worktree.path, worktree.branch)
+            if problem is not None:
+                worktree.unsaved = problem
+                warn(f"{problem}; its worktree {worktree.path} is kept as it is")
+                return
             worktree.commit = await commit_worktree(
                 worktree.path, message, [TREEFLOW_DIR, *worktree.copied], identity
             )
-        except GitError as exc:
-            warn(f"could not commit the work in {worktree.path}, so it is kept there: {exc}")
-            return
-    tip = await git(repo.root, "rev-parse", f"refs/heads/{worktree.branch}")
+        tip = await git(repo.root, "rev-parse", f"refs/heads/{worktree.branch}")
+    except (GitError, OSError) as exc:
+        worktree.unsaved = f"could not commit the work in {worktree.path}: {exc}"
+        warn(f"{worktree.unsaved}; the worktree is kept as it is")
+        return
     worktree.has_work = tip != worktree.start
     worktree.commit = tip if worktree.has_work else None
     try:
         await git_locked(lock, repo.root, "worktree", "remove", "--force", str(worktree.path))
         worktree.removed = True
-    except GitError as exc:
+    except (GitError, OSError) as exc:
         warn(f"could not remove worktree {worktree.path}: {exc}; `treeflow clean` removes it later")
         return
     if not worktree.has_work:
         # The expected old value makes git refuse if anything moved the branch meanwhile.
         await git_locked(lock, repo.root, "update-ref", "-d", f"refs/heads/{worktree.branch}", worktree.start)
+
+
+async def why_not_savable(path: Path, branch: str | None) -> str | None:
+    """Why committing what ``path`` holds onto ``branch`` would lose or misplace work, if it would."""
+    if not await anyio.to_thread.run_sync(os.path.lexists, path / ".git"):
+        # Without it git would take the work for changes to whatever repository encloses the folder.
+        return f"its .git file is gone, so git cannot tell what changed in {path}"
+    head = (await git_status(path, "symbolic-ref", "--quiet", "HEAD"))[1].strip()
+    if head != f"refs/heads/{branch}":
+        where = head.removeprefix("refs/heads/") if head else "a detached HEAD"
+        return f"the worktree is on {where}, not on its branch {branch}" if branch else f"it is on {where}"
+    return None
 
 
 def copy_setup_files(source: Path, target: Path, patterns: tuple[str, ...]) -> list[str]:
@@ -274,6 +294,8 @@ class GitWorkspace:
                 place.branch = branch
                 place.commit = worktree.commit
                 self._results[step.id] = worktree.commit
+            if worktree is not None:
+                place.unsaved = worktree.unsaved
 
     async def _move_aside(self, branch: str) -> None:
         """A resumed step starts afresh; the branch holding its earlier, unfinished work is renamed
