@@ -203,6 +203,22 @@ def test_ctrl_c_while_worktrees_are_made_leaves_no_worktree_and_no_branch(repo: 
     assert git(repo, "status", "--porcelain") == "?? treeflow.yml"
 
 
+def test_a_run_from_a_git_hook_leaves_the_users_commit_and_index_alone(repo: Path) -> None:
+    # git gives its hooks GIT_INDEX_FILE (and more) naming the user's index; neither treeflow's own
+    # git commands nor a step's may write there.
+    write_workflow(repo, "steps:\n  s: {run: 'echo s > s.txt && git add s.txt'}\n")
+    git(repo, "add", "treeflow.yml")
+    git(repo, "commit", "-qm", "workflow")
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\nexec {sys.executable} -m treeflow.cli run --json > ../hook-result.json\n")
+    hook.chmod(0o755)
+    (repo / "README.md").write_text("changed by the user\n")
+    git(repo, "commit", "-qam", "user commit")
+    assert json.loads((repo.parent / "hook-result.json").read_text())["status"] == "succeeded"
+    assert git(repo, "show", "--name-only", "--format=", "HEAD") == "README.md"
+    assert git(repo, "status", "--porcelain") == ""
+
+
 def test_terminal_shows_a_summary_table(repo: Path) -> None:
     write_workflow(repo, "steps:\n  one: {run: 'echo hi'}\n  two: {run: 'echo boom-line; exit 3'}\n")
     parent, child = pty.openpty()

@@ -69,6 +69,36 @@ class Repository:
         return self.common_dir / "treeflow"
 
 
+# What `git rev-parse --local-env-vars` lists: set by git for its hooks (GIT_INDEX_FILE during a
+# commit, say), they would point treeflow's git commands, and git run by steps, at the user's own
+# index and repository instead of the worktree's.
+REPOSITORY_ENV_VARS = frozenset(
+    {
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_CONFIG",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_CONFIG_COUNT",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_IMPLICIT_WORK_TREE",
+        "GIT_GRAFT_FILE",
+        "GIT_INDEX_FILE",
+        "GIT_NO_REPLACE_OBJECTS",
+        "GIT_REPLACE_REF_BASE",
+        "GIT_PREFIX",
+        "GIT_INTERNAL_SUPER_PREFIX",
+        "GIT_SHALLOW_FILE",
+        "GIT_COMMON_DIR",
+    }
+)
+
+
+def environ_without_repository() -> dict[str, str]:
+    """This process's environment without the variables that tie git to one repository."""
+    return {name: value for name, value in os.environ.items() if name not in REPOSITORY_ENV_VARS}
+
+
 async def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     """Run git with an argument list and return its stdout without the final newline."""
     code, out, err = await git_status(cwd, *args, env=env)
@@ -80,7 +110,7 @@ async def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> st
 async def git_status(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
     """Run git and return (exit status, stdout, stderr) whatever the status."""
     use_pidfd_child_watcher()
-    full_env = None if env is None else {**os.environ, **env}
+    full_env = {**environ_without_repository(), **(env or {})}
     # In a session of its own, git is out of reach of a terminal's Ctrl-C, which goes to the whole
     # foreground group: treeflow decides when a git command may be stopped, not the keyboard.
     result = await anyio.run_process(

@@ -35,7 +35,7 @@ from treeflow.core.events import (
     StepRetrying,
     StepStarted,
 )
-from treeflow.core.git import Repository
+from treeflow.core.git import Repository, environ_without_repository
 from treeflow.core.model import RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S, process_start_ticks, run_shell
@@ -96,7 +96,7 @@ class Run:
         self._workspace = workspace or CheckoutWorkspace(repo)
         self._rng = rng or random.Random()
         self._ports = PortPool()
-        self._base_env = {**os.environ, **workflow.env}
+        self._base_env = {**environ_without_repository(), **workflow.env}
         step_ids = select_steps(workflow, options.select)
         self.result = RunResult(
             run_id=options.run_id or new_run_id(),
