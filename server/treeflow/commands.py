@@ -41,6 +41,37 @@ class UsageError(Exception):
 def dispatch(args: argparse.Namespace) -> int:
     """Run the command ``args`` names; errors the user can cause become a message and exit status 2."""
     try:
+        return _dispatch_unwrapped(args)
+    except BaseExceptionGroup as group:
+        # A task group wraps what its tasks raise; an error of the user's is still the user's.
+        _, others = group.split(_USER_ERRORS)
+        if others is not None:
+            raise
+        return _report_user_error(_first_leaf(group))
+
+
+_USER_ERRORS = (WorkflowError, UsageError, NotARepository, UnknownStep, WorkspaceError, JournalUnavailable)
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _report_user_error(error: BaseException) -> int:
+    """Say what is wrong; exit status 2."""
+    if isinstance(error, WorkflowError):
+        for line in error.errors:
+            print(line, file=sys.stderr)
+        count = len(error.errors)
+        print(f"{count} error{'s' if count != 1 else ''} in the workflow", file=sys.stderr)
+    else:
+        print(f"treeflow: {error}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _dispatch_unwrapped(args: argparse.Namespace) -> int:
+    try:
         if args.command == "validate":
             return validate_command(args)
         if args.command in ASYNC_COMMANDS:
@@ -50,15 +81,8 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.command == "init":
             return init_command(args)
         raise AssertionError(f"unhandled command {args.command}")
-    except WorkflowError as exc:
-        for error in exc.errors:
-            print(error, file=sys.stderr)
-        count = len(exc.errors)
-        print(f"{count} error{'s' if count != 1 else ''} in the workflow", file=sys.stderr)
-        return EXIT_USAGE
-    except (UsageError, NotARepository, UnknownStep, WorkspaceError, JournalUnavailable) as exc:
-        print(f"treeflow: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except _USER_ERRORS as exc:
+        return _report_user_error(exc)
 
 
 def _workflow_path(given: Path | None, repo_dir: Path) -> Path:
@@ -72,8 +96,18 @@ def _workflow_path(given: Path | None, repo_dir: Path) -> Path:
         raise UsageError(str(exc)) from exc
 
 
+def _enclosing_repository(folder: Path) -> Path:
+    """The root of the git checkout holding ``folder`` (where `run` looks for a workflow), found
+    without git so that `validate` stays instant; ``folder`` itself outside any checkout."""
+    folder = folder.absolute()
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return folder
+
+
 def validate_command(args: argparse.Namespace) -> int:
-    path = _workflow_path(args.workflow, args.repo)
+    path = _workflow_path(args.workflow, args.repo if args.workflow else _enclosing_repository(args.repo))
     workflow = load_workflow(path)
     print(f"{path}: ok ({len(workflow.steps)} steps)")
     return EXIT_OK
@@ -81,7 +115,8 @@ def validate_command(args: argparse.Namespace) -> int:
 
 async def run_command(args: argparse.Namespace) -> int:
     repo = await _open_and_recover(args.repo)
-    path = _workflow_path(args.workflow, args.repo if args.workflow else repo.root)
+    # Absolute, as the journal keeps it for `resume`, which may start from another folder.
+    path = _workflow_path(args.workflow, args.repo if args.workflow else repo.root).absolute()
     workflow = load_workflow(path)
     options = RunOptions(select=tuple(args.step), max_parallel=args.max_parallel)
     return await _execute(args, repo, workflow, options, GitWorkspace(repo, workflow))
@@ -98,11 +133,17 @@ async def resume_command(args: argparse.Namespace) -> int:
     if status is RunStatus.SUCCEEDED:
         raise UsageError(f"run {args.run_id} succeeded; there is nothing to resume")
     workflow = load_workflow(record.run.workflow_path)
-    selected = tuple(step_id for step_id in record.steps if step_id in workflow.steps)
+    gone = [step_id for step_id in record.steps if step_id not in workflow.steps]
+    if gone:
+        raise UsageError(
+            f"{record.run.workflow_path} no longer has step{'s' if len(gone) > 1 else ''} {', '.join(gone)} "
+            f"of run {args.run_id}, so the run cannot be finished as it began; start a new run"
+        )
+    selected = tuple(record.steps)
     completed = {
         step_id: step.result
         for step_id, step in record.steps.items()
-        if step.result.status is StepStatus.SUCCEEDED and step_id in workflow.steps
+        if step.result.status is StepStatus.SUCCEEDED
     }
     base = record.run.base_commit
     results = {

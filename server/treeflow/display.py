@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 from rich.console import Console, Group, RenderableType
@@ -145,7 +146,7 @@ def summary_table(run: RunResult) -> Table:
 
 def runs_table(runs: list[RunResult]) -> Table:
     table = Table()
-    table.add_column("run")
+    table.add_column("run", no_wrap=True, min_width=max((len(run.run_id) for run in runs), default=0))
     table.add_column("workflow")
     table.add_column("status")
     table.add_column("steps", justify="right")
@@ -178,12 +179,21 @@ def _run_style(run: RunResult) -> str:
     }.get(run.status.value, "")
 
 
+def _console() -> Console:
+    # Read by a program rather than a person, a line is as long as it needs: run ids and branch
+    # names must come out whole, to be copied or parsed.
+    return Console() if sys.stdout.isatty() else Console(width=_UNLIMITED_WIDTH)
+
+
+_UNLIMITED_WIDTH = 10_000
+
+
 def print_runs(runs: list[RunResult]) -> None:
-    Console().print(runs_table(runs))
+    _console().print(runs_table(runs))
 
 
 def print_run(run: RunResult) -> None:
-    console = Console()
+    console = _console()
     console.print(summary_table(run))
     console.print(Text(describe_run(run)))
     branch = describe_result_branch(run)

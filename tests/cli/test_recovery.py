@@ -197,6 +197,44 @@ def test_a_dead_run_is_recovered_once_when_several_treeflows_start_at_once(repo:
         assert sum(message.count("is marked interrupted") for message in messages) == 1, messages
 
 
+def test_resume_works_from_any_folder_whatever_path_the_run_was_given(repo: Path, tmp_path: Path) -> None:
+    (repo / "flows").mkdir()
+    (repo / "flows" / "checks.yml").write_text(
+        "steps:\n  a: {run: 'true'}\n  b: {run: 'false', needs: [a]}\n"
+    )
+
+    def treeflow_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        command = [*TREEFLOW, *args, "--json", "--repo", str(repo)]
+        return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=60)
+
+    first = treeflow_in(repo / "flows", "run", "checks.yml")
+    assert first.returncode == 1, first.stderr
+    run_id = json.loads(first.stdout)["run_id"]
+    resumed = treeflow_in(tmp_path, "resume", run_id)
+    assert resumed.returncode == 1, resumed.stderr
+    result = json.loads(resumed.stdout)
+    assert result["run_id"] == run_id
+    assert result["workflow_path"] == str(repo / "flows" / "checks.yml")
+
+
+def test_resume_refuses_a_run_whose_steps_the_workflow_no_longer_has(repo: Path) -> None:
+    (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'true'}\n  b: {run: 'false', needs: [a]}\n")
+    run_id = json.loads(treeflow(repo, "run", "--json").stdout)["run_id"]
+    (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'true'}\n  b2: {run: 'true', needs: [a]}\n")
+    done = treeflow(repo, "resume", run_id)
+    assert done.returncode == 2
+    assert f"no longer has step b of run {run_id}" in done.stderr
+
+
+def test_runs_and_show_print_whole_run_ids_and_branches_when_piped(repo: Path) -> None:
+    (repo / "treeflow.yml").write_text("steps:\n  a_step_with_a_rather_long_name: {run: 'echo a > a.txt'}\n")
+    run_id = json.loads(treeflow(repo, "run", "--json").stdout)["run_id"]
+    listing = treeflow(repo, "runs")
+    assert run_id in listing.stdout and f"treeflow/runs/{run_id}" in listing.stdout
+    shown = treeflow(repo, "show", run_id)
+    assert f"treeflow/{run_id}/a_step_with_a_rather_long_name" in shown.stdout
+
+
 def test_an_unopenable_journal_is_a_clear_error(repo: Path) -> None:
     (repo / ".git" / "treeflow" / "journal.db").mkdir(parents=True)
     (repo / "treeflow.yml").write_text("steps:\n  s: {run: 'true'}\n")

@@ -92,6 +92,14 @@ def test_validate_without_a_file_finds_the_repository_workflow(tmp_path: Path) -
     assert "checks.yml: ok (1 steps)" in done.stdout
 
 
+def test_validate_in_a_subfolder_finds_the_workflow_at_the_repository_root(repo: Path) -> None:
+    write(repo, "steps:\n  a: {run: x}\n")
+    (repo / "sub" / "deeper").mkdir(parents=True)
+    done = treeflow(repo / "sub" / "deeper", "validate")
+    assert done.returncode == 0, done.stderr
+    assert "treeflow.yml: ok (1 steps)" in done.stdout
+
+
 def test_validate_without_a_file_refuses_to_guess(tmp_path: Path) -> None:
     write(tmp_path, "steps:\n  a: {run: x}\n", name=".treeflow/a.yml")
     write(tmp_path, "steps:\n  b: {run: x}\n", name=".treeflow/b.yml")
@@ -133,6 +141,20 @@ def test_run_outside_a_git_repository_exits_2(tmp_path: Path) -> None:
     assert str(outside) in done.stderr
     assert "Traceback" not in done.stderr
     assert not marker.exists()
+
+
+def test_a_repository_without_commits_or_with_a_bad_base_exits_2_with_a_message(
+    repo: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    write(empty, "steps:\n  a: {run: 'true'}\n")
+    git(empty, "init", "-q")
+    write(repo, "base: no-such-branch\nsteps:\n  a: {run: 'true'}\n")
+    for folder, message in ((empty, "has no commits yet"), (repo, "base 'no-such-branch' is not a commit")):
+        done = treeflow(folder, "run")
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr
+        assert "Traceback" not in done.stderr
 
 
 def test_run_of_an_unknown_step_exits_2_naming_it(repo: Path, tmp_path: Path) -> None:
