@@ -133,7 +133,22 @@ class Run:
         result = self.result
         result.started_at = time.time()
         started = time.monotonic()
-        await self._workspace.open(result, self.warn)
+        try:
+            await self._workspace.open(result, self.warn)
+        except Exception:
+            if not self._cancel_requested:
+                raise
+            # Cancelled while the workspace was being prepared (a terminal's Ctrl-C can kill a git
+            # command in the instant before it leaves treeflow's process group): what failed then
+            # is an effect of the cancel, and the run simply never started.
+            self._sink.emit(RunStarted(result))
+            for step_id in result.steps:
+                self._finish_interrupted(step_id)
+            result.status = RunStatus.CANCELLED
+            result.ended_at = time.time()
+            result.duration_s = time.monotonic() - started
+            self._sink.emit(RunFinished(result))
+            return result
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._sink.emit(RunStarted(result))
         limiter = anyio.CapacityLimiter(self.max_parallel)
