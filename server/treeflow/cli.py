@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from treeflow import interrupts
 from treeflow.core.agent_protocol import STATES
 from treeflow.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED
 
@@ -131,14 +132,16 @@ def _fraction(text: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="treeflow: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    interrupts.hold()
     try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.WARNING,
+            format="treeflow: %(levelname)s: %(message)s",
+            stream=sys.stderr,
+        )
         if args.command == "serve":
+            interrupts.release()
             return serve_command(args)
         # Imported here so that `serve` does not pay for the engine before it answers `initialize`.
         commands = importlib.import_module("treeflow.commands")

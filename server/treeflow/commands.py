@@ -15,6 +15,7 @@ from pathlib import Path
 
 import anyio
 
+from treeflow import interrupts
 from treeflow.console import PlainSink
 from treeflow.core import journal
 from treeflow.core.agent import AgentStatus, find_task, report
@@ -71,6 +72,8 @@ def _report_user_error(error: BaseException) -> int:
 
 
 def _dispatch_unwrapped(args: argparse.Namespace) -> int:
+    if args.command not in ("run", "resume"):
+        interrupts.release()
     try:
         if args.command == "validate":
             return validate_command(args)
@@ -182,6 +185,9 @@ async def _execute(
                 group.start_soon(_cancel_on_signal, run)
                 result = await run.execute()
                 group.cancel_scope.cancel()
+            # The run is over and only the report is left: a late Ctrl-C has nothing to stop, and
+            # would only break the report off with a traceback.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     finally:
         await anyio.to_thread.run_sync(run_journal.close)
     if args.json:
@@ -269,6 +275,9 @@ def _print_json(value: object) -> None:
 
 async def _cancel_on_signal(run: Run) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        if interrupts.pending():
+            log.warning("SIGINT: cancelling the run; stopping every step")
+            run.cancel()
         async for signum in signals:
             log.warning("%s: cancelling the run; stopping every step", signal.Signals(signum).name)
             run.cancel()

@@ -35,7 +35,7 @@ from treeflow.core.events import (
     StepRetrying,
     StepStarted,
 )
-from treeflow.core.git import Repository, environ_without_repository
+from treeflow.core.git import GitError, Repository, environ_without_repository
 from treeflow.core.model import RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S, process_start_ticks, run_shell
@@ -227,6 +227,15 @@ class Run:
         except StepSetupError as exc:
             result.status = StepStatus.FAILED
             result.error = str(exc)
+        except (GitError, OSError) as exc:
+            if place is not None:
+                raise
+            if self._cancel_requested:
+                # A terminal's Ctrl-C can kill a git command in the instant before it leaves
+                # treeflow's process group; the cancel explains the failure.
+                result.status, result.error = StepStatus.CANCELLED, "the run was cancelled"
+            else:
+                result.status, result.error = StepStatus.FAILED, f"could not prepare its worktree: {exc}"
         finally:
             log_file.close()
             result.log = log_file.path if log_file.created else None
