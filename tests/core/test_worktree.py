@@ -351,3 +351,25 @@ async def test_a_step_without_its_git_file_is_never_committed_to_an_enclosing_re
     assert step.status is StepStatus.FAILED
     assert ".git file is gone" in (step.error or "")
     assert git(worktree_root, "log", "--format=%s") == "enclosing"
+
+
+async def test_edits_to_tracked_files_under_excluded_paths_are_kept(repo: Path) -> None:
+    (repo / ".treeflow").mkdir()
+    (repo / ".treeflow" / "notes.txt").write_text("tracked\n")
+    (repo / "app.cfg").write_text("tracked: 1\n")
+    git(repo, "add", ".treeflow", "app.cfg")
+    git(repo, "commit", "-qm", "tracked files where treeflow also writes")
+    result = await run_workflow(
+        repo,
+        """\
+        setup: {copy: ["*.cfg"]}
+        steps:
+          s: {run: "echo edited >> .treeflow/notes.txt && echo 'tracked: 2' > app.cfg && echo x > .treeflow/status.json"}
+        """,
+        worktrees=True,
+        workflow_path=repo.parent / "w.yml",
+    )
+    branch = result.steps["s"].branch or "?"
+    assert show(repo, branch, ".treeflow/notes.txt") == "tracked\nedited"
+    assert show(repo, branch, "app.cfg") == "tracked: 2"
+    assert ".treeflow/status.json" not in git(repo, "ls-tree", "-r", "--name-only", branch).splitlines()

@@ -343,9 +343,24 @@ async def commit_worktree(
     await git(worktree, "add", "--all", "--", ".")
     present = _existing(worktree, exclude)
     if present:
+        # Only files new to the branch are held back: edits to tracked files under an excluded
+        # path (a workflow in `.treeflow/`, a tracked file `setup.copy` also copies) are work.
         # Unstaging after the fact, rather than excluding in the pathspec, because git refuses a
         # pathspec that names an ignored file such as a copied `.env`.
-        await git(worktree, "reset", "--quiet", "--", *(f":(literal){path}" for path in present))
+        added = await git(
+            worktree,
+            "diff",
+            "--cached",
+            "--no-renames",
+            "--name-only",
+            "-z",
+            "--diff-filter=A",
+            "--",
+            *(f":(literal){path}" for path in present),
+        )
+        new_files = [name for name in added.split("\0") if name]
+        if new_files:
+            await git(worktree, "reset", "--quiet", "--", *(f":(literal){name}" for name in new_files))
     tree = await git(worktree, "write-tree")
     head, head_tree = (await git(worktree, "rev-parse", "HEAD", "HEAD^{tree}")).split()
     if tree == head_tree:
