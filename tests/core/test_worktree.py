@@ -373,3 +373,18 @@ async def test_edits_to_tracked_files_under_excluded_paths_are_kept(repo: Path) 
     assert show(repo, branch, ".treeflow/notes.txt") == "tracked\nedited"
     assert show(repo, branch, "app.cfg") == "tracked: 2"
     assert ".treeflow/status.json" not in git(repo, "ls-tree", "-r", "--name-only", branch).splitlines()
+
+
+async def test_files_copied_before_a_failing_copy_are_never_committed(repo: Path, tmp_path: Path) -> None:
+    (repo / "local.cfg").write_text("SECRET=1\n")  # untracked, and not ignored either
+    (tmp_path / "elsewhere").write_text("outside\n")
+    (repo / "escape").symlink_to(tmp_path / "elsewhere")
+    result = await run_workflow(
+        repo,
+        "setup: {copy: ['local.cfg', 'escape']}\nsteps:\n  s: {run: 'true'}\n",
+        worktrees=True,
+        workflow_path=repo.parent / "w.yml",
+    )
+    assert result.steps["s"].status is StepStatus.FAILED
+    assert "resolves outside the repository" in (result.steps["s"].error or "")
+    assert git(repo, "log", "--all", "--format=%H", "--", "local.cfg") == ""

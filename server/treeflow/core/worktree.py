@@ -118,7 +118,7 @@ async def step_worktree(
     try:
         await git(path, "reset", "--hard", "--quiet")
         populated = True
-        worktree.copied = await anyio.to_thread.run_sync(copy_setup_files, repo.root, path, copy)
+        await anyio.to_thread.run_sync(copy_setup_files, repo.root, path, copy, worktree.copied)
         yield worktree
     finally:
         with anyio.CancelScope(shield=True):
@@ -176,10 +176,10 @@ async def why_not_savable(path: Path, branch: str | None) -> str | None:
     return None
 
 
-def copy_setup_files(source: Path, target: Path, patterns: tuple[str, ...]) -> list[str]:
+def copy_setup_files(source: Path, target: Path, patterns: tuple[str, ...], copied: list[str]) -> None:
     """Copy files matching ``patterns`` (globs relative to the main checkout, such as `.env`) into a
-    fresh worktree; return their paths, relative to the repository, so that they are never committed."""
-    copied: list[str] = []
+    fresh worktree, adding each one's path to ``copied`` as it goes, so that none is ever committed,
+    even when a later one fails to copy."""
     source_root = source.resolve()
     for pattern in patterns:
         pure = Path(pattern)
@@ -193,14 +193,13 @@ def copy_setup_files(source: Path, target: Path, patterns: tuple[str, ...]) -> l
             relative = match.relative_to(source)
             if relative.parts and relative.parts[0] == ".git":
                 continue
+            copied.append(relative.as_posix())
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             if match.is_dir():
                 shutil.copytree(match, destination, symlinks=True, dirs_exist_ok=True)
             else:
                 shutil.copy2(match, destination, follow_symlinks=False)
-            copied.append(relative.as_posix())
-    return copied
 
 
 class GitWorkspace:
