@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--dry-run", action="store_true", help="only say what would be done")
     clean.add_argument(
         "--keep-days",
-        type=_positive_int,
+        type=_days,
         default=30,
         metavar="N",
         help="forget runs (journal rows and logs) that ended more than N days ago (default 30)",
@@ -111,14 +111,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _days(text: str) -> int:
+    return _whole_number(text, 0)
 
 
 def _fraction(text: str) -> float:

@@ -134,7 +134,9 @@ class PlainSink:
         elif isinstance(event, StepOutput):
             self._write(f"[{event.step_id}] | {event.line}")
         elif isinstance(event, StepProgress):
-            self._write(f"[{event.step_id}] agent: {describe_progress(event.progress, event.message)}")
+            progress = describe_progress(event.progress, event.message)
+            if progress:
+                self._write(f"[{event.step_id}] agent: {progress}")
         elif isinstance(event, AgentWaiting):
             self._write(f"[{event.step_id}] {describe_waiting(event)}")
         elif isinstance(event, StepRetrying):

@@ -324,6 +324,15 @@ def test_clean_forgets_old_runs_but_keeps_their_unmerged_branches(repo: Path) ->
     assert git(repo, "show", f"{run['result_branch']}:a.txt") == "hi"
 
 
+def test_clean_keep_days_0_forgets_every_ended_run(repo: Path) -> None:
+    (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'true'}\n")
+    run = json.loads(treeflow(repo, "run", "--json").stdout)
+    done = treeflow(repo, "clean", "--keep-days", "0")
+    assert done.returncode == 0, done.stderr
+    assert f"forgot run {run['run_id']}" in done.stdout
+    assert json.loads(treeflow(repo, "runs", "--json").stdout) == []
+
+
 def test_journal_records_the_process_groups_and_worktrees_of_running_steps(repo: Path) -> None:
     marker = repo.parent / "started"
     (repo / "treeflow.yml").write_text(

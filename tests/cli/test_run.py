@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -15,6 +16,8 @@ from pathlib import Path
 
 from tests.conftest import git
 from tests.helpers import pid_alive, read_pids, wait_for_files
+from treeflow.console import PlainSink
+from treeflow.core.events import StepProgress
 
 TREEFLOW = [sys.executable, "-m", "treeflow.cli"]
 
@@ -248,3 +251,11 @@ def test_terminal_shows_a_summary_table(repo: Path) -> None:
     assert "two failed" in text
     assert "last lines of two" in text
     assert text.index("boom-line", text.index("last lines of two")) > 0
+
+
+def test_an_agent_report_with_nothing_to_say_prints_no_line() -> None:
+    out = io.StringIO()
+    sink = PlainSink(out)
+    sink.emit(StepProgress("run", "review", None, None))
+    sink.emit(StepProgress("run", "review", 0.5, "halfway"))
+    assert out.getvalue() == "[review] agent: 50% halfway\n"

@@ -92,6 +92,14 @@ def test_validate_without_a_file_finds_the_repository_workflow(tmp_path: Path) -
     assert "checks.yml: ok (1 steps)" in done.stdout
 
 
+def test_absurdly_nested_yaml_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    path = write(tmp_path, "steps: " + "[" * 5000 + "]" * 5000 + "\n")
+    done = treeflow(tmp_path, "validate", str(path))
+    assert done.returncode == 2
+    assert "1:1: YAML syntax: nested too deeply" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_validate_in_a_subfolder_finds_the_workflow_at_the_repository_root(repo: Path) -> None:
     write(repo, "steps:\n  a: {run: x}\n")
     (repo / "sub" / "deeper").mkdir(parents=True)

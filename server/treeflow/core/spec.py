@@ -99,9 +99,13 @@ class _Parser:
 
     def parse(self, text: str) -> Workflow:
         try:
-            root = yaml.compose(text, Loader=_FAST_LOADER)
-        except yaml.YAMLError:
-            root = self.compose_for_errors(text)
+            try:
+                root = yaml.compose(text, Loader=_FAST_LOADER)
+            except yaml.YAMLError:
+                root = self.compose_for_errors(text)
+        except RecursionError:
+            too_deep = SpecError(self.path, 1, 1, "YAML syntax: nested too deeply to be a workflow")
+            raise WorkflowError([too_deep]) from None
         if root is None:
             raise WorkflowError([SpecError(self.path, 1, 1, "the file is empty: a workflow needs `steps:`")])
         workflow = self.workflow(root)
