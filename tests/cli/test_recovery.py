@@ -363,3 +363,22 @@ def test_journal_records_the_process_groups_and_worktrees_of_running_steps(repo:
         assert process.wait(timeout=30) == 0
     with sqlite3.connect(db) as connection:
         assert connection.execute("SELECT ended FROM processes").fetchall() == [(1,)]
+
+
+def test_resume_next_to_a_kept_worktree_fails_the_step_and_leaves_the_worktree_alone(repo: Path) -> None:
+    (repo / "treeflow.yml").write_text("steps:\n  s: {run: 'git checkout -q --detach && echo w > w.txt'}\n")
+    first = json.loads(treeflow(repo, "run", "--json").stdout)
+    assert first["steps"]["s"]["status"] == "failed"
+    assert worktrees(repo) == 1
+    resumed = treeflow(repo, "resume", first["run_id"], "--json")
+    assert resumed.returncode == 1, resumed.stderr
+    step = json.loads(resumed.stdout)["steps"]["s"]
+    assert "its earlier worktree" in step["error"] and "is still there" in step["error"]
+    assert worktrees(repo) == 1
+    kept = [
+        line[9:]
+        for line in git(repo, "worktree", "list", "--porcelain").splitlines()[1:]
+        if line.startswith("worktree ")
+    ]
+    assert (Path(kept[0]) / "w.txt").read_text() == "w\n"
+    assert git(repo, "branch", "--list", "*.interrupted*") == ""

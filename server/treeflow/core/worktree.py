@@ -270,8 +270,16 @@ class GitWorkspace:
             yield StepPlace(cwd=self._repo.root, start_commit=start)
             return
         branch = step_branch(run.run_id, step.id)
-        await self._move_aside(branch)
         path = self._root / run.run_id / step.id
+        if await anyio.to_thread.run_sync(os.path.lexists, path):
+            # Kept by an earlier attempt of this run whose work could not be saved: it is the user's
+            # to look at, and a new worktree must not take its branch from under it.
+            raise StepSetupError(
+                f"its earlier worktree {path} is still there, kept because its work could not be "
+                "saved; look at it, save what you need, remove it (`treeflow clean` saves and removes "
+                "what it can), then resume"
+            )
+        await self._move_aside(branch)
         place = StepPlace(cwd=path, fresh=True, worktree=path, work_branch=branch, start_commit=start)
         worktree: StepWorktree | None = None
         try:
