@@ -132,6 +132,10 @@ async def _clean_worktrees(
         if not worktree.path.is_relative_to(root):
             continue
         run_id = _run_of(worktree.branch) or worktree.path.relative_to(root).parts[0]
+        if run_id not in active:
+            # A run that started after this clean did: its lock, taken now, says whether it is live
+            # and, if it is not, keeps it from starting while its worktree is cleaned.
+            active[run_id] = try_lock_file(run_lock_path(repo, run_id))
         if _is_live(run_id, active):
             actions.append(Action(f"kept worktree {worktree.path}", f"run {run_id} is still going on", False))
             continue
