@@ -388,3 +388,19 @@ async def test_files_copied_before_a_failing_copy_are_never_committed(repo: Path
     assert result.steps["s"].status is StepStatus.FAILED
     assert "resolves outside the repository" in (result.steps["s"].error or "")
     assert git(repo, "log", "--all", "--format=%H", "--", "local.cfg") == ""
+
+
+async def test_a_repository_cloned_inside_a_step_keeps_the_worktree_instead_of_losing_its_files(
+    repo: Path,
+) -> None:
+    result = await run_workflow(
+        repo,
+        "steps:\n  s: {run: 'mkdir lib && cd lib && git init -q && echo c > code.c && git add . && git commit -qm x'}\n",
+        worktrees=True,
+    )
+    step = result.steps["s"]
+    assert step.status is StepStatus.FAILED
+    assert "git repositories of its own" in (step.error or "") and "lib" in (step.error or "")
+    left = treeflow_worktrees(repo)
+    assert len(left) == 1
+    assert (Path(left[0]) / "lib" / "code.c").read_text() == "c\n"

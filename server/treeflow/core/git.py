@@ -123,6 +123,19 @@ async def git_status(cwd: Path, *args: str, env: Mapping[str, str] | None = None
     )
 
 
+class NestedRepositories(GitError):
+    """The work holds git repositories of its own (a `git clone` into a subfolder): a commit would
+    record each only as a pointer to a commit, and removing the worktree would lose its files."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.returncode = 0
+        self.stderr = ""
+        self.paths = paths
+        Exception.__init__(
+            self, f"it holds git repositories of its own, which a commit cannot keep: {', '.join(paths)}"
+        )
+
+
 class RepoLock:
     """Serializes git metadata operations on one repository, within and across treeflow processes.
 
@@ -361,6 +374,9 @@ async def commit_worktree(
         new_files = [name for name in added.split("\0") if name]
         if new_files:
             await git(worktree, "reset", "--quiet", "--", *(f":(literal){name}" for name in new_files))
+    nested = await _new_nested_repositories(worktree)
+    if nested:
+        raise NestedRepositories(nested)
     tree = await git(worktree, "write-tree")
     head, head_tree = (await git(worktree, "rev-parse", "HEAD", "HEAD^{tree}")).split()
     if tree == head_tree:
@@ -368,6 +384,26 @@ async def commit_worktree(
     commit = await git(worktree, "commit-tree", "--no-gpg-sign", tree, "-p", head, "-m", message, env=env)
     await git(worktree, "update-ref", "-m", "treeflow: save step work", "HEAD", commit, head)
     return commit
+
+
+async def _new_nested_repositories(worktree: Path) -> list[str]:
+    """Repositories `add --all` staged as new gitlinks, submodules declared in .gitmodules aside."""
+    raw = await git(worktree, "diff", "--cached", "--raw", "-z", "--no-renames", "--diff-filter=A")
+    fields = raw.split("\0")
+    gitlinks = [
+        path
+        for meta, path in zip(fields[::2], fields[1::2], strict=False)
+        if meta.split(" ")[1:2] == ["160000"]
+    ]
+    if not gitlinks:
+        return []
+    code, declared, _ = await git_status(
+        worktree, "config", "--file", ".gitmodules", "--get-regexp", r"\.path$"
+    )
+    submodules = (
+        {line.split(" ", 1)[1] for line in declared.splitlines() if " " in line} if code == 0 else set()
+    )
+    return [path for path in gitlinks if path not in submodules]
 
 
 async def is_checked_out(worktree: Path) -> bool:
