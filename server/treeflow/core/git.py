@@ -354,27 +354,17 @@ async def commit_worktree(
     treeflow from saving a step's work.
     """
     await git(worktree, "add", "--all", "--", ".")
+    added = await _staged_additions(worktree)
+    # Only files new to the branch are held back: edits to tracked files under an excluded path (a
+    # workflow in `.treeflow/`, a tracked file `setup.copy` also copies) are work. Unstaging after
+    # the fact, rather than excluding in the pathspec, because git refuses a pathspec that names an
+    # ignored file such as a copied `.env`.
     present = _existing(worktree, exclude)
-    if present:
-        # Only files new to the branch are held back: edits to tracked files under an excluded
-        # path (a workflow in `.treeflow/`, a tracked file `setup.copy` also copies) are work.
-        # Unstaging after the fact, rather than excluding in the pathspec, because git refuses a
-        # pathspec that names an ignored file such as a copied `.env`.
-        added = await git(
-            worktree,
-            "diff",
-            "--cached",
-            "--no-renames",
-            "--name-only",
-            "-z",
-            "--diff-filter=A",
-            "--",
-            *(f":(literal){path}" for path in present),
-        )
-        new_files = [name for name in added.split("\0") if name]
-        if new_files:
-            await git(worktree, "reset", "--quiet", "--", *(f":(literal){name}" for name in new_files))
-    nested = await _new_nested_repositories(worktree)
+    held_back = {path for path in added if any(path == p or path.startswith(f"{p}/") for p in present)}
+    if held_back:
+        await git(worktree, "reset", "--quiet", "--", *(f":(literal){path}" for path in sorted(held_back)))
+    gitlinks = [path for path, mode in added.items() if mode == _GITLINK and path not in held_back]
+    nested = await _undeclared_submodules(worktree, gitlinks) if gitlinks else []
     if nested:
         raise NestedRepositories(nested)
     tree = await git(worktree, "write-tree")
@@ -386,17 +376,18 @@ async def commit_worktree(
     return commit
 
 
-async def _new_nested_repositories(worktree: Path) -> list[str]:
-    """Repositories `add --all` staged as new gitlinks, submodules declared in .gitmodules aside."""
+_GITLINK = "160000"
+
+
+async def _staged_additions(worktree: Path) -> dict[str, str]:
+    """Each path the index adds to the branch, with its mode."""
     raw = await git(worktree, "diff", "--cached", "--raw", "-z", "--no-renames", "--diff-filter=A")
     fields = raw.split("\0")
-    gitlinks = [
-        path
-        for meta, path in zip(fields[::2], fields[1::2], strict=False)
-        if meta.split(" ")[1:2] == ["160000"]
-    ]
-    if not gitlinks:
-        return []
+    return {path: meta.split(" ")[1] for meta, path in zip(fields[::2], fields[1::2], strict=False) if path}
+
+
+async def _undeclared_submodules(worktree: Path, gitlinks: list[str]) -> list[str]:
+    """The ``gitlinks`` that .gitmodules does not declare: repositories made inside the worktree."""
     code, declared, _ = await git_status(
         worktree, "config", "--file", ".gitmodules", "--get-regexp", r"\.path$"
     )

@@ -112,22 +112,22 @@ class JournalUnavailable(Exception):
 @contextmanager
 def connect(path: Path) -> Iterator[sqlite3.Connection]:
     """A connection with the journal's schema; several processes may hold one at once."""
+    connection: sqlite3.Connection | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         prepared = path in _prepared and path.exists()
         connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        connection.execute("PRAGMA synchronous=NORMAL")
+        if not prepared:
+            # WAL mode is stored in the file, and the schema too: once per process is enough.
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.executescript(_SCHEMA)
+            _prepared.add(path)
     except (OSError, sqlite3.Error) as exc:
+        if connection is not None:
+            connection.close()
         raise JournalUnavailable(f"cannot open the run journal {path}: {exc}") from exc
     try:
-        try:
-            connection.execute("PRAGMA synchronous=NORMAL")
-            if not prepared:
-                # WAL mode is stored in the file, and the schema too: once per process is enough.
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.executescript(_SCHEMA)
-                _prepared.add(path)
-        except sqlite3.Error as exc:
-            raise JournalUnavailable(f"cannot open the run journal {path}: {exc}") from exc
         yield connection
     finally:
         connection.close()
