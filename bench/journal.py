@@ -12,6 +12,7 @@ Exits 0 when the overhead meets the goal, 1 when it does not.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import tempfile
@@ -48,6 +49,13 @@ async def one_round(root: Path, with_journal: bool) -> float:
     return elapsed
 
 
+def _interval_of_median(ratios: list[float], resamples: int = 2000) -> tuple[float, float]:
+    """How far the median could be from the truth: this machine's speed wanders within a round too."""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
+    return medians[int(resamples * 0.025)], medians[int(resamples * 0.975) - 1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
@@ -77,12 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     with_it = statistics.median(samples[True])
     # Each round runs both variants back to back, so the ratio within a round is spared the drift
     # between rounds that this machine shows (10 % and more); the median of those ratios is the verdict.
-    overhead = statistics.median(w / wo for w, wo in zip(samples[True], samples[False], strict=True)) - 1
+    ratios = [w / wo for w, wo in zip(samples[True], samples[False], strict=True)]
+    overhead = statistics.median(ratios) - 1
+    low, high = _interval_of_median(ratios)
     print()
     print(f"   without journal : {without:.3f}s  ({' '.join(f'{s:.3f}' for s in samples[False])})")
     print(f"   with journal    : {with_it:.3f}s  ({' '.join(f'{s:.3f}' for s in samples[True])})")
     print(f"   ratio of medians: {with_it / without - 1:+.1%}")
     print(f"   overhead        : {overhead:+.1%} (median of the {args.repeat} rounds' ratios)")
+    print(f"   95 % interval   : {low - 1:+.1%} to {high - 1:+.1%} (bootstrap of that median)")
     verdict = "PASS" if overhead <= GOAL_OVERHEAD else "FAIL"
     print(f"\n{verdict}: journal overhead {overhead:+.1%} of wall time (goal <= {GOAL_OVERHEAD:.0%})")
     return 0 if verdict == "PASS" else 1

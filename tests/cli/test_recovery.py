@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -113,6 +114,18 @@ def fake_dead_run(repo: Path, group: int | None, start_ticks: int | None) -> str
                 (run.run_id, group, start_ticks),
             )
     return run.run_id
+
+
+def journal_when(repo: Path, condition: Callable[[journal.RunRecord], bool]) -> journal.RunRecord:
+    """The newest run in the journal once it meets ``condition`` (the journal writes in batches)."""
+    db = repo / ".git" / "treeflow" / "journal.db"
+    deadline = time.monotonic() + 10
+    while True:
+        records = journal.read_runs(db, limit=1)
+        if records and condition(records[0]):
+            return records[0]
+        assert time.monotonic() < deadline, records
+        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("same_process", [False, True])
@@ -382,3 +395,57 @@ def test_resume_next_to_a_kept_worktree_fails_the_step_and_leaves_the_worktree_a
     ]
     assert (Path(kept[0]) / "w.txt").read_text() == "w\n"
     assert git(repo, "branch", "--list", "*.interrupted*") == ""
+
+
+def test_steps_that_never_started_are_listed_pending_then_interrupted_in_workflow_order(repo: Path) -> None:
+    marker = repo.parent / "started"
+    (repo / "treeflow.yml").write_text(
+        f"steps:\n  zed: {{run: 'echo up > {marker}; sleep 30'}}\n"
+        "  alpha: {run: 'echo a > a.txt', needs: [zed]}\n"
+        "  mid: {run: 'echo m > m.txt', needs: [alpha]}\n"
+    )
+    process = subprocess.Popen(
+        [*TREEFLOW, "run"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_files([marker])
+        record = journal_when(repo, lambda record: record.run.steps["zed"].status is StepStatus.RUNNING)
+        assert list(record.run.steps) == ["zed", "alpha", "mid"]
+        assert record.run.steps["alpha"].status is StepStatus.PENDING
+        assert record.run.steps["mid"].status is StepStatus.PENDING
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    listed = treeflow(repo, "runs", "--json")
+    [run] = json.loads(listed.stdout)
+    assert run["status"] == "interrupted"
+    assert list(run["steps"]) == ["zed", "alpha", "mid"]
+    assert {step["status"] for step in run["steps"].values()} == {"interrupted"}
+
+
+def test_a_resumed_run_does_not_show_the_earlier_outcome_of_a_step_it_runs_again(repo: Path) -> None:
+    gate = repo.parent / "gate"
+    started = repo.parent / "started"
+    (repo / "treeflow.yml").write_text(
+        "steps:\n"
+        "  good: {run: 'echo g > g.txt'}\n"
+        f"  flaky: {{run: 'test -e {gate} || exit 7; echo up > {started}; sleep 0.5; echo f > f.txt'}}\n"
+    )
+    first = json.loads(treeflow(repo, "run", "--json").stdout)
+    assert first["steps"]["flaky"]["exit_code"] == 7
+    gate.write_text("open")
+    process = subprocess.Popen(
+        [*TREEFLOW, "resume", first["run_id"]], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_files([started])
+        record = journal_when(repo, lambda record: record.run.steps["flaky"].status is StepStatus.RUNNING)
+        assert record.run.steps["good"].status is StepStatus.SUCCEEDED
+        assert record.run.steps["good"].commit == first["steps"]["good"]["commit"]
+        flaky = record.run.steps["flaky"]
+        assert flaky.exit_code is None and flaky.error is None
+    finally:
+        assert process.wait(timeout=30) == 0
+    shown = json.loads(treeflow(repo, "show", first["run_id"], "--json").stdout)
+    assert shown["steps"]["flaky"]["status"] == "succeeded"
+    assert list(shown["steps"]) == ["good", "flaky"]

@@ -1,8 +1,11 @@
 """The run journal: every run, step, attempt, process group and worktree, in SQLite.
 
-Only what recovery and history need is written, and as few rows as that allows: a step's place
-(worktree, branch, start commit) when it gets one, its process groups when they start, and its
-outcome when it ends.
+Only what recovery and history need is written, and as few rows as that allows: a run's row lists
+its steps, so a step that has not started needs no row of its own; a step gets one in `steps` while
+it holds a place (worktree, branch, start commit) or process groups that a crash would leave
+behind; and the outcomes of the steps that ended within one batch of writes share one row of
+`step_outcomes`, a JSON list, which a reader lays over `steps`. A thousand one-second steps thus
+cost tens of rows, not thousands.
 
 It lives at `<git common dir>/treeflow/journal.db`, in WAL mode, so the CLI and the language server
 can write it at once. As an event sink it never blocks the event loop: each event becomes a few
@@ -12,6 +15,7 @@ run whose process died, kill what that run left running, save its worktrees, and
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -19,7 +23,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +79,13 @@ CREATE TABLE IF NOT EXISTS steps (
     error TEXT,
     summary TEXT,
     PRIMARY KEY (run_id, step_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS step_outcomes (
+    batch INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    steps TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS step_outcomes_by_run ON step_outcomes (run_id);
 CREATE TABLE IF NOT EXISTS attempts (
     run_id TEXT NOT NULL,
     step_id TEXT NOT NULL,
@@ -83,15 +93,15 @@ CREATE TABLE IF NOT EXISTS attempts (
     started_at REAL,
     outcome TEXT,
     PRIMARY KEY (run_id, step_id, attempt)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS processes (
     run_id TEXT NOT NULL,
     step_id TEXT NOT NULL,
     pgid INTEGER NOT NULL,
     start_ticks INTEGER,
-    ended INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS processes_by_run ON processes (run_id, ended);
+    ended INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, step_id, pgid)
+) WITHOUT ROWID;
 """
 
 Statement = tuple[str, tuple[Any, ...]]
@@ -142,7 +152,8 @@ class Journal:
         self._thread = threading.Thread(target=self._write_loop, name="treeflow-journal", daemon=True)
         self._ready = threading.Event()
         self._closing = threading.Event()
-        self._positions: dict[_StepKey, int] = {}
+        # Where each step of a run stands in the workflow, for the rows of steps as they end.
+        self._positions: dict[str, dict[str, int]] = {}
         # Steps with process rows already committed: only those need them marked ended.
         self._steps_with_processes: set[_StepKey] = set()
         self._failure: JournalUnavailable | None = None
@@ -195,7 +206,7 @@ class Journal:
         try:
             connection.execute("BEGIN IMMEDIATE")
             for sql, rows in writes:
-                connection.executemany(sql, rows)
+                _write_rows(connection, sql, rows)
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
             log.error("could not write the run journal %s: %s", self.path, exc)
@@ -205,17 +216,18 @@ class Journal:
     def _snapshot(self, event: Event) -> _Change:
         if isinstance(event, RunStarted):
             run = event.run
-            rows = []
-            for position, (step_id, step) in enumerate(run.steps.items()):
-                self._positions[(run.run_id, step_id)] = position
-                rows.append(_step_row(run.run_id, step_id, position, step))
-            return _RunBegins(_run_row(run, RunStatus.RUNNING), rows)
+            # Steps a resumed run takes over from its earlier attempt are already final.
+            carried = [
+                _step_row(run.run_id, step_id, position, step)
+                for position, (step_id, step) in enumerate(run.steps.items())
+                if step.status is not StepStatus.PENDING
+            ]
+            return _RunBegins(_run_row(run, RunStatus.RUNNING), list(run.steps), carried)
         if isinstance(event, StepFinished):
-            key = (event.run_id, event.step_id)
             result = event.result
             return _StepEnds(
-                key,
-                _step_row(event.run_id, event.step_id, self._positions.get(key, 0), result),
+                (event.run_id, event.step_id),
+                _step_row(event.run_id, event.step_id, None, result),
                 (event.run_id, event.step_id, result.attempts, result.error or result.status.value),
             )
         assert isinstance(event, RunFinished)
@@ -225,11 +237,12 @@ class Journal:
         """The writes for a batch of changes, with what a later change in the batch makes moot left out.
 
         A short step often starts, runs and ends within one batch: then its place and its process
-        groups need no rows of their own (the step row gets the place; ended processes need no
-        killing after a crash), and the step costs two rows instead of five.
+        groups need no rows of their own (the step's final row gets the place; ended processes need
+        no killing after a crash), and the step costs one row.
         """
         runs_begun: list[tuple[Any, ...]] = []
-        steps_listed: list[tuple[Any, ...]] = []
+        forgotten: list[tuple[str]] = []
+        steps_carried: list[tuple[Any, ...]] = []
         placed: dict[_StepKey, tuple[Any, ...]] = {}
         processes: dict[_StepKey, list[tuple[Any, ...]]] = {}
         ended: dict[_StepKey, _StepEnds] = {}
@@ -252,16 +265,25 @@ class Journal:
             elif isinstance(change, StepRetrying):
                 attempts.append((change.run_id, change.step_id, change.next_attempt - 1, change.reason))
             elif isinstance(change, _RunBegins):
+                run_id = change.run[0]
                 runs_begun.append(change.run)
-                steps_listed.extend(change.steps)
+                # A resumed run starts its steps again: their rows from the earlier attempt go.
+                forgotten.append((run_id,))
+                steps_carried.extend(change.carried)
+                self._positions[run_id] = {step_id: position for position, step_id in enumerate(change.steps)}
             else:
                 runs_ended.append(change.run)
         writes: list[_Write] = []
         if runs_begun:
             writes.append((_UPSERT_RUN, runs_begun))
-        if steps_listed:
-            writes.append((_UPSERT_STEP, [(*row, None, None, None) for row in steps_listed]))
-        still_placed = [(*place, *key) for key, place in placed.items() if key not in ended]
+            writes.append((_FORGET_STEPS, forgotten))
+            writes.append((_FORGET_OUTCOMES, forgotten))
+        outcomes: dict[str, list[tuple[Any, ...]]] = {}
+        for run_id, *outcome in steps_carried:
+            outcomes.setdefault(run_id, []).append((*outcome, None, None, None))
+        still_placed = [
+            (*key, self._position(key), *place) for key, place in placed.items() if key not in ended
+        ]
         if still_placed:
             writes.append((_PLACE_STEP, still_placed))
         running = [
@@ -271,13 +293,12 @@ class Journal:
             writes.append((_INSERT_PROCESS, running))
             self._steps_with_processes.update(key for key in processes if key not in ended)
         if ended:
-            finished_rows = []
             for key, step in ended.items():
                 worktree, branch, start_commit, _ = placed.get(key, (None, None, None, None))
                 run_id, step_id, _position, *outcome = step.step
-                finished_rows.append((*outcome, worktree, branch, start_commit, run_id, step_id))
-            # An update, not an upsert: the run's start wrote every step's row, earlier in this order.
-            writes.append((_FINISH_STEP, finished_rows))
+                outcomes.setdefault(run_id, []).append(
+                    (step_id, self._position(key), *outcome, worktree, branch, start_commit)
+                )
             # A step's only attempt is told by its own row; attempts get rows when there were several.
             attempts.extend(step.attempt for step in ended.values() if step.attempt[2] > 1)
             # A finished step's process groups have all ended: the runner waits for that.
@@ -285,11 +306,21 @@ class Journal:
             if with_rows:
                 writes.append((_END_PROCESSES, with_rows))
                 self._steps_with_processes.difference_update(with_rows)
+        if outcomes:
+            writes.append(
+                (_INSERT_OUTCOMES, [(run_id, json.dumps(rows)) for run_id, rows in outcomes.items()])
+            )
         if attempts:
             writes.append((_INSERT_ATTEMPT, attempts))
         if runs_ended:
             writes.append((_UPSERT_RUN, runs_ended))
+            for run in runs_ended:
+                self._positions.pop(run[0], None)
         return writes
+
+    def _position(self, key: _StepKey) -> int:
+        run_id, step_id = key
+        return self._positions.get(run_id, {}).get(step_id, 0)
 
 
 _StepKey = tuple[str, str]
@@ -298,7 +329,8 @@ _Write = tuple[str, list[Any]]
 
 class _RunBegins(NamedTuple):
     run: tuple[Any, ...]
-    steps: list[tuple[Any, ...]]
+    steps: list[str]
+    carried: list[tuple[Any, ...]]
 
 
 class _StepEnds(NamedTuple):
@@ -336,19 +368,64 @@ _UPSERT_STEP = (
     " work_branch = coalesce(excluded.work_branch, steps.work_branch),"
     " start_commit = coalesce(excluded.start_commit, steps.start_commit)"
 )
-_FINISH_STEP = (
-    "UPDATE steps SET status = ?, attempts = ?, exit_code = ?, started_at = coalesce(?, started_at),"
-    " ended_at = ?, duration_s = ?, branch = ?, commit_id = ?, log = ?, error = ?, summary = ?,"
-    " worktree = coalesce(?, worktree), work_branch = coalesce(?, work_branch),"
-    " start_commit = coalesce(?, start_commit) WHERE run_id = ? AND step_id = ?"
+_FORGET_STEPS = "DELETE FROM steps WHERE run_id = ?"
+_FORGET_OUTCOMES = "DELETE FROM step_outcomes WHERE run_id = ?"
+_INSERT_OUTCOMES = "INSERT INTO step_outcomes (run_id, steps) VALUES (?, ?)"
+# What each entry of a `step_outcomes` list holds, in order: the columns of `steps` but the run's id.
+_OUTCOME_FIELDS = (
+    "step_id",
+    "position",
+    "status",
+    "attempts",
+    "exit_code",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "branch",
+    "commit_id",
+    "log",
+    "error",
+    "summary",
+    "worktree",
+    "work_branch",
+    "start_commit",
 )
 _PLACE_STEP = (
-    "UPDATE steps SET status = 'running', worktree = ?, work_branch = ?, start_commit = ?, started_at = ?"
-    " WHERE run_id = ? AND step_id = ?"
+    "INSERT INTO steps (run_id, step_id, position, worktree, work_branch, start_commit, started_at, status)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, 'running')"
+    " ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'running', worktree = excluded.worktree,"
+    " work_branch = excluded.work_branch, start_commit = excluded.start_commit, started_at = excluded.started_at"
 )
-_INSERT_PROCESS = "INSERT INTO processes (run_id, step_id, pgid, start_ticks) VALUES (?, ?, ?, ?)"
-_END_PROCESSES = "UPDATE processes SET ended = 1 WHERE run_id = ? AND step_id = ?"
+_INSERT_PROCESS = "INSERT OR REPLACE INTO processes (run_id, step_id, pgid, start_ticks) VALUES (?, ?, ?, ?)"
+_END_PROCESSES = "UPDATE processes SET ended = 1 WHERE (run_id, step_id) IN (VALUES (?, ?))"
 _INSERT_ATTEMPT = "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, outcome) VALUES (?, ?, ?, ?)"
+
+
+# Rows go to SQLite several to a statement. Each statement releases the GIL while SQLite runs it and
+# takes it back afterwards; one per row made the event loop wait for the writer a thousand times a
+# run. A few fixed sizes keep the prepared statements cached, and 32 rows of the widest table stay
+# under the 999 parameters older SQLite versions allow.
+_ROWS_PER_STATEMENT = (32, 4, 1)
+
+
+def _write_rows(connection: sqlite3.Connection, sql: str, rows: list[Any]) -> None:
+    if "VALUES (" not in sql:
+        connection.executemany(sql, rows)
+        return
+    start = 0
+    for size in _ROWS_PER_STATEMENT:
+        while len(rows) - start >= size:
+            chunk = rows[start : start + size]
+            connection.execute(_with_rows(sql, size), [value for row in chunk for value in row])
+            start += size
+
+
+@functools.cache
+def _with_rows(sql: str, count: int) -> str:
+    """``sql``, whose VALUES clause holds one row, with room for ``count`` rows."""
+    head, _, rest = sql.partition("VALUES (")
+    row, _, tail = rest.partition(")")
+    return f"{head}VALUES {', '.join([f'({row})'] * count)}{tail}"
 
 
 def _run_row(run: RunResult, status: RunStatus) -> tuple[Any, ...]:
@@ -370,7 +447,7 @@ def _run_row(run: RunResult, status: RunStatus) -> tuple[Any, ...]:
     )
 
 
-def _step_row(run_id: str, step_id: str, position: int, step: StepResult) -> tuple[Any, ...]:
+def _step_row(run_id: str, step_id: str, position: int | None, step: StepResult) -> tuple[Any, ...]:
     return (
         run_id,
         step_id,
@@ -450,31 +527,54 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
         duration_s=row["duration_s"],
         warnings=json.loads(row["warnings"]),
     )
+    rows: dict[str, Mapping[str, Any]] = {
+        step["step_id"]: step
+        for step in connection.execute(
+            "SELECT * FROM steps WHERE run_id = ? ORDER BY position", (run.run_id,)
+        ).fetchall()
+    }
+    # An outcome is final, so it wins over the step's row, which tells where it was running.
+    outcomes: dict[str, Mapping[str, Any]] = {}
+    for (batch,) in connection.execute(
+        "SELECT steps FROM step_outcomes WHERE run_id = ? ORDER BY batch", (run.run_id,)
+    ):
+        for entry in json.loads(batch):
+            outcomes[entry[0]] = dict(zip(_OUTCOME_FIELDS, entry, strict=True))
     steps: dict[str, StepRecord] = {}
-    for step in connection.execute(
-        "SELECT * FROM steps WHERE run_id = ? ORDER BY position", (run.run_id,)
-    ).fetchall():
-        result = StepResult(
-            status=StepStatus(step["status"]),
-            attempts=step["attempts"],
-            exit_code=step["exit_code"],
-            started_at=step["started_at"],
-            ended_at=step["ended_at"],
-            duration_s=step["duration_s"],
-            branch=step["branch"],
-            commit=step["commit_id"],
-            log=Path(step["log"]) if step["log"] else None,
-            error=step["error"],
-            summary=step["summary"],
-        )
-        run.steps[step["step_id"]] = result
-        steps[step["step_id"]] = StepRecord(
-            result=result,
-            start_commit=step["start_commit"],
-            work_branch=step["work_branch"],
-            worktree=Path(step["worktree"]) if step["worktree"] else None,
-        )
+    # The run's row lists its steps in order; one that never started has no row of its own.
+    for step_id in [*json.loads(row["selected"]), *rows, *outcomes]:
+        if step_id not in steps:
+            steps[step_id] = _step_record(outcomes.get(step_id), rows.get(step_id))
+            run.steps[step_id] = steps[step_id].result
     return RunRecord(run=run, owner_pid=row["owner_pid"], owner_start=row["owner_start"], steps=steps)
+
+
+def _step_record(outcome: Mapping[str, Any] | None, row: Mapping[str, Any] | None) -> StepRecord:
+    step = outcome or row
+    if step is None:
+        return StepRecord(result=StepResult(), start_commit=None, work_branch=None, worktree=None)
+    result = StepResult(
+        status=StepStatus(step["status"]),
+        attempts=step["attempts"],
+        exit_code=step["exit_code"],
+        started_at=step["started_at"],
+        ended_at=step["ended_at"],
+        duration_s=step["duration_s"],
+        branch=step["branch"],
+        commit=step["commit_id"],
+        log=Path(step["log"]) if step["log"] else None,
+        error=step["error"],
+        summary=step["summary"],
+    )
+    start_commit, work_branch, worktree = (
+        step[name] or (row[name] if row else None) for name in ("start_commit", "work_branch", "worktree")
+    )
+    return StepRecord(
+        result=result,
+        start_commit=start_commit,
+        work_branch=work_branch,
+        worktree=Path(worktree) if worktree else None,
+    )
 
 
 def live_process_groups(path: Path, run_id: str) -> list[tuple[str, int, int | None]]:
@@ -495,8 +595,8 @@ def execute(path: Path, statements: list[Statement]) -> None:
         connection.execute("COMMIT")
 
 
-def mark_step(run_id: str, step_id: str, result: StepResult) -> Statement:
-    return (_UPSERT_STEP, (*_step_row(run_id, step_id, 0, result), None, None, None))
+def mark_step(run_id: str, step_id: str, position: int, result: StepResult) -> Statement:
+    return (_UPSERT_STEP, (*_step_row(run_id, step_id, position, result), None, None, None))
 
 
 def mark_run(run_id: str, status: RunStatus) -> Statement:
@@ -522,7 +622,7 @@ def forget_runs_before(path: Path, cutoff: float) -> list[str]:
         ]
         connection.execute("BEGIN IMMEDIATE")
         for run_id in ids:
-            for table in ("runs", "steps", "attempts", "processes"):
+            for table in ("runs", "steps", "step_outcomes", "attempts", "processes"):
                 connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         connection.execute("COMMIT")
     return ids

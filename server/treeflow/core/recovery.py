@@ -94,7 +94,7 @@ async def _recover_run(
     identity = await identity_env(repo)
     copied = _setup_copy_patterns(record.run.workflow_path)
     statements = [journal.processes_ended(run_id)]
-    for step_id, step in record.steps.items():
+    for position, (step_id, step) in enumerate(record.steps.items()):
         result = step.result
         if result.status.is_final:
             continue
@@ -123,7 +123,7 @@ async def _recover_run(
                 say(f"  {step_id}: its work is saved on {worktree.branch}")
         result.status = StepStatus.INTERRUPTED
         result.error = INTERRUPTED
-        statements.append(journal.mark_step(run_id, step_id, result))
+        statements.append(journal.mark_step(run_id, step_id, position, result))
     statements.append(journal.mark_run(run_id, RunStatus.INTERRUPTED))
     await anyio.to_thread.run_sync(journal.execute, path, statements)
     say(f"run {run_id} is marked interrupted; `treeflow resume {run_id}` finishes it")
