@@ -4,7 +4,7 @@ Both variants run the same workflow (1,000 steps of `true`, max_parallel 8, no w
 `Run.execute()`; one hands events to a `Journal` (SQLite, WAL, a writer thread) as the CLI does, the
 other to a sink that drops them. Rounds alternate so that the machine's drift hits both alike.
 
-    .venv/bin/python bench/journal.py [--steps 1000] [--repeat 41]
+    .venv/bin/python bench/journal.py [--steps 1000] [--repeat 121]
 
 Exits 0 when the overhead meets the goal, 1 when it does not.
 """
@@ -59,7 +59,7 @@ def _interval_of_median(ratios: list[float], resamples: int = 2000) -> tuple[flo
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=41, help="measured rounds of each variant (default 41)")
+    parser.add_argument("--repeat", type=int, default=121, help="measured rounds of each variant")
     args = parser.parse_args(argv)
     print_header(
         "treeflow run journal overhead",

@@ -333,6 +333,9 @@ def test_clean_forgets_old_runs_but_keeps_their_unmerged_branches(repo: Path) ->
     assert done.returncode == 0, done.stderr
     assert f"forgot run {run['run_id']}" in done.stdout
     assert json.loads(treeflow(repo, "runs", "--json").stdout) == []
+    with journal.connect(db) as connection:
+        for table in ("runs", "steps", "step_outcomes", "attempts", "processes"):
+            assert connection.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
     assert not (repo / ".git" / "treeflow" / "logs" / run["run_id"]).exists()
     assert git(repo, "show", f"{run['result_branch']}:a.txt") == "hi"
 
@@ -376,6 +379,9 @@ def test_journal_records_the_process_groups_and_worktrees_of_running_steps(repo:
         assert process.wait(timeout=30) == 0
     with sqlite3.connect(db) as connection:
         assert connection.execute("SELECT ended FROM processes").fetchall() == [(1,)]
+    [record] = journal.read_runs(db)
+    assert record.run.steps["a"].status is StepStatus.SUCCEEDED
+    assert record.steps["a"].work_branch == places[0][1]
 
 
 def test_resume_next_to_a_kept_worktree_fails_the_step_and_leaves_the_worktree_alone(repo: Path) -> None:

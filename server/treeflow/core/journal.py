@@ -402,9 +402,9 @@ _INSERT_ATTEMPT = "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, ou
 
 
 # Rows go to SQLite several to a statement. Each statement releases the GIL while SQLite runs it and
-# takes it back afterwards; one per row made the event loop wait for the writer a thousand times a
-# run. A few fixed sizes keep the prepared statements cached, and 32 rows of the widest table stay
-# under the 999 parameters older SQLite versions allow.
+# takes it back afterwards, and each time it does the event loop may have to wait for the writer.
+# A few fixed sizes keep the prepared statements cached, and 32 rows of the widest table stay under
+# the 999 parameters older SQLite versions allow.
 _ROWS_PER_STATEMENT = (32, 4, 1)
 
 
