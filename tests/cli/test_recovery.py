@@ -284,6 +284,32 @@ def test_the_cli_and_the_server_write_the_journal_at_once(repo: Path) -> None:
         assert {step.status for step in run.steps.values()} == {StepStatus.SUCCEEDED}
 
 
+OPEN_AT = """
+import sys, time
+from pathlib import Path
+from treeflow.core import journal
+path, moment = Path(sys.argv[1]), float(sys.argv[2])
+time.sleep(max(0.0, moment - time.time()))
+with journal.connect(path) as connection:
+    connection.execute("BEGIN IMMEDIATE")
+    connection.execute("COMMIT")
+"""
+
+
+def test_processes_that_open_a_new_journal_at_the_same_moment_all_succeed(tmp_path: Path) -> None:
+    for round_number in range(6):
+        path = tmp_path / f"journal-{round_number}.db"
+        moment = str(time.time() + 0.8)
+        openers = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN_AT, str(path), moment], stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(4)
+        ]
+        errors = [opener.communicate(timeout=60)[1] for opener in openers]
+        assert [opener.returncode for opener in openers] == [0] * 4, errors
+
+
 def test_show_and_runs_read_the_journal(repo: Path) -> None:
     (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'echo hi > a.txt'}\n  b: {run: 'exit 3'}\n")
     assert treeflow(repo, "run").returncode == 1

@@ -106,6 +106,7 @@ CREATE TABLE IF NOT EXISTS processes (
 
 Statement = tuple[str, tuple[Any, ...]]
 _BATCH_WAIT_S = 0.05
+_BUSY_TIMEOUT_S = 30.0
 
 
 _prepared: set[Path] = set()
@@ -126,11 +127,11 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         prepared = path in _prepared and path.exists()
-        connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
         connection.execute("PRAGMA synchronous=NORMAL")
         if not prepared:
             # WAL mode is stored in the file, and the schema too: once per process is enough.
-            connection.execute("PRAGMA journal_mode=WAL")
+            _use_wal(connection)
             connection.executescript(_SCHEMA)
             _prepared.add(path)
     except (OSError, sqlite3.Error) as exc:
@@ -141,6 +142,26 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         yield connection
     finally:
         connection.close()
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Switch the journal to WAL mode, waiting out another process that is doing the same.
+
+    The switch needs the file to itself, and SQLite answers "database is locked" at once instead of
+    calling the busy handler, so of two treeflow processes that open a new journal together, one
+    would otherwise fail.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    pause = 0.002
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 class Journal:
