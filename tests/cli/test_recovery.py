@@ -361,7 +361,7 @@ def test_clean_forgets_old_runs_but_keeps_their_unmerged_branches(repo: Path) ->
     assert json.loads(treeflow(repo, "runs", "--json").stdout) == []
     with journal.connect(db) as connection:
         for table in ("runs", "steps", "step_outcomes", "attempts", "processes"):
-            assert connection.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+            assert connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
     assert not (repo / ".git" / "treeflow" / "logs" / run["run_id"]).exists()
     assert git(repo, "show", f"{run['result_branch']}:a.txt") == "hi"
 
@@ -481,3 +481,23 @@ def test_a_resumed_run_does_not_show_the_earlier_outcome_of_a_step_it_runs_again
     shown = json.loads(treeflow(repo, "show", first["run_id"], "--json").stdout)
     assert shown["steps"]["flaky"]["status"] == "succeeded"
     assert list(shown["steps"]) == ["good", "flaky"]
+
+
+def test_a_second_resume_starts_from_the_work_of_a_step_that_committed_nothing(repo: Path) -> None:
+    # `checked` changes nothing, so what `use` starts from is where `checked` started: the work of `make`.
+    gate = repo.parent / "gate"
+    (repo / "treeflow.yml").write_text(
+        "steps:\n"
+        "  make: {run: 'echo made > made.txt'}\n"
+        "  checked: {run: 'test -e made.txt', needs: [make]}\n"
+        f"  use: {{run: 'test -e {gate} || exit 7; cat made.txt > used.txt', needs: [checked]}}\n"
+    )
+    first = json.loads(treeflow(repo, "run", "--json").stdout)
+    assert first["steps"]["checked"]["status"] == "succeeded"
+    assert first["steps"]["checked"]["commit"] is None
+    assert treeflow(repo, "resume", first["run_id"]).returncode == 1
+    gate.write_text("open")
+    done = treeflow(repo, "resume", first["run_id"], "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert git(repo, "show", f"{result['result_branch']}:used.txt").strip() == "made"

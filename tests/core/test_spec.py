@@ -527,8 +527,14 @@ def test_error_prints_as_file_line_column_message(tmp_path: Path) -> None:
 
 def test_unreadable_file_is_an_error_at_its_start(tmp_path: Path) -> None:
     path = tmp_path / "treeflow.yml"
-    path.write_bytes(b"steps:\n  a: {run: \xff}\n")
+    path.mkdir()
     assert_error(only_error(path), 1, 1, "cannot read workflow file")
+
+
+def test_text_that_is_not_utf_8_is_an_error_at_the_bad_byte(tmp_path: Path) -> None:
+    path = tmp_path / "treeflow.yml"
+    path.write_bytes(b"steps:\n  a: {run: '\xc3\xa9 \xff'}\n")
+    assert_error(only_error(path), 2, 15, "not UTF-8", "0xff")
 
 
 @pytest.mark.parametrize("name", ["A=B", ""])

@@ -128,6 +128,7 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         path.parent.mkdir(parents=True, exist_ok=True)
         prepared = path in _prepared and path.exists()
         connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA synchronous=NORMAL")
         if not prepared:
             # WAL mode is stored in the file, and the schema too: once per process is enough.
@@ -147,21 +148,26 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
 def _use_wal(connection: sqlite3.Connection) -> None:
     """Switch the journal to WAL mode, waiting out another process that is doing the same.
 
-    The switch needs the file to itself, and SQLite answers "database is locked" at once instead of
-    calling the busy handler, so of two treeflow processes that open a new journal together, one
-    would otherwise fail.
+    The switch needs the file to itself, and when another connection is switching it or opening it,
+    SQLite may answer "database is locked" at once instead of calling the busy handler: of two
+    treeflow processes that open a new journal together, one would fail.
     """
     deadline = time.monotonic() + _BUSY_TIMEOUT_S
     pause = 0.002
-    while True:
-        try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.1)
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            connection.execute(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or left < pause:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+    finally:
+        connection.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
 
 
 class Journal:
@@ -227,7 +233,11 @@ class Journal:
         try:
             connection.execute("BEGIN IMMEDIATE")
             for sql, rows in writes:
-                _write_rows(connection, sql, rows)
+                if sql is _BEGIN_AGAIN:
+                    for run_id, steps in rows:
+                        _begin_again(connection, run_id, steps)
+                else:
+                    _write_rows(connection, sql, rows)
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
             log.error("could not write the run journal %s: %s", self.path, exc)
@@ -262,8 +272,7 @@ class Journal:
         no killing after a crash), and the step costs one row.
         """
         runs_begun: list[tuple[Any, ...]] = []
-        forgotten: list[tuple[str]] = []
-        steps_carried: list[tuple[Any, ...]] = []
+        carried: list[tuple[str, list[tuple[Any, ...]]]] = []
         placed: dict[_StepKey, tuple[Any, ...]] = {}
         processes: dict[_StepKey, list[tuple[Any, ...]]] = {}
         ended: dict[_StepKey, _StepEnds] = {}
@@ -288,20 +297,15 @@ class Journal:
             elif isinstance(change, _RunBegins):
                 run_id = change.run[0]
                 runs_begun.append(change.run)
-                # A resumed run starts its steps again: their rows from the earlier attempt go.
-                forgotten.append((run_id,))
-                steps_carried.extend(change.carried)
+                carried.append((run_id, change.carried))
                 self._positions[run_id] = {step_id: position for position, step_id in enumerate(change.steps)}
             else:
                 runs_ended.append(change.run)
         writes: list[_Write] = []
         if runs_begun:
             writes.append((_UPSERT_RUN, runs_begun))
-            writes.append((_FORGET_STEPS, forgotten))
-            writes.append((_FORGET_OUTCOMES, forgotten))
+            writes.append((_BEGIN_AGAIN, carried))
         outcomes: dict[str, list[tuple[Any, ...]]] = {}
-        for run_id, *outcome in steps_carried:
-            outcomes.setdefault(run_id, []).append((*outcome, None, None, None))
         still_placed = [
             (*key, self._position(key), *place) for key, place in placed.items() if key not in ended
         ]
@@ -391,6 +395,8 @@ _UPSERT_STEP = (
 )
 _FORGET_STEPS = "DELETE FROM steps WHERE run_id = ?"
 _FORGET_OUTCOMES = "DELETE FROM step_outcomes WHERE run_id = ?"
+# Not SQL: the writes that begin a run, or begin it again on resume (see `_begin_again`).
+_BEGIN_AGAIN = "begin again"
 _INSERT_OUTCOMES = "INSERT INTO step_outcomes (run_id, steps) VALUES (?, ?)"
 # What each entry of a `step_outcomes` list holds, in order: the columns of `steps` but the run's id.
 _OUTCOME_FIELDS = (
@@ -427,6 +433,30 @@ _INSERT_ATTEMPT = "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, ou
 # A few fixed sizes keep the prepared statements cached, and 32 rows of the widest table stay under
 # the 999 parameters older SQLite versions allow.
 _ROWS_PER_STATEMENT = (32, 4, 1)
+
+
+def _begin_again(connection: sqlite3.Connection, run_id: str, carried: list[tuple[Any, ...]]) -> None:
+    """Forget what an earlier attempt of a run wrote of its steps, all but the steps carried over.
+
+    A resumed run starts its other steps again, so their earlier rows must not show. The steps it
+    carries over keep their outcome and where they ran: a later resume starts their dependents from
+    their start commit when they committed nothing.
+    """
+    earlier = _read_run(connection, run_id) if carried else None
+    connection.execute(_FORGET_STEPS, (run_id,))
+    connection.execute(_FORGET_OUTCOMES, (run_id,))
+    if not carried:
+        return
+    entries = []
+    for _run_id, step_id, *outcome in carried:
+        known = earlier.steps.get(step_id) if earlier else None
+        place = (
+            (str(known.worktree) if known.worktree else None, known.work_branch, known.start_commit)
+            if known
+            else (None, None, None)
+        )
+        entries.append((step_id, *outcome, *place))
+    connection.execute(_INSERT_OUTCOMES, (run_id, json.dumps(entries)))
 
 
 def _write_rows(connection: sqlite3.Connection, sql: str, rows: list[Any]) -> None:
@@ -516,23 +546,35 @@ def read_runs(path: Path, limit: int | None = None, status: str | None = None) -
     """Runs, newest first (blocking: call it from a worker thread in async code)."""
     if not path.exists():
         return []
-    with connect(path) as connection:
-        connection.row_factory = sqlite3.Row
-        where = "WHERE status = ?" if status else ""
-        parameters: tuple[Any, ...] = (status,) if status else ()
-        query = f"SELECT * FROM runs {where} ORDER BY started_at DESC, run_id DESC"
-        if limit is not None:
-            query += f" LIMIT {int(limit)}"
+    where = "WHERE status = ?" if status else ""
+    parameters: tuple[Any, ...] = (status,) if status else ()
+    query = f"SELECT * FROM runs {where} ORDER BY started_at DESC, run_id DESC"
+    if limit is not None:
+        query += f" LIMIT {int(limit)}"
+    with connect(path) as connection, _snapshot_of(connection):
         return [_run_record(connection, row) for row in connection.execute(query, parameters).fetchall()]
 
 
 def read_run(path: Path, run_id: str) -> RunRecord | None:
     if not path.exists():
         return None
-    with connect(path) as connection:
-        connection.row_factory = sqlite3.Row
-        row = connection.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else _run_record(connection, row)
+    with connect(path) as connection, _snapshot_of(connection):
+        return _read_run(connection, run_id)
+
+
+@contextmanager
+def _snapshot_of(connection: sqlite3.Connection) -> Iterator[None]:
+    """Reads of one moment: a run's rows are read by several queries while writers go on committing."""
+    connection.execute("BEGIN")
+    try:
+        yield
+    finally:
+        connection.execute("COMMIT")
+
+
+def _read_run(connection: sqlite3.Connection, run_id: str) -> RunRecord | None:
+    row = connection.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return None if row is None else _run_record(connection, row)
 
 
 def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:

@@ -63,10 +63,23 @@ class WorkflowError(Exception):
 
 def load_workflow(path: Path) -> Workflow:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise WorkflowError([SpecError(path, 1, 1, f"cannot read workflow file: {exc}")]) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _line_and_column(data, exc.start)
+        message = f"not UTF-8 text: {exc.reason} (byte 0x{data[exc.start]:02x})"
+        raise WorkflowError([SpecError(path, line, column, message)]) from exc
     return parse_workflow(text, path)
+
+
+def _line_and_column(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column of a byte, the column counted in the characters before it."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    before = data[line_start:offset].decode("utf-8", errors="replace")
+    return data.count(b"\n", 0, offset) + 1, len(before) + 1
 
 
 def parse_workflow(text: str, path: Path) -> Workflow:
