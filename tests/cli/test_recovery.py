@@ -501,3 +501,27 @@ def test_a_second_resume_starts_from_the_work_of_a_step_that_committed_nothing(r
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(done.stdout)
     assert git(repo, "show", f"{result['result_branch']}:used.txt").strip() == "made"
+
+
+def test_a_step_killed_in_its_second_attempt_is_recorded_with_two_attempts(repo: Path) -> None:
+    marker = repo.parent / "second"
+    (repo / "treeflow.yml").write_text(
+        "steps:\n"
+        "  flaky:\n"
+        f"    run: 'test $TREEFLOW_ATTEMPT = 2 || exit 1; echo up > {marker}; sleep 30'\n"
+        "    retry: {attempts: 3, backoff: 10ms, jitter: 0}\n"
+    )
+    process = subprocess.Popen(
+        [*TREEFLOW, "run"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_files([marker])
+        journal_when(repo, lambda record: record.run.steps["flaky"].attempts == 2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    # Recovery, at the start of this command, ends the step's processes.
+    [run] = json.loads(treeflow(repo, "runs", "--json").stdout)
+    shown = json.loads(treeflow(repo, "show", run["run_id"], "--json").stdout)
+    assert shown["steps"]["flaky"]["status"] == "interrupted"
+    assert shown["steps"]["flaky"]["attempts"] == 2

@@ -603,12 +603,20 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
     ):
         for entry in json.loads(batch):
             outcomes[entry[0]] = dict(zip(_OUTCOME_FIELDS, entry, strict=True))
+    # A running step's row was written when it started; its retries since have rows of their own.
+    retried: dict[str, int] = dict(
+        connection.execute(
+            "SELECT step_id, max(attempt) FROM attempts WHERE run_id = ? GROUP BY step_id", (run.run_id,)
+        ).fetchall()
+    )
     steps: dict[str, StepRecord] = {}
     # The run's row lists its steps in order; one that never started has no row of its own.
     for step_id in [*json.loads(row["selected"]), *rows, *outcomes]:
         if step_id not in steps:
             steps[step_id] = _step_record(outcomes.get(step_id), rows.get(step_id))
-            run.steps[step_id] = steps[step_id].result
+            result = run.steps[step_id] = steps[step_id].result
+            if result.status is StepStatus.RUNNING:
+                result.attempts = max(result.attempts, retried.get(step_id, 0) + 1)
     return RunRecord(run=run, owner_pid=row["owner_pid"], owner_start=row["owner_start"], steps=steps)
 
 
