@@ -525,3 +525,29 @@ def test_a_step_killed_in_its_second_attempt_is_recorded_with_two_attempts(repo:
     shown = json.loads(treeflow(repo, "show", run["run_id"], "--json").stdout)
     assert shown["steps"]["flaky"]["status"] == "interrupted"
     assert shown["steps"]["flaky"]["attempts"] == 2
+
+
+def test_a_step_run_again_by_resume_does_not_count_the_attempts_of_the_earlier_run(repo: Path) -> None:
+    gate = repo.parent / "gate"
+    marker = repo.parent / "again"
+    (repo / "treeflow.yml").write_text(
+        "steps:\n"
+        "  flaky:\n"
+        f"    run: 'test -e {gate} || exit 1; echo up > {marker}; sleep 30'\n"
+        "    retry: {attempts: 2, backoff: 10ms, jitter: 0}\n"
+    )
+    first = json.loads(treeflow(repo, "run", "--json").stdout)
+    assert first["steps"]["flaky"]["attempts"] == 2
+    gate.write_text("open")
+    process = subprocess.Popen(
+        [*TREEFLOW, "resume", first["run_id"]], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_files([marker])
+        journal_when(repo, lambda record: record.run.steps["flaky"].status is StepStatus.RUNNING)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    shown = json.loads(treeflow(repo, "show", first["run_id"], "--json").stdout)
+    assert shown["steps"]["flaky"]["status"] == "interrupted"
+    assert shown["steps"]["flaky"]["attempts"] == 1

@@ -531,10 +531,20 @@ def test_unreadable_file_is_an_error_at_its_start(tmp_path: Path) -> None:
     assert_error(only_error(path), 1, 1, "cannot read workflow file")
 
 
-def test_text_that_is_not_utf_8_is_an_error_at_the_bad_byte(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("data", "line", "column"),
+    [
+        (b"steps:\n  a: {run: '\xc3\xa9 \xff'}\n", 2, 15),
+        (b"steps:\r\n  a: {run: '\xff'}\r\n", 2, 13),
+        (b"\xef\xbb\xbfsteps: \xff\n", 1, 8),
+    ],
+)
+def test_text_that_is_not_utf_8_is_an_error_at_the_bad_byte(
+    tmp_path: Path, data: bytes, line: int, column: int
+) -> None:
     path = tmp_path / "treeflow.yml"
-    path.write_bytes(b"steps:\n  a: {run: '\xc3\xa9 \xff'}\n")
-    assert_error(only_error(path), 2, 15, "not UTF-8", "0xff")
+    path.write_bytes(data)
+    assert_error(only_error(path), line, column, "not UTF-8", "0xff")
 
 
 @pytest.mark.parametrize("name", ["A=B", ""])

@@ -239,7 +239,8 @@ class Journal:
                 else:
                     _write_rows(connection, sql, rows)
             connection.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:
+            # Whatever one batch meets, the thread must go on: the batches after it would be lost.
             log.error("could not write the run journal %s: %s", self.path, exc)
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
@@ -442,9 +443,21 @@ def _begin_again(connection: sqlite3.Connection, run_id: str, carried: list[tupl
     carries over keep their outcome and where they ran: a later resume starts their dependents from
     their start commit when they committed nothing.
     """
-    earlier = _read_run(connection, run_id) if carried else None
+    earlier: RunRecord | None = None
+    if carried:
+        try:
+            earlier = _read_run(connection, run_id)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("run %s: its earlier steps cannot be read from the journal: %s", run_id, exc)
     connection.execute(_FORGET_STEPS, (run_id,))
     connection.execute(_FORGET_OUTCOMES, (run_id,))
+    # The retries of a step that runs again belong to its earlier attempt.
+    kept = {step_id for _run_id, step_id, *_outcome in carried}
+    retried = connection.execute("SELECT DISTINCT step_id FROM attempts WHERE run_id = ?", (run_id,))
+    connection.executemany(
+        "DELETE FROM attempts WHERE run_id = ? AND step_id = ?",
+        [(run_id, step_id) for (step_id,) in retried.fetchall() if step_id not in kept],
+    )
     if not carried:
         return
     entries = []
@@ -568,8 +581,11 @@ def _snapshot_of(connection: sqlite3.Connection) -> Iterator[None]:
     connection.execute("BEGIN")
     try:
         yield
-    finally:
-        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def _read_run(connection: sqlite3.Connection, run_id: str) -> RunRecord | None:

@@ -69,17 +69,11 @@ def load_workflow(path: Path) -> Workflow:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line, column = _line_and_column(data, exc.start)
+        valid = data[: exc.start].decode("utf-8")
+        line, column = _line_column(valid, len(valid))
         message = f"not UTF-8 text: {exc.reason} (byte 0x{data[exc.start]:02x})"
         raise WorkflowError([SpecError(path, line, column, message)]) from exc
     return parse_workflow(text, path)
-
-
-def _line_and_column(data: bytes, offset: int) -> tuple[int, int]:
-    """1-based line and column of a byte, the column counted in the characters before it."""
-    line_start = data.rfind(b"\n", 0, offset) + 1
-    before = data[line_start:offset].decode("utf-8", errors="replace")
-    return data.count(b"\n", 0, offset) + 1, len(before) + 1
 
 
 def parse_workflow(text: str, path: Path) -> Workflow:
@@ -437,8 +431,8 @@ def _construct(node: yaml.Node) -> float:
 
 
 def _line_column(text: str, position: int) -> tuple[int, int]:
-    before = text[:position]
-    return before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+    before = text[:position].removeprefix("\ufeff")  # a byte-order mark is not a column
+    return before.count("\n") + 1, len(before) - before.rfind("\n")
 
 
 def _kind(node: yaml.Node) -> str:
