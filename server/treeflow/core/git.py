@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -113,9 +114,19 @@ async def git_status(cwd: Path, *args: str, env: Mapping[str, str] | None = None
     full_env = {**environ_without_repository(), **(env or {})}
     # In a session of its own, git is out of reach of a terminal's Ctrl-C, which goes to the whole
     # foreground group: treeflow decides when a git command may be stopped, not the keyboard.
-    result = await anyio.run_process(
-        ["git", *args], cwd=cwd, check=False, stdin=subprocess.DEVNULL, env=full_env, start_new_session=True
-    )
+    for _ in range(3):
+        result = await anyio.run_process(
+            ["git", *args],
+            cwd=cwd,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            start_new_session=True,
+        )
+        # A Ctrl-C in the instant between the fork and the new session still ends the child, before
+        # it can exec git: nothing ran, so running it again is safe.
+        if result.returncode != -signal.SIGINT:
+            break
     return (
         result.returncode,
         result.stdout.decode("utf-8", errors="replace"),
