@@ -551,3 +551,24 @@ def test_a_step_run_again_by_resume_does_not_count_the_attempts_of_the_earlier_r
     shown = json.loads(treeflow(repo, "show", first["run_id"], "--json").stdout)
     assert shown["steps"]["flaky"]["status"] == "interrupted"
     assert shown["steps"]["flaky"]["attempts"] == 1
+
+
+def test_resume_moves_the_run_branch_on_from_a_result_that_merged_several_steps(repo: Path) -> None:
+    gate = repo.parent / "gate"
+    (repo / "treeflow.yml").write_text(
+        "fail_fast: false\nsteps:\n"
+        "  a: {run: 'echo a > a.txt'}\n"
+        "  b: {run: 'echo b > b.txt'}\n"
+        f"  c: {{run: 'test -e {gate} && echo c > c.txt'}}\n"
+    )
+    first = json.loads(treeflow(repo, "run", "--json").stdout)
+    branch = first["result_branch"]
+    earlier = git(repo, "rev-parse", branch)
+    assert git(repo, "show", f"{branch}:b.txt") == "b"
+    gate.write_text("open")
+    done = treeflow(repo, "resume", first["run_id"], "--json")
+    assert done.returncode == 0, done.stderr
+    assert "left as it was" not in done.stderr
+    assert json.loads(done.stdout)["result_branch"] == branch
+    assert [git(repo, "show", f"{branch}:{name}.txt") for name in "abc"] == ["a", "b", "c"]
+    assert earlier in git(repo, "rev-list", branch).split()

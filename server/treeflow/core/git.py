@@ -345,11 +345,6 @@ async def merge_commits(
     return await git(repo.root, "commit-tree", "--no-gpg-sign", tree, *parents, "-m", message, env=env)
 
 
-async def is_ancestor(repo: Repository, commit: str, descendant: str) -> bool:
-    code, _, _ = await git_status(repo.root, "merge-base", "--is-ancestor", commit, descendant)
-    return code == 0
-
-
 async def changed_files(repo: Repository, base: str, commit: str) -> set[str]:
     out = await git(repo.root, "diff", "--name-only", "--no-renames", base, commit)
     return set(out.splitlines())

@@ -34,7 +34,6 @@ from treeflow.core.git import (
     git_status,
     head_commit,
     identity_env,
-    is_ancestor,
     merge_commits,
     resolve_commit,
     snapshot_working_tree,
@@ -360,28 +359,30 @@ class GitWorkspace:
             commits = [commit for commit in ends if commit != self._base]
             if not commits:
                 return
+            branch = run_branch(run.run_id)
+            # A resumed run's branch holds the result of its earlier steps, a merge of them when there
+            # were several: the new result must contain it to move the branch forward.
+            earlier = await resolve_commit(self._repo, f"refs/heads/{branch}")
             merged = await merge_commits(
-                self._repo, commits, f"treeflow: result of run {run.run_id} of {run.workflow}", self._identity
+                self._repo,
+                commits if earlier is None else [earlier, *commits],
+                f"treeflow: result of run {run.run_id} of {run.workflow}",
+                self._identity,
             )
             if isinstance(merged, MergeConflict):
                 self._warn(
                     None,
-                    "the work of the final steps conflicts in "
+                    f"the work of the final steps{'' if earlier is None else f' and {branch}'} conflicts in "
                     + ", ".join(merged.files)
                     + "; their branches are kept, but the run has no result branch",
                 )
                 return
-            branch = run_branch(run.run_id)
-            earlier = await resolve_commit(self._repo, f"refs/heads/{branch}")
             if earlier is None:
                 await git_locked(self._lock, self._repo.root, "branch", "--no-track", branch, merged)
-            elif await is_ancestor(self._repo, earlier, merged):
+            elif merged != earlier:
                 await git_locked(
                     self._lock, self._repo.root, "update-ref", f"refs/heads/{branch}", merged, earlier
                 )
-            else:
-                self._warn(None, f"{branch} holds work the new result does not; it is left as it was")
-                return
             run.result_branch = branch
 
 
