@@ -572,3 +572,33 @@ def test_resume_moves_the_run_branch_on_from_a_result_that_merged_several_steps(
     assert json.loads(done.stdout)["result_branch"] == branch
     assert [git(repo, "show", f"{branch}:{name}.txt") for name in "abc"] == ["a", "b", "c"]
     assert earlier in git(repo, "rev-list", branch).split()
+
+
+@pytest.mark.parametrize("in_worktree", [True, False])
+def test_a_kill_before_the_journal_wrote_the_step_still_leaves_nothing_behind(
+    repo: Path, in_worktree: bool
+) -> None:
+    # Killed the moment its step starts, the CLI has most likely not written the step's row, nor
+    # perhaps the run's: its lock file, the processes' environment and the worktree folder remain.
+    pids = repo.parent / "pids"
+    (repo / "treeflow.yml").write_text(
+        f"defaults: {{worktree: {str(in_worktree).lower()}}}\n"
+        f"steps:\n  a: {{run: 'echo work > work.txt; echo $$ > {pids}; sleep 30'}}\n"
+    )
+    process = subprocess.Popen(
+        [*TREEFLOW, "run"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_files([pids], timeout_s=20)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    step_pid = int(pids.read_text())
+    assert pid_alive(step_pid)
+    treeflow(repo, "runs")
+    assert not pid_alive(step_pid)
+    assert worktrees(repo) == 0
+    if in_worktree:
+        [branch] = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/treeflow/").split()
+        assert git(repo, "show", f"{branch}:work.txt") == "work"
+    assert list((repo / ".git" / "treeflow" / "runs").glob("*.lock")) == []

@@ -139,53 +139,9 @@ async def _clean_worktrees(
         if _is_live(run_id, active):
             actions.append(Action(f"kept worktree {worktree.path}", f"run {run_id} is still going on", False))
             continue
-        if not worktree.path.is_dir():
-            continue
-        saved = ""
-        if not dry_run:
-            try:
-                commit = None
-                if await is_checked_out(worktree.path):
-                    problem = await why_not_savable(worktree.path, worktree.branch)
-                    if problem is not None:
-                        actions.append(Action(f"kept worktree {worktree.path}", problem, False, failed=True))
-                        continue
-                    commit = await commit_worktree(
-                        worktree.path,
-                        "treeflow: work left in a worktree, saved by `treeflow clean`",
-                        [TREEFLOW_DIR],
-                        await identity_env(repo),
-                    )
-            except (GitError, OSError) as exc:
-                actions.append(
-                    Action(
-                        f"kept worktree {worktree.path}",
-                        f"could not commit its work: {exc}",
-                        False,
-                        failed=True,
-                    )
-                )
-                continue
-            if commit:
-                saved = f"; its changes were committed to {worktree.branch} as {commit[:12]}"
-            try:
-                # git locks a worktree as "initializing" while it makes it; one whose creation was
-                # cut short stays so, and only a double --force removes it. Other locks are the
-                # user's, and are respected.
-                force = ["--force", "--force"] if worktree.lock == "initializing" else ["--force"]
-                await git_locked(lock, repo.root, "worktree", "remove", *force, str(worktree.path))
-            except GitError as exc:
-                reason = f"could not remove it{saved}: {exc}"
-                actions.append(Action(f"kept worktree {worktree.path}", reason, False, failed=True))
-                continue
-        on = f" (branch {worktree.branch})" if worktree.branch else ""
-        actions.append(
-            Action(
-                f"{verb}remove worktree {worktree.path}{on}",
-                f"left over from run {run_id}{saved}",
-                not dry_run,
-            )
-        )
+        action = await _clean_worktree(repo, lock, worktree, run_id, dry_run, verb)
+        if action is not None:
+            actions.append(action)
     # git reports what it would prune on stderr.
     code, _, stale = await git_status(repo.root, "worktree", "prune", "--dry-run", "--verbose")
     if code != 0:
@@ -196,6 +152,68 @@ async def _clean_worktrees(
         await git_locked(lock, repo.root, "worktree", "prune")
     if not dry_run:
         await anyio.to_thread.run_sync(_remove_empty_folders, root)
+
+
+async def _clean_worktree(
+    repo: Repository,
+    lock: RepoLock,
+    worktree: _Worktree,
+    run_id: str,
+    dry_run: bool,
+    verb: str,
+    message: str = "treeflow: work left in a worktree, saved by `treeflow clean`",
+) -> Action | None:
+    """Commit what a worktree of a dead run holds to its branch, then remove it."""
+    if not worktree.path.is_dir():
+        return None
+    saved = ""
+    if not dry_run:
+        kept = f"kept worktree {worktree.path}"
+        try:
+            commit = None
+            if await is_checked_out(worktree.path):
+                problem = await why_not_savable(worktree.path, worktree.branch)
+                if problem is not None:
+                    return Action(kept, problem, False, failed=True)
+                commit = await commit_worktree(
+                    worktree.path, message, [TREEFLOW_DIR], await identity_env(repo)
+                )
+        except (GitError, OSError) as exc:
+            return Action(kept, f"could not commit its work: {exc}", False, failed=True)
+        if commit:
+            saved = f"; its changes were committed to {worktree.branch} as {commit[:12]}"
+        try:
+            # git locks a worktree as "initializing" while it makes it; one whose creation was
+            # cut short stays so, and only a double --force removes it. Other locks are the
+            # user's, and are respected.
+            force = ["--force", "--force"] if worktree.lock == "initializing" else ["--force"]
+            await git_locked(lock, repo.root, "worktree", "remove", *force, str(worktree.path))
+        except GitError as exc:
+            return Action(kept, f"could not remove it{saved}: {exc}", False, failed=True)
+    on = f" (branch {worktree.branch})" if worktree.branch else ""
+    return Action(
+        f"{verb}remove worktree {worktree.path}{on}", f"left over from run {run_id}{saved}", not dry_run
+    )
+
+
+async def save_worktrees_of_run(
+    repo: Repository, lock: RepoLock, run_id: str, message: str, *, besides: set[Path]
+) -> list[Action]:
+    """Save and remove the worktrees a dead run left, but those in ``besides``; the caller holds the
+    run's lock. It finds those the journal never heard of: a crash can come before it writes."""
+    root = worktree_root(repo)
+    actions = []
+    for worktree in await _list_worktrees(repo):
+        if not worktree.path.is_relative_to(root) or worktree.path in besides:
+            continue
+        if (_run_of(worktree.branch) or worktree.path.relative_to(root).parts[0]) != run_id:
+            continue
+        action = await _clean_worktree(repo, lock, worktree, run_id, False, "", message)
+        if action is not None:
+            actions.append(action)
+    if actions:
+        await anyio.to_thread.run_sync(_remove_empty_folders, root)
+    return actions
 
 
 async def _clean_branches(

@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 
 from treeflow.core import journal
+from treeflow.core.clean import save_worktrees_of_run
 from treeflow.core.git import (
     GitError,
     RepoLock,
@@ -63,6 +64,49 @@ async def recover(repo: Repository, say: Callable[[str], None]) -> list[str]:
         finally:
             run_lock_path(repo, record.run.run_id).unlink(missing_ok=True)
             unlock_file(lock)
+    recovered.extend(await _recover_unrecorded(repo, path, say))
+    return recovered
+
+
+async def _recover_unrecorded(repo: Repository, path: Path, say: Callable[[str], None]) -> list[str]:
+    """Clear up after runs that died before the journal said they were running.
+
+    A run holds its lock file from before its first step until its end, and removes it then; a lock
+    file nobody holds is a run whose process died. When that came before the journal's first write
+    of the run (or of a resume of it), only the lock file, the run's processes and its worktrees
+    tell of it.
+    """
+    folder = run_lock_path(repo, "x").parent
+    if not folder.is_dir():
+        return []
+    recovered = []
+    for lock_file in sorted(folder.glob("*.lock")):
+        run_id = lock_file.stem
+        lock = try_lock_file(lock_file)
+        if lock is None:
+            continue
+        try:
+            record = await anyio.to_thread.run_sync(journal.read_run, path, run_id)
+            if record is not None and record.run.status is RunStatus.RUNNING:
+                continue  # its owner died after the recovery above read the journal: next time
+            done = []
+            groups = await anyio.to_thread.run_sync(process_groups_with_env, "TREEFLOW_RUN_ID", run_id)
+            for group in sorted(groups - {os.getpgrp()}):
+                await end_process_group(group)
+                done.append(f"ended processes of the run (group {group})")
+            # Only once its processes are gone: they could still be writing in its worktrees.
+            message = _saved_message(run_id, "its steps")
+            for action in await save_worktrees_of_run(repo, RepoLock(repo), run_id, message, besides=set()):
+                done.append(str(action))
+            if not done:
+                continue
+            say(f"run {run_id} was interrupted before the journal recorded it; recovering it")
+            for line in done:
+                say(f"  {line}")
+            recovered.append(run_id)
+        finally:
+            lock_file.unlink(missing_ok=True)
+            unlock_file(lock)
     return recovered
 
 
@@ -94,11 +138,13 @@ async def _recover_run(
     identity = await identity_env(repo)
     copied = _setup_copy_patterns(record.run.workflow_path)
     statements = [journal.processes_ended(run_id)]
+    known: set[Path] = set()
     for position, (step_id, step) in enumerate(record.steps.items()):
         result = step.result
         if result.status.is_final:
             continue
         if step.worktree is not None and step.work_branch and step.start_commit and step.worktree.is_dir():
+            known.add(step.worktree)
             worktree = StepWorktree(path=step.worktree, branch=step.work_branch, start=step.start_commit)
             worktree.copied = [
                 str(p.relative_to(step.worktree)) for pattern in copied for p in step.worktree.glob(pattern)
@@ -114,7 +160,7 @@ async def _recover_run(
                     lock,
                     worktree,
                     populated=populated,
-                    message=f"treeflow: work of step {step_id}, saved after an interruption\n\nRun {run_id}.",
+                    message=_saved_message(run_id, f"step {step_id}"),
                     identity=identity,
                     warn=_prefixed(say, step_id),
                 )
@@ -124,9 +170,18 @@ async def _recover_run(
         result.status = StepStatus.INTERRUPTED
         result.error = INTERRUPTED
         statements.append(journal.mark_step(run_id, step_id, position, result))
+    # A step placed in the last moments before the crash has a worktree the journal had no row for.
+    for action in await save_worktrees_of_run(
+        repo, lock, run_id, _saved_message(run_id, "a step"), besides=known
+    ):
+        say(f"  {action}")
     statements.append(journal.mark_run(run_id, RunStatus.INTERRUPTED))
     await anyio.to_thread.run_sync(journal.execute, path, statements)
     say(f"run {run_id} is marked interrupted; `treeflow resume {run_id}` finishes it")
+
+
+def _saved_message(run_id: str, whose: str) -> str:
+    return f"treeflow: work of {whose}, saved after an interruption\n\nRun {run_id}."
 
 
 def _prefixed(say: Callable[[str], None], step_id: str) -> Callable[[str], None]:
