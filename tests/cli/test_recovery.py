@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -287,6 +288,7 @@ def test_the_cli_and_the_server_write_the_journal_at_once(repo: Path) -> None:
 OPEN_AT = """
 import sys, time
 from pathlib import Path
+from typing import Any
 from treeflow.core import journal
 path, moment = Path(sys.argv[1]), float(sys.argv[2])
 time.sleep(max(0.0, moment - time.time()))
@@ -602,3 +604,30 @@ def test_a_kill_before_the_journal_wrote_the_step_still_leaves_nothing_behind(
         [branch] = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/treeflow/").split()
         assert git(repo, "show", f"{branch}:work.txt") == "work"
     assert list((repo / ".git" / "treeflow" / "runs").glob("*.lock")) == []
+
+
+def test_a_step_killed_while_it_waits_to_retry_is_recorded_with_the_attempts_it_made(repo: Path) -> None:
+    (repo / "treeflow.yml").write_text(
+        "steps:\n  flaky: {run: 'exit 1', retry: {attempts: 3, backoff: 30s, jitter: 0}}\n"
+    )
+    process = subprocess.Popen(
+        [*TREEFLOW, "run"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    db = repo / ".git" / "treeflow" / "journal.db"
+    try:
+        deadline = time.monotonic() + 20
+        while not (db.exists() and journal.read_runs(db) and _attempt_rows(db)):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert journal.read_runs(db)[0].run.steps["flaky"].attempts == 1
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    [run] = json.loads(treeflow(repo, "runs", "--json").stdout)
+    shown = json.loads(treeflow(repo, "show", run["run_id"], "--json").stdout)
+    assert (shown["steps"]["flaky"]["status"], shown["steps"]["flaky"]["attempts"]) == ("interrupted", 1)
+
+
+def _attempt_rows(db: Path) -> list[Any]:
+    with sqlite3.connect(db) as connection:
+        return connection.execute("SELECT attempt FROM attempts").fetchall()

@@ -37,6 +37,7 @@ from treeflow.core.events import (
     StepFinished,
     StepPlaced,
     StepRetrying,
+    StepStarted,
 )
 from treeflow.core.git import Repository
 from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
@@ -192,6 +193,10 @@ class Journal:
     def emit(self, event: Event) -> None:
         if isinstance(event, (ProcessStarted, StepPlaced, StepRetrying)):
             self._queue.put(event)
+        elif isinstance(event, StepStarted):
+            # A first attempt is told by the step's own row; a retry's start needs one of its own.
+            if event.attempt > 1:
+                self._queue.put(event)
         elif type(event) in _SNAPSHOT_EVENTS:
             # Runs and step results go on changing: their rows are taken now, on the event loop.
             self._queue.put(self._snapshot(event))
@@ -278,6 +283,7 @@ class Journal:
         processes: dict[_StepKey, list[tuple[Any, ...]]] = {}
         ended: dict[_StepKey, _StepEnds] = {}
         attempts: list[tuple[Any, ...]] = []
+        retries: list[tuple[Any, ...]] = []
         runs_ended: list[tuple[Any, ...]] = []
         for change in changes:
             if isinstance(change, ProcessStarted):
@@ -295,6 +301,8 @@ class Journal:
                 ended[change.key] = change
             elif isinstance(change, StepRetrying):
                 attempts.append((change.run_id, change.step_id, change.next_attempt - 1, change.reason))
+            elif isinstance(change, StepStarted):
+                retries.append((change.run_id, change.step_id, change.attempt, time.time()))
             elif isinstance(change, _RunBegins):
                 run_id = change.run[0]
                 runs_begun.append(change.run)
@@ -336,6 +344,9 @@ class Journal:
             writes.append(
                 (_INSERT_OUTCOMES, [(run_id, json.dumps(rows)) for run_id, rows in outcomes.items()])
             )
+        # Before the attempts' outcomes: a retry that ends in this batch keeps its outcome.
+        if retries:
+            writes.append((_START_ATTEMPT, retries))
         if attempts:
             writes.append((_INSERT_ATTEMPT, attempts))
         if runs_ended:
@@ -370,7 +381,7 @@ class _RunEnds(NamedTuple):
 
 
 # What the writer is handed: events that never change, as they are, and rows taken from the rest.
-_Change = StepPlaced | ProcessStarted | StepRetrying | _RunBegins | _StepEnds | _RunEnds
+_Change = StepPlaced | ProcessStarted | StepRetrying | StepStarted | _RunBegins | _StepEnds | _RunEnds
 _SNAPSHOT_EVENTS = frozenset({RunStarted, StepFinished, RunFinished})
 
 _UPSERT_RUN = (
@@ -427,6 +438,7 @@ _PLACE_STEP = (
 _INSERT_PROCESS = "INSERT OR REPLACE INTO processes (run_id, step_id, pgid, start_ticks) VALUES (?, ?, ?, ?)"
 _END_PROCESSES = "UPDATE processes SET ended = 1 WHERE (run_id, step_id) IN (VALUES (?, ?))"
 _INSERT_ATTEMPT = "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, outcome) VALUES (?, ?, ?, ?)"
+_START_ATTEMPT = "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, started_at) VALUES (?, ?, ?, ?)"
 
 
 # Rows go to SQLite several to a statement. Each statement releases the GIL while SQLite runs it and
@@ -619,7 +631,8 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
     ):
         for entry in json.loads(batch):
             outcomes[entry[0]] = dict(zip(_OUTCOME_FIELDS, entry, strict=True))
-    # A running step's row was written when it started; its retries since have rows of their own.
+    # A running step's row was written when it started; since then, each attempt that failed and
+    # each retry that started has a row of its own.
     retried: dict[str, int] = dict(
         connection.execute(
             "SELECT step_id, max(attempt) FROM attempts WHERE run_id = ? GROUP BY step_id", (run.run_id,)
@@ -632,7 +645,7 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
             steps[step_id] = _step_record(outcomes.get(step_id), rows.get(step_id))
             result = run.steps[step_id] = steps[step_id].result
             if result.status is StepStatus.RUNNING:
-                result.attempts = max(result.attempts, retried.get(step_id, 0) + 1)
+                result.attempts = max(result.attempts, retried.get(step_id, 1))
     return RunRecord(run=run, owner_pid=row["owner_pid"], owner_start=row["owner_start"], steps=steps)
 
 
