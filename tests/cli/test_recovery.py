@@ -583,8 +583,9 @@ def test_a_kill_before_the_journal_wrote_the_step_still_leaves_nothing_behind(
     # Killed the moment its step starts, the CLI has most likely not written the step's row, nor
     # perhaps the run's: its lock file, the processes' environment and the worktree folder remain.
     pids = repo.parent / "pids"
+    (repo / ".env").write_text("SECRET=1\n")
     (repo / "treeflow.yml").write_text(
-        f"defaults: {{worktree: {str(in_worktree).lower()}}}\n"
+        f"defaults: {{worktree: {str(in_worktree).lower()}}}\nsetup: {{copy: ['.env']}}\n"
         f"steps:\n  a: {{run: 'echo work > work.txt; echo $$ > {pids}; sleep 30'}}\n"
     )
     process = subprocess.Popen(
@@ -603,6 +604,7 @@ def test_a_kill_before_the_journal_wrote_the_step_still_leaves_nothing_behind(
     if in_worktree:
         [branch] = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/treeflow/").split()
         assert git(repo, "show", f"{branch}:work.txt") == "work"
+        assert ".env" not in git(repo, "ls-tree", "--name-only", branch).split()
     assert list((repo / ".git" / "treeflow" / "runs").glob("*.lock")) == []
 
 
@@ -631,3 +633,59 @@ def test_a_step_killed_while_it_waits_to_retry_is_recorded_with_the_attempts_it_
 def _attempt_rows(db: Path) -> list[Any]:
     with sqlite3.connect(db) as connection:
         return connection.execute("SELECT attempt FROM attempts").fetchall()
+
+
+def test_recovery_leaves_alone_a_worktree_its_step_moved_to_another_branch(repo: Path) -> None:
+    git(repo, "branch", "develop")
+    develop = git(repo, "rev-parse", "develop")
+    started = repo.parent / "started"
+    (repo / "treeflow.yml").write_text(
+        "fail_fast: false\nsteps:\n"
+        "  a: {run: 'git switch -q develop && echo a > a.txt'}\n"
+        f"  b: {{run: 'echo up > {started}; sleep 30', needs: []}}\n"
+    )
+    process = subprocess.Popen(
+        [*TREEFLOW, "run"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_files([started])
+        journal_when(repo, lambda record: record.run.steps["a"].status is StepStatus.FAILED)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    treeflow(repo, "runs")
+    assert git(repo, "rev-parse", "develop") == develop
+    [kept] = [line for line in git(repo, "worktree", "list").splitlines() if "[develop]" in line]
+    assert (Path(kept.split()[0]) / "a.txt").read_text() == "a\n"
+
+
+def test_a_dry_run_of_clean_does_not_make_the_next_start_recover_an_ended_run(repo: Path) -> None:
+    (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'git switch -q -c mine && echo a > a.txt'}\n")
+    run = json.loads(treeflow(repo, "run", "--json").stdout)
+    assert run["status"] == "failed"
+    assert worktrees(repo) == 1
+    assert treeflow(repo, "clean", "--dry-run").returncode == 0
+    after = treeflow(repo, "runs")
+    assert "recovering" not in after.stderr
+    assert worktrees(repo) == 1
+    assert git(repo, "rev-parse", "mine") == git(repo, "rev-parse", "HEAD")
+
+
+def test_resume_leaves_a_run_branch_that_is_checked_out_where_it_is(repo: Path, tmp_path: Path) -> None:
+    gate = repo.parent / "gate"
+    (repo / "treeflow.yml").write_text(
+        "fail_fast: false\nsteps:\n"
+        "  a: {run: 'echo a > a.txt'}\n"
+        f"  b: {{run: 'test -e {gate} && echo b > b.txt'}}\n"
+    )
+    first = json.loads(treeflow(repo, "run", "--json").stdout)
+    branch = first["result_branch"]
+    review = tmp_path / "review"
+    git(repo, "worktree", "add", "-q", str(review), branch)
+    tip = git(repo, "rev-parse", branch)
+    gate.write_text("open")
+    done = treeflow(repo, "resume", first["run_id"])
+    assert done.returncode == 0, done.stderr
+    assert f"{branch} is checked out in a worktree; it is left as it was" in done.stderr + done.stdout
+    assert git(repo, "rev-parse", branch) == tip
+    assert git(review, "status", "--porcelain") == ""

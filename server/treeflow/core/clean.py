@@ -33,7 +33,7 @@ from treeflow.core.git import (
     unlock_file,
 )
 from treeflow.core.model import RunStatus
-from treeflow.core.worktree import run_lock_path, why_not_savable, worktree_root
+from treeflow.core.worktree import run_lock_path, step_branch, why_not_savable, worktree_root
 
 _BRANCH_RUN = re.compile(r"^treeflow/(?:runs/)?([^/]+)")
 
@@ -131,7 +131,9 @@ async def _clean_worktrees(
         # treeflow branch (`git worktree add ../review treeflow/runs/…`), and is never touched.
         if not worktree.path.is_relative_to(root):
             continue
-        run_id = _run_of(worktree.branch) or worktree.path.relative_to(root).parts[0]
+        run_id = _run_of_worktree(worktree, root)
+        if run_id is None:
+            continue
         if run_id not in active:
             # A run that started after this clean did: its lock, taken now, says whether it is live
             # and, if it is not, keeps it from starting while its worktree is cleaned.
@@ -162,21 +164,26 @@ async def _clean_worktree(
     dry_run: bool,
     verb: str,
     message: str = "treeflow: work left in a worktree, saved by `treeflow clean`",
+    exclude: tuple[str, ...] = (),
 ) -> Action | None:
-    """Commit what a worktree of a dead run holds to its branch, then remove it."""
+    """Commit what a worktree of a dead run holds to its step branch, then remove it."""
     if not worktree.path.is_dir():
         return None
     saved = ""
     if not dry_run:
         kept = f"kept worktree {worktree.path}"
+        # A step's worktree sits at <root>/<run>/<step>: its work belongs on that step's branch, and
+        # never on a branch the step switched to.
+        parts = worktree.path.relative_to(worktree_root(repo)).parts
+        branch = step_branch(*parts) if len(parts) == 2 else worktree.branch
         try:
             commit = None
             if await is_checked_out(worktree.path):
-                problem = await why_not_savable(worktree.path, worktree.branch)
+                problem = await why_not_savable(worktree.path, branch)
                 if problem is not None:
                     return Action(kept, problem, False, failed=True)
                 commit = await commit_worktree(
-                    worktree.path, message, [TREEFLOW_DIR], await identity_env(repo)
+                    worktree.path, message, [TREEFLOW_DIR, *exclude], await identity_env(repo)
                 )
         except (GitError, OSError) as exc:
             return Action(kept, f"could not commit its work: {exc}", False, failed=True)
@@ -196,19 +203,43 @@ async def _clean_worktree(
     )
 
 
+def _run_of_worktree(worktree: _Worktree, root: Path) -> str | None:
+    parts = worktree.path.relative_to(root).parts
+    return _run_of(worktree.branch) or (parts[0] if parts else None)
+
+
 async def save_worktrees_of_run(
-    repo: Repository, lock: RepoLock, run_id: str, message: str, *, besides: set[Path]
+    repo: Repository,
+    lock: RepoLock,
+    run_id: str,
+    message: str,
+    *,
+    made_since: float,
+    besides: set[Path],
+    setup_copy: tuple[str, ...],
 ) -> list[Action]:
-    """Save and remove the worktrees a dead run left, but those in ``besides``; the caller holds the
-    run's lock. It finds those the journal never heard of: a crash can come before it writes."""
+    """Save and remove the worktrees a dead run's last process made (since ``made_since``), but those
+    in ``besides``; the caller holds the run's lock. It finds those the journal never heard of: a
+    crash can come before the journal writes. Older ones were kept on purpose by an earlier attempt.
+    """
     root = worktree_root(repo)
     actions = []
     for worktree in await _list_worktrees(repo):
         if not worktree.path.is_relative_to(root) or worktree.path in besides:
             continue
-        if (_run_of(worktree.branch) or worktree.path.relative_to(root).parts[0]) != run_id:
+        if _run_of_worktree(worktree, root) != run_id:
             continue
-        action = await _clean_worktree(repo, lock, worktree, run_id, False, "", message)
+        try:
+            if (worktree.path / ".git").lstat().st_mtime < made_since:
+                continue
+        except OSError:
+            continue  # not a worktree git can work in: `treeflow clean` reports it
+        copied = tuple(
+            str(match.relative_to(worktree.path))
+            for pattern in setup_copy
+            for match in worktree.path.glob(pattern)
+        )
+        action = await _clean_worktree(repo, lock, worktree, run_id, False, "", message, copied)
         if action is not None:
             actions.append(action)
     if actions:

@@ -200,19 +200,34 @@ async def _flock(fd: int) -> None:
             delay = min(delay * 2, 0.05)
 
 
-def try_lock_file(path: Path) -> int | None:
-    """Take an exclusive flock on ``path`` without waiting: the open descriptor, or None if it is held.
+def try_lock_file(path: Path, *, create: bool = True) -> int | None:
+    """Take an exclusive flock on ``path`` without waiting: the open descriptor, or None if it is held
+    (or, without ``create``, does not exist).
 
     The kernel drops the lock when the process dies, so a held lock means a live owner.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        # Its holder may have removed the file between our open and our lock: a lock on a file no
+        # longer at ``path`` keeps nobody out.
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        unlock_file(fd)
+        if not create:
+            return None
 
 
 def unlock_file(fd: int) -> None:

@@ -59,7 +59,7 @@ async def recover(repo: Repository, say: Callable[[str], None]) -> list[str]:
             if current is None or current.run.status is not RunStatus.RUNNING or current.owner_alive():
                 continue
             with anyio.CancelScope(shield=True):
-                await _recover_run(repo, path, current, say)
+                await _recover_run(repo, path, current, os.fstat(lock).st_mtime, say)
             recovered.append(record.run.run_id)
         finally:
             run_lock_path(repo, record.run.run_id).unlink(missing_ok=True)
@@ -82,36 +82,55 @@ async def _recover_unrecorded(repo: Repository, path: Path, say: Callable[[str],
     recovered = []
     for lock_file in sorted(folder.glob("*.lock")):
         run_id = lock_file.stem
-        lock = try_lock_file(lock_file)
+        lock = try_lock_file(lock_file, create=False)
         if lock is None:
             continue
         try:
+            # A run writes its workflow's path into its lock file as it takes it; a lock file without
+            # one is `treeflow clean`'s, or an older treeflow's, and tells of no dead run.
+            workflow = os.pread(lock, 4096, 0).decode("utf-8", errors="replace")
+            if not workflow:
+                continue
+            locked_at = os.fstat(lock).st_mtime
             record = await anyio.to_thread.run_sync(journal.read_run, path, run_id)
             if record is not None and record.run.status is RunStatus.RUNNING:
                 continue  # its owner died after the recovery above read the journal: next time
-            done = []
-            groups = await anyio.to_thread.run_sync(process_groups_with_env, "TREEFLOW_RUN_ID", run_id)
-            for group in sorted(groups - {os.getpgrp()}):
-                await end_process_group(group)
-                done.append(f"ended processes of the run (group {group})")
-            # Only once its processes are gone: they could still be writing in its worktrees.
-            message = _saved_message(run_id, "its steps")
-            for action in await save_worktrees_of_run(repo, RepoLock(repo), run_id, message, besides=set()):
-                done.append(str(action))
-            if not done:
-                continue
-            say(f"run {run_id} was interrupted before the journal recorded it; recovering it")
-            for line in done:
-                say(f"  {line}")
-            recovered.append(run_id)
-        finally:
+            with anyio.CancelScope(shield=True):
+                done = await _recover_unrecorded_run(repo, run_id, Path(workflow), locked_at)
             lock_file.unlink(missing_ok=True)
+            if done:
+                say(f"run {run_id} was interrupted before the journal recorded it; recovering it")
+                for line in done:
+                    say(f"  {line}")
+                recovered.append(run_id)
+        finally:
             unlock_file(lock)
     return recovered
 
 
+async def _recover_unrecorded_run(
+    repo: Repository, run_id: str, workflow: Path, locked_at: float
+) -> list[str]:
+    done = []
+    groups = await anyio.to_thread.run_sync(process_groups_with_env, "TREEFLOW_RUN_ID", run_id)
+    for group in sorted(groups - {os.getpgrp()}):
+        await end_process_group(group)
+        done.append(f"ended processes of the run (group {group})")
+    # Only once its processes are gone: they could still be writing in its worktrees.
+    actions = await save_worktrees_of_run(
+        repo,
+        RepoLock(repo),
+        run_id,
+        _saved_message(run_id, "its steps"),
+        made_since=locked_at,
+        besides=set(),
+        setup_copy=_setup_copy_patterns(workflow),
+    )
+    return done + [str(action) for action in actions]
+
+
 async def _recover_run(
-    repo: Repository, path: Path, record: journal.RunRecord, say: Callable[[str], None]
+    repo: Repository, path: Path, record: journal.RunRecord, locked_at: float, say: Callable[[str], None]
 ) -> None:
     run_id = record.run.run_id
     say(
@@ -172,7 +191,13 @@ async def _recover_run(
         statements.append(journal.mark_step(run_id, step_id, position, result))
     # A step placed in the last moments before the crash has a worktree the journal had no row for.
     for action in await save_worktrees_of_run(
-        repo, lock, run_id, _saved_message(run_id, "a step"), besides=known
+        repo,
+        lock,
+        run_id,
+        _saved_message(run_id, "a step"),
+        made_since=locked_at,
+        besides=known,
+        setup_copy=copied,
     ):
         say(f"  {action}")
     statements.append(journal.mark_run(run_id, RunStatus.INTERRUPTED))

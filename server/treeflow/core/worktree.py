@@ -229,6 +229,9 @@ class GitWorkspace:
         self._run_lock = try_lock_file(run_lock_path(self._repo, run.run_id))
         if self._run_lock is None:
             raise WorkspaceError(f"run {run.run_id} is already going on in another treeflow process")
+        # What recovery needs if this process dies before the journal has the run: its workflow.
+        os.ftruncate(self._run_lock, 0)
+        os.pwrite(self._run_lock, str(self._workflow.path.absolute()).encode(), 0)
         try:
             self._identity = await identity_env(self._repo)
             self._base = self._given_base or await self._resolve_base(run)
@@ -363,6 +366,10 @@ class GitWorkspace:
             # A resumed run's branch holds the result of its earlier steps, a merge of them when there
             # were several: the new result must contain it to move the branch forward.
             earlier = await resolve_commit(self._repo, f"refs/heads/{branch}")
+            if earlier is not None and await _checked_out_anywhere(self._repo, branch):
+                # Moving it would leave that checkout's files and index behind its branch.
+                self._warn(None, f"{branch} is checked out in a worktree; it is left as it was")
+                return
             merged = await merge_commits(
                 self._repo,
                 commits if earlier is None else [earlier, *commits],
@@ -384,6 +391,11 @@ class GitWorkspace:
                     self._lock, self._repo.root, "update-ref", f"refs/heads/{branch}", merged, earlier
                 )
             run.result_branch = branch
+
+
+async def _checked_out_anywhere(repo: Repository, branch: str) -> bool:
+    listing = await git(repo.root, "worktree", "list", "--porcelain")
+    return f"branch refs/heads/{branch}" in listing.splitlines()
 
 
 def _remove_empty_dirs(folder: Path, stop: Path) -> None:
