@@ -598,7 +598,8 @@ def test_a_kill_before_the_journal_wrote_the_step_still_leaves_nothing_behind(
         process.wait(timeout=10)
     step_pid = int(pids.read_text())
     assert pid_alive(step_pid)
-    treeflow(repo, "runs")
+    [run] = json.loads(treeflow(repo, "runs", "--json").stdout)
+    assert run["status"] == "interrupted"
     assert not pid_alive(step_pid)
     assert worktrees(repo) == 0
     if in_worktree:
@@ -606,6 +607,13 @@ def test_a_kill_before_the_journal_wrote_the_step_still_leaves_nothing_behind(
         assert git(repo, "show", f"{branch}:work.txt") == "work"
         assert ".env" not in git(repo, "ls-tree", "--name-only", branch).split()
     assert list((repo / ".git" / "treeflow" / "runs").glob("*.lock")) == []
+    (repo / "treeflow.yml").write_text(
+        f"defaults: {{worktree: {str(in_worktree).lower()}}}\nsetup: {{copy: ['.env']}}\n"
+        "steps:\n  a: {run: 'echo done > work.txt'}\n"
+    )
+    resumed = treeflow(repo, "resume", run["run_id"], "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["steps"]["a"]["status"] == "succeeded"
 
 
 def test_a_step_killed_while_it_waits_to_retry_is_recorded_with_the_attempts_it_made(repo: Path) -> None:

@@ -699,6 +699,11 @@ def mark_step(run_id: str, step_id: str, position: int, result: StepResult) -> S
     return (_UPSERT_STEP, (*_step_row(run_id, step_id, position, result), None, None, None))
 
 
+def record_run(run: RunResult) -> Statement:
+    """The run's row as it stands, for a run the journal never heard of."""
+    return (_UPSERT_RUN, _run_row(run, run.status))
+
+
 def mark_run(run_id: str, status: RunStatus) -> Statement:
     return (
         "UPDATE runs SET status = ?, ended_at = coalesce(ended_at, ?) WHERE run_id = ?",

@@ -8,10 +8,13 @@ worktrees get their changes committed to their step branches before they are rem
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -26,7 +29,7 @@ from treeflow.core.git import (
     try_lock_file,
     unlock_file,
 )
-from treeflow.core.model import RunStatus, StepStatus
+from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
 from treeflow.core.process import (
     end_process_group,
     process_group_alive,
@@ -86,26 +89,59 @@ async def _recover_unrecorded(repo: Repository, path: Path, say: Callable[[str],
         if lock is None:
             continue
         try:
-            # A run writes its workflow's path into its lock file as it takes it; a lock file without
-            # one is `treeflow clean`'s, or an older treeflow's, and tells of no dead run.
-            workflow = os.pread(lock, 4096, 0).decode("utf-8", errors="replace")
-            if not workflow:
+            # A run writes what it is into its lock file once it has its base; a lock file without
+            # that is `treeflow clean`'s, an older treeflow's, or a run's that died before any step.
+            note = _lock_note(os.pread(lock, 65536, 0))
+            if note is None:
                 continue
             locked_at = os.fstat(lock).st_mtime
             record = await anyio.to_thread.run_sync(journal.read_run, path, run_id)
             if record is not None and record.run.status is RunStatus.RUNNING:
                 continue  # its owner died after the recovery above read the journal: next time
             with anyio.CancelScope(shield=True):
-                done = await _recover_unrecorded_run(repo, run_id, Path(workflow), locked_at)
+                done = await _recover_unrecorded_run(repo, run_id, Path(note["workflow_path"]), locked_at)
+                if record is None:
+                    await anyio.to_thread.run_sync(journal.execute, path, _interrupted_run(run_id, note))
             lock_file.unlink(missing_ok=True)
-            if done:
+            if done or record is None:
                 say(f"run {run_id} was interrupted before the journal recorded it; recovering it")
                 for line in done:
                     say(f"  {line}")
+                if record is None:
+                    say(f"run {run_id} is marked interrupted; `treeflow resume {run_id}` finishes it")
                 recovered.append(run_id)
         finally:
             unlock_file(lock)
     return recovered
+
+
+def _lock_note(data: bytes) -> dict[str, Any] | None:
+    try:
+        note = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(note, dict) or not isinstance(note.get("workflow_path"), str):
+        return None
+    return note
+
+
+def _interrupted_run(run_id: str, note: dict[str, Any]) -> list[journal.Statement]:
+    """Rows that make a run the journal never heard of resumable, from what its lock file said."""
+    run = RunResult(
+        run_id=run_id,
+        workflow=str(note.get("workflow") or ""),
+        workflow_path=Path(note["workflow_path"]),
+        status=RunStatus.INTERRUPTED,
+        base_commit=note.get("base"),
+        started_at=note.get("started_at"),
+        ended_at=time.time(),
+        steps={str(step_id): StepResult() for step_id in note.get("steps") or []},
+    )
+    statements = [journal.record_run(run)]
+    for position, step_id in enumerate(run.steps):
+        step = StepResult(status=StepStatus.INTERRUPTED, error=INTERRUPTED)
+        statements.append(journal.mark_step(run_id, step_id, position, step))
+    return statements
 
 
 async def _recover_unrecorded_run(

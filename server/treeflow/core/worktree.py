@@ -11,6 +11,7 @@ else the merge of what its needs produced.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -229,9 +230,6 @@ class GitWorkspace:
         self._run_lock = try_lock_file(run_lock_path(self._repo, run.run_id))
         if self._run_lock is None:
             raise WorkspaceError(f"run {run.run_id} is already going on in another treeflow process")
-        # What recovery needs if this process dies before the journal has the run: its workflow.
-        os.ftruncate(self._run_lock, 0)
-        os.pwrite(self._run_lock, str(self._workflow.path.absolute()).encode(), 0)
         try:
             self._identity = await identity_env(self._repo)
             self._base = self._given_base or await self._resolve_base(run)
@@ -239,6 +237,15 @@ class GitWorkspace:
             self._release_run_lock(run)
             raise
         run.base_commit = self._base
+        # What recovery needs to record the run if this process dies before the journal has it.
+        note = {
+            "workflow": run.workflow,
+            "workflow_path": str(self._workflow.path.absolute()),
+            "base": self._base,
+            "steps": list(run.steps),
+            "started_at": run.started_at,
+        }
+        os.pwrite(self._run_lock, json.dumps(note).encode(), 0)
 
     def _release_run_lock(self, run: RunResult) -> None:
         if self._run_lock is not None:
