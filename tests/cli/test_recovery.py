@@ -10,7 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,19 @@ steps:
 
 def treeflow(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*TREEFLOW, *args], cwd=repo, capture_output=True, text=True, timeout=120)
+
+
+@contextmanager
+def killed_at_the_end(repo: Path, *args: str) -> Iterator[None]:
+    """`treeflow ARGS` in the background for the block, then killed with SIGKILL, as a crash would."""
+    process = subprocess.Popen(
+        [*TREEFLOW, *args], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 def worktrees(repo: Path) -> int:
@@ -266,7 +280,7 @@ def test_a_journal_that_cannot_open_raises_instead_of_hanging(repo: Path) -> Non
         journal.Journal(repository)
 
 
-def test_the_cli_and_the_server_write_the_journal_at_once(repo: Path) -> None:
+def test_two_cli_runs_write_the_journal_at_once(repo: Path) -> None:
     (repo / "treeflow.yml").write_text(
         "defaults: {worktree: false}\nsteps:\n" + "".join(f"  s{i}: {{run: 'echo {i}'}}\n" for i in range(60))
     )
@@ -438,18 +452,12 @@ def test_steps_that_never_started_are_listed_pending_then_interrupted_in_workflo
         "  alpha: {run: 'echo a > a.txt', needs: [zed]}\n"
         "  mid: {run: 'echo m > m.txt', needs: [alpha]}\n"
     )
-    process = subprocess.Popen(
-        [*TREEFLOW, "run"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
+    with killed_at_the_end(repo, "run"):
         wait_for_files([marker])
         record = journal_when(repo, lambda record: record.run.steps["zed"].status is StepStatus.RUNNING)
         assert list(record.run.steps) == ["zed", "alpha", "mid"]
         assert record.run.steps["alpha"].status is StepStatus.PENDING
         assert record.run.steps["mid"].status is StepStatus.PENDING
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
     listed = treeflow(repo, "runs", "--json")
     [run] = json.loads(listed.stdout)
     assert run["status"] == "interrupted"
@@ -513,15 +521,9 @@ def test_a_step_killed_in_its_second_attempt_is_recorded_with_two_attempts(repo:
         f"    run: 'test $TREEFLOW_ATTEMPT = 2 || exit 1; echo up > {marker}; sleep 30'\n"
         "    retry: {attempts: 3, backoff: 10ms, jitter: 0}\n"
     )
-    process = subprocess.Popen(
-        [*TREEFLOW, "run"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
+    with killed_at_the_end(repo, "run"):
         wait_for_files([marker])
         journal_when(repo, lambda record: record.run.steps["flaky"].attempts == 2)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
     # Recovery, at the start of this command, ends the step's processes.
     [run] = json.loads(treeflow(repo, "runs", "--json").stdout)
     shown = json.loads(treeflow(repo, "show", run["run_id"], "--json").stdout)
@@ -541,15 +543,9 @@ def test_a_step_run_again_by_resume_does_not_count_the_attempts_of_the_earlier_r
     first = json.loads(treeflow(repo, "run", "--json").stdout)
     assert first["steps"]["flaky"]["attempts"] == 2
     gate.write_text("open")
-    process = subprocess.Popen(
-        [*TREEFLOW, "resume", first["run_id"]], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
+    with killed_at_the_end(repo, "resume", first["run_id"]):
         wait_for_files([marker])
         journal_when(repo, lambda record: record.run.steps["flaky"].status is StepStatus.RUNNING)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
     shown = json.loads(treeflow(repo, "show", first["run_id"], "--json").stdout)
     assert shown["steps"]["flaky"]["status"] == "interrupted"
     assert shown["steps"]["flaky"]["attempts"] == 1
@@ -588,14 +584,8 @@ def test_a_kill_before_the_journal_wrote_the_step_still_leaves_nothing_behind(
         f"defaults: {{worktree: {str(in_worktree).lower()}}}\nsetup: {{copy: ['.env']}}\n"
         f"steps:\n  a: {{run: 'echo work > work.txt; echo $$ > {pids}; sleep 30'}}\n"
     )
-    process = subprocess.Popen(
-        [*TREEFLOW, "run"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
+    with killed_at_the_end(repo, "run"):
         wait_for_files([pids], timeout_s=20)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
     step_pid = int(pids.read_text())
     assert pid_alive(step_pid)
     [run] = json.loads(treeflow(repo, "runs", "--json").stdout)
@@ -620,19 +610,13 @@ def test_a_step_killed_while_it_waits_to_retry_is_recorded_with_the_attempts_it_
     (repo / "treeflow.yml").write_text(
         "steps:\n  flaky: {run: 'exit 1', retry: {attempts: 3, backoff: 30s, jitter: 0}}\n"
     )
-    process = subprocess.Popen(
-        [*TREEFLOW, "run"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
     db = repo / ".git" / "treeflow" / "journal.db"
-    try:
+    with killed_at_the_end(repo, "run"):
         deadline = time.monotonic() + 20
         while not (db.exists() and journal.read_runs(db) and _attempt_rows(db)):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         assert journal.read_runs(db)[0].run.steps["flaky"].attempts == 1
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
     [run] = json.loads(treeflow(repo, "runs", "--json").stdout)
     shown = json.loads(treeflow(repo, "show", run["run_id"], "--json").stdout)
     assert (shown["steps"]["flaky"]["status"], shown["steps"]["flaky"]["attempts"]) == ("interrupted", 1)
@@ -652,15 +636,9 @@ def test_recovery_leaves_alone_a_worktree_its_step_moved_to_another_branch(repo:
         "  a: {run: 'git switch -q develop && echo a > a.txt'}\n"
         f"  b: {{run: 'echo up > {started}; sleep 30', needs: []}}\n"
     )
-    process = subprocess.Popen(
-        [*TREEFLOW, "run"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
+    with killed_at_the_end(repo, "run"):
         wait_for_files([started])
         journal_when(repo, lambda record: record.run.steps["a"].status is StepStatus.FAILED)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
     treeflow(repo, "runs")
     assert git(repo, "rev-parse", "develop") == develop
     [kept] = [line for line in git(repo, "worktree", "list").splitlines() if "[develop]" in line]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -291,3 +293,28 @@ async def test_run_updates_stay_under_ten_per_second_for_a_200_step_run(
     assert updates[-1]["done"] == 200
     texts = "".join(e["text"] for e in client.logs if e["runId"] == run_id)  # type: ignore[attr-defined]
     assert texts.count("\n") == 200
+
+
+async def test_the_server_and_the_cli_write_the_journal_at_once(
+    client: LanguageClient, workspace: Path
+) -> None:
+    path = write_workflow(
+        workspace,
+        "defaults: {worktree: false}\nsteps:\n"
+        + "".join(f"  s{i}: {{run: 'echo {i}'}}\n" for i in range(60)),
+    )
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "treeflow.cli", "run", "--json", cwd=workspace, stdout=asyncio.subprocess.PIPE
+    )
+    served = (await command(client, "treeflow.run", {"workflow": path.as_uri()}))["runId"]
+    output, _ = await asyncio.wait_for(cli.communicate(), timeout=120)
+    from_cli = json.loads(output)["run_id"]
+    assert (await final_update(client, served))["status"] == "succeeded"
+    with sqlite3.connect(workspace / ".git" / "treeflow" / "journal.db") as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # Each sees the other's run: history lives in the journal, not in one process.
+    for run_id in (served, from_cli):
+        fetched = await command(client, "treeflow.getRun", {"runId": run_id})
+        assert fetched["status"] == "succeeded"
+        assert {step["status"] for step in fetched["steps"].values()} == {"succeeded"}
+        assert len(fetched["steps"]) == 60

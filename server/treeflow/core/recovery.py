@@ -147,11 +147,7 @@ def _interrupted_run(run_id: str, note: dict[str, Any]) -> list[journal.Statemen
 async def _recover_unrecorded_run(
     repo: Repository, run_id: str, workflow: Path, locked_at: float
 ) -> list[str]:
-    done = []
-    groups = await anyio.to_thread.run_sync(process_groups_with_env, "TREEFLOW_RUN_ID", run_id)
-    for group in sorted(groups - {os.getpgrp()}):
-        await end_process_group(group)
-        done.append(f"ended processes of the run (group {group})")
+    done = [f"ended processes of the run (group {group})" for group in await _end_processes_of(run_id)]
     # Only once its processes are gone: they could still be writing in its worktrees.
     actions = await save_worktrees_of_run(
         repo,
@@ -185,9 +181,7 @@ async def _recover_run(
         say(f"  {step_id}: ended its processes (group {group})")
     # The journal writes in batches, so a process started just before the crash may have no row;
     # its environment still names the run.
-    unrecorded = await anyio.to_thread.run_sync(process_groups_with_env, "TREEFLOW_RUN_ID", run_id)
-    for group in sorted(unrecorded - {own_group}):
-        await end_process_group(group)
+    for group in await _end_processes_of(run_id):
         say(f"  ended processes of the run the journal had not recorded yet (group {group})")
     lock = RepoLock(repo)
     identity = await identity_env(repo)
@@ -239,6 +233,15 @@ async def _recover_run(
     statements.append(journal.mark_run(run_id, RunStatus.INTERRUPTED))
     await anyio.to_thread.run_sync(journal.execute, path, statements)
     say(f"run {run_id} is marked interrupted; `treeflow resume {run_id}` finishes it")
+
+
+async def _end_processes_of(run_id: str) -> list[int]:
+    """End every process group whose environment names the run (steps pass it on to all they start)."""
+    groups = await anyio.to_thread.run_sync(process_groups_with_env, "TREEFLOW_RUN_ID", run_id)
+    ended = sorted(groups - {os.getpgrp()})
+    for group in ended:
+        await end_process_group(group)
+    return ended
 
 
 def _saved_message(run_id: str, whose: str) -> str:
