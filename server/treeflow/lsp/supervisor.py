@@ -52,6 +52,9 @@ class _Supervised:
     run: Run
     reporter: RunReporter
     journal: Journal
+    # Set before the final update goes out, so a cancel after that update answers False even
+    # while the journal is still closing.
+    ended: bool = False
     done: anyio.Event = field(default_factory=anyio.Event)
     error: str | None = None
     # Waiting for the client to accept a progress token; a cancel must not wait for that.
@@ -129,6 +132,7 @@ class Supervisor:
         finally:
             with anyio.CancelScope(shield=True):
                 await reporter.wait_turn()
+            supervised.ended = True
             reporter.end(supervised.error)
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(supervised.journal.close)
@@ -137,7 +141,7 @@ class Supervisor:
     def cancel(self, run_id: str) -> bool:
         """Cancel a run; False if it had already ended."""
         supervised = self._find(run_id)
-        if supervised.done.is_set():
+        if supervised.ended:
             return False
         supervised.cancel()
         return True
