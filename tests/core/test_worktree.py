@@ -9,8 +9,9 @@ import pytest
 
 from tests.conftest import git
 from tests.helpers import make_run, run_workflow
+from treeflow.core.git import RepoLock, git_locked, open_repository
 from treeflow.core.model import RunStatus, StepStatus
-from treeflow.core.worktree import WorkspaceError
+from treeflow.core.worktree import WorkspaceError, step_worktree
 
 pytestmark = pytest.mark.anyio
 
@@ -404,3 +405,78 @@ async def test_a_repository_cloned_inside_a_step_keeps_the_worktree_instead_of_l
     left = treeflow_worktrees(repo)
     assert len(left) == 1
     assert (Path(left[0]) / "lib" / "code.c").read_text() == "c\n"
+
+
+def hold_branch_locks(repo: Path, held: Path) -> None:
+    """Make git hold the locks of the branches it changes for a second, and say so in ``held``.
+
+    git runs its reference-transaction hook in the state `prepared` while it holds the locks of the
+    refs the transaction changes; the hook leaves a file in ``held`` and then waits.
+    """
+    held.mkdir()
+    hook = repo / ".git" / "hooks" / "reference-transaction"
+    hook.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = prepared ] && grep -q " refs/heads/"; then\n'
+        f'  : > "{held}/$$"\n'
+        "  sleep 1\n"
+        "fi\n"
+    )
+    hook.chmod(0o755)
+
+
+def leftover_locks(repo: Path) -> list[str]:
+    git_dir = repo / ".git"
+    return [str(path) for path in git_dir.rglob("*.lock") if git_dir / "treeflow" not in path.parents]
+
+
+async def test_a_cancel_while_a_step_worktree_is_made_leaves_no_ref_locked(
+    repo: Path, tmp_path: Path
+) -> None:
+    held = tmp_path / "held"
+    hold_branch_locks(repo, held)
+    repository = await open_repository(repo)
+    branch = "treeflow/run/step"
+    warnings: list[str] = []
+    ready = anyio.Event()
+
+    async def make_and_wait() -> None:
+        async with step_worktree(
+            repository,
+            RepoLock(repository),
+            path=tmp_path / "worktrees" / "step",
+            branch=branch,
+            start=git(repo, "rev-parse", "HEAD"),
+            commit_message="work",
+            identity={},
+            warn=warnings.append,
+        ):
+            ready.set()
+            await anyio.sleep_forever()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(make_and_wait)
+        # The first transaction creates the branch, in a registration that is never cancelled;
+        # the cancel lands in whichever git command changes a branch next, if one does.
+        while not ready.is_set() and len(list(held.iterdir())) < 2:
+            await anyio.sleep(0.01)
+        group.cancel_scope.cancel()
+    assert leftover_locks(repo) == []
+    assert warnings == []
+    assert branches(repo) == ["main"]
+    assert treeflow_worktrees(repo) == []
+
+
+async def test_a_cancelled_git_command_that_changes_a_branch_runs_to_its_end(
+    repo: Path, tmp_path: Path
+) -> None:
+    held = tmp_path / "held"
+    hold_branch_locks(repo, held)
+    repository = await open_repository(repo)
+    async with anyio.create_task_group() as group:
+        group.start_soon(git_locked, RepoLock(repository), repo, "branch", "made", "HEAD")
+        while not any(held.iterdir()):
+            await anyio.sleep(0.01)
+        group.cancel_scope.cancel()
+    assert leftover_locks(repo) == []
+    assert git(repo, "rev-parse", "made") == git(repo, "rev-parse", "HEAD")

@@ -241,7 +241,10 @@ async def git_locked(lock: RepoLock, cwd: Path, *args: str) -> str:
     for attempt in range(1, _LOCK_RETRIES + 1):
         async with lock:
             try:
-                return await git(cwd, *args)
+                # Killed mid-way, a command that writes refs can leave their lock files behind,
+                # and git refuses to touch those refs until someone deletes the files.
+                with anyio.CancelScope(shield=True):
+                    return await git(cwd, *args)
             except GitError as exc:
                 if not exc.is_contention or attempt == _LOCK_RETRIES:
                     raise

@@ -231,8 +231,7 @@ class Run:
             if place is not None:
                 raise
             if self._cancel_requested:
-                # A terminal's Ctrl-C can kill a git command in the instant before it leaves
-                # treeflow's process group; the cancel explains the failure.
+                # The step would not have run anyway; calling it failed would blame it for the cancel.
                 result.status, result.error = StepStatus.CANCELLED, "the run was cancelled"
             else:
                 result.status, result.error = StepStatus.FAILED, f"could not prepare its worktree: {exc}"

@@ -116,7 +116,9 @@ async def step_worktree(
     worktree = StepWorktree(path=path, branch=branch, start=start)
     populated = False
     try:
-        await git(path, "reset", "--hard", "--quiet")
+        # Not `reset --hard`: that rewrites the branch ref (and ORIG_HEAD) too, and a cancel kills
+        # it mid-way, which can leave the branch's lock file behind and the branch undeletable.
+        await git(path, "read-tree", "-u", "--reset", "HEAD")
         populated = True
         await anyio.to_thread.run_sync(copy_setup_files, repo.root, path, copy, worktree.copied)
         yield worktree
@@ -160,8 +162,13 @@ async def save_and_remove(
         warn(f"could not remove worktree {worktree.path}: {exc}; `treeflow clean` removes it later")
         return
     if not worktree.has_work:
-        # The expected old value makes git refuse if anything moved the branch meanwhile.
-        await git_locked(lock, repo.root, "update-ref", "-d", f"refs/heads/{worktree.branch}", worktree.start)
+        try:
+            # The expected old value makes git refuse if anything moved the branch meanwhile.
+            await git_locked(
+                lock, repo.root, "update-ref", "-d", f"refs/heads/{worktree.branch}", worktree.start
+            )
+        except GitError as exc:
+            warn(f"could not delete its branch {worktree.branch}, which holds no work: {exc}")
 
 
 async def why_not_savable(path: Path, branch: str | None) -> str | None:
