@@ -329,8 +329,11 @@ class GitWorkspace:
         for number in range(1, 1000):
             aside = f"{branch}.interrupted" + (f"-{number}" if number > 1 else "")
             if await resolve_commit(self._repo, f"refs/heads/{aside}") is None:
-                await git_locked(self._lock, self._repo.root, "update-ref", f"refs/heads/{aside}", old, "")
-                await git_locked(self._lock, self._repo.root, "update-ref", "-d", f"refs/heads/{branch}", old)
+                # Both or neither: a cancel in between would leave the work under two names.
+                root = self._repo.root
+                with anyio.CancelScope(shield=True):
+                    await git_locked(self._lock, root, "update-ref", f"refs/heads/{aside}", old, "")
+                    await git_locked(self._lock, root, "update-ref", "-d", f"refs/heads/{branch}", old)
                 self._warn(None, f"the earlier work on {branch} is kept on {aside}")
                 return
 
