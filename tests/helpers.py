@@ -88,9 +88,14 @@ def read_pids(folder: Path) -> dict[str, int]:
     return {entry.name: int(entry.read_text().split()[0]) for entry in folder.iterdir()}
 
 
+def has_text(path: Path) -> bool:
+    """Whether ``path`` exists and its writer has written it: a file is created empty first."""
+    return path.exists() and bool(path.read_text().strip())
+
+
 def wait_for_files(paths: list[Path], timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
-    while not all(path.exists() and path.read_text().strip() for path in paths):
+    while not all(has_text(path) for path in paths):
         if time.monotonic() > deadline:
             missing = [str(path) for path in paths if not path.exists()]
             raise AssertionError(f"files never appeared: {missing}")

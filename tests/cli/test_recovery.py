@@ -39,6 +39,11 @@ steps:
 """
 
 
+def wait_for(path: Path) -> str:
+    """Shell that waits until ``path`` exists (a minute at most), so a step runs as long as a test needs."""
+    return f"for _ in $(seq 3000); do test -e {path} && break; sleep 0.02; done"
+
+
 def treeflow(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*TREEFLOW, *args], cwd=repo, capture_output=True, text=True, timeout=120)
 
@@ -393,8 +398,9 @@ def test_clean_keep_days_0_forgets_every_ended_run(repo: Path) -> None:
 
 def test_journal_records_the_process_groups_and_worktrees_of_running_steps(repo: Path) -> None:
     marker = repo.parent / "started"
+    release = repo.parent / "release"
     (repo / "treeflow.yml").write_text(
-        f"steps:\n  a: {{run: 'echo hi > a.txt; echo up > {marker}; sleep 1'}}\n"
+        f"steps:\n  a: {{run: 'echo hi > a.txt; echo up > {marker}; {wait_for(release)}'}}\n"
     )
     db = repo / ".git" / "treeflow" / "journal.db"
     process = subprocess.Popen(
@@ -418,6 +424,7 @@ def test_journal_records_the_process_groups_and_worktrees_of_running_steps(repo:
         assert places[0][1].endswith("/a")
         assert places[0][2] == git(repo, "rev-parse", "HEAD")
     finally:
+        release.touch()
         assert process.wait(timeout=30) == 0
     with sqlite3.connect(db) as connection:
         assert connection.execute("SELECT ended FROM processes").fetchall() == [(1,)]
@@ -468,10 +475,11 @@ def test_steps_that_never_started_are_listed_pending_then_interrupted_in_workflo
 def test_a_resumed_run_does_not_show_the_earlier_outcome_of_a_step_it_runs_again(repo: Path) -> None:
     gate = repo.parent / "gate"
     started = repo.parent / "started"
+    release = repo.parent / "release"
     (repo / "treeflow.yml").write_text(
         "steps:\n"
         "  good: {run: 'echo g > g.txt'}\n"
-        f"  flaky: {{run: 'test -e {gate} || exit 7; echo up > {started}; sleep 0.5; echo f > f.txt'}}\n"
+        f"  flaky: {{run: 'test -e {gate} || exit 7; echo up > {started}; {wait_for(release)}; echo f > f.txt'}}\n"
     )
     first = json.loads(treeflow(repo, "run", "--json").stdout)
     assert first["steps"]["flaky"]["exit_code"] == 7
@@ -487,6 +495,7 @@ def test_a_resumed_run_does_not_show_the_earlier_outcome_of_a_step_it_runs_again
         flaky = record.run.steps["flaky"]
         assert flaky.exit_code is None and flaky.error is None
     finally:
+        release.touch()
         assert process.wait(timeout=30) == 0
     shown = json.loads(treeflow(repo, "show", first["run_id"], "--json").stdout)
     assert shown["steps"]["flaky"]["status"] == "succeeded"

@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.helpers import Recorder, make_run, pid_alive, read_pids, run_workflow
+from tests.helpers import Recorder, has_text, make_run, pid_alive, read_pids, run_workflow
 from treeflow.core.events import StepOutput
 from treeflow.core.model import RunStatus, StepStatus
 
@@ -89,7 +89,7 @@ async def test_fail_fast_cancels_running_trees_and_skips_the_rest(repo: Path) ->
         steps:
           sleeper: {run: "echo $$ > pids/sleeper; exec sleep 60"}
           tree: {run: "sh -c 'sleep 60 & echo $! > pids/grandchild; wait' & echo $! > pids/tree; wait"}
-          failing: {run: "while [ ! -s pids/grandchild ] || [ ! -s pids/sleeper ]; do sleep 0.02; done; exit 3"}
+          failing: {run: "while [ ! -s pids/grandchild ] || [ ! -s pids/sleeper ] || [ ! -s pids/tree ]; do sleep 0.02; done; exit 3"}
           after: {run: "true", needs: [failing]}
           later: {run: "true", needs: [sleeper]}
         """
@@ -246,7 +246,7 @@ async def test_cancel_stops_running_steps_and_skips_pending_ones(repo: Path) -> 
     async with anyio.create_task_group() as group:
         group.start_soon(run.execute)
         with anyio.fail_after(20):
-            while not (repo / "pids" / "grandchild").exists():
+            while not has_text(repo / "pids" / "grandchild"):
                 await anyio.sleep(0.02)
         run.cancel()
     assert run.result.status is RunStatus.CANCELLED
@@ -265,7 +265,7 @@ async def test_outer_cancellation_propagates_and_still_kills_the_tree(repo: Path
     with anyio.move_on_after(30) as scope:
         async with anyio.create_task_group() as group:
             group.start_soon(run.execute)
-            while not (repo / "pids" / "grandchild").exists():
+            while not has_text(repo / "pids" / "grandchild"):
                 await anyio.sleep(0.02)
             scope.cancel()
     assert scope.cancelled_caught

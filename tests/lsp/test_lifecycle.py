@@ -5,11 +5,12 @@ from __future__ import annotations
 import ast
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -170,6 +171,17 @@ def test_shutdown_with_refused_requests_in_flight_exits_0_without_tracebacks(wor
     assert "Traceback" not in stderr and "needs `workflow`" in stderr
 
 
+def journal_statuses(repo: Path) -> list[str]:
+    path = repo / ".git" / "treeflow" / "journal.db"
+    if not path.exists():
+        return []
+    try:
+        with closing(sqlite3.connect(path)) as connection:
+            return [status for (status,) in connection.execute("SELECT status FROM runs")]
+    except sqlite3.OperationalError:  # the server is still creating it
+        return []
+
+
 def test_a_client_that_stops_reading_does_not_stall_runs(workspace: Path) -> None:
     # Each step prints about 1 MiB, more than the pipe to the client holds; the client reads
     # nothing until the run has ended, then finds the final state among what was sent.
@@ -182,7 +194,11 @@ def test_a_client_that_stops_reading_does_not_stall_runs(workspace: Path) -> Non
     with started(workspace) as server:
         run_command(server, workflow)
         wait_for_files([Path(f"{done}-{i}") for i in range(4)], timeout_s=60)
-        time.sleep(0.5)
+        # Shutting down before the run has ended would cancel it.
+        deadline = time.monotonic() + 60
+        while journal_statuses(workspace) != ["succeeded"]:
+            assert time.monotonic() < deadline, journal_statuses(workspace)
+            time.sleep(0.05)
         assert server.stdin is not None
         send(server.stdin, {"id": 3, "method": "shutdown"})
         send(server.stdin, {"method": "exit"})

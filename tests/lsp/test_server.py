@@ -15,7 +15,7 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from tests.conftest import git
-from tests.helpers import pid_alive, read_pids
+from tests.helpers import has_text, pid_alive, read_pids
 from tests.lsp.conftest import write_workflow
 
 pytestmark = pytest.mark.asyncio
@@ -128,7 +128,7 @@ async def test_cancel_command_stops_the_run_and_leaves_nothing(
     )
     run_id = (await command(client, "treeflow.run", {"workflow": path.as_uri()}))["runId"]
     deadline = time.monotonic() + 30
-    while not (pids / "child").exists():
+    while not has_text(pids / "child"):
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
     assert await command(client, "treeflow.cancel", {"runId": run_id}) == {"cancelled": True}
@@ -148,7 +148,7 @@ async def test_cancelling_the_progress_cancels_the_run(client: LanguageClient, w
     path = write_workflow(workspace, f"steps:\n  slow: {{run: 'echo $$ > {pids}/slow; exec sleep 60'}}\n")
     run_id = (await command(client, "treeflow.run", {"workflow": path.as_uri()}))["runId"]
     deadline = time.monotonic() + 30
-    while not (pids / "slow").exists():
+    while not has_text(pids / "slow"):
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
     client.window_work_done_progress_cancel(
