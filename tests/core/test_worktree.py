@@ -407,12 +407,14 @@ async def test_a_repository_cloned_inside_a_step_keeps_the_worktree_instead_of_l
     assert (Path(left[0]) / "lib" / "code.c").read_text() == "c\n"
 
 
-def hold_branch_locks(repo: Path, held: Path) -> None:
-    """Make git hold the locks of the branches it changes for a second, and say so in ``held``.
+def hold_branch_locks(repo: Path, tmp_path: Path) -> Path:
+    """Make git hold the locks of the branches it changes for a second; the folder returned gets a
+    file each time it does.
 
     git runs its reference-transaction hook in the state `prepared` while it holds the locks of the
-    refs the transaction changes; the hook leaves a file in ``held`` and then waits.
+    refs the transaction changes; the hook leaves its file and then waits.
     """
+    held = tmp_path / "held"
     held.mkdir()
     hook = repo / ".git" / "hooks" / "reference-transaction"
     hook.write_text(
@@ -423,6 +425,7 @@ def hold_branch_locks(repo: Path, held: Path) -> None:
         "fi\n"
     )
     hook.chmod(0o755)
+    return held
 
 
 def leftover_locks(repo: Path) -> list[str]:
@@ -433,8 +436,7 @@ def leftover_locks(repo: Path) -> list[str]:
 async def test_a_cancel_while_a_step_worktree_is_made_leaves_no_ref_locked(
     repo: Path, tmp_path: Path
 ) -> None:
-    held = tmp_path / "held"
-    hold_branch_locks(repo, held)
+    held = hold_branch_locks(repo, tmp_path)
     repository = await open_repository(repo)
     branch = "treeflow/run/step"
     warnings: list[str] = []
@@ -470,8 +472,7 @@ async def test_a_cancel_while_a_step_worktree_is_made_leaves_no_ref_locked(
 async def test_a_cancelled_git_command_that_changes_a_branch_runs_to_its_end(
     repo: Path, tmp_path: Path
 ) -> None:
-    held = tmp_path / "held"
-    hold_branch_locks(repo, held)
+    held = hold_branch_locks(repo, tmp_path)
     repository = await open_repository(repo)
     async with anyio.create_task_group() as group:
         group.start_soon(git_locked, RepoLock(repository), repo, "branch", "made", "HEAD")

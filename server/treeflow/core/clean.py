@@ -33,7 +33,13 @@ from treeflow.core.git import (
     unlock_file,
 )
 from treeflow.core.model import RunStatus
-from treeflow.core.worktree import run_lock_path, step_branch, why_not_savable, worktree_root
+from treeflow.core.worktree import (
+    run_lock_path,
+    run_locks_folder,
+    step_branch,
+    why_not_savable,
+    worktree_root,
+)
 
 _BRANCH_RUN = re.compile(r"^treeflow/(?:runs/)?([^/]+)")
 
@@ -105,7 +111,7 @@ async def _forget_old_runs(repo: Repository, cutoff: float, dry_run: bool, actio
 def _active_runs(repo: Repository) -> dict[str, int | None]:
     """Each run with a lock file: None when another process holds it (the run is live), else the
     descriptor of the lock this process now holds, which keeps the run from starting meanwhile."""
-    folder = run_lock_path(repo, "x").parent
+    folder = run_locks_folder(repo)
     result: dict[str, int | None] = {}
     if folder.is_dir():
         for entry in folder.glob("*.lock"):

@@ -37,7 +37,7 @@ from treeflow.core.process import (
     process_start_ticks,
 )
 from treeflow.core.spec import WorkflowError, load_workflow
-from treeflow.core.worktree import StepWorktree, run_lock_path, save_and_remove
+from treeflow.core.worktree import StepWorktree, run_lock_path, run_locks_folder, save_and_remove
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ async def _recover_unrecorded(repo: Repository, path: Path, say: Callable[[str],
     of the run (or of a resume of it), only the lock file, the run's processes and its worktrees
     tell of it.
     """
-    folder = run_lock_path(repo, "x").parent
+    folder = run_locks_folder(repo)
     if not folder.is_dir():
         return []
     recovered = []

@@ -58,9 +58,13 @@ def run_branch(run_id: str) -> str:
     return f"treeflow/runs/{run_id}"
 
 
+def run_locks_folder(repo: Repository) -> Path:
+    return repo.state_dir / "runs"
+
+
 def run_lock_path(repo: Repository, run_id: str) -> Path:
     """Held (flock) by the process running ``run_id``, so that `treeflow clean` leaves live runs alone."""
-    return repo.state_dir / "runs" / f"{run_id}.lock"
+    return run_locks_folder(repo) / f"{run_id}.lock"
 
 
 def worktree_root(repo: Repository) -> Path:
