@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
-from treeflow.core.events import ProcessStarted, StepPlaced, StepRetrying, StepStarted
+from treeflow.core.events import ProcessStarted, StepFinished, StepPlaced, StepRetrying, StepStarted
 from treeflow.core.journal.rows import (
     END_PROCESSES,
     INSERT_OUTCOMES,
@@ -44,19 +44,12 @@ class RunBegins:
 
 
 @dataclass(frozen=True, slots=True)
-class StepEnds:
-    run_id: str
-    step_id: str
-    state: StepState
-
-
-@dataclass(frozen=True, slots=True)
 class RunEnds:
     run: RunRow
 
 
-# What the writer is handed: events that never change, as they are, and rows taken from the rest.
-Change = StepPlaced | ProcessStarted | StepRetrying | StepStarted | RunBegins | StepEnds | RunEnds
+# What the writer is handed: events, a finished step's with a copy of its result, and the rows of runs.
+Change = StepPlaced | ProcessStarted | StepRetrying | StepStarted | StepFinished | RunBegins | RunEnds
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,20 +71,16 @@ class BeginAgain:
 Write = Rows | BeginAgain
 
 
-@dataclass(frozen=True, slots=True)
-class _Placed:
-    place: Place
-    since: float
-
-
 @dataclass(slots=True)
 class _Batch:
-    """A batch's changes gathered by kind, the last word on each step kept."""
+    """A batch's changes gathered by kind, the last word on each step kept. Rows are made only
+    for what is written: most steps end in the batch that places them."""
 
     runs_begun: list[RunBegins] = field(default_factory=list)
-    placed: dict[StepKey, _Placed] = field(default_factory=dict)
-    processes: dict[StepKey, list[ProcessRow]] = field(default_factory=dict)
-    ended: dict[StepKey, StepEnds] = field(default_factory=dict)
+    placed: dict[StepKey, StepPlaced] = field(default_factory=dict)
+    placed_at: dict[StepKey, float] = field(default_factory=dict)
+    processes: dict[StepKey, list[ProcessStarted]] = field(default_factory=dict)
+    ended: dict[StepKey, StepFinished] = field(default_factory=dict)
     retries_started: list[AttemptRow] = field(default_factory=list)
     attempts_failed: list[AttemptRow] = field(default_factory=list)
     runs_ended: list[RunRow] = field(default_factory=list)
@@ -102,13 +91,12 @@ def _gather(changes: Iterable[Change]) -> _Batch:
     for change in changes:
         match change:
             case ProcessStarted():
-                process = ProcessRow(change.run_id, change.step_id, change.group, change.start_ticks)
-                batch.processes.setdefault((change.run_id, change.step_id), []).append(process)
+                batch.processes.setdefault((change.run_id, change.step_id), []).append(change)
             case StepPlaced():
-                worktree = str(change.worktree) if change.worktree else None
-                place = Place(worktree=worktree, work_branch=change.branch, start_commit=change.start_commit)
-                batch.placed[(change.run_id, change.step_id)] = _Placed(place, time.time())
-            case StepEnds():
+                key = (change.run_id, change.step_id)
+                batch.placed[key] = change
+                batch.placed_at[key] = time.time()
+            case StepFinished():
                 batch.ended[(change.run_id, change.step_id)] = change
             case StepRetrying():
                 failed = AttemptRow(
@@ -126,6 +114,14 @@ def _gather(changes: Iterable[Change]) -> _Batch:
             case _:
                 assert_never(change)
     return batch
+
+
+def _place(placed: StepPlaced | None) -> Place:
+    if placed is None or (placed.worktree is None and placed.branch is None and placed.start_commit is None):
+        # A step that runs in the user's checkout has no place to record.
+        return NOWHERE
+    worktree = str(placed.worktree) if placed.worktree else None
+    return Place(worktree=worktree, work_branch=placed.branch, start_commit=placed.start_commit)
 
 
 def _rows(sql: str, values: list[Values]) -> list[Write]:
@@ -169,7 +165,7 @@ class Coalescer:
     def _places_still_open(self, batch: _Batch) -> list[Write]:
         """Where the steps that are still running run: recovery saves the work in those worktrees."""
         rows = [
-            PlaceRow(*key, self._position(key), placed.place, placed.since).values()
+            PlaceRow(*key, self._position(key), _place(placed), batch.placed_at[key]).values()
             for key, placed in batch.placed.items()
             if key not in batch.ended
         ]
@@ -179,7 +175,14 @@ class Coalescer:
         """The process groups of steps still running: recovery ends them."""
         running = {key: groups for key, groups in batch.processes.items() if key not in batch.ended}
         self._steps_with_processes.update(running)
-        return _rows(INSERT_PROCESS, [group.values() for groups in running.values() for group in groups])
+        return _rows(
+            INSERT_PROCESS,
+            [
+                ProcessRow(*key, started.group, started.start_ticks).values()
+                for key, groups in running.items()
+                for started in groups
+            ],
+        )
 
     def _processes_of_ended_steps(self, batch: _Batch) -> list[Write]:
         """A finished step's process groups have all ended (the runner waits for that): only those
@@ -192,10 +195,8 @@ class Coalescer:
         """One row per run for the steps that ended, each with its place if it was placed in this batch."""
         entries: dict[str, list[list[Any]]] = {}
         for key, ended in batch.ended.items():
-            placed = batch.placed.get(key)
-            entry = OutcomeEntry(
-                ended.step_id, self._position(key), ended.state, placed.place if placed else NOWHERE
-            )
+            state = StepState.of(ended.result)
+            entry = OutcomeEntry(ended.step_id, self._position(key), state, _place(batch.placed.get(key)))
             entries.setdefault(ended.run_id, []).append(entry.to_json())
         return _rows(INSERT_OUTCOMES, [(run_id, json.dumps(steps)) for run_id, steps in entries.items()])
 
@@ -218,12 +219,12 @@ def _attempts(batch: _Batch) -> list[Write]:
             AttemptRow(
                 ended.run_id,
                 ended.step_id,
-                ended.state.attempts,
+                ended.result.attempts,
                 None,
-                ended.state.error or ended.state.status,
+                ended.result.error or ended.result.status.value,
             )
             for ended in batch.ended.values()
-            if ended.state.attempts > 1
+            if ended.result.attempts > 1
         ),
     ]
     return [

@@ -39,7 +39,6 @@ from treeflow.core.journal.coalesce import (
     Rows,
     RunBegins,
     RunEnds,
-    StepEnds,
     Write,
 )
 from treeflow.core.journal.readers import RunRecord, read_run_from
@@ -53,7 +52,7 @@ from treeflow.core.journal.rows import (
     Values,
 )
 from treeflow.core.journal.schema import JournalUnavailable, connect, journal_path
-from treeflow.core.model import RunResult, RunStatus, StepStatus
+from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
 
 log = logging.getLogger(__name__)
 
@@ -83,23 +82,27 @@ class Journal:
             raise self._failure
 
     def emit(self, event: Event) -> None:
+        # The most frequent events first: each case is one more check on the event loop.
         match event:
-            case StepOutput() | ProcessEnded() | StepProgress() | AgentWaiting() | RunWarning():
-                # Neither recovery nor history needs them.
+            case StepOutput() | ProcessEnded():
                 pass
-            case ProcessStarted() | StepPlaced() | StepRetrying():
+            case ProcessStarted() | StepPlaced():
                 self._queue.put(event)
             case StepStarted():
                 # A first attempt is told by the step's own row; a retry's start needs one of its own.
                 if event.attempt > 1:
                     self._queue.put(event)
-            # Runs and step results go on changing: their rows are taken now, on the event loop.
             case StepFinished():
-                self._queue.put(StepEnds(event.run_id, event.step_id, StepState.of(event.result)))
+                # The result goes on changing (a run that ends marks it): the writer gets it as it is now.
+                self._queue.put(StepFinished(event.run_id, event.step_id, StepResult(**vars(event.result))))
+            case StepRetrying():
+                self._queue.put(event)
             case RunStarted():
                 self._queue.put(_run_begins(event.run))
             case RunFinished():
                 self._queue.put(RunEnds(RunRow.of(event.run, event.run.status)))
+            case StepProgress() | AgentWaiting() | RunWarning():
+                pass
             case _:
                 assert_never(event)
 
