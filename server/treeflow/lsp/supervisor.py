@@ -85,6 +85,7 @@ class Supervisor:
         self._client = client
         self._progress = progress
         self._runs: dict[str, _Supervised] = {}
+        self._executions: dict[str, int] = {}
 
     async def start(self, workflow_path: Path, steps: Sequence[str] = ()) -> str:
         """Start a run of ``workflow_path`` and return its id at once; the run goes on by itself.
@@ -136,7 +137,10 @@ class Supervisor:
 
     async def _supervise(self, supervised: _Supervised) -> None:
         run, reporter = supervised.run, supervised.reporter
-        token = f"treeflow/run/{run.result.run_id}"
+        run_id = run.result.run_id
+        # A progress token is never used twice, and a resumed run has the id of the run it resumes.
+        self._executions[run_id] = executions = self._executions.get(run_id, 0) + 1
+        token = f"treeflow/run/{run_id}" + (f"/{executions}" if executions > 1 else "")
         try:
             if self._progress.supported():
                 with supervised.preparing, anyio.move_on_after(PROGRESS_CREATE_TIMEOUT_S):
