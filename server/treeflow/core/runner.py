@@ -13,7 +13,7 @@ import functools
 import os
 import random
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 import anyio
@@ -215,10 +215,10 @@ class Run:
                         place.start_commit,
                     )
                 )
-                setup = self._first_attempt(step, result, place, port, log_file)
-                outcome = await self._setup(setup)
+                attempt = functools.partial(self._attempt, step, result, place, port, log_file)
+                outcome = await self._setup(step, place, attempt)
                 if outcome.status is StepStatus.SUCCEEDED:
-                    outcome = await self._attempts(setup)
+                    outcome = await self._attempts(step, result, attempt)
                 result.exit_code = outcome.exit_code
                 result.status = outcome.status
                 result.error = outcome.error
@@ -246,22 +246,21 @@ class Run:
             result.duration_s = time.monotonic() - started
         self._finish(step.id, result.status, result.error)
 
-    def _first_attempt(
-        self, step: Step, result: StepResult, place: StepPlace, port: int, log_file: StepLog
+    def _attempt(
+        self, step: Step, result: StepResult, place: StepPlace, port: int, log_file: StepLog, number: int
     ) -> Attempt:
-        """The context of the step's setup (attempt 0); each attempt after it is a renumbered copy."""
         env = {**self._base_env, **step.env}
         env.update(
             TREEFLOW_RUN_ID=self.result.run_id,
             TREEFLOW_STEP=step.id,
             TREEFLOW_WORKTREE=str(place.cwd),
             TREEFLOW_PORT=str(port),
-            TREEFLOW_ATTEMPT="0",
+            TREEFLOW_ATTEMPT=str(number),
         )
         return Attempt(
             run_id=self.result.run_id,
             step=step,
-            number=0,
+            number=number,
             place=place,
             env=env,
             log=log_file,
@@ -272,34 +271,36 @@ class Run:
             warn=functools.partial(self.warn, step.id),
         )
 
-    async def _setup(self, attempt: Attempt) -> StepOutcome:
-        """Run `setup.run` in a fresh worktree; its failure fails the step without retries."""
+    async def _setup(self, step: Step, place: StepPlace, attempt: Callable[[int], Attempt]) -> StepOutcome:
+        """Run `setup.run` in a fresh worktree (as attempt 0); its failure fails the step without retries."""
         command = self.workflow.setup.run
-        if not attempt.place.fresh or command is None:
+        if not place.fresh or command is None:
             return _SETUP_DONE
-        attempt.log.write(b"--- treeflow: setup ---\n")
-        outcome = await self._timed(attempt.step, attempt.run_to_outcome(command))
-        attempt.log.write(b"--- treeflow: end of setup ---\n")
+        setup = attempt(0)
+        setup.log.write(b"--- treeflow: setup ---\n")
+        outcome = await self._timed(step, setup.run_to_outcome(command))
+        setup.log.write(b"--- treeflow: end of setup ---\n")
         if outcome.status is StepStatus.SUCCEEDED:
             return _SETUP_DONE
         return replace(outcome, error=f"setup failed: {outcome.error}")
 
-    async def _attempts(self, setup: Attempt) -> StepOutcome:
-        step, result, log_file = setup.step, setup.result, setup.log
+    async def _attempts(
+        self, step: Step, result: StepResult, attempt: Callable[[int], Attempt]
+    ) -> StepOutcome:
         kind = kinds.kind_for(step.kind)
         policy = step.retry
         outcome = StepOutcome(StepStatus.FAILED)
         for number in range(1, policy.attempts + 1):
+            context = attempt(number)
             if number > 1:
                 delay = policy.delay_before(number, self._rng)
                 reason = outcome.error or "failed"
                 self._sink.emit(StepRetrying(self.result.run_id, step.id, number, delay, reason))
                 await anyio.sleep(delay)
-                log_file.write(f"\n--- treeflow: attempt {number} of {policy.attempts} ---\n".encode())
+                context.log.write(f"\n--- treeflow: attempt {number} of {policy.attempts} ---\n".encode())
             result.attempts = number
-            self._sink.emit(StepStarted(self.result.run_id, step.id, number, log_file.path))
-            attempt = replace(setup, number=number, env={**setup.env, "TREEFLOW_ATTEMPT": str(number)})
-            outcome = await self._timed(step, kind.run(step.spec, attempt))
+            self._sink.emit(StepStarted(self.result.run_id, step.id, number, context.log.path))
+            outcome = await self._timed(step, kind.run(step.spec, context))
             if outcome.status is StepStatus.SUCCEEDED:
                 break
         return outcome
