@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+import anyio
 
 from treeflow.core.events import Event, StepFinished, StepRetrying, StepStarted
 from treeflow.core.executor import LocalExecutor
@@ -106,3 +110,28 @@ def wait_for_files(paths: list[Path], timeout_s: float = 20.0) -> None:
             missing = [str(path) for path in paths if not path.exists()]
             raise AssertionError(f"files never appeared: {missing}")
         time.sleep(0.02)
+
+
+T = TypeVar("T")
+
+POLL_INTERVAL_S = 0.02
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout_s: float = 20.0) -> T:
+    """The first truthy value of ``condition()``; fails the test, naming ``what``, after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s:g} s for {what}; last seen: {value!r}")
+        time.sleep(POLL_INTERVAL_S)
+    return value
+
+
+async def wait_until_async(condition: Callable[[], T], what: str, timeout_s: float = 20.0) -> T:
+    """``wait_until`` for async tests: the loop goes on running while the condition is checked."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s:g} s for {what}; last seen: {value!r}")
+        await anyio.sleep(POLL_INTERVAL_S)
+    return value
