@@ -72,6 +72,7 @@ steps:
   pause: {wait: 1s}
   after: {run: "echo after the pause", needs: [pause]}
 """
+QUICK_WORKFLOW = WORKFLOW.replace("wait: 1s", "wait: 250ms")
 
 BAD_WORKFLOW = """\
 steps:
@@ -137,12 +138,12 @@ def test_a_bad_wait_is_reported_where_it_is(tmp_path: Path, wait_kind: StepKind[
 async def test_the_engine_runs_a_wait_step(repo: Path, wait_kind: StepKind[WaitSpec]) -> None:
     recorder = Recorder()
     started = time.monotonic()
-    run = await make_run(repo, WORKFLOW, recorder)
+    run = await make_run(repo, QUICK_WORKFLOW, recorder)
     assert run.workflow.steps["pause"].kind == "wait"
-    assert run.workflow.steps["pause"].spec == WaitSpec(1.0)
+    assert run.workflow.steps["pause"].spec == WaitSpec(0.25)
     result = await run.execute()
     assert result.status is RunStatus.SUCCEEDED, result.steps
-    assert time.monotonic() - started >= 1.0
+    assert time.monotonic() - started >= 0.25
     assert result.steps["pause"].message == "done waiting"
     assert recorder.finished() == ["pause", "after"]
 
@@ -217,6 +218,7 @@ def test_validate_reports_a_bad_wait_at_its_place(tmp_path: Path) -> None:
     assert lines[-1] == "1 error in the workflow"
 
 
+@pytest.mark.slow
 def test_the_command_line_runs_a_wait_step(repo: Path) -> None:
     write(repo, WORKFLOW)
     done = treeflow_with_wait(repo, "run", "--json")
@@ -254,6 +256,7 @@ async def client(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[L
     await lsp_client.shutdown_session()
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_the_language_server_runs_a_wait_step(client: LanguageClient, workspace: Path) -> None:
     path = write(workspace, WORKFLOW)
