@@ -12,10 +12,12 @@ from typing import TypeVar
 import anyio
 
 from treeflow.core.events import Event, StepFinished, StepRetrying, StepStarted
+from treeflow.core.executor import LocalExecutor
 from treeflow.core.git import open_repository
 from treeflow.core.model import RunResult
 from treeflow.core.runner import Run, RunOptions
 from treeflow.core.spec import parse_workflow
+from treeflow.core.workspace import CheckoutWorkspace
 from treeflow.core.worktree import GitWorkspace
 
 
@@ -48,18 +50,22 @@ async def make_run(
     workflow_path: Path | None = None,
     **options: object,
 ) -> Run:
-    """A run of ``yaml_text``; with ``worktrees`` each step gets its own git worktree, as in the CLI."""
+    """A run of ``yaml_text``; with ``worktrees`` each step gets its own git worktree, as in the CLI.
+
+    ``options`` are `RunOptions`, and ``watcher``, the file watcher of the run's executor.
+    """
     path = workflow_path or repo / "treeflow.yml"
     path.write_text(textwrap.dedent(yaml_text))
     workflow = parse_workflow(path.read_text(), path)
     repository = await open_repository(repo)
-    workspace = GitWorkspace(repository, workflow) if worktrees else None
+    workspace = GitWorkspace(repository, workflow) if worktrees else CheckoutWorkspace(repository)
+    watcher = options.pop("watcher", None)
     return Run(
         workflow,
         repository,
         recorder or Recorder(),
         RunOptions(**options),
-        workspace=workspace,  # type: ignore[arg-type]
+        LocalExecutor(workspace, watcher),  # type: ignore[arg-type]
     )
 
 
