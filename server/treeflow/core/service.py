@@ -14,6 +14,7 @@ import anyio
 
 from treeflow.core import journal
 from treeflow.core.events import EventSink, FanOut
+from treeflow.core.executor import LocalExecutor
 from treeflow.core.git import Repository
 from treeflow.core.journal import Journal, RunRecord
 from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus, Workflow
@@ -144,7 +145,7 @@ def start_run(
                 completed=resume.completed,
             )
             workspace = GitWorkspace(repo, workflow, base=resume.base_commit, results=resume.start_points)
-        run = Run(workflow, repo, FanOut([run_journal, sink]), options, workspace=workspace)
+        run = Run(workflow, repo, FanOut([run_journal, sink]), options, LocalExecutor(workspace))
     except BaseException:
         run_journal.close()
         raise
