@@ -1,7 +1,7 @@
 """LSP methods of the treeflow server: each parses its parameters, calls the engine, and returns.
 
 - `workspace/executeCommand`: treeflow.listWorkflows, treeflow.run, treeflow.cancel,
-  treeflow.listRuns, treeflow.getRun
+  treeflow.resume, treeflow.listRuns, treeflow.getRun
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>"
 
@@ -80,6 +80,19 @@ def register(server: TreeflowServer) -> None:
         run_id = _run_id(args, "treeflow.getRun")
         try:
             return await ls.supervisor.get_run(run_id, await _repositories(ls))
+        except RunRequestError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from exc
+
+    @server.command("treeflow.resume")
+    async def resume(ls: TreeflowServer, *args: Any) -> dict[str, str]:
+        from treeflow.core.spec import WorkflowError
+        from treeflow.lsp.supervisor import RunRequestError
+
+        run_id = _run_id(args, "treeflow.resume")
+        try:
+            return {"runId": await ls.supervisor.resume(run_id, await _repositories(ls))}
+        except WorkflowError as exc:
+            raise JsonRpcInvalidParams(f"invalid workflow:\n{exc}") from exc
         except RunRequestError as exc:
             raise JsonRpcInvalidParams(str(exc)) from exc
 
