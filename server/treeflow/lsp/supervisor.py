@@ -12,7 +12,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -21,12 +20,13 @@ from treeflow.core import journal
 from treeflow.core.events import FanOut
 from treeflow.core.git import NotARepository, Repository, open_repository
 from treeflow.core.journal import Journal, JournalUnavailable
-from treeflow.core.model import RunResult, RunStatus
+from treeflow.core.model import RunStatus
 from treeflow.core.recovery import recover
 from treeflow.core.runner import Run, RunOptions
 from treeflow.core.spec import load_workflow
 from treeflow.core.worktree import GitWorkspace, WorkspaceError
-from treeflow.lsp.progress import Client, RunReporter, run_payload
+from treeflow.lsp.progress import Client, RunReporter
+from treeflow.lsp.protocol import RunPayload, run_payload
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,8 @@ class _Supervised:
         self.preparing.cancel()
         self.run.cancel()
 
-    def payload(self) -> dict[str, Any]:
-        payload = run_payload(self.run.result)
-        payload["error"] = self.error
-        return payload
+    def payload(self) -> RunPayload:
+        return run_payload(self.run.result, self.error)
 
 
 class Supervisor:
@@ -154,11 +152,11 @@ class Supervisor:
             except JournalUnavailable as exc:
                 log.error("%s; runs of %s that a crash interrupted are not recovered", exc, repo.root)
 
-    async def list_runs(self, repos: Sequence[Repository]) -> list[dict[str, Any]]:
+    async def list_runs(self, repos: Sequence[Repository]) -> list[RunPayload]:
         """The runs of this server and, from the journals of ``repos``, earlier ones; newest first."""
         live = [supervised.payload() for supervised in reversed(self._runs.values())]
-        known = {payload["run_id"] for payload in live}
-        history: list[dict[str, Any]] = []
+        known = {payload.run_id for payload in live}
+        history: list[RunPayload] = []
         for repo in repos:
             try:
                 records = await anyio.to_thread.run_sync(
@@ -166,11 +164,11 @@ class Supervisor:
                 )
             except JournalUnavailable as exc:
                 raise RunRequestError(str(exc)) from exc
-            history.extend(_payload(record.run) for record in records if record.run.run_id not in known)
-        history.sort(key=lambda payload: payload["started_at"] or "", reverse=True)
+            history.extend(run_payload(record.run) for record in records if record.run.run_id not in known)
+        history.sort(key=lambda payload: payload.started_at or "", reverse=True)
         return live + history
 
-    async def get_run(self, run_id: str, repos: Sequence[Repository]) -> dict[str, Any]:
+    async def get_run(self, run_id: str, repos: Sequence[Repository]) -> RunPayload:
         if run_id in self._runs:
             return self._runs[run_id].payload()
         for repo in repos:
@@ -179,7 +177,7 @@ class Supervisor:
             except JournalUnavailable as exc:
                 raise RunRequestError(str(exc)) from exc
             if record is not None:
-                return _payload(record.run)
+                return run_payload(record.run)
         raise RunRequestError(f"no run {run_id!r} in this workspace")
 
     def _find(self, run_id: str) -> _Supervised:
@@ -194,9 +192,3 @@ class Supervisor:
             supervised.cancel()
         for supervised in self._runs.values():
             await supervised.done.wait()
-
-
-def _payload(run: RunResult) -> dict[str, Any]:
-    payload = run_payload(run)
-    payload["error"] = None
-    return payload
