@@ -154,12 +154,19 @@ _SNAKE_CASE: frozenset[type] = frozenset({StepState, RunPayload})
 
 
 def run_payload(run: RunResult, error: str | None = None) -> RunPayload:
-    """The run object of ``run``; ``error`` says why it could not start."""
+    """The run object of ``run``; ``error`` says why it could not start.
+
+    Built from the CLI's result object, so that the two cannot differ: a key added there and not
+    here is a TypeError at once.
+    """
     data = run.to_json()
-    data["done"] = sum(1 for step in run.steps.values() if step.status.is_final)
-    data["total"] = len(run.steps)
-    data["error"] = error
-    return _CONVERTER.structure(data, RunPayload)
+    steps = {
+        step_id: StepState(**{**step, "status": StepStatus(step["status"])})
+        for step_id, step in data.pop("steps").items()
+    }
+    data["status"] = RunStatus(data["status"])
+    done = sum(1 for step in run.steps.values() if step.status.is_final)
+    return RunPayload(**data, steps=steps, done=done, total=len(steps), error=error)
 
 
 def to_json(message: object) -> Any:
