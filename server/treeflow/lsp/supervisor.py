@@ -74,6 +74,9 @@ class Supervisor:
         self._client = client
         self._progress = progress
         self._runs: dict[str, _Supervised] = {}
+        # Until the first recovery (on `initialized`) is over, the journal still calls a run whose
+        # process died `running`; a list asked for meanwhile waits rather than show it so.
+        self._recovered = anyio.Event()
 
     async def start(self, workflow_path: Path, steps: Sequence[str] = ()) -> str:
         """Start a run of ``workflow_path`` and return its id at once; the run goes on by itself.
@@ -146,14 +149,18 @@ class Supervisor:
 
     async def recover(self, repos: Sequence[Repository]) -> None:
         """Recover runs of these repositories whose treeflow process died."""
-        for repo in repos:
-            try:
-                await recover(repo, log.warning)
-            except JournalUnavailable as exc:
-                log.error("%s; runs of %s that a crash interrupted are not recovered", exc, repo.root)
+        try:
+            for repo in repos:
+                try:
+                    await recover(repo, log.warning)
+                except JournalUnavailable as exc:
+                    log.error("%s; runs of %s that a crash interrupted are not recovered", exc, repo.root)
+        finally:
+            self._recovered.set()
 
     async def list_runs(self, repos: Sequence[Repository]) -> list[RunPayload]:
         """The runs of this server and, from the journals of ``repos``, earlier ones; newest first."""
+        await self._recovered.wait()
         live = [supervised.payload() for supervised in reversed(self._runs.values())]
         known = {payload.run_id for payload in live}
         history: list[RunPayload] = []
@@ -169,6 +176,7 @@ class Supervisor:
         return live + history
 
     async def get_run(self, run_id: str, repos: Sequence[Repository]) -> RunPayload:
+        await self._recovered.wait()
         if run_id in self._runs:
             return self._runs[run_id].payload()
         for repo in repos:
