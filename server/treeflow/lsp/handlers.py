@@ -16,6 +16,7 @@ classes, which take some 30 ms to build.
 
 from __future__ import annotations
 
+import functools
 import typing
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -101,6 +102,7 @@ COMMANDS: dict[str, CommandHandler] = {
 }
 
 
+@functools.cache
 def command_types(handler: CommandHandler) -> tuple[type | None, Any]:
     """The argument class of a command handler (None if it takes none) and its result type."""
     from treeflow.lsp import protocol
@@ -115,25 +117,18 @@ def _executor(name: str, handler: CommandHandler) -> Callable[..., Awaitable[Any
     """What pygls calls for ``name``: the raw arguments parsed into the handler's argument class
     (pygls' own conversion would answer a missing argument with its arity, not with what to
     send), and the handler's result in its JSON form."""
-    argument_type: type | None = None
-    resolved = False
 
     async def execute(ls: TreeflowServer, *arguments: Any) -> Any:
-        nonlocal argument_type, resolved
         from treeflow.lsp.protocol import ArgumentError, parse_argument, to_json
 
-        if not resolved:
-            argument_type, _ = command_types(handler)
-            resolved = True
+        argument_type, _ = command_types(handler)
         if argument_type is None:
-            result = await handler(ls)
-        else:
-            try:
-                parsed: object = parse_argument(name, argument_type, arguments)
-            except ArgumentError as exc:
-                raise JsonRpcInvalidParams(str(exc)) from exc
-            result = await handler(ls, parsed)
-        return to_json(result)
+            return to_json(await handler(ls))
+        try:
+            parsed: object = parse_argument(name, argument_type, arguments)
+        except ArgumentError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from exc
+        return to_json(await handler(ls, parsed))
 
     return execute
 
