@@ -96,6 +96,7 @@ export interface ServerCommands {
   'treeflow.listWorkflows': [undefined, WorkflowInfo[]];
   'treeflow.run': [RunArgs, RunStarted];
   'treeflow.cancel': [RunIdArgs, CancelResult];
+  'treeflow.resume': [RunIdArgs, RunStarted];
   'treeflow.listRuns': [undefined, Run[]];
   'treeflow.getRun': [RunIdArgs, Run];
 }

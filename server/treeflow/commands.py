@@ -21,14 +21,15 @@ from treeflow.core import journal
 from treeflow.core.agent import AgentStatus, find_task, report
 from treeflow.core.agent_protocol import TASK_FILE, TREEFLOW_DIR
 from treeflow.core.clean import clean
-from treeflow.core.events import EventSink, FanOut, NullSink
+from treeflow.core.events import EventSink, NullSink
 from treeflow.core.git import NotARepository, Repository, open_repository
-from treeflow.core.journal import Journal, JournalUnavailable
-from treeflow.core.model import RunStatus, StepStatus, Workflow
+from treeflow.core.journal import JournalUnavailable
+from treeflow.core.model import RunStatus, Workflow
 from treeflow.core.recovery import recover
-from treeflow.core.runner import Run, RunOptions, UnknownStep
+from treeflow.core.runner import Run, UnknownStep
+from treeflow.core.service import ResumePlan, RunRefused, load_resume, start_run
 from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
-from treeflow.core.worktree import GitWorkspace, WorkspaceError
+from treeflow.core.worktree import WorkspaceError
 from treeflow.cursor_rule import CURSOR_RULE
 from treeflow.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
@@ -51,7 +52,15 @@ def dispatch(args: argparse.Namespace) -> int:
         return _report_user_error(_first_leaf(group))
 
 
-_USER_ERRORS = (WorkflowError, UsageError, NotARepository, UnknownStep, WorkspaceError, JournalUnavailable)
+_USER_ERRORS = (
+    WorkflowError,
+    UsageError,
+    NotARepository,
+    UnknownStep,
+    WorkspaceError,
+    JournalUnavailable,
+    RunRefused,
+)
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -121,75 +130,44 @@ async def run_command(args: argparse.Namespace) -> int:
     # Absolute, as the journal keeps it for `resume`, which may start from another folder.
     path = _workflow_path(args.workflow, args.repo if args.workflow else repo.root).absolute()
     workflow = load_workflow(path)
-    options = RunOptions(select=tuple(args.step), max_parallel=args.max_parallel)
-    return await _execute(args, repo, workflow, options, GitWorkspace(repo, workflow))
+    return await _execute(args, repo, workflow, steps=tuple(args.step))
 
 
 async def resume_command(args: argparse.Namespace) -> int:
     repo = await _open_and_recover(args.repo)
-    record = await anyio.to_thread.run_sync(journal.read_run, journal.journal_path(repo), args.run_id)
-    if record is None:
-        raise UsageError(f"no run {args.run_id} in the journal of {repo.root} (see `treeflow runs`)")
-    status = record.run.status
-    if status is RunStatus.RUNNING:
-        raise UsageError(f"run {args.run_id} is still going on in another treeflow process")
-    if status is RunStatus.SUCCEEDED:
-        raise UsageError(f"run {args.run_id} succeeded; there is nothing to resume")
-    workflow = load_workflow(record.run.workflow_path)
-    gone = [step_id for step_id in record.steps if step_id not in workflow.steps]
-    if gone:
-        raise UsageError(
-            f"{record.run.workflow_path} no longer has step{'s' if len(gone) > 1 else ''} {', '.join(gone)} "
-            f"of run {args.run_id}, so the run cannot be finished as it began; start a new run"
-        )
-    selected = tuple(record.steps)
-    completed = {
-        step_id: step.result
-        for step_id, step in record.steps.items()
-        if step.result.status is StepStatus.SUCCEEDED
-    }
-    base = record.run.base_commit
-    results = {
-        step_id: record.steps[step_id].result.commit or record.steps[step_id].start_commit or base or ""
-        for step_id in completed
-    }
-    options = RunOptions(
-        select=selected, max_parallel=args.max_parallel, run_id=args.run_id, completed=completed
-    )
-    workspace = GitWorkspace(repo, workflow, base=base, results=results)
-    return await _execute(args, repo, workflow, options, workspace)
+    workflow, plan = await load_resume(repo, args.run_id)
+    return await _execute(args, repo, workflow, resume=plan)
 
 
 async def _execute(
     args: argparse.Namespace,
     repo: Repository,
     workflow: Workflow,
-    options: RunOptions,
-    workspace: GitWorkspace,
+    *,
+    steps: tuple[str, ...] = (),
+    resume: ResumePlan | None = None,
 ) -> int:
-    run_journal = Journal(repo)
-    try:
-        with ExitStack() as stack:
-            display: EventSink
-            if args.json:
-                display = NullSink()
-            elif sys.stdout.isatty():
-                # rich costs a fifth of the start-up; it is loaded only where it is shown.
-                from treeflow.display import LiveSink
+    with ExitStack() as stack:
+        display: EventSink
+        if args.json:
+            display = NullSink()
+        elif sys.stdout.isatty():
+            # rich costs a fifth of the start-up; it is loaded only where it is shown.
+            from treeflow.display import LiveSink
 
-                display = stack.enter_context(LiveSink())
-            else:
-                display = PlainSink(sys.stdout)
-            run = Run(workflow, repo, FanOut([run_journal, display]), options, workspace=workspace)
-            async with anyio.create_task_group() as group:
-                group.start_soon(_cancel_on_signal, run)
-                result = await run.execute()
-                group.cancel_scope.cancel()
-            # The run is over and only the report is left: a late Ctrl-C has nothing to stop, and
-            # would only break the report off with a traceback.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-    finally:
-        await anyio.to_thread.run_sync(run_journal.close)
+            display = stack.enter_context(LiveSink())
+        else:
+            display = PlainSink(sys.stdout)
+        started = start_run(
+            repo, workflow, display, steps=steps, max_parallel=args.max_parallel, resume=resume
+        )
+        async with anyio.create_task_group() as group:
+            group.start_soon(_cancel_on_signal, started.run)
+            result = await started.execute()
+            group.cancel_scope.cancel()
+        # The run is over and only the report is left: a late Ctrl-C has nothing to stop, and
+        # would only break the report off with a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if args.json:
         _print_json(result.to_json())
     if result.status is RunStatus.CANCELLED:

@@ -157,11 +157,11 @@ TS_EDITS = {
     "an argument made optional": ("file. */\n  workflow: string;", "file. */\n  workflow?: string;"),
     "an interface added": (
         "export interface RunArgs {",
-        "export interface ResumeArgs {\n  runId: string;\n}\n\nexport interface RunArgs {",
+        "export interface ApproveArgs {\n  runId: string;\n}\n\nexport interface RunArgs {",
     ),
     "a command added": (
         "  'treeflow.getRun': [RunIdArgs, Run];",
-        "  'treeflow.getRun': [RunIdArgs, Run];\n  'treeflow.resume': [RunIdArgs, RunStarted];",
+        "  'treeflow.getRun': [RunIdArgs, Run];\n  'treeflow.approve': [RunIdArgs, RunStarted];",
     ),
     "a result changed": (
         "'treeflow.cancel': [RunIdArgs, CancelResult]",
@@ -185,7 +185,7 @@ class _StepStateWithMore(protocol.StepState):
 
 
 @attrs.frozen
-class _ResumeArgs:
+class _ApproveArgs:
     run_id: str
 
 
@@ -197,9 +197,9 @@ def _python_edits() -> dict[str, PythonSide]:
         "a run status added": replace(py, statuses={**py.statuses, "RunStatus": run_statuses}),
         "a step status dropped": replace(py, statuses={**py.statuses, "StepStatus": step_statuses}),
         "a step field added": replace(py, classes={**py.classes, "StepState": _StepStateWithMore}),
-        "a class added": replace(py, classes={**py.classes, "ResumeArgs": _ResumeArgs}),
+        "a class added": replace(py, classes={**py.classes, "ApproveArgs": _ApproveArgs}),
         "a command added": replace(
-            py, commands={**py.commands, "treeflow.resume": (_ResumeArgs, protocol.RunStarted)}
+            py, commands={**py.commands, "treeflow.approve": (_ApproveArgs, protocol.RunStarted)}
         ),
     }
 

@@ -1,7 +1,7 @@
 """LSP methods of the treeflow server: each parses its parameters, calls the engine, and returns.
 
 - `workspace/executeCommand`: treeflow.listWorkflows, treeflow.run, treeflow.cancel,
-  treeflow.listRuns, treeflow.getRun
+  treeflow.resume, treeflow.listRuns, treeflow.getRun
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>"
 
@@ -73,6 +73,19 @@ async def cancel(ls: TreeflowServer, args: RunIdArgs) -> CancelResult:
         raise JsonRpcInvalidParams(str(exc)) from exc
 
 
+async def resume(ls: TreeflowServer, args: RunIdArgs) -> RunStarted:
+    from treeflow.core.spec import WorkflowError
+    from treeflow.lsp.protocol import RunStarted
+    from treeflow.lsp.supervisor import RunRequestError
+
+    try:
+        return RunStarted(run_id=await ls.supervisor.resume(args.run_id, await _repositories(ls)))
+    except WorkflowError as exc:
+        raise JsonRpcInvalidParams(f"invalid workflow:\n{exc}") from exc
+    except RunRequestError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from exc
+
+
 async def list_runs(ls: TreeflowServer) -> list[RunPayload]:
     from treeflow.lsp.supervisor import RunRequestError
 
@@ -97,6 +110,7 @@ COMMANDS: dict[str, CommandHandler] = {
     "treeflow.listWorkflows": list_workflows,
     "treeflow.run": run,
     "treeflow.cancel": cancel,
+    "treeflow.resume": resume,
     "treeflow.listRuns": list_runs,
     "treeflow.getRun": get_run,
 }

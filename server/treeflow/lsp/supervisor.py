@@ -17,14 +17,21 @@ import anyio
 from anyio.abc import TaskGroup
 
 from treeflow.core import journal
-from treeflow.core.events import FanOut
 from treeflow.core.git import NotARepository, Repository, open_repository
-from treeflow.core.journal import Journal, JournalUnavailable
-from treeflow.core.model import RunStatus
+from treeflow.core.journal import JournalUnavailable
+from treeflow.core.model import RunStatus, Workflow
 from treeflow.core.recovery import recover
-from treeflow.core.runner import Run, RunOptions
+from treeflow.core.runner import Run, UnknownStep
+from treeflow.core.service import (
+    ResumePlan,
+    RunNotFound,
+    RunRefused,
+    StartedRun,
+    load_resume,
+    start_run,
+)
 from treeflow.core.spec import load_workflow
-from treeflow.core.worktree import GitWorkspace, WorkspaceError
+from treeflow.core.worktree import WorkspaceError
 from treeflow.lsp.progress import Client, RunReporter
 from treeflow.lsp.protocol import RunPayload, run_payload
 
@@ -49,16 +56,18 @@ class ProgressHost:
 
 @dataclass
 class _Supervised:
-    run: Run
+    started: StartedRun
     reporter: RunReporter
-    journal: Journal
-    # Set before the final update goes out, so a cancel after that update answers False even
-    # while the journal is still closing.
+    # Set before the final update goes out, so a cancel after that update answers False.
     ended: bool = False
     done: anyio.Event = field(default_factory=anyio.Event)
     error: str | None = None
     # Waiting for the client to accept a progress token; a cancel must not wait for that.
     preparing: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    @property
+    def run(self) -> Run:
+        return self.started.run
 
     def cancel(self) -> None:
         self.preparing.cancel()
@@ -74,6 +83,7 @@ class Supervisor:
         self._client = client
         self._progress = progress
         self._runs: dict[str, _Supervised] = {}
+        self._executions: dict[str, int] = {}
         # Until the first recovery (on `initialized`) is over, the journal still calls a run whose
         # process died `running`; a list asked for meanwhile waits rather than show it so.
         self._recovered = anyio.Event()
@@ -84,35 +94,55 @@ class Supervisor:
         Raises RunRequestError for an invalid workflow, an unknown step or a missing repository.
         """
         workflow = load_workflow(workflow_path)
-        try:
-            repo = await open_repository(workflow_path.parent)
-        except NotARepository as exc:
-            raise RunRequestError(str(exc)) from exc
+        repo = await _repository_of(workflow_path.parent)
+        return self._launch(repo, workflow, steps=steps)
+
+    async def resume(self, run_id: str, repos: Sequence[Repository]) -> str:
+        """Run again the steps of run ``run_id`` that did not succeed, under the same id; at once.
+
+        Raises RunRequestError for a run that is not in these repositories' journals, still going
+        on, succeeded, or whose steps its workflow no longer has.
+        """
+        await self._recovered.wait()
+        live = self._runs.get(run_id)
+        if live is not None and not live.ended:
+            raise RunRequestError(f"run {run_id} is still going on")
+        for repo in repos:
+            try:
+                workflow, plan = await load_resume(repo, run_id)
+            except RunNotFound:
+                continue
+            except (RunRefused, JournalUnavailable) as exc:
+                raise RunRequestError(str(exc)) from exc
+            return self._launch(repo, workflow, resume=plan)
+        raise RunRequestError(f"no run {run_id!r} in this workspace")
+
+    def _launch(
+        self,
+        repo: Repository,
+        workflow: Workflow,
+        *,
+        steps: Sequence[str] = (),
+        resume: ResumePlan | None = None,
+    ) -> str:
         reporter = RunReporter(self._client)
         try:
-            run_journal = Journal(repo)
-        except JournalUnavailable as exc:
+            started = start_run(repo, workflow, reporter, steps=steps, resume=resume)
+        except (JournalUnavailable, UnknownStep) as exc:
             raise RunRequestError(str(exc)) from exc
-        try:
-            run = Run(
-                workflow,
-                repo,
-                FanOut([run_journal, reporter]),
-                RunOptions(select=tuple(steps)),
-                GitWorkspace(repo, workflow),
-            )
-        except ValueError as exc:
-            await anyio.to_thread.run_sync(run_journal.close)
-            raise RunRequestError(str(exc)) from exc
+        run = started.run
         reporter.bind(run.result)
-        supervised = _Supervised(run, reporter, run_journal)
+        supervised = _Supervised(started, reporter)
         self._runs[run.result.run_id] = supervised
         self._group.start_soon(self._supervise, supervised, name=f"treeflow run {run.result.run_id}")
         return run.result.run_id
 
     async def _supervise(self, supervised: _Supervised) -> None:
         run, reporter = supervised.run, supervised.reporter
-        token = f"treeflow/run/{run.result.run_id}"
+        run_id = run.result.run_id
+        # A progress token is never used twice, and a resumed run has the id of the run it resumes.
+        self._executions[run_id] = executions = self._executions.get(run_id, 0) + 1
+        token = f"treeflow/run/{run_id}" + (f"/{executions}" if executions > 1 else "")
         try:
             if self._progress.supported():
                 with supervised.preparing, anyio.move_on_after(PROGRESS_CREATE_TIMEOUT_S):
@@ -123,7 +153,7 @@ class Supervisor:
             async with anyio.create_task_group() as pumping:
                 pumping.start_soon(reporter.pump)
                 try:
-                    await run.execute()
+                    await supervised.started.execute()
                 except WorkspaceError as exc:
                     supervised.error = str(exc)
                     run.result.status = RunStatus.FAILED
@@ -131,12 +161,11 @@ class Supervisor:
                 finally:
                     pumping.cancel_scope.cancel()
         finally:
+            await supervised.started.close()
             with anyio.CancelScope(shield=True):
                 await reporter.wait_turn()
             supervised.ended = True
             reporter.end(supervised.error)
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(supervised.journal.close)
             supervised.done.set()
 
     def cancel(self, run_id: str) -> bool:
@@ -200,3 +229,10 @@ class Supervisor:
             supervised.cancel()
         for supervised in self._runs.values():
             await supervised.done.wait()
+
+
+async def _repository_of(folder: Path) -> Repository:
+    try:
+        return await open_repository(folder)
+    except NotARepository as exc:
+        raise RunRequestError(str(exc)) from exc

@@ -1,0 +1,152 @@
+"""Starting and resuming runs: the one way the CLI and the language server assemble a run.
+
+A front end finds the workflow (or, to resume, the run's record), asks this module for a run, and
+then only decides how to show it and how to cancel it. The run's journal is part of the run: it is
+opened with it, sees every event before the front end's sink does, and is closed when it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+
+from treeflow.core import journal
+from treeflow.core.events import EventSink, FanOut
+from treeflow.core.executor import LocalExecutor
+from treeflow.core.git import Repository
+from treeflow.core.journal import Journal, RunRecord
+from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus, Workflow
+from treeflow.core.runner import Run, RunOptions
+from treeflow.core.spec import load_workflow
+from treeflow.core.worktree import GitWorkspace
+
+
+class RunRefused(Exception):
+    """A run cannot be started or resumed as asked; the message says why."""
+
+
+class RunNotFound(RunRefused):
+    """The journal has no run of that id."""
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """What a resume runs again, and where it starts from: the same run id and base, and for each
+    step that already succeeded, its result and the commit its dependents start from."""
+
+    run_id: str
+    steps: tuple[str, ...]
+    base_commit: str | None
+    completed: Mapping[str, StepResult] = field(default_factory=dict)
+    start_points: Mapping[str, str] = field(default_factory=dict)
+
+
+def plan_resume(record: RunRecord, workflow: Workflow) -> ResumePlan:
+    """Plan to run again the steps of ``record`` that did not succeed, with ``workflow`` as it is now.
+
+    Raises RunRefused for a run still going on, one that succeeded, and one whose steps the
+    workflow no longer has.
+    """
+    run = record.run
+    if run.status is RunStatus.RUNNING:
+        raise RunRefused(f"run {run.run_id} is still going on in another treeflow process")
+    if run.status is RunStatus.SUCCEEDED:
+        raise RunRefused(f"run {run.run_id} succeeded; there is nothing to resume")
+    gone = [step_id for step_id in record.steps if step_id not in workflow.steps]
+    if gone:
+        raise RunRefused(
+            f"{run.workflow_path} no longer has step{'s' if len(gone) > 1 else ''} {', '.join(gone)} "
+            f"of run {run.run_id}, so the run cannot be finished as it began; start a new run"
+        )
+    completed = {
+        step_id: step.result
+        for step_id, step in record.steps.items()
+        if step.result.status is StepStatus.SUCCEEDED
+    }
+    base = run.base_commit
+    # A step that committed nothing hands its dependents the commit it started from.
+    start_points = {
+        step_id: record.steps[step_id].result.commit or record.steps[step_id].start_commit or base or ""
+        for step_id in completed
+    }
+    return ResumePlan(
+        run_id=run.run_id,
+        steps=tuple(record.steps),
+        base_commit=base,
+        completed=completed,
+        start_points=start_points,
+    )
+
+
+async def load_resume(repo: Repository, run_id: str) -> tuple[Workflow, ResumePlan]:
+    """The workflow and plan to resume run ``run_id`` of ``repo``, read from its journal."""
+    record = await anyio.to_thread.run_sync(journal.read_run, journal.journal_path(repo), run_id)
+    if record is None:
+        raise RunNotFound(f"no run {run_id} in the journal of {repo.root} (see `treeflow runs`)")
+    workflow = load_workflow(record.run.workflow_path)
+    return workflow, plan_resume(record, workflow)
+
+
+class StartedRun:
+    """A run with its journal, ready to execute; made by `start_run`."""
+
+    def __init__(self, run: Run, run_journal: Journal) -> None:
+        self.run = run
+        self._journal = run_journal
+
+    @property
+    def run_id(self) -> str:
+        return self.run.result.run_id
+
+    async def execute(self) -> RunResult:
+        """Run every step to a final state; the journal has written all of it when this returns.
+
+        Raises what the run raises when it is refused before any step starts.
+        """
+        try:
+            return await self.run.execute()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Write what the journal still holds and stop its writer; for a run that never executes
+        (its front end went away first) too. Closing again does nothing."""
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._journal.close)
+
+
+def start_run(
+    repo: Repository,
+    workflow: Workflow,
+    sink: EventSink,
+    *,
+    steps: Sequence[str] = (),
+    max_parallel: int | None = None,
+    resume: ResumePlan | None = None,
+) -> StartedRun:
+    """Assemble a run of ``workflow`` (or, with ``resume``, the rest of an earlier run) whose events
+    go to the journal of ``repo`` and then to ``sink``.
+
+    Raises UnknownStep for a step ``steps`` names that the workflow does not have, and
+    JournalUnavailable when the journal cannot be opened.
+    """
+    run_journal = Journal(repo)
+    try:
+        if resume is None:
+            options = RunOptions(select=tuple(steps), max_parallel=max_parallel)
+            workspace = GitWorkspace(repo, workflow)
+        else:
+            options = RunOptions(
+                select=resume.steps,
+                max_parallel=max_parallel,
+                run_id=resume.run_id,
+                completed=resume.completed,
+            )
+            workspace = GitWorkspace(repo, workflow, base=resume.base_commit, results=resume.start_points)
+        run = Run(workflow, repo, FanOut([run_journal, sink]), options, LocalExecutor(workspace))
+    except BaseException:
+        run_journal.close()
+        raise
+    return StartedRun(run, run_journal)
