@@ -38,6 +38,7 @@ def workspace(tmp_path: Path) -> Path:
     return repo
 
 
+@pytest.mark.slow
 async def test_the_first_list_of_runs_already_shows_the_run_interrupted(
     client: LanguageClient, workspace: Path
 ) -> None:
