@@ -8,6 +8,10 @@ export interface Icon {
   color?: string;
 }
 
+const INTERRUPTED: Icon = { id: 'debug-disconnect', color: 'list.warningForeground' };
+// A status this client does not know yet (from a newer server) still gets an icon.
+const UNKNOWN: Icon = { id: 'question' };
+
 const STEP_ICONS: Record<StepStatus, Icon> = {
   pending: { id: 'circle-outline' },
   running: { id: 'sync~spin' },
@@ -16,6 +20,7 @@ const STEP_ICONS: Record<StepStatus, Icon> = {
   timed_out: { id: 'watch', color: 'testing.iconFailed' },
   cancelled: { id: 'circle-slash', color: 'testing.iconSkipped' },
   skipped: { id: 'debug-step-over', color: 'disabledForeground' },
+  interrupted: INTERRUPTED,
 };
 
 const RUN_ICONS: Record<RunStatus, Icon> = {
@@ -23,19 +28,33 @@ const RUN_ICONS: Record<RunStatus, Icon> = {
   succeeded: { id: 'check', color: 'testing.iconPassed' },
   failed: { id: 'error', color: 'testing.iconFailed' },
   cancelled: { id: 'circle-slash', color: 'testing.iconSkipped' },
+  interrupted: INTERRUPTED,
 };
 
+/** `table[key]`, or UNKNOWN for a key it lacks (own keys only: not `toString`). */
+function lookUp(table: Readonly<Record<string, Icon>>, key: string): Icon {
+  return Object.hasOwn(table, key) ? (table[key] ?? UNKNOWN) : UNKNOWN;
+}
+
 export function stepIcon(status: StepStatus): Icon {
-  return STEP_ICONS[status];
+  return lookUp(STEP_ICONS, status);
 }
 
 export function runIcon(run: Run): Icon {
-  return isFailure(run) ? RUN_ICONS.failed : RUN_ICONS[run.status];
+  return isFailure(run) ? RUN_ICONS.failed : lookUp(RUN_ICONS, run.status);
 }
 
 /** A run that failed or could not start at all. */
 export function isFailure(run: Run): boolean {
   return run.status === 'failed' || Boolean(run.error);
+}
+
+/** How loudly the status bar shows a run: a failure as an error, a crash of treeflow as a warning. */
+export function attention(run: Run): 'error' | 'warning' | undefined {
+  if (isFailure(run)) {
+    return 'error';
+  }
+  return run.status === 'interrupted' ? 'warning' : undefined;
 }
 
 /** `0.4s`, `12.3s`, `2m 05s`, `1h 02m`. */
@@ -54,7 +73,7 @@ export function formatDuration(seconds: number | null): string {
   return hours > 0 ? `${hours}h ${pad(minutes)}m` : `${minutes}m ${pad(rest)}s`;
 }
 
-export function statusWord(status: StepStatus | RunStatus): string {
+export function statusWord(status: string): string {
   return status === 'timed_out' ? 'timed out' : status;
 }
 

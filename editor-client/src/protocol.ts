@@ -1,8 +1,17 @@
-// The payloads of `treeflow serve`, mirrored from docs/language-server.md and the result object
-// in docs/workflow.md. Kept free of the `vscode` import so that pure helpers and tests can use it.
+// The payloads of `treeflow serve`, mirrored from server/treeflow/lsp/protocol.py, whose classes
+// have the same names (`Run` is `RunPayload` there); tests/lsp/test_protocol_drift.py fails when
+// the two differ. Kept free of the `vscode` import so that pure helpers and tests can use it.
 
-export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'skipped';
-export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type StepStatus =
+  | 'pending'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'timed_out'
+  | 'cancelled'
+  | 'skipped'
+  | 'interrupted';
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
 
 export interface StepState {
   status: StepStatus;
@@ -38,7 +47,7 @@ export interface Run {
   /** Steps in a final state, and steps in the run. */
   done: number;
   total: number;
-  /** Why the run could not start; null, or absent from updates sent while the run goes on. */
+  /** Why the run could not start, else null. Read as optional: a missing one means no failure. */
   error?: string | null;
 }
 
@@ -62,13 +71,34 @@ export interface LogParams {
 export const RUN_UPDATED = 'treeflow/runUpdated';
 export const LOG = 'treeflow/log';
 
+export interface RunArgs {
+  /** The URI or path of a workflow file. */
+  workflow: string;
+  /** Step ids to run, with what they need; all steps when absent. */
+  steps?: string[];
+}
+
+export interface RunIdArgs {
+  runId: string;
+}
+
+export interface RunStarted {
+  runId: string;
+}
+
+export interface CancelResult {
+  /** False when the run had already ended. */
+  cancelled: boolean;
+}
+
 /** `workspace/executeCommand` commands of the server: [argument, result]. */
 export interface ServerCommands {
   'treeflow.listWorkflows': [undefined, WorkflowInfo[]];
-  'treeflow.run': [{ workflow: string; steps?: string[] }, { runId: string }];
-  'treeflow.cancel': [{ runId: string }, { cancelled: boolean }];
+  'treeflow.run': [RunArgs, RunStarted];
+  'treeflow.cancel': [RunIdArgs, CancelResult];
+  'treeflow.resume': [RunIdArgs, RunStarted];
   'treeflow.listRuns': [undefined, Run[]];
-  'treeflow.getRun': [{ runId: string }, Run];
+  'treeflow.getRun': [RunIdArgs, Run];
 }
 
 export function isFinal(status: StepStatus | RunStatus): boolean {

@@ -1,6 +1,6 @@
 // One status bar item following the current run (see RunStore.current).
 import * as vscode from 'vscode';
-import { isFailure } from './format';
+import { attention } from './format';
 import type { RunStore, Subscription } from './runStore';
 import { statusBarText, statusBarTooltip } from './statusText';
 
@@ -25,7 +25,8 @@ export class StatusBar implements vscode.Disposable {
     const tooltip = new vscode.MarkdownString(statusBarTooltip(run), true);
     tooltip.appendMarkdown('\n\n_Click to show the runs._');
     this.item.tooltip = tooltip;
-    this.item.backgroundColor = isFailure(run) ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+    const level = attention(run);
+    this.item.backgroundColor = level ? new vscode.ThemeColor(`statusBarItem.${level}Background`) : undefined;
     this.item.accessibilityInformation = { label: `treeflow ${statusBarText(run).replace(/\$\([^)]*\)\s*/g, '')}` };
     this.item.show();
   }

@@ -1,10 +1,10 @@
 // What the status bar item says about a run: text, and a Markdown tooltip listing the steps.
-import { failedSteps, formatDuration, runIcon, stepDescription, stepIcon } from './format';
+import { failedSteps, formatDuration, runIcon, statusWord, stepDescription, stepIcon } from './format';
 import type { Run } from './protocol';
 
 /**
  * `$(sync~spin) checks 3/6` while running, then `$(check) checks 12.3s`,
- * `$(error) checks: unit` or `$(circle-slash) checks cancelled`.
+ * `$(error) checks: unit`, `$(circle-slash) checks cancelled` or `$(debug-disconnect) checks interrupted`.
  */
 export function statusBarText(run: Run): string {
   const icon = `$(${runIcon(run).id})`;
@@ -17,11 +17,14 @@ export function statusBarText(run: Run): string {
     case 'succeeded':
       return `${icon} ${run.workflow} ${formatDuration(run.duration_s)}`.trimEnd();
     case 'cancelled':
-      return `${icon} ${run.workflow} cancelled`;
+    case 'interrupted':
+      return `${icon} ${run.workflow} ${run.status}`;
     case 'failed': {
       const failed = failedSteps(run);
       return `${icon} ${run.workflow}: ${failed.length ? failed.join(', ') : 'failed'}`;
     }
+    default:
+      return `${icon} ${run.workflow} ${statusWord(run.status as string)}`;
   }
 }
 
@@ -39,7 +42,7 @@ export function statusBarTooltip(run: Run): string {
   return lines.join('\n');
 }
 
-/** `running 3/6`, `succeeded in 12.3s`, `failed: unit`, `cancelled`. */
+/** `running 3/6`, `succeeded in 12.3s`, `failed: unit`, `cancelled`, `interrupted`. */
 export function runSummary(run: Run): string {
   if (run.error) {
     return 'could not start';
@@ -50,11 +53,14 @@ export function runSummary(run: Run): string {
     case 'succeeded':
       return `succeeded in ${formatDuration(run.duration_s)}`;
     case 'cancelled':
-      return 'cancelled';
+    case 'interrupted':
+      return run.status;
     case 'failed': {
       const failed = failedSteps(run);
       return failed.length ? `failed: ${failed.join(', ')}` : 'failed';
     }
+    default:
+      return statusWord(run.status as string);
   }
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatDuration, isFailure, prefixLines, runIcon, stepDescription } from '../src/format';
+import { attention, formatDuration, isFailure, prefixLines, runIcon, stepDescription, stepIcon } from '../src/format';
+import type { RunStatus, StepStatus } from '../src/protocol';
 import { run, step } from './fixtures';
 
 test('durations read like 0.4s, 12.3s, 2m 05s, 1h 02m', () => {
@@ -37,4 +38,22 @@ test('updates sent while a run goes on carry no `error`; that is no failure', ()
   assert.equal(runIcon(update).id, 'sync~spin');
   assert.equal(isFailure({ ...update, error: null, status: 'failed' }), true);
   assert.equal(isFailure({ ...update, error: 'no commits yet' }), true);
+});
+
+test('an interrupted run and its steps get an icon of their own and a warning, not an error', () => {
+  const interrupted = run({ status: 'interrupted', steps: { a: step({ status: 'interrupted', duration_s: 2 }) } });
+  assert.deepEqual(runIcon(interrupted), { id: 'debug-disconnect', color: 'list.warningForeground' });
+  assert.deepEqual(stepIcon('interrupted'), { id: 'debug-disconnect', color: 'list.warningForeground' });
+  assert.equal(stepDescription(step({ status: 'interrupted', duration_s: 2 })), 'interrupted · 2.0s');
+  assert.equal(isFailure(interrupted), false);
+  assert.equal(attention(interrupted), 'warning');
+  assert.equal(attention({ ...interrupted, error: 'no commits yet' }), 'error');
+  assert.equal(attention(run()), undefined);
+});
+
+test('a status this client does not know never makes an icon lookup throw', () => {
+  for (const status of ['paused', 'toString', 'constructor', '__proto__']) {
+    assert.deepEqual(runIcon(run({ status: status as RunStatus })), { id: 'question' });
+    assert.deepEqual(stepIcon(status as StepStatus), { id: 'question' });
+  }
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { statusBarText, statusBarTooltip } from '../src/statusText';
+import type { RunStatus, StepStatus } from '../src/protocol';
+import { runSummary, statusBarText, statusBarTooltip } from '../src/statusText';
 import { run, step } from './fixtures';
 
 const sixSteps = (done: number) =>
@@ -64,4 +65,18 @@ test('markdown and icon syntax in names is escaped in the tooltip', () => {
   const tooltip = statusBarTooltip(run({ workflow: 'a*b', steps: { x: step({ status: 'running', message: '$(bug) *hi*' }) } }));
   assert.match(tooltip, /a\\\*b/);
   assert.match(tooltip, /\\\$\\\(bug\\\) \\\*hi\\\*/);
+});
+
+test('an interrupted run says so, with its own icon', () => {
+  const interrupted = run({ status: 'interrupted', steps: { a: step({ status: 'interrupted' }) } });
+  assert.equal(statusBarText(interrupted), '$(debug-disconnect) checks interrupted');
+  assert.equal(runSummary(interrupted), 'interrupted');
+  assert.ok(statusBarTooltip(interrupted).split('\n').includes('- $(debug-disconnect) a: interrupted'));
+});
+
+test('a run in a status this client does not know is still shown, by that word', () => {
+  const later = run({ status: 'paused' as RunStatus, steps: { a: step({ status: 'waiting' as StepStatus }) } });
+  assert.equal(statusBarText(later), '$(question) checks paused');
+  assert.equal(runSummary(later), 'paused');
+  assert.ok(statusBarTooltip(later).split('\n').includes('- $(question) a: waiting'));
 });

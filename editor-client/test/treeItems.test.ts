@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runItem, stepItem } from '../src/treeItems';
+import type { RunStatus } from '../src/protocol';
 import { run, step } from './fixtures';
 
 const finished = run({
@@ -69,4 +70,20 @@ test('an agent step shows its progress and message while running', () => {
 
 test('asking for a step the run does not have is an error', () => {
   assert.throws(() => stepItem(finished, 'nope'), /no step nope/);
+});
+
+test('an interrupted run and its steps are listed as interrupted', () => {
+  const interrupted = run({ status: 'interrupted', steps: { sleeper: step({ status: 'interrupted', error: 'treeflow was killed' }) } });
+  const item = runItem(interrupted, true);
+  assert.match(item.description, /^interrupted · \d\d:\d\d:\d\d$/);
+  assert.deepEqual(item.icon, { id: 'debug-disconnect', color: 'list.warningForeground' });
+  const stepShape = stepItem(interrupted, 'sleeper');
+  assert.equal(stepShape.description, 'interrupted · treeflow was killed');
+  assert.equal(stepShape.icon.id, 'debug-disconnect');
+});
+
+test('a run in a status this client does not know still makes items', () => {
+  const item = runItem(run({ status: 'paused' as RunStatus }), true);
+  assert.equal(item.icon.id, 'question');
+  assert.match(item.description, /^paused/);
 });

@@ -9,8 +9,11 @@ const root = path.resolve(import.meta.dirname, '..', '..');
 const lab = process.env.EDITOR_TEST_DIR ?? path.join(root, '.editor-test');
 const shots = process.env.EDITOR_TEST_SHOTS ?? path.join(root, 'test-artifacts', 'editor');
 
-/** Starts an editor on a new workspace under `<lab>/run/<name>/`; `trusted: false` opens it in Restricted Mode. */
-export async function launch(name, { trusted = true } = {}) {
+/**
+ * Starts an editor on a new workspace under `<lab>/run/<name>/`; `trusted: false` opens it in
+ * Restricted Mode. `prepare({ workspace, runDir, pidFile, python })` runs before the editor starts.
+ */
+export async function launch(name, { trusted = true, prepare } = {}) {
   const vsix = process.env.TREEFLOW_VSIX;
   assert.ok(vsix && fs.existsSync(vsix), 'TREEFLOW_VSIX must name the packed extension');
   const runDir = path.join(lab, 'run', name);
@@ -20,16 +23,18 @@ export async function launch(name, { trusted = true } = {}) {
   fs.mkdirSync(workspace, { recursive: true });
   fs.mkdirSync(shots, { recursive: true });
   createWorkspace(workspace, pidFile);
+  const python = process.env.TREEFLOW_PYTHON ?? path.join(root, '.venv', 'bin', 'python');
+  await prepare?.({ workspace, runDir, pidFile, python });
   const server = await startCodeServer({
     codeServer: path.join(lab, 'code-server', 'bin', 'code-server'),
     vsix,
-    python: process.env.TREEFLOW_PYTHON ?? path.join(root, '.venv', 'bin', 'python'),
+    python,
     runDir,
     workspace,
     trusted,
   });
   const { page } = await openEditor(server.url, runDir);
-  const editor = new Editor(page, server, pidFile);
+  const editor = new Editor(page, server, pidFile, runDir);
   // The explorer lists the workspace once the workbench has loaded it; the Treeflow icon in the
   // activity bar shows that the extension's contributions (and so its commands) are registered.
   await page.locator('.explorer-folders-view').getByText('treeflow.yml', { exact: true }).waitFor({ timeout: 60000 });
@@ -38,10 +43,20 @@ export async function launch(name, { trusted = true } = {}) {
 }
 
 export class Editor {
-  constructor(page, server, pidFile) {
+  constructor(page, server, pidFile, runDir) {
     this.page = page;
     this.server = server;
     this.pidFile = pidFile;
+    this.runDir = runDir;
+  }
+
+  /** The text of every log file of this editor whose path matches `pattern`. */
+  logs(pattern) {
+    const dir = path.join(this.runDir, 'user-data', 'logs');
+    const files = fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }).map(String) : [];
+    return files
+      .filter((file) => pattern.test(file) && fs.statSync(path.join(dir, file)).isFile())
+      .map((file) => ({ file, text: fs.readFileSync(path.join(dir, file), 'utf8') }));
   }
 
   async close() {

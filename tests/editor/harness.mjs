@@ -92,12 +92,9 @@ async function waitFor(what, check, timeoutMs) {
   }
 }
 
-/**
- * Starts code-server in its own process group with the extension installed, and records the
- * group in `<runDir>/code-server.pgid` so that the calling script can kill it whatever happens here.
- */
-export async function startCodeServer({ codeServer, vsix, python, runDir, workspace, trusted = true }) {
-  const env = {
+/** The environment of code-server and of anything else a test runs in `runDir`'s workspace. */
+export function runEnv(runDir) {
+  return {
     ...process.env,
     ...GIT_IDENTITY,
     // Keep code-server's, the server's and treeflow's state out of $HOME.
@@ -107,6 +104,14 @@ export async function startCodeServer({ codeServer, vsix, python, runDir, worksp
     XDG_STATE_HOME: path.join(runDir, 'xdg', 'state'),
     TREEFLOW_WORKTREE_ROOT: path.join(runDir, 'worktrees'),
   };
+}
+
+/**
+ * Starts code-server in its own process group with the extension installed, and records the
+ * group in `<runDir>/code-server.pgid` so that the calling script can kill it whatever happens here.
+ */
+export async function startCodeServer({ codeServer, vsix, python, runDir, workspace, trusted = true }) {
+  const env = runEnv(runDir);
   const common = ['--user-data-dir', path.join(runDir, 'user-data'), '--extensions-dir', path.join(runDir, 'extensions')];
   writeSettings(path.join(runDir, 'user-data'), python, trusted);
   // code-server's launcher is a node script; run it with this node (the Node 24 it was built for).

@@ -5,14 +5,20 @@
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>"
 
+Commands take and return the classes of `treeflow.lsp.protocol`. To add one: its argument and
+result classes there and in editor-client/src/protocol.ts, a handler here, an entry in COMMANDS.
 
 The engine is imported inside the handlers, not at the top: an editor waits for the answer to
 `initialize` before it shows anything, and that answer needs none of it. The first handler to
-run (`initialized`, which recovers crashed runs) loads it right after.
+run (`initialized`, which recovers crashed runs) loads it right after, and with it the protocol
+classes, which take some 30 ms to build.
 """
 
 from __future__ import annotations
 
+import functools
+import typing
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,77 +30,126 @@ from treeflow.lsp.server import TreeflowServer
 
 if TYPE_CHECKING:
     from treeflow.core.git import Repository
+    from treeflow.lsp.protocol import (
+        CancelResult,
+        RunArgs,
+        RunIdArgs,
+        RunPayload,
+        RunStarted,
+        WorkflowInfo,
+    )
+
+CommandHandler = Callable[..., Awaitable[object]]
+
+
+async def list_workflows(ls: TreeflowServer) -> list[WorkflowInfo]:
+    return [_describe_workflow(path) for path in _workflow_files(ls)]
+
+
+async def run(ls: TreeflowServer, args: RunArgs) -> RunStarted:
+    from treeflow.core.spec import WorkflowError
+    from treeflow.lsp.protocol import RunStarted
+    from treeflow.lsp.supervisor import RunRequestError
+
+    path = _path_of(args.workflow)
+    if not path.is_file():
+        raise JsonRpcInvalidParams(f"treeflow.run: no workflow file at {path}")
+    try:
+        run_id = await ls.supervisor.start(path, args.steps)
+    except WorkflowError as exc:
+        raise JsonRpcInvalidParams(f"invalid workflow:\n{exc}") from exc
+    except RunRequestError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from exc
+    return RunStarted(run_id=run_id)
+
+
+async def cancel(ls: TreeflowServer, args: RunIdArgs) -> CancelResult:
+    from treeflow.lsp.protocol import CancelResult
+    from treeflow.lsp.supervisor import RunRequestError
+
+    try:
+        return CancelResult(cancelled=ls.supervisor.cancel(args.run_id))
+    except RunRequestError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from exc
+
+
+async def resume(ls: TreeflowServer, args: RunIdArgs) -> RunStarted:
+    from treeflow.core.spec import WorkflowError
+    from treeflow.lsp.protocol import RunStarted
+    from treeflow.lsp.supervisor import RunRequestError
+
+    try:
+        return RunStarted(run_id=await ls.supervisor.resume(args.run_id, await _repositories(ls)))
+    except WorkflowError as exc:
+        raise JsonRpcInvalidParams(f"invalid workflow:\n{exc}") from exc
+    except RunRequestError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from exc
+
+
+async def list_runs(ls: TreeflowServer) -> list[RunPayload]:
+    from treeflow.lsp.supervisor import RunRequestError
+
+    try:
+        return await ls.supervisor.list_runs(await _repositories(ls))
+    except RunRequestError as exc:
+        raise JsonRpcInternalError(str(exc)) from exc
+
+
+async def get_run(ls: TreeflowServer, args: RunIdArgs) -> RunPayload:
+    from treeflow.lsp.supervisor import RunRequestError
+
+    try:
+        return await ls.supervisor.get_run(args.run_id, await _repositories(ls))
+    except RunRequestError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from exc
+
+
+# `workspace/executeCommand`: each handler takes the server and, if the command has one, its
+# argument as a class of treeflow.lsp.protocol, and returns a protocol class (or a list of them).
+COMMANDS: dict[str, CommandHandler] = {
+    "treeflow.listWorkflows": list_workflows,
+    "treeflow.run": run,
+    "treeflow.cancel": cancel,
+    "treeflow.resume": resume,
+    "treeflow.listRuns": list_runs,
+    "treeflow.getRun": get_run,
+}
+
+
+@functools.cache
+def command_types(handler: CommandHandler) -> tuple[type | None, Any]:
+    """The argument class of a command handler (None if it takes none) and its result type."""
+    from treeflow.lsp import protocol
+
+    hints = typing.get_type_hints(handler, localns=vars(protocol))
+    parameters = [name for name in hints if name != "return"]
+    argument = hints[parameters[1]] if len(parameters) > 1 else None
+    return argument, hints["return"]
+
+
+def _executor(name: str, handler: CommandHandler) -> Callable[..., Awaitable[Any]]:
+    """What pygls calls for ``name``: the raw arguments parsed into the handler's argument class
+    (pygls' own conversion would answer a missing argument with its arity, not with what to
+    send), and the handler's result in its JSON form."""
+
+    async def execute(ls: TreeflowServer, *arguments: Any) -> Any:
+        from treeflow.lsp.protocol import ArgumentError, parse_argument, to_json
+
+        argument_type, _ = command_types(handler)
+        if argument_type is None:
+            return to_json(await handler(ls))
+        try:
+            parsed: object = parse_argument(name, argument_type, arguments)
+        except ArgumentError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from exc
+        return to_json(await handler(ls, parsed))
+
+    return execute
 
 
 def register(server: TreeflowServer) -> None:
-    @server.command("treeflow.listWorkflows")
-    async def list_workflows(ls: TreeflowServer, *args: Any) -> list[dict[str, Any]]:
-        return [_describe_workflow(path) for path in _workflow_files(ls)]
-
-    @server.command("treeflow.run")
-    async def run(ls: TreeflowServer, *args: Any) -> dict[str, str]:
-        params = _object_argument(args, "treeflow.run", "{workflow, steps?}")
-        workflow = params.get("workflow")
-        if not isinstance(workflow, str) or not workflow:
-            raise JsonRpcInvalidParams("treeflow.run needs `workflow`: the URI or path of a workflow file")
-        steps = params.get("steps") or []
-        if not isinstance(steps, list) or not all(isinstance(step, str) for step in steps):
-            raise JsonRpcInvalidParams("treeflow.run: `steps` must be a list of step ids")
-        from treeflow.core.spec import WorkflowError
-        from treeflow.lsp.supervisor import RunRequestError
-
-        path = _path_of(workflow)
-        if not path.is_file():
-            raise JsonRpcInvalidParams(f"treeflow.run: no workflow file at {path}")
-        try:
-            run_id = await ls.supervisor.start(path, steps)
-        except WorkflowError as exc:
-            raise JsonRpcInvalidParams(f"invalid workflow:\n{exc}") from exc
-        except RunRequestError as exc:
-            raise JsonRpcInvalidParams(str(exc)) from exc
-        return {"runId": run_id}
-
-    @server.command("treeflow.cancel")
-    async def cancel(ls: TreeflowServer, *args: Any) -> dict[str, bool]:
-        from treeflow.lsp.supervisor import RunRequestError
-
-        run_id = _run_id(args, "treeflow.cancel")
-        try:
-            return {"cancelled": ls.supervisor.cancel(run_id)}
-        except RunRequestError as exc:
-            raise JsonRpcInvalidParams(str(exc)) from exc
-
-    @server.command("treeflow.listRuns")
-    async def list_runs(ls: TreeflowServer, *args: Any) -> list[dict[str, Any]]:
-        from treeflow.lsp.supervisor import RunRequestError
-
-        try:
-            return await ls.supervisor.list_runs(await _repositories(ls))
-        except RunRequestError as exc:
-            raise JsonRpcInternalError(str(exc)) from exc
-
-    @server.command("treeflow.getRun")
-    async def get_run(ls: TreeflowServer, *args: Any) -> dict[str, Any]:
-        from treeflow.lsp.supervisor import RunRequestError
-
-        run_id = _run_id(args, "treeflow.getRun")
-        try:
-            return await ls.supervisor.get_run(run_id, await _repositories(ls))
-        except RunRequestError as exc:
-            raise JsonRpcInvalidParams(str(exc)) from exc
-
-    @server.command("treeflow.resume")
-    async def resume(ls: TreeflowServer, *args: Any) -> dict[str, str]:
-        from treeflow.core.spec import WorkflowError
-        from treeflow.lsp.supervisor import RunRequestError
-
-        run_id = _run_id(args, "treeflow.resume")
-        try:
-            return {"runId": await ls.supervisor.resume(run_id, await _repositories(ls))}
-        except WorkflowError as exc:
-            raise JsonRpcInvalidParams(f"invalid workflow:\n{exc}") from exc
-        except RunRequestError as exc:
-            raise JsonRpcInvalidParams(str(exc)) from exc
+    for name, handler in COMMANDS.items():
+        server.command(name)(_executor(name, handler))
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: TreeflowServer, params: types.InitializedParams) -> None:
@@ -156,19 +211,6 @@ def _path_of(workflow: str) -> Path:
     return Path(workflow)
 
 
-def _object_argument(args: tuple[Any, ...], command: str, shape: str) -> dict[str, Any]:
-    if len(args) != 1 or not isinstance(args[0], dict):
-        raise JsonRpcInvalidParams(f"{command} takes one argument, an object {shape}")
-    return args[0]
-
-
-def _run_id(args: tuple[Any, ...], command: str) -> str:
-    run_id = _object_argument(args, command, "{runId}").get("runId")
-    if not isinstance(run_id, str) or not run_id:
-        raise JsonRpcInvalidParams(f"{command} needs `runId`")
-    return run_id
-
-
 def _folders(ls: TreeflowServer) -> list[Path]:
     folders = [to_fs_path(folder.uri) for folder in ls.workspace.folders.values()]
     if not folders and ls.workspace.root_path:
@@ -203,12 +245,13 @@ def _workflow_files(ls: TreeflowServer) -> list[Path]:
     return found
 
 
-def _describe_workflow(path: Path) -> dict[str, Any]:
+def _describe_workflow(path: Path) -> WorkflowInfo:
     from treeflow.core.spec import WorkflowError, load_workflow
+    from treeflow.lsp.protocol import WorkflowInfo
 
     uri = from_fs_path(str(path)) or str(path)
     try:
         workflow = load_workflow(path)
     except WorkflowError as exc:
-        return {"uri": uri, "name": path.stem, "steps": [], "errors": [str(error) for error in exc.errors]}
-    return {"uri": uri, "name": workflow.name, "steps": list(workflow.steps), "errors": []}
+        return WorkflowInfo(uri=uri, name=path.stem, steps=[], errors=[str(error) for error in exc.errors])
+    return WorkflowInfo(uri=uri, name=workflow.name, steps=list(workflow.steps), errors=[])

@@ -27,11 +27,10 @@ from treeflow.core.events import (
     StepStarted,
 )
 from treeflow.core.model import RunResult, RunStatus, StepStatus
+from treeflow.lsp.protocol import LOG, RUN_UPDATED, LogParams, RunUpdatedParams, run_payload, to_json
 
 INTERVAL_S = 0.1
 MAX_LOG_LINES_PER_STEP = 2000
-RUN_UPDATED = "treeflow/runUpdated"
-LOG = "treeflow/log"
 # Past this many bytes waiting for the client, only the final state is worth sending.
 _BACKLOG_LIMIT = 1024 * 1024
 
@@ -51,13 +50,6 @@ class Client:
 class _StepLog:
     lines: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES_PER_STEP))
     dropped: int = 0
-
-
-def run_payload(run: RunResult) -> dict[str, Any]:
-    payload = run.to_json()
-    payload["done"] = sum(1 for step in run.steps.values() if step.status.is_final)
-    payload["total"] = len(run.steps)
-    return payload
 
 
 def progress_message(run: RunResult) -> str:
@@ -153,15 +145,13 @@ class RunReporter:
         if self.token is not None:
             message = f"failed: {error}" if error else outcome_message(self._run)
             self._client.progress(self.token, types.WorkDoneProgressEnd(message=message))
-        payload = run_payload(self._run)
-        payload["error"] = error
-        self._client.notify(RUN_UPDATED, {"run": payload})
+        self._client.notify(RUN_UPDATED, to_json(RunUpdatedParams(run=run_payload(self._run, error))))
         self.sent_updates += 1
 
     def _send_update(self) -> None:
         self._last_sent = time.monotonic()
         self._flush_logs()
-        self._client.notify(RUN_UPDATED, {"run": run_payload(self._run)})
+        self._client.notify(RUN_UPDATED, to_json(RunUpdatedParams(run=run_payload(self._run))))
         self.sent_updates += 1
         if self.token is not None:
             total = max(len(self._run.steps), 1)
@@ -182,6 +172,5 @@ class RunReporter:
                 lines.insert(0, f"[treeflow: {log.dropped} earlier lines not shown here; see the step's log]")
             log.lines.clear()
             log.dropped = 0
-            self._client.notify(
-                LOG, {"runId": self._run.run_id, "stepId": step_id, "text": "\n".join(lines) + "\n"}
-            )
+            text = "\n".join(lines) + "\n"
+            self._client.notify(LOG, to_json(LogParams(run_id=self._run.run_id, step_id=step_id, text=text)))

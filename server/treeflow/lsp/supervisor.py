@@ -12,7 +12,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -20,7 +19,7 @@ from anyio.abc import TaskGroup
 from treeflow.core import journal
 from treeflow.core.git import NotARepository, Repository, open_repository
 from treeflow.core.journal import JournalUnavailable
-from treeflow.core.model import RunResult, RunStatus, Workflow
+from treeflow.core.model import RunStatus, Workflow
 from treeflow.core.recovery import recover
 from treeflow.core.runner import Run, UnknownStep
 from treeflow.core.service import (
@@ -33,7 +32,8 @@ from treeflow.core.service import (
 )
 from treeflow.core.spec import load_workflow
 from treeflow.core.worktree import WorkspaceError
-from treeflow.lsp.progress import Client, RunReporter, run_payload
+from treeflow.lsp.progress import Client, RunReporter
+from treeflow.lsp.protocol import RunPayload, run_payload
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,8 @@ class _Supervised:
         self.preparing.cancel()
         self.run.cancel()
 
-    def payload(self) -> dict[str, Any]:
-        payload = run_payload(self.run.result)
-        payload["error"] = self.error
-        return payload
+    def payload(self) -> RunPayload:
+        return run_payload(self.run.result, self.error)
 
 
 class Supervisor:
@@ -86,6 +84,9 @@ class Supervisor:
         self._progress = progress
         self._runs: dict[str, _Supervised] = {}
         self._executions: dict[str, int] = {}
+        # Until the first recovery (on `initialized`) is over, the journal still calls a run whose
+        # process died `running`; a list asked for meanwhile waits rather than show it so.
+        self._recovered = anyio.Event()
 
     async def start(self, workflow_path: Path, steps: Sequence[str] = ()) -> str:
         """Start a run of ``workflow_path`` and return its id at once; the run goes on by itself.
@@ -102,6 +103,7 @@ class Supervisor:
         Raises RunRequestError for a run that is not in these repositories' journals, still going
         on, succeeded, or whose steps its workflow no longer has.
         """
+        await self._recovered.wait()
         live = self._runs.get(run_id)
         if live is not None and not live.ended:
             raise RunRequestError(f"run {run_id} is still going on")
@@ -176,17 +178,21 @@ class Supervisor:
 
     async def recover(self, repos: Sequence[Repository]) -> None:
         """Recover runs of these repositories whose treeflow process died."""
-        for repo in repos:
-            try:
-                await recover(repo, log.warning)
-            except JournalUnavailable as exc:
-                log.error("%s; runs of %s that a crash interrupted are not recovered", exc, repo.root)
+        try:
+            for repo in repos:
+                try:
+                    await recover(repo, log.warning)
+                except JournalUnavailable as exc:
+                    log.error("%s; runs of %s that a crash interrupted are not recovered", exc, repo.root)
+        finally:
+            self._recovered.set()
 
-    async def list_runs(self, repos: Sequence[Repository]) -> list[dict[str, Any]]:
+    async def list_runs(self, repos: Sequence[Repository]) -> list[RunPayload]:
         """The runs of this server and, from the journals of ``repos``, earlier ones; newest first."""
+        await self._recovered.wait()
         live = [supervised.payload() for supervised in reversed(self._runs.values())]
-        known = {payload["run_id"] for payload in live}
-        history: list[dict[str, Any]] = []
+        known = {payload.run_id for payload in live}
+        history: list[RunPayload] = []
         for repo in repos:
             try:
                 records = await anyio.to_thread.run_sync(
@@ -194,11 +200,12 @@ class Supervisor:
                 )
             except JournalUnavailable as exc:
                 raise RunRequestError(str(exc)) from exc
-            history.extend(_payload(record.run) for record in records if record.run.run_id not in known)
-        history.sort(key=lambda payload: payload["started_at"] or "", reverse=True)
+            history.extend(run_payload(record.run) for record in records if record.run.run_id not in known)
+        history.sort(key=lambda payload: payload.started_at or "", reverse=True)
         return live + history
 
-    async def get_run(self, run_id: str, repos: Sequence[Repository]) -> dict[str, Any]:
+    async def get_run(self, run_id: str, repos: Sequence[Repository]) -> RunPayload:
+        await self._recovered.wait()
         if run_id in self._runs:
             return self._runs[run_id].payload()
         for repo in repos:
@@ -207,7 +214,7 @@ class Supervisor:
             except JournalUnavailable as exc:
                 raise RunRequestError(str(exc)) from exc
             if record is not None:
-                return _payload(record.run)
+                return run_payload(record.run)
         raise RunRequestError(f"no run {run_id!r} in this workspace")
 
     def _find(self, run_id: str) -> _Supervised:
@@ -229,9 +236,3 @@ async def _repository_of(folder: Path) -> Repository:
         return await open_repository(folder)
     except NotARepository as exc:
         raise RunRequestError(str(exc)) from exc
-
-
-def _payload(run: RunResult) -> dict[str, Any]:
-    payload = run_payload(run)
-    payload["error"] = None
-    return payload

@@ -1,0 +1,289 @@
+"""The messages between `treeflow serve` and its clients, as typed classes, and their JSON form.
+
+editor-client/src/protocol.ts mirrors these classes interface for interface (the run object is
+`Run` there); tests/lsp/test_protocol_drift.py fails when the two differ. Command arguments,
+results and notification parameters have camelCase keys, as LSP's own messages do; the run object
+keeps the snake_case keys of the CLI's `--json` result, which it extends.
+
+Arguments come from any client, so they are checked strictly (a string where a list belongs is
+an error, not a list of characters) and every refusal names the command and the field.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from treeflow.core.model import RunResult, RunStatus, StepStatus
+
+__all__ = [
+    "ArgumentError",
+    "CancelResult",
+    "LogParams",
+    "RunArgs",
+    "RunIdArgs",
+    "RunPayload",
+    "RunStarted",
+    "RunStatus",
+    "RunUpdatedParams",
+    "StepState",
+    "StepStatus",
+    "WorkflowInfo",
+    "parse_argument",
+    "run_payload",
+    "to_json",
+    "wire_names",
+]
+
+RUN_UPDATED = "treeflow/runUpdated"
+LOG = "treeflow/log"
+
+T = TypeVar("T")
+
+
+def _doc(text: str) -> dict[str, str]:
+    """Field metadata: what the field holds, in the words of the error a client gets without it."""
+    return {"doc": text}
+
+
+# Command arguments and results
+
+
+@attrs.frozen
+class RunArgs:
+    """`treeflow.run`."""
+
+    workflow: str = attrs.field(metadata=_doc("the URI or path of a workflow file"))
+    steps: list[str] = attrs.field(factory=list, metadata=_doc("a list of step ids"))
+
+
+@attrs.frozen
+class RunIdArgs:
+    """`treeflow.cancel` and `treeflow.getRun`."""
+
+    run_id: str = attrs.field(metadata=_doc("the id of a run"))
+
+
+@attrs.frozen
+class RunStarted:
+    run_id: str
+
+
+@attrs.frozen
+class CancelResult:
+    """False when the run had already ended."""
+
+    cancelled: bool
+
+
+@attrs.frozen
+class WorkflowInfo:
+    uri: str
+    name: str
+    steps: list[str]
+    errors: list[str]
+
+
+# The run object
+
+
+@attrs.frozen
+class StepState:
+    status: StepStatus
+    attempts: int
+    exit_code: int | None
+    started_at: str | None
+    ended_at: str | None
+    duration_s: float | None
+    branch: str | None
+    commit: str | None
+    log: str | None
+    error: str | None
+    progress: float | None
+    message: str | None
+    summary: str | None
+
+
+@attrs.frozen
+class RunPayload:
+    """A run as the CLI's `--json` result has it, plus counts and why it could not start."""
+
+    run_id: str
+    workflow: str
+    workflow_path: str
+    status: RunStatus
+    base_commit: str | None
+    result_branch: str | None
+    started_at: str | None
+    ended_at: str | None
+    duration_s: float | None
+    steps: dict[str, StepState]
+    warnings: list[str]
+    done: int
+    total: int
+    error: str | None
+
+
+# Notifications
+
+
+@attrs.frozen
+class RunUpdatedParams:
+    """`treeflow/runUpdated`."""
+
+    run: RunPayload
+
+
+@attrs.frozen
+class LogParams:
+    """`treeflow/log`: whole lines of one step's output."""
+
+    run_id: str
+    step_id: str
+    text: str
+
+
+# The CLI's result object, which the run object extends, has snake_case keys.
+_SNAKE_CASE: frozenset[type] = frozenset({StepState, RunPayload})
+
+
+def run_payload(run: RunResult, error: str | None = None) -> RunPayload:
+    """The run object of ``run``; ``error`` says why it could not start.
+
+    Built from the CLI's result object, so that the two cannot differ: a key added there and not
+    here is a TypeError at once.
+    """
+    data = run.to_json()
+    steps = {
+        step_id: StepState(**{**step, "status": StepStatus(step["status"])})
+        for step_id, step in data.pop("steps").items()
+    }
+    data["status"] = RunStatus(data["status"])
+    done = sum(1 for step in run.steps.values() if step.status.is_final)
+    return RunPayload(**data, steps=steps, done=done, total=len(steps), error=error)
+
+
+def to_json(message: object) -> Any:
+    """The JSON form of a protocol message (or a list of them), as it goes on the wire."""
+    return _CONVERTER.unstructure(message)
+
+
+class ArgumentError(ValueError):
+    """A command's argument is missing or malformed; the message says what the client must send."""
+
+
+def parse_argument(command: str, cls: type[T], arguments: Sequence[object]) -> T:
+    """The single object argument of ``command`` as a ``cls``."""
+    if len(arguments) != 1 or not isinstance(arguments[0], dict):
+        raise ArgumentError(f"{command} takes one argument, an object {_shape(cls)}")
+    # null counts as absent, so an optional field may be sent as null.
+    given = {key: value for key, value in arguments[0].items() if value is not None}
+    for field in _fields(cls):
+        name = _wire_name(cls, field.name)
+        if field.default is attrs.NOTHING and given.get(name) in (None, ""):
+            doc = field.metadata.get("doc")
+            raise ArgumentError(f"{command} needs `{name}`" + (f": {doc}" if doc else ""))
+    try:
+        return _CONVERTER.structure(given, cls)
+    except ClassValidationError as exc:
+        raise ArgumentError(f"{command}: {_what_is_wrong(cls, exc)}") from exc
+
+
+def wire_names(cls: type) -> list[str]:
+    """The JSON keys of a protocol class, in order."""
+    return [_wire_name(cls, field.name) for field in _fields(cls)]
+
+
+def _fields(cls: type) -> tuple[attrs.Attribute[Any], ...]:
+    return typing.cast("tuple[attrs.Attribute[Any], ...]", attrs.fields(cls))
+
+
+def _wire_name(cls: type, name: str) -> str:
+    if cls in _SNAKE_CASE:
+        return name
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
+def _shape(cls: type) -> str:
+    """``{workflow, steps?}``: the keys of an argument, optional ones marked."""
+    keys = [
+        _wire_name(cls, field.name) + ("" if field.default is attrs.NOTHING else "?")
+        for field in _fields(cls)
+    ]
+    return "{" + ", ".join(keys) + "}"
+
+
+def _what_is_wrong(cls: type, error: ClassValidationError) -> str:
+    fields = {field.name: field for field in _fields(cls)}
+    annotations = typing.get_type_hints(cls)
+    for cause in error.exceptions:
+        for note in getattr(cause, "__notes__", ()):
+            field = fields.get(getattr(note, "name", ""))
+            if field is not None:
+                what = str(field.metadata.get("doc") or _describe(annotations[field.name]))
+                return f"`{_wire_name(cls, field.name)}` must be {what}"
+    return str(error)
+
+
+def _describe(annotation: object) -> str:
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation)
+        return f"a list of {_describe(item)}s"
+    return _TYPE_WORDS.get(annotation, str(annotation))
+
+
+_TYPE_WORDS: dict[object, str] = {str: "string", bool: "boolean", int: "integer", float: "number"}
+
+
+def _exactly(kind: type, *also: type) -> Callable[[object, type], object]:
+    """A structure hook that takes values of ``kind`` as they are and refuses anything else
+    (cattrs would otherwise call ``str(5)`` or ``bool("no")``)."""
+
+    def structure(value: object, _: type) -> object:
+        # bool is a subclass of int, but `true` is no count.
+        if isinstance(value, (kind, *also)) and isinstance(value, bool) == (kind is bool):
+            return value
+        raise TypeError(f"expected {_describe(kind)}, got {type(value).__name__}")
+
+    return structure
+
+
+def _is_list(annotation: object) -> bool:
+    return typing.get_origin(annotation) is list
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter()
+    converter.register_structure_hook(str, _exactly(str))
+    converter.register_structure_hook(bool, _exactly(bool))
+    converter.register_structure_hook(int, _exactly(int))
+    converter.register_structure_hook(float, _exactly(float, int))
+
+    def structure_list(value: object, annotation: type) -> list[object]:
+        if not isinstance(value, list):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(annotation)
+        return [converter.structure(element, item) for element in value]
+
+    converter.register_structure_hook_func(_is_list, structure_list)
+
+    def renamed(cls: type) -> dict[str, Any]:
+        return {field.name: override(rename=_wire_name(cls, field.name)) for field in _fields(cls)}
+
+    converter.register_structure_hook_factory(
+        attrs.has, lambda cls: make_dict_structure_fn(cls, converter, **renamed(cls))
+    )
+    converter.register_unstructure_hook_factory(
+        attrs.has, lambda cls: make_dict_unstructure_fn(cls, converter, **renamed(cls))
+    )
+    return converter
+
+
+_CONVERTER = _make_converter()
