@@ -93,7 +93,8 @@ class Journal:
                 if event.attempt > 1:
                     self._queue.put(event)
             case StepFinished():
-                # The result goes on changing (a run that ends marks it): the writer gets it as it is now.
+                # The runner may change the result later (a cancelled step's saved work): the writer
+                # gets it as it is now.
                 self._queue.put(StepFinished(event.run_id, event.step_id, StepResult(**vars(event.result))))
             case StepRetrying():
                 self._queue.put(event)
