@@ -1,0 +1,140 @@
+"""Reading the journal: runs with their steps, and the process groups a run left running.
+
+The readers are blocking: call them from a worker thread in async code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from treeflow.core.journal.rows import RUN_COLUMNS, STEP_COLUMNS, OutcomeEntry, RunRow, StepRow
+from treeflow.core.journal.schema import connect
+from treeflow.core.model import RunResult, StepResult, StepStatus
+from treeflow.core.process import process_start_ticks
+
+_SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+_SELECT_STEPS = f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE run_id = ? ORDER BY position"
+_SELECT_OUTCOMES = "SELECT steps FROM step_outcomes WHERE run_id = ? ORDER BY batch"
+_SELECT_LAST_ATTEMPTS = "SELECT step_id, max(attempt) FROM attempts WHERE run_id = ? GROUP BY step_id"
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What the journal knows of a step beyond its result: where it ran and what it started from."""
+
+    result: StepResult
+    start_commit: str | None
+    work_branch: str | None
+    worktree: Path | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run: RunResult
+    owner_pid: int | None
+    owner_start: int | None
+    steps: dict[str, StepRecord]
+
+    def owner_alive(self) -> bool:
+        if self.owner_pid is None:
+            return False
+        if self.owner_pid == os.getpid() and self.owner_start == process_start_ticks(os.getpid()):
+            return True
+        return process_start_ticks(self.owner_pid) == self.owner_start is not None
+
+
+def read_runs(path: Path, limit: int | None = None, status: str | None = None) -> list[RunRecord]:
+    """Runs, newest first."""
+    if not path.exists():
+        return []
+    where = " WHERE status = ?" if status else ""
+    parameters: tuple[Any, ...] = (status,) if status else ()
+    query = f"{_SELECT_RUNS}{where} ORDER BY started_at DESC, run_id DESC"
+    if limit is not None:
+        query += f" LIMIT {int(limit)}"
+    with connect(path) as connection, _snapshot_of(connection):
+        return [_run_record(connection, row) for row in connection.execute(query, parameters).fetchall()]
+
+
+def read_run(path: Path, run_id: str) -> RunRecord | None:
+    if not path.exists():
+        return None
+    with connect(path) as connection, _snapshot_of(connection):
+        return read_run_from(connection, run_id)
+
+
+def read_run_from(connection: sqlite3.Connection, run_id: str) -> RunRecord | None:
+    row = connection.execute(f"{_SELECT_RUNS} WHERE run_id = ?", (run_id,)).fetchone()
+    return None if row is None else _run_record(connection, row)
+
+
+def live_process_groups(path: Path, run_id: str) -> list[tuple[str, int, int | None]]:
+    """(step, group, start ticks) of the process groups the run started and did not see end."""
+    with connect(path) as connection:
+        rows = connection.execute(
+            "SELECT step_id, pgid, start_ticks FROM processes WHERE run_id = ? AND ended = 0", (run_id,)
+        ).fetchall()
+    return [(row[0], int(row[1]), row[2]) for row in rows]
+
+
+@contextmanager
+def _snapshot_of(connection: sqlite3.Connection) -> Iterator[None]:
+    """Reads of one moment: a run's rows are read by several queries while writers go on committing."""
+    connection.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
+    run_row = RunRow(*row)
+    run = run_row.result()
+    rows = {
+        step.step_id: step
+        for step in (
+            StepRow.from_values(tuple(values)) for values in connection.execute(_SELECT_STEPS, (run.run_id,))
+        )
+    }
+    # An outcome is final, so it wins over the step's row, which tells where it was running.
+    outcomes: dict[str, OutcomeEntry] = {}
+    for (batch,) in connection.execute(_SELECT_OUTCOMES, (run.run_id,)):
+        for entry in json.loads(batch):
+            outcome = OutcomeEntry.from_json(entry)
+            outcomes[outcome.step_id] = outcome
+    # A running step's row was written when it started; since then, each attempt that failed and
+    # each retry that started has a row of its own.
+    retried: dict[str, int] = dict(connection.execute(_SELECT_LAST_ATTEMPTS, (run.run_id,)).fetchall())
+    steps: dict[str, StepRecord] = {}
+    # The run's row lists its steps in order; one that never started has no row of its own.
+    for step_id in [*run_row.step_ids(), *rows, *outcomes]:
+        if step_id not in steps:
+            steps[step_id] = _step_record(outcomes.get(step_id), rows.get(step_id))
+            result = run.steps[step_id] = steps[step_id].result
+            if result.status is StepStatus.RUNNING:
+                result.attempts = max(result.attempts, retried.get(step_id, 1))
+    return RunRecord(run=run, owner_pid=run_row.owner_pid, owner_start=run_row.owner_start, steps=steps)
+
+
+def _step_record(outcome: OutcomeEntry | None, row: StepRow | None) -> StepRecord:
+    known = outcome if outcome is not None else row
+    if known is None:
+        return StepRecord(result=StepResult(), start_commit=None, work_branch=None, worktree=None)
+    # The outcome of a step placed in an earlier batch leaves its place to the step's row.
+    place = known.place if row is None else known.place.or_else(row.place)
+    return StepRecord(
+        result=known.state.result(),
+        start_commit=place.start_commit,
+        work_branch=place.work_branch,
+        worktree=Path(place.worktree) if place.worktree else None,
+    )
