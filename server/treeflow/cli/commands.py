@@ -175,7 +175,7 @@ async def _execute(
             if args.json:
                 display = NullSink()
             elif sys.stdout.isatty():
-                # rich costs a fifth of the start-up; it is loaded only where it is shown.
+                # Deferred: rich, about 30 ms, a fifth of the start-up of a run piped or in `--json`.
                 from treeflow.cli.live_output import LiveSink
 
                 display = stack.enter_context(LiveSink())
@@ -213,6 +213,7 @@ async def runs_command(args: argparse.Namespace) -> int:
     elif not records:
         print("no runs yet")
     else:
+        # Deferred: rich, about 30 ms, which `--json` does without.
         from treeflow.cli.live_output import print_runs
 
         print_runs([record.run for record in records])
@@ -227,6 +228,7 @@ async def show_command(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(record.run.to_json())
     else:
+        # Deferred: rich, about 30 ms, which `--json` does without.
         from treeflow.cli.live_output import print_run
 
         print_run(record.run)

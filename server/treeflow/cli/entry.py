@@ -1,9 +1,12 @@
 """The `treeflow` command's entry point: read the command line, then hand it to the module that
 does the work.
 
-Imports of what a command may not need are deferred here and nowhere else in the CLI but where
-rich is loaded (commands.py): each is a plain function-level import, typed like any other, with
-the start-up it saves as measured on the development machine.
+Deferred imports, the one way the CLI has: a module that costs start-up a command may not need
+is imported by a plain `from ... import ...` inside the function that has chosen to use it, never
+through importlib, so mypy types it like any other, and with a comment giving the time it saves
+as measured. There are three: the language server and the engine, here, and rich, in
+commands.py where a table or the live display is shown. Everything else is imported at the top;
+tests/cli/test_start_up.py holds each deferral to what it protects.
 """
 
 from __future__ import annotations
