@@ -54,10 +54,11 @@ from typing import Any, cast
 import anyio
 
 from _common import init_repo, percentile, print_header
-from treeflow.core.agent import AgentStatus, read_status, report, write_task
+from treeflow.core.agent import AgentSpec, AgentStatus, read_status, report, write_task
 from treeflow.core.events import AgentWaiting, Event, StepFinished, StepProgress
+from treeflow.core.executor import LocalExecutor
 from treeflow.core.git import Repository, open_repository
-from treeflow.core.model import AgentSpec, RunResult, RunStatus, Step, StepStatus
+from treeflow.core.model import RunResult, RunStatus, Step, StepStatus
 from treeflow.core.runner import Run, RunOptions
 from treeflow.core.spec import parse_workflow
 from treeflow.core.watch import FileWatcher, PollPolicy, process_watcher
@@ -262,7 +263,7 @@ def make_run(repo: Repository, root: Path, commands: dict[str, str | None], prob
         repo,
         probe,
         RunOptions(kill_grace_s=5.0),
-        workspace=FolderWorkspace(root / "places"),
+        LocalExecutor(FolderWorkspace(root / "places")),
     )
 
 

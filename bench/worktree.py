@@ -42,6 +42,7 @@ import anyio
 import treeflow.core.git as tf_git
 from _common import GIT_IDENTITY, child_env, print_header
 from treeflow.core.events import NullSink
+from treeflow.core.executor import LocalExecutor
 from treeflow.core.git import RepoLock, Repository, identity_env, open_repository
 from treeflow.core.model import RunResult, RunStatus, StepStatus
 from treeflow.core.runner import Run, RunOptions
@@ -270,7 +271,7 @@ async def _run_once(repo: Repository, workflow_path: Path, run_id: str, steps: i
         repo,
         NullSink(),
         RunOptions(max_parallel=parallel, run_id=run_id),
-        workspace=GitWorkspace(repo, workflow),
+        LocalExecutor(GitWorkspace(repo, workflow)),
     )
     started = time.perf_counter()
     with anyio.fail_after(RUN_TIMEOUT_S):

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+import anyio
 
 from treeflow.core.events import Event, StepFinished, StepRetrying, StepStarted
+from treeflow.core.executor import LocalExecutor
 from treeflow.core.git import open_repository
 from treeflow.core.model import RunResult
 from treeflow.core.runner import Run, RunOptions
 from treeflow.core.spec import parse_workflow
+from treeflow.core.workspace import CheckoutWorkspace
 from treeflow.core.worktree import GitWorkspace
 
 
@@ -44,18 +50,22 @@ async def make_run(
     workflow_path: Path | None = None,
     **options: object,
 ) -> Run:
-    """A run of ``yaml_text``; with ``worktrees`` each step gets its own git worktree, as in the CLI."""
+    """A run of ``yaml_text``; with ``worktrees`` each step gets its own git worktree, as in the CLI.
+
+    ``options`` are `RunOptions`, and ``watcher``, the file watcher of the run's executor.
+    """
     path = workflow_path or repo / "treeflow.yml"
     path.write_text(textwrap.dedent(yaml_text))
     workflow = parse_workflow(path.read_text(), path)
     repository = await open_repository(repo)
-    workspace = GitWorkspace(repository, workflow) if worktrees else None
+    workspace = GitWorkspace(repository, workflow) if worktrees else CheckoutWorkspace(repository)
+    watcher = options.pop("watcher", None)
     return Run(
         workflow,
         repository,
         recorder or Recorder(),
         RunOptions(**options),
-        workspace=workspace,  # type: ignore[arg-type]
+        LocalExecutor(workspace, watcher),  # type: ignore[arg-type]
     )
 
 
@@ -100,3 +110,28 @@ def wait_for_files(paths: list[Path], timeout_s: float = 20.0) -> None:
             missing = [str(path) for path in paths if not path.exists()]
             raise AssertionError(f"files never appeared: {missing}")
         time.sleep(0.02)
+
+
+T = TypeVar("T")
+
+POLL_INTERVAL_S = 0.02
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout_s: float = 20.0) -> T:
+    """The first truthy value of ``condition()``; fails the test, naming ``what``, after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s:g} s for {what}; last seen: {value!r}")
+        time.sleep(POLL_INTERVAL_S)
+    return value
+
+
+async def wait_until_async(condition: Callable[[], T], what: str, timeout_s: float = 20.0) -> T:
+    """``wait_until`` for async tests: the loop goes on running while the condition is checked."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s:g} s for {what}; last seen: {value!r}")
+        await anyio.sleep(POLL_INTERVAL_S)
+    return value

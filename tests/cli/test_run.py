@@ -14,6 +14,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import git
 from tests.helpers import pid_alive, read_pids, wait_for_files
 from treeflow.cli.plain_output import PlainSink
@@ -51,6 +53,7 @@ def test_success_prints_one_line_per_event_and_exits_0(repo: Path) -> None:
     assert "succeeded" in lines[-1] and "2 succeeded" in lines[-1]
 
 
+@pytest.mark.slow
 def test_a_reader_that_leaves_does_not_stop_the_run(repo: Path) -> None:
     # `treeflow run | head -1`: the run goes on to its end, quietly, and its work is kept.
     write_workflow(
@@ -177,6 +180,7 @@ def test_sigint_cancels_the_run_kills_every_tree_and_exits_130(repo: Path) -> No
     assert [name for name, pid in read_pids(repo / "pids").items() if pid_alive(pid)] == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_worktrees_are_made_leaves_no_worktree_and_no_branch(repo: Path) -> None:
     # A terminal's Ctrl-C reaches the whole process group, git commands included, at any moment;
     # early on, that is while step worktrees are being registered and checked out.

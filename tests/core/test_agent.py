@@ -22,7 +22,7 @@ pytestmark = pytest.mark.anyio
 AGENT = Path(__file__).parent.parent / "agents" / "scripted_agent.py"
 
 
-@pytest.fixture(params=["events", "poll"], autouse=True)
+@pytest.fixture(params=["events", pytest.param("poll", marks=pytest.mark.slow)], autouse=True)
 def watch_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("TREEFLOW_WATCH", request.param)
     return str(request.param)
@@ -96,6 +96,7 @@ async def test_half_written_status_is_no_update(repo: Path) -> None:
     assert len([w for w in result.warnings if "not valid JSON" in w]) <= 1
 
 
+@pytest.mark.slow
 async def test_a_stale_status_with_another_nonce_is_ignored(repo: Path) -> None:
     stale = json.dumps({"protocol": 1, "nonce": "old", "state": "succeeded"})
     result = await run_workflow(
@@ -115,6 +116,7 @@ async def test_a_stale_status_with_another_nonce_is_ignored(repo: Path) -> None:
     assert "stopped reporting" in (step.error or "")
 
 
+@pytest.mark.slow
 async def test_a_silent_agent_fails_at_its_heartbeat_and_is_killed(repo: Path) -> None:
     pid_file = repo.parent / "agent.pid"
     started = time.monotonic()
@@ -142,6 +144,7 @@ async def test_an_agent_that_reports_failure_fails_the_step(repo: Path) -> None:
     assert "tests do not pass" in (step.error or "")
 
 
+@pytest.mark.slow
 async def test_a_flooding_agent_is_coalesced_and_the_loop_stays_responsive(repo: Path) -> None:
     recorder = Recorder()
     run = await make_run(repo, agent_step("flood"), recorder, worktrees=True)
@@ -188,6 +191,7 @@ async def test_cancelling_an_agent_step_kills_the_agent(repo: Path) -> None:
     assert not pid_alive(int(pid_file.read_text()))
 
 
+@pytest.mark.slow
 async def test_a_timeout_kills_the_agent(repo: Path) -> None:
     pid_file = repo.parent / "agent.pid"
     workflow = agent_step("sleep", "30s", str(pid_file), timeout="1s")

@@ -21,6 +21,7 @@ COUNTING_STEP = (
 )
 
 
+@pytest.mark.slow
 async def test_max_parallel_is_the_observed_peak(repo: Path) -> None:
     (repo / "running").mkdir()
     (repo / "seen").mkdir()
@@ -32,6 +33,7 @@ async def test_max_parallel_is_the_observed_peak(repo: Path) -> None:
     assert max(seen) == 3
 
 
+@pytest.mark.slow
 async def test_max_parallel_option_overrides_the_file(repo: Path) -> None:
     (repo / "running").mkdir()
     (repo / "seen").mkdir()
@@ -66,6 +68,7 @@ async def test_a_step_never_starts_before_its_needs_ended(repo: Path) -> None:
             assert mark(step, "start") >= mark(need, "end"), f"{step} started before {need} ended"
 
 
+@pytest.mark.slow
 async def test_a_step_starts_when_its_own_needs_are_done_not_in_waves(repo: Path) -> None:
     # `quick_next` needs only `quick`; it must not wait for the unrelated slow step of the same "level".
     (repo / "marks").mkdir()

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from treeflow.core.agent import AgentSpec
 from treeflow.core.model import RetryPolicy
-from treeflow.core.spec import SpecError, WorkflowError, find_workflow, load_workflow, parse_duration
+from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
+from treeflow.core.spec_reader import SpecError, parse_duration
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo" / "treeflow.yml"
 
@@ -568,7 +570,7 @@ def test_demo_example_parses() -> None:
         declared = raw["steps"][step_id]
         needs = declared.get("needs", [])
         assert list(step.needs) == ([needs] if isinstance(needs, str) else needs)
-        assert step.run == declared.get("run")
+        assert (step.spec.command if step.kind == "run" else None) == declared.get("run")
     assert workflow.env == {name: str(value) for name, value in raw.get("env", {}).items()}
 
 
@@ -690,12 +692,12 @@ def test_agent_step_and_setup(tmp_path: Path) -> None:
         """,
         )
     )
-    review = workflow.steps["review"].agent
-    quick = workflow.steps["quick"].agent
-    assert review is not None and quick is not None
+    review = workflow.steps["review"].spec
+    quick = workflow.steps["quick"].spec
+    assert isinstance(review, AgentSpec) and isinstance(quick, AgentSpec)
     assert (review.prompt, review.command, review.heartbeat_s) == ("Review this branch", "my-agent", 120.0)
     assert quick.command is None
-    assert workflow.steps["review"].run is None
+    assert workflow.steps["review"].kind == "agent"
     assert workflow.base == "head"
     assert workflow.setup.copy == (".env",)
     assert workflow.setup.run == "npm ci"

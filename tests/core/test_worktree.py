@@ -30,6 +30,7 @@ def show(repo: Path, rev: str, path: str) -> str:
     return git(repo, "show", f"{rev}:{path}")
 
 
+@pytest.mark.slow
 async def test_sixteen_parallel_steps_twenty_times_without_a_git_error(
     repo: Path, worktree_root: Path
 ) -> None:
@@ -433,6 +434,7 @@ def leftover_locks(repo: Path) -> list[str]:
     return [str(path) for path in git_dir.rglob("*.lock") if git_dir / "treeflow" not in path.parents]
 
 
+@pytest.mark.slow
 async def test_a_cancel_while_a_step_worktree_is_made_leaves_no_ref_locked(
     repo: Path, tmp_path: Path
 ) -> None:
@@ -469,6 +471,7 @@ async def test_a_cancel_while_a_step_worktree_is_made_leaves_no_ref_locked(
     assert treeflow_worktrees(repo) == []
 
 
+@pytest.mark.slow
 async def test_a_cancelled_git_command_that_changes_a_branch_runs_to_its_end(
     repo: Path, tmp_path: Path
 ) -> None:

@@ -75,6 +75,7 @@ def read_messages(stream: IO[bytes]) -> list[dict[str, Any]]:
     return list(read_some_messages(stream))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", ["stdin closed", "SIGTERM", "SIGHUP"])
 def test_the_server_exits_and_cleans_up_when_the_client_vanishes(workspace: Path, stop: str) -> None:
     pids = workspace.parent / "pids"
@@ -108,6 +109,7 @@ def test_the_server_exits_and_cleans_up_when_the_client_vanishes(workspace: Path
     assert git(workspace, "show", f"{branch}:work.txt") == "saved"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay_s", [0, 0.05, 0.2])
 def test_the_server_exits_quietly_when_the_client_vanishes_during_start_up(
     workspace: Path, delay_s: float
@@ -121,6 +123,7 @@ def test_the_server_exits_quietly_when_the_client_vanishes_during_start_up(
         assert "Traceback" not in server.stderr.read().decode()
 
 
+@pytest.mark.slow
 def test_a_run_waiting_for_its_progress_token_stops_when_the_client_vanishes(workspace: Path) -> None:
     # The client asked for work-done progress, then left without accepting the server's token.
     workflow = write_workflow(workspace, "steps:\n  s: {run: 'sleep 60'}\n")
@@ -152,6 +155,7 @@ def test_shutdown_and_exit_end_the_server_with_status_0(workspace: Path) -> None
         assert server.wait(timeout=10) == 0
 
 
+@pytest.mark.slow
 def test_shutdown_with_refused_requests_in_flight_exits_0_without_tracebacks(workspace: Path) -> None:
     with started(workspace, stderr=subprocess.PIPE) as server:
         assert server.stdin is not None and server.stdout is not None and server.stderr is not None
@@ -182,6 +186,7 @@ def journal_statuses(repo: Path) -> list[str]:
         return []
 
 
+@pytest.mark.slow
 def test_a_client_that_stops_reading_does_not_stall_runs(workspace: Path) -> None:
     # Each step prints about 1 MiB, more than the pipe to the client holds; the client reads
     # nothing until the run has ended, then finds the final state among what was sent.

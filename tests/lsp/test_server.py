@@ -55,6 +55,7 @@ async def test_list_workflows_finds_the_workspace_workflows(client: LanguageClie
     assert by_name["broken"]["errors"] != []
 
 
+@pytest.mark.slow
 async def test_a_run_reports_progress_begin_reports_end_and_a_final_update(
     client: LanguageClient, workspace: Path
 ) -> None:
@@ -94,6 +95,7 @@ async def test_a_run_reports_progress_begin_reports_end_and_a_final_update(
     assert "one\n" in "".join(entry["text"] for entry in logs if entry["stepId"] == "first")
 
 
+@pytest.mark.slow
 async def test_agent_progress_appears_in_the_progress_reports(
     client: LanguageClient, workspace: Path
 ) -> None:
@@ -142,6 +144,7 @@ async def test_cancel_command_stops_the_run_and_leaves_nothing(
     assert await command(client, "treeflow.cancel", {"runId": run_id}) == {"cancelled": False}
 
 
+@pytest.mark.slow
 async def test_cancelling_the_progress_cancels_the_run(client: LanguageClient, workspace: Path) -> None:
     pids = workspace.parent / "pids"
     pids.mkdir()
@@ -159,6 +162,7 @@ async def test_cancelling_the_progress_cancels_the_run(client: LanguageClient, w
     assert [pid for pid in read_pids(pids).values() if pid_alive(pid)] == []
 
 
+@pytest.mark.slow
 async def test_two_runs_at_once(client: LanguageClient, workspace: Path) -> None:
     first = write_workflow(workspace, "name: one\nsteps:\n  a: {run: 'sleep 0.5; echo a > a.txt'}\n")
     second = write_workflow(
@@ -178,6 +182,7 @@ async def test_two_runs_at_once(client: LanguageClient, workspace: Path) -> None
     assert fetched["steps"]["b"]["status"] == "succeeded"
 
 
+@pytest.mark.slow
 async def test_a_cancelled_request_does_not_cancel_the_run(client: LanguageClient, workspace: Path) -> None:
     path = write_workflow(workspace, "steps:\n  a: {run: 'sleep 0.5'}\n")
     request = client.protocol.send_request_async(
@@ -190,6 +195,7 @@ async def test_a_cancelled_request_does_not_cancel_the_run(client: LanguageClien
     assert run["status"] == "succeeded"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "arguments", "words"),
     [
@@ -277,6 +283,7 @@ async def test_code_lenses_run_the_workflow_and_each_step(client: LanguageClient
     assert {lens.command.command for lens in lenses if lens.command} == {"treeflow.run"}
 
 
+@pytest.mark.slow
 async def test_run_updates_stay_under_ten_per_second_for_a_200_step_run(
     client: LanguageClient, workspace: Path
 ) -> None:
@@ -295,6 +302,7 @@ async def test_run_updates_stay_under_ten_per_second_for_a_200_step_run(
     assert texts.count("\n") == 200
 
 
+@pytest.mark.slow
 async def test_the_server_and_the_cli_write_the_journal_at_once(
     client: LanguageClient, workspace: Path
 ) -> None:

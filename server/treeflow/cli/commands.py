@@ -25,6 +25,7 @@ from treeflow.core.agent import AgentStatus, find_task, report
 from treeflow.core.agent_protocol import TASK_FILE, TREEFLOW_DIR
 from treeflow.core.clean import clean
 from treeflow.core.events import EventSink, FanOut, NullSink
+from treeflow.core.executor import LocalExecutor
 from treeflow.core.git import NotARepository, Repository, open_repository
 from treeflow.core.journal import Journal, JournalUnavailable
 from treeflow.core.model import RunStatus, StepStatus, Workflow
@@ -181,7 +182,7 @@ async def _execute(
                 display = stack.enter_context(LiveSink())
             else:
                 display = PlainSink(sys.stdout)
-            run = Run(workflow, repo, FanOut([run_journal, display]), options, workspace=workspace)
+            run = Run(workflow, repo, FanOut([run_journal, display]), options, LocalExecutor(workspace))
             async with anyio.create_task_group() as group:
                 group.start_soon(_cancel_on_signal, run)
                 result = await run.execute()

@@ -4,8 +4,9 @@ treeflow writes `.treeflow/task.json` and `.treeflow/PROMPT.md` into the step's 
 fresh nonce, then follows `.treeflow/status.json`, which the agent replaces atomically as it works.
 A status with another nonce is a leftover and ignored; unreadable JSON is no update; no update
 within the heartbeat while running means the agent is gone. With `agent.command`, treeflow also
-starts the agent in its own process group, and an agent that exits without a final state fails the
-step. Completion is noticed through the process's file watcher (`watch.py`).
+starts the agent (as a process tree of its own, through the run's executor), and an agent that
+exits without a final state fails the step. Completion is noticed through a file watcher (`watch.py`).
+The agent step kind (`kinds/agent.py`) drives this for the runner.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,8 +34,8 @@ from treeflow.core.agent_protocol import (
     TASK_FILE,
     TREEFLOW_DIR,
 )
-from treeflow.core.model import AgentSpec, StepStatus
-from treeflow.core.process import OutputLog, run_shell
+from treeflow.core.model import StepStatus
+from treeflow.core.outcome import StepOutcome
 from treeflow.core.watch import FileWatcher
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,17 @@ log = logging.getLogger(__name__)
 _MIN_READ_INTERVAL_S = 0.02
 _OUTPUT_TAIL_LINES = 20
 
-Outcome = tuple[StepStatus, int | None, str | None]
+DEFAULT_HEARTBEAT_S = 120.0
+
+Launch = Callable[[Callable[[str], None]], Awaitable[int]]
+"""Starts the agent's command, handing each line it prints to the callable, and returns its exit status."""
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    prompt: str
+    command: str | None = None
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S
 
 
 @dataclass(frozen=True)
@@ -172,11 +183,7 @@ class AgentStep:
         watcher: FileWatcher,
         on_status: Callable[[AgentStatus], None],
         warn: Callable[[str], None],
-        on_start: Callable[[int], None] | None = None,
-        on_end: Callable[[int], None] | None = None,
     ) -> None:
-        self._on_start = on_start
-        self._on_end = on_end
         self._agent = agent
         self._task = task
         self._watcher = watcher
@@ -185,49 +192,38 @@ class AgentStep:
         self._last: AgentStatus | None = None
         self._problems_seen: set[str] = set()
 
-    async def run(
-        self, *, cwd: Path, env: Mapping[str, str], log_file: OutputLog, kill_grace_s: float
-    ) -> Outcome:
-        if self._agent.command is None:
+    async def run(self, *, launch: Launch | None, kill_grace_s: float) -> StepOutcome:
+        """Follow the agent to a final state; with ``launch``, start the agent with it first."""
+        if launch is None:
             return await self._follow()
         tail: deque[str] = deque(maxlen=_OUTPUT_TAIL_LINES)
         exit_code: int | None = None
         exited = anyio.Event()
-        outcome: Outcome | None = None
+        outcome: StepOutcome | None = None
 
-        async def launch() -> None:
+        async def start() -> None:
             nonlocal exit_code
-            assert self._agent.command is not None
-            exit_code = await run_shell(
-                self._agent.command,
-                cwd=cwd,
-                env=env,
-                log_file=log_file,
-                on_line=tail.append,
-                on_start=self._on_start,
-                on_end=self._on_end,
-                kill_grace_s=kill_grace_s,
-            )
+            exit_code = await launch(tail.append)
             exited.set()
 
         async with anyio.create_task_group() as group:
-            group.start_soon(launch)
+            group.start_soon(start)
             outcome = await self._follow(exited)
             if not exited.is_set():
                 # The agent has reported its end; give it the grace to exit on its own first.
                 with anyio.move_on_after(kill_grace_s):
                     await exited.wait()
                 group.cancel_scope.cancel()
-        if outcome is not None and outcome[0] is not StepStatus.RUNNING:
+        if outcome is not None and outcome.status is not StepStatus.RUNNING:
             return outcome
         last_lines = "\n".join(tail) or "(no output)"
-        return (
+        return StepOutcome(
             StepStatus.FAILED,
             exit_code,
             f"the agent exited (status {exit_code}) without a final state; last output:\n{last_lines}",
         )
 
-    async def _follow(self, exited: anyio.Event | None = None) -> Outcome:
+    async def _follow(self, exited: anyio.Event | None = None) -> StepOutcome:
         """Wait for a final state. When ``exited`` is set, read the status a last time and return
         (RUNNING, …) if it is still not final."""
         heartbeat = self._agent.heartbeat_s
@@ -245,13 +241,12 @@ class AgentStep:
                 if final is not None:
                     return final
                 if exited is not None and exited.is_set():
-                    return StepStatus.RUNNING, None, None
+                    return StepOutcome(StepStatus.RUNNING)
                 remaining = heartbeat - (time.monotonic() - last_update)
                 if remaining <= 0:
-                    return (
+                    return StepOutcome(
                         StepStatus.FAILED,
-                        None,
-                        f"agent stopped reporting: no status update for {heartbeat:g}s",
+                        error=f"agent stopped reporting: no status update for {heartbeat:g}s",
                     )
                 await self._wait(subscription, remaining, exited)
 
@@ -286,16 +281,15 @@ class AgentStep:
         self._on_status(status)
         return True
 
-    def _final(self) -> Outcome | None:
+    def _final(self) -> StepOutcome | None:
         status = self._last
         if status is None or status.state not in FINAL_STATES:
             return None
         if status.state == "succeeded":
-            return StepStatus.SUCCEEDED, 0, None
-        return (
+            return StepOutcome(StepStatus.SUCCEEDED, 0)
+        return StepOutcome(
             StepStatus.FAILED,
-            None,
-            f"the agent reported failure: {status.error or status.message or 'no reason'}",
+            error=f"the agent reported failure: {status.error or status.message or 'no reason'}",
         )
 
 

@@ -10,8 +10,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-DEFAULT_HEARTBEAT_S = 120.0
-
 
 class StepStatus(StrEnum):
     PENDING = "pending"
@@ -60,13 +58,6 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
-class AgentSpec:
-    prompt: str
-    command: str | None = None
-    heartbeat_s: float = DEFAULT_HEARTBEAT_S
-
-
-@dataclass(frozen=True)
 class SetupSpec:
     copy: tuple[str, ...] = ()
     run: str | None = None
@@ -75,8 +66,8 @@ class SetupSpec:
 @dataclass(frozen=True)
 class Step:
     id: str
-    run: str | None = None
-    agent: AgentSpec | None = None
+    kind: str = ""  # the step key that selects its kind (`run`, `agent`, …; see `treeflow.core.kinds`)
+    spec: object = None  # the kind's own frozen description of the step (`ShellSpec` for `run`, …)
     needs: tuple[str, ...] = ()
     timeout_s: float | None = None
     retry: RetryPolicy = RetryPolicy()

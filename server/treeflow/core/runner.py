@@ -9,39 +9,37 @@ dependents are skipped.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
-import signal
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 import anyio
 
-from treeflow.core import graph
-from treeflow.core.agent import AgentStatus, AgentStep, write_task
+from treeflow.core import graph, kinds
+from treeflow.core.attempt import Attempt
 from treeflow.core.events import (
-    AgentWaiting,
     EventSink,
-    ProcessEnded,
-    ProcessStarted,
     RunFinished,
     RunStarted,
     RunWarning,
     StepFinished,
-    StepOutput,
     StepPlaced,
-    StepProgress,
     StepRetrying,
     StepStarted,
 )
+from treeflow.core.executor import Executor, LocalExecutor
 from treeflow.core.git import GitError, Repository, environ_without_repository
 from treeflow.core.model import RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
+from treeflow.core.outcome import StepOutcome
 from treeflow.core.ports import PortPool
-from treeflow.core.process import DEFAULT_KILL_GRACE_S, process_start_ticks, run_shell
+from treeflow.core.process import DEFAULT_KILL_GRACE_S
 from treeflow.core.steplog import StepLog
-from treeflow.core.watch import FileWatcher, process_watcher
-from treeflow.core.workspace import CheckoutWorkspace, StepPlace, StepSetupError, Workspace
+from treeflow.core.workspace import CheckoutWorkspace, StepPlace, StepSetupError
+
+_SETUP_DONE = StepOutcome(StepStatus.SUCCEEDED)
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,6 @@ class RunOptions:
     max_parallel: int | None = None
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
     run_id: str | None = None
-    watcher: FileWatcher | None = None
     # Steps that already succeeded in an earlier execution of this run (see `treeflow resume`).
     completed: Mapping[str, StepResult] = field(default_factory=dict)
 
@@ -86,14 +83,14 @@ class Run:
         repo: Repository,
         sink: EventSink,
         options: RunOptions = RunOptions(),
-        workspace: Workspace | None = None,
+        executor: Executor | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.workflow = workflow
         self.repo = repo
         self._sink = sink
         self._options = options
-        self._workspace = workspace or CheckoutWorkspace(repo)
+        self._executor = executor or LocalExecutor(CheckoutWorkspace(repo))
         self._rng = rng or random.Random()
         self._ports = PortPool()
         self._base_env = {**environ_without_repository(), **workflow.env}
@@ -128,13 +125,13 @@ class Run:
     async def execute(self) -> RunResult:
         """Run every step to a final state and return the result.
 
-        Raises what the workspace raises when it refuses the run, before any step starts.
+        Raises what the executor raises when it refuses the run, before any step starts.
         """
         result = self.result
         result.started_at = time.time()
         started = time.monotonic()
         try:
-            await self._workspace.open(result, self.warn)
+            await self._executor.open(result, self.warn)
         except Exception:
             if not self._cancel_requested:
                 raise
@@ -162,7 +159,7 @@ class Run:
                         group.start_soon(self._step_task, self.workflow.steps[step_id], limiter)
         finally:
             with anyio.CancelScope(shield=True):
-                await self._workspace.close(result)
+                await self._executor.close(result)
             result.status = self._outcome()
             result.ended_at = time.time()
             result.duration_s = time.monotonic() - started
@@ -207,7 +204,7 @@ class Run:
         place: StepPlace | None = None
         log_file = StepLog(self.log_dir / f"{step.id}.log")
         try:
-            async with self._workspace.step_place(self.result, step) as place:
+            async with self._executor.step_place(self.result, step) as place:
                 self._sink.emit(
                     StepPlaced(
                         self.result.run_id,
@@ -218,12 +215,13 @@ class Run:
                         place.start_commit,
                     )
                 )
-                status, exit_code, error = await self._setup(step, place, port, log_file)
-                if status is StepStatus.SUCCEEDED:
-                    status, exit_code, error = await self._attempts(step, result, place, port, log_file)
-                result.exit_code = exit_code
-                result.status = status
-                result.error = error
+                attempt = functools.partial(self._attempt, step, result, place, port, log_file)
+                outcome = await self._setup(step, place, attempt)
+                if outcome.status is StepStatus.SUCCEEDED:
+                    outcome = await self._attempts(step, result, attempt)
+                result.exit_code = outcome.exit_code
+                result.status = outcome.status
+                result.error = outcome.error
         except StepSetupError as exc:
             result.status = StepStatus.FAILED
             result.error = str(exc)
@@ -248,141 +246,73 @@ class Run:
             result.duration_s = time.monotonic() - started
         self._finish(step.id, result.status, result.error)
 
-    async def _setup(
-        self, step: Step, place: StepPlace, port: int, log_file: StepLog
-    ) -> tuple[StepStatus, int | None, str | None]:
-        """Run `setup.run` in a fresh worktree; its failure fails the step without retries."""
-        command = self.workflow.setup.run
-        if not place.fresh or command is None:
-            return StepStatus.SUCCEEDED, None, None
-        log_file.write(b"--- treeflow: setup ---\n")
-        status, exit_code, error = await self._shell(step, command, place, port, 0, log_file)
-        log_file.write(b"--- treeflow: end of setup ---\n")
-        if status is StepStatus.SUCCEEDED:
-            return status, None, None
-        return status, exit_code, f"setup failed: {error}"
-
-    async def _attempts(
-        self, step: Step, result: StepResult, place: StepPlace, port: int, log_file: StepLog
-    ) -> tuple[StepStatus, int | None, str | None]:
-        policy = step.retry
-        outcome: tuple[StepStatus, int | None, str | None] = (StepStatus.FAILED, None, None)
-        for attempt in range(1, policy.attempts + 1):
-            if attempt > 1:
-                delay = policy.delay_before(attempt, self._rng)
-                reason = outcome[2] or "failed"
-                self._sink.emit(StepRetrying(self.result.run_id, step.id, attempt, delay, reason))
-                await anyio.sleep(delay)
-                log_file.write(f"\n--- treeflow: attempt {attempt} of {policy.attempts} ---\n".encode())
-            result.attempts = attempt
-            self._sink.emit(StepStarted(self.result.run_id, step.id, attempt, log_file.path))
-            outcome = await self._attempt(step, place, port, attempt, log_file)
-            if outcome[0] is StepStatus.SUCCEEDED:
-                break
-        return outcome
-
-    async def _attempt(
-        self, step: Step, place: StepPlace, port: int, attempt: int, log_file: StepLog
-    ) -> tuple[StepStatus, int | None, str | None]:
-        if step.agent is not None:
-            return await self._agent(step, place, port, attempt, log_file)
-        assert step.run is not None
-        return await self._shell(step, step.run, place, port, attempt, log_file)
-
-    async def _agent(
-        self, step: Step, place: StepPlace, port: int, attempt: int, log_file: StepLog
-    ) -> tuple[StepStatus, int | None, str | None]:
-        assert step.agent is not None
-        run_id = self.result.run_id
-        result = self.result.steps[step.id]
-        task = write_task(place.cwd, run_id, step.id, step.agent)
-
-        def on_status(status: AgentStatus) -> None:
-            result.progress = status.progress
-            result.message = status.message
-            result.summary = status.summary
-            line = f"agent: {status.state}"
-            if status.progress is not None:
-                line += f" {status.progress:.0%}"
-            if status.message:
-                line += f" {status.message}"
-            log_file.write(f"--- treeflow: {line} ---\n".encode())
-            self._sink.emit(StepProgress(run_id, step.id, status.progress, status.message))
-
-        follower = AgentStep(
-            agent=step.agent,
-            task=task,
-            watcher=self._options.watcher or process_watcher(),
-            on_status=on_status,
-            warn=lambda message: self.warn(step.id, message),
-            on_start=self._process_started(step.id),
-            on_end=self._process_ended(step.id),
-        )
-        if step.agent.command is None:
-            self._sink.emit(AgentWaiting(run_id, step.id, place.cwd, task.task_file))
-        with anyio.move_on_after(step.timeout_s) as deadline:
-            outcome = await follower.run(
-                cwd=place.cwd,
-                env=self._environment(step, place, port, attempt)
-                | {"TREEFLOW_TASK_FILE": str(task.task_file)},
-                log_file=log_file,
-                kill_grace_s=self._options.kill_grace_s,
-            )
-        if deadline.cancelled_caught:
-            return StepStatus.TIMED_OUT, None, f"timed out after {_seconds(step.timeout_s or 0)}"
-        return outcome
-
-    async def _shell(
-        self, step: Step, command: str, place: StepPlace, port: int, attempt: int, log_file: StepLog
-    ) -> tuple[StepStatus, int | None, str | None]:
-        run_id = self.result.run_id
-
-        def on_line(line: str) -> None:
-            self._sink.emit(StepOutput(run_id, step.id, line))
-
-        try:
-            with anyio.move_on_after(step.timeout_s) as deadline:
-                exit_code = await run_shell(
-                    command,
-                    cwd=place.cwd,
-                    env=self._environment(step, place, port, attempt),
-                    log_file=log_file,
-                    on_line=on_line,
-                    on_start=self._process_started(step.id),
-                    on_end=self._process_ended(step.id),
-                    kill_grace_s=self._options.kill_grace_s,
-                )
-        except OSError as exc:
-            return StepStatus.FAILED, None, f"could not start the command: {exc}"
-        if deadline.cancelled_caught:
-            return StepStatus.TIMED_OUT, None, f"timed out after {_seconds(step.timeout_s or 0)}"
-        if exit_code == 0:
-            return StepStatus.SUCCEEDED, 0, None
-        return StepStatus.FAILED, exit_code, _exit_description(exit_code)
-
-    def _environment(self, step: Step, place: StepPlace, port: int, attempt: int) -> dict[str, str]:
+    def _attempt(
+        self, step: Step, result: StepResult, place: StepPlace, port: int, log_file: StepLog, number: int
+    ) -> Attempt:
         env = {**self._base_env, **step.env}
         env.update(
             TREEFLOW_RUN_ID=self.result.run_id,
             TREEFLOW_STEP=step.id,
             TREEFLOW_WORKTREE=str(place.cwd),
             TREEFLOW_PORT=str(port),
-            TREEFLOW_ATTEMPT=str(attempt),
+            TREEFLOW_ATTEMPT=str(number),
         )
-        return env
+        return Attempt(
+            run_id=self.result.run_id,
+            step=step,
+            number=number,
+            place=place,
+            env=env,
+            log=log_file,
+            kill_grace_s=self._options.kill_grace_s,
+            executor=self._executor,
+            sink=self._sink,
+            result=result,
+            warn=functools.partial(self.warn, step.id),
+        )
 
-    def _process_started(self, step_id: str) -> Callable[[int], None]:
-        def started(group: int) -> None:
-            ticks = process_start_ticks(group)
-            self._sink.emit(ProcessStarted(self.result.run_id, step_id, group, ticks))
+    async def _setup(self, step: Step, place: StepPlace, attempt: Callable[[int], Attempt]) -> StepOutcome:
+        """Run `setup.run` in a fresh worktree (as attempt 0); its failure fails the step without retries."""
+        command = self.workflow.setup.run
+        if not place.fresh or command is None:
+            return _SETUP_DONE
+        setup = attempt(0)
+        setup.log.write(b"--- treeflow: setup ---\n")
+        outcome = await self._timed(step, setup.run_to_outcome(command))
+        setup.log.write(b"--- treeflow: end of setup ---\n")
+        if outcome.status is StepStatus.SUCCEEDED:
+            return _SETUP_DONE
+        return replace(outcome, error=f"setup failed: {outcome.error}")
 
-        return started
+    async def _attempts(
+        self, step: Step, result: StepResult, attempt: Callable[[int], Attempt]
+    ) -> StepOutcome:
+        kind = kinds.kind_for(step.kind)
+        policy = step.retry
+        outcome = StepOutcome(StepStatus.FAILED)
+        for number in range(1, policy.attempts + 1):
+            context = attempt(number)
+            if number > 1:
+                delay = policy.delay_before(number, self._rng)
+                reason = outcome.error or "failed"
+                self._sink.emit(StepRetrying(self.result.run_id, step.id, number, delay, reason))
+                await anyio.sleep(delay)
+                context.log.write(f"\n--- treeflow: attempt {number} of {policy.attempts} ---\n".encode())
+            result.attempts = number
+            self._sink.emit(StepStarted(self.result.run_id, step.id, number, context.log.path))
+            outcome = await self._timed(step, kind.run(step.spec, context))
+            if outcome.status is StepStatus.SUCCEEDED:
+                break
+        return outcome
 
-    def _process_ended(self, step_id: str) -> Callable[[int], None]:
-        def ended(group: int) -> None:
-            self._sink.emit(ProcessEnded(self.result.run_id, step_id, group))
-
-        return ended
+    async def _timed(self, step: Step, attempt: Awaitable[StepOutcome]) -> StepOutcome:
+        """The outcome of ``attempt``, or `timed_out` once the step's timeout has passed (the attempt
+        cancelled, its processes ended)."""
+        with anyio.move_on_after(step.timeout_s) as deadline:
+            outcome = await attempt
+        if deadline.cancelled_caught:
+            return StepOutcome(StepStatus.TIMED_OUT, error=f"timed out after {_seconds(step.timeout_s or 0)}")
+        return outcome
 
     def _fail_fast(self, failed: str) -> None:
         if self._failed_first is None:
@@ -418,15 +348,6 @@ class Run:
             StepStatus.CANCELLED: "was cancelled",
             StepStatus.SKIPPED: "was skipped",
         }.get(status, status.value)
-
-
-def _exit_description(exit_code: int) -> str:
-    if exit_code < 0:
-        try:
-            return f"killed by {signal.Signals(-exit_code).name}"
-        except ValueError:
-            return f"killed by signal {-exit_code}"
-    return f"exit status {exit_code}"
 
 
 def _seconds(value: float) -> str:

@@ -7,50 +7,25 @@ its position and every problem in the file can be reported in one pass.
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import yaml
 
+from treeflow.core import kinds
 from treeflow.core.graph import find_cycles
-from treeflow.core.model import DEFAULT_HEARTBEAT_S, AgentSpec, RetryPolicy, SetupSpec, Step, Workflow
+from treeflow.core.model import RetryPolicy, SetupSpec, Step, Workflow
+from treeflow.core.spec_reader import SpecError, SpecReader
 
 # libyaml's loader parses ten times faster than the pure-Python one and keeps node positions.
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 STEP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 _TOP_KEYS = ("version", "name", "max_parallel", "fail_fast", "base", "defaults", "setup", "env", "steps")
 _DEFAULT_KEYS = ("timeout", "retry", "worktree")
 _RETRY_KEYS = ("attempts", "backoff", "max_backoff", "jitter")
 _SETUP_KEYS = ("copy", "run")
-_STEP_KEYS = ("run", "agent", "needs", "timeout", "retry", "env", "worktree")
-_AGENT_KEYS = ("prompt", "command", "heartbeat")
-
-_STR = "tag:yaml.org,2002:str"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_BOOL = "tag:yaml.org,2002:bool"
-_NULL = "tag:yaml.org,2002:null"
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class SpecError:
-    path: Path
-    line: int
-    column: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: {self.message}"
 
 
 class WorkflowError(Exception):
@@ -80,30 +55,7 @@ def parse_workflow(text: str, path: Path) -> Workflow:
     return _Parser(path).parse(text)
 
 
-def parse_duration(text: str) -> float | None:
-    """Seconds in ``250ms``, ``10s``, ``5m``, ``1h`` or a sum such as ``1m30s``; None if malformed."""
-    text = text.strip()
-    if not text:
-        return None
-    position = 0
-    total = 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != position:
-            return None
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        position = match.end()
-    return total if position == len(text) else None
-
-
-class _Parser:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.errors: list[SpecError] = []
-
-    def error(self, node: yaml.Node, message: str) -> None:
-        mark = node.start_mark
-        self.errors.append(SpecError(self.path, mark.line + 1, mark.column + 1, message))
-
+class _Parser(SpecReader):
     def parse(self, text: str) -> Workflow:
         try:
             try:
@@ -132,121 +84,6 @@ class _Parser:
         except yaml.reader.ReaderError as exc:
             line, column = _line_column(text, exc.position)
             raise WorkflowError([SpecError(self.path, line, column, f"YAML syntax: {exc.reason}")]) from exc
-
-    # Structure
-
-    def mapping(self, node: yaml.Node, what: str, known: tuple[str, ...]) -> dict[str, yaml.Node] | None:
-        if not isinstance(node, yaml.MappingNode):
-            self.error(node, f"{what} must be a mapping, not {_kind(node)}")
-            return None
-        result: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str):
-                self.error(key_node, f"{what} keys must be plain names")
-                continue
-            if key in result:
-                self.error(key_node, f"duplicate key `{key}` in {what}")
-                continue
-            if known and key not in known:
-                self.error(key_node, _unknown_key(key, what, known))
-                continue
-            result[key] = value_node
-        return result
-
-    def scalar(self, node: yaml.Node, what: str, tags: tuple[str, ...], expected: str) -> str | None:
-        if not isinstance(node, yaml.ScalarNode) or node.tag not in tags:
-            self.error(node, f"{what} must be {expected}, not {_kind(node)}")
-            return None
-        return str(node.value)
-
-    def string(self, node: yaml.Node, what: str) -> str | None:
-        return self.scalar(node, what, (_STR,), "a string")
-
-    def command(self, node: yaml.Node, what: str) -> str | None:
-        value = self.string(node, what)
-        if value is not None and not value.strip():
-            self.error(node, f"{what} is empty")
-            return None
-        return value
-
-    def boolean(self, node: yaml.Node, what: str) -> bool | None:
-        value = self.scalar(node, what, (_BOOL,), "true or false")
-        return None if value is None else value.lower() in ("true", "yes", "on")
-
-    def integer(self, node: yaml.Node, what: str, minimum: int) -> int | None:
-        if self.scalar(node, what, (_INT,), "a whole number") is None:
-            return None
-        number = _construct(node)
-        if not isinstance(number, int) or isinstance(number, bool):
-            self.error(node, f"{what} must be a whole number, not {node.value!r}")
-            return None
-        if number < minimum:
-            self.error(node, f"{what} must be at least {minimum}, not {number}")
-            return None
-        return number
-
-    def fraction(self, node: yaml.Node, what: str) -> float | None:
-        value = self.scalar(node, what, (_INT, _FLOAT), "a number between 0 and 1")
-        if value is None:
-            return None
-        number = float(_construct(node))
-        if not 0.0 <= number <= 1.0:
-            self.error(node, f"{what} must be between 0 and 1, not {value}")
-            return None
-        return number
-
-    def duration(self, node: yaml.Node, what: str) -> float | None:
-        if isinstance(node, yaml.ScalarNode) and node.tag in (_INT, _FLOAT):
-            seconds = float(_construct(node))
-            if not math.isfinite(seconds):
-                self.error(node, f"{what} must be a finite duration, not {node.value}")
-                return None
-        else:
-            text = self.scalar(node, what, (_STR,), "a duration such as 250ms, 10s, 5m or 1h")
-            if text is None:
-                return None
-            parsed = parse_duration(text)
-            if parsed is None:
-                self.error(node, f"{what}: bad duration {text!r} (write 250ms, 10s, 5m, 1h or 1h30m)")
-                return None
-            seconds = parsed
-        if seconds <= 0:
-            self.error(node, f"{what} must be longer than zero")
-            return None
-        return seconds
-
-    def string_list(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node]]:
-        if isinstance(node, yaml.ScalarNode) and node.tag == _STR:
-            return [(node.value, node)]
-        if not isinstance(node, yaml.SequenceNode):
-            self.error(node, f"{what} must be a list of strings, not {_kind(node)}")
-            return []
-        items = []
-        for item in node.value:
-            value = self.string(item, f"each entry of {what}")
-            if value is not None:
-                items.append((value, item))
-        return items
-
-    def env(self, node: yaml.Node, what: str) -> dict[str, str]:
-        entries = self.mapping(node, what, ())
-        result: dict[str, str] = {}
-        key_nodes = {key.value: key for key, _ in node.value} if isinstance(node, yaml.MappingNode) else {}
-        for name, value_node in (entries or {}).items():
-            if not name or "=" in name or "\0" in name:
-                self.error(key_nodes[name], f"{what}: {name!r} cannot be the name of an environment variable")
-                continue
-            value = self.scalar(value_node, f"{what}.{name}", (_STR, _INT, _FLOAT, _BOOL), "a string")
-            if value is not None:
-                result[name] = value
-        return result
-
-    def optional(
-        self, fields: dict[str, yaml.Node], key: str, read: Callable[[yaml.Node], T | None]
-    ) -> T | None:
-        node = fields.get(key)
-        return None if node is None else read(node)
 
     # Sections
 
@@ -361,15 +198,10 @@ class _Parser:
         self, step_id: str, node: yaml.Node, defaults: Step, line: int
     ) -> tuple[Step | None, list[tuple[str, yaml.Node]]]:
         what = f"step `{step_id}`"
-        fields = self.mapping(node, what, _STEP_KEYS)
+        fields = self.mapping(node, what, (*kinds.KINDS, *kinds.COMMON_STEP_KEYS))
         if fields is None:
             return None, []
-        run = self.optional(fields, "run", lambda n: self.command(n, f"{what}: run"))
-        agent = self.optional(fields, "agent", lambda n: self.agent(n, what))
-        if "run" in fields and "agent" in fields:
-            self.error(fields["agent"], f"{what} has both `run:` and `agent:`; give it one of them")
-        elif "run" not in fields and "agent" not in fields:
-            self.error(node, f"{what} needs `run:` (a shell command) or `agent:` (a coding-agent job)")
+        kind, spec = self.kind(node, fields, what)
         needs = self.string_list(fields["needs"], f"{what}: needs") if "needs" in fields else []
         timeout = self.optional(fields, "timeout", lambda n: self.duration(n, f"{what}: timeout"))
         retry = self.optional(fields, "retry", lambda n: self.retry(n, f"{what}: retry", defaults.retry))
@@ -377,8 +209,8 @@ class _Parser:
         worktree = self.optional(fields, "worktree", lambda n: self.boolean(n, f"{what}: worktree"))
         step = Step(
             id=step_id,
-            run=run,
-            agent=agent,
+            kind=kind,
+            spec=spec,
             needs=tuple(dict.fromkeys(name for name, _ in needs)),
             timeout_s=defaults.timeout_s if timeout is None else timeout,
             retry=retry or defaults.retry,
@@ -388,18 +220,21 @@ class _Parser:
         )
         return step, needs
 
-    def agent(self, node: yaml.Node, what: str) -> AgentSpec | None:
-        fields = self.mapping(node, f"{what}: agent", _AGENT_KEYS)
-        if fields is None:
-            return None
-        if "prompt" not in fields:
-            self.error(node, f"{what}: agent needs a `prompt:`")
-        prompt = self.optional(fields, "prompt", lambda n: self.command(n, f"{what}: agent.prompt"))
-        command = self.optional(fields, "command", lambda n: self.command(n, f"{what}: agent.command"))
-        heartbeat = self.optional(fields, "heartbeat", lambda n: self.duration(n, f"{what}: agent.heartbeat"))
-        if prompt is None:
-            return None
-        return AgentSpec(prompt=prompt, command=command, heartbeat_s=heartbeat or DEFAULT_HEARTBEAT_S)
+    def kind(self, node: yaml.Node, fields: dict[str, yaml.Node], what: str) -> tuple[str, object]:
+        """The step's kind key and the kind's reading of its block; each kind block is read, so that
+        its errors are reported even when the step has more than one."""
+        present = [key for key in fields if key in kinds.KINDS]
+        specs = [kinds.kind_for(key).parse(fields[key], self, what) for key in present]
+        if not present:
+            choices = [f"`{key}:` ({kind.summary})" for key, kind in kinds.KINDS.items()]
+            listed = " or ".join([", ".join(choices[:-1]), choices[-1]] if len(choices) > 1 else choices)
+            self.error(node, f"{what} needs {listed}")
+            return "", None
+        if len(present) > 1:
+            keys = [f"`{key}:`" for key in present]
+            listed = ("both " if len(keys) == 2 else "") + ", ".join(keys[:-1]) + " and " + keys[-1]
+            self.error(fields[present[1]], f"{what} has {listed}; give it one of them")
+        return present[0], specs[0]
 
     def check_needs(
         self,
@@ -423,38 +258,9 @@ class _Parser:
             self.error(at, "dependency cycle: " + " -> ".join(cycle))
 
 
-def _construct(node: yaml.Node) -> float:
-    """The number YAML gives an int or float scalar node (hex, base 60, `.inf`, …)."""
-    value = yaml.SafeLoader("").construct_object(node)
-    assert isinstance(value, int | float)
-    return value
-
-
 def _line_column(text: str, position: int) -> tuple[int, int]:
     before = text[:position].removeprefix("\ufeff")  # a byte-order mark is not a column
     return before.count("\n") + 1, len(before) - before.rfind("\n")
-
-
-def _kind(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    return {
-        _STR: f"the string {node.value!r}",
-        _INT: f"the number {node.value}",
-        _FLOAT: f"the number {node.value}",
-        _BOOL: f"the boolean {node.value}",
-        _NULL: "an empty value",
-    }.get(node.tag, f"{node.value!r}")
-
-
-def _unknown_key(key: str, what: str, known: tuple[str, ...]) -> str:
-    message = f"unknown key `{key}` in {what}"
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    if close:
-        return f"{message}; did you mean `{close[0]}`?"
-    return f"{message} (known keys: {', '.join(known)})"
 
 
 def _unknown_step(name: str, step_id: str, known: list[str]) -> str:

@@ -19,6 +19,7 @@ from anyio.abc import TaskGroup
 
 from treeflow.core import journal
 from treeflow.core.events import FanOut
+from treeflow.core.executor import LocalExecutor
 from treeflow.core.git import NotARepository, Repository, open_repository
 from treeflow.core.journal import Journal, JournalUnavailable
 from treeflow.core.model import RunResult, RunStatus
@@ -98,7 +99,7 @@ class Supervisor:
                 repo,
                 FanOut([run_journal, reporter]),
                 RunOptions(select=tuple(steps)),
-                GitWorkspace(repo, workflow),
+                LocalExecutor(GitWorkspace(repo, workflow)),
             )
         except ValueError as exc:
             await anyio.to_thread.run_sync(run_journal.close)

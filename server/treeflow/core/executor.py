@@ -1,0 +1,107 @@
+"""Where a step's attempts run: the place each step gets, and the processes started there.
+
+The runner and the step kinds reach processes and places only through an `Executor`, so that a run
+on other machines is another executor, with the scheduler and the kinds unchanged. `LocalExecutor`
+runs everything on this machine: places come from a `Workspace` (git worktrees or the checkout
+itself), and each command runs as a process tree in its own process group, ended as a group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Protocol
+
+from treeflow.core.model import RunResult, Step
+from treeflow.core.process import OutputLog, process_start_ticks, run_shell
+from treeflow.core.watch import FileWatcher, process_watcher
+from treeflow.core.workspace import StepPlace, Warn, Workspace
+
+OnProcessStart = Callable[[int, int | None], None]
+"""Called with a started process group's id and its leader's start time (see `process_start_ticks`)."""
+
+OnProcessEnd = Callable[[int], None]
+"""Called with the id of a process group once no member of it is left."""
+
+
+class Executor(Protocol):
+    async def open(self, run: RunResult, warn: Warn) -> None:
+        """Prepare the run (record its base commit); raise to refuse it before any step starts."""
+
+    def step_place(self, run: RunResult, step: Step) -> AbstractAsyncContextManager[StepPlace]:
+        """A place for one step, cleaned up (its work saved) on exit whatever the outcome."""
+        ...
+
+    async def close(self, run: RunResult) -> None:
+        """Finish the run (gather its work); called once, even when the run was cancelled."""
+
+    async def run_command(
+        self,
+        command: str,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        log: OutputLog,
+        on_line: Callable[[str], None],
+        on_start: OnProcessStart,
+        on_end: OnProcessEnd,
+        kill_grace_s: float,
+    ) -> int:
+        """Run ``command`` in ``cwd`` as a process tree and return its exit status (negative: the
+        signal that killed it). Cancelling the call ends the whole tree: SIGTERM, then SIGKILL after
+        ``kill_grace_s``. Output goes to ``log`` and, a line at a time, to ``on_line``.
+
+        Raises OSError when the command cannot be started.
+        """
+        ...
+
+    def file_watcher(self) -> FileWatcher:
+        """What notices changes to files in the places of this executor's steps."""
+        ...
+
+
+class LocalExecutor:
+    """Steps run on this machine, in the places ``workspace`` gives them."""
+
+    def __init__(self, workspace: Workspace, watcher: FileWatcher | None = None) -> None:
+        self.workspace = workspace
+        self._watcher = watcher
+
+    async def open(self, run: RunResult, warn: Warn) -> None:
+        await self.workspace.open(run, warn)
+
+    def step_place(self, run: RunResult, step: Step) -> AbstractAsyncContextManager[StepPlace]:
+        return self.workspace.step_place(run, step)
+
+    async def close(self, run: RunResult) -> None:
+        await self.workspace.close(run)
+
+    async def run_command(
+        self,
+        command: str,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        log: OutputLog,
+        on_line: Callable[[str], None],
+        on_start: OnProcessStart,
+        on_end: OnProcessEnd,
+        kill_grace_s: float,
+    ) -> int:
+        def started(group: int) -> None:
+            on_start(group, process_start_ticks(group))
+
+        return await run_shell(
+            command,
+            cwd=cwd,
+            env=env,
+            log_file=log,
+            on_line=on_line,
+            on_start=started,
+            on_end=on_end,
+            kill_grace_s=kill_grace_s,
+        )
+
+    def file_watcher(self) -> FileWatcher:
+        return self._watcher or process_watcher()
