@@ -241,7 +241,7 @@ def measure(
         cli_s = time_cli(repo, workflow, steps)
         inside = in_process()
         # Interpreter start-up plus every import `treeflow run` does, with nothing run.
-        startup_s = time_startup("import treeflow.cli, treeflow.commands")
+        startup_s = time_startup("import treeflow.cli, treeflow.cli.commands")
         interpreter_s = time_startup("pass")
         floor_s = anyio.run(_floor, steps, parallel)
         spawn_loop_s = spawn_loop(steps, parallel)

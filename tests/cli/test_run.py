@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import git
 from tests.helpers import pid_alive, read_pids, wait_for_files
-from treeflow.console import PlainSink
+from treeflow.cli.plain_output import PlainSink
 from treeflow.core.events import StepProgress
 
 TREEFLOW = [sys.executable, "-m", "treeflow.cli"]

@@ -1,6 +1,6 @@
 """How the CLI tells about a run in plain text: one line per event, for logs and CI.
 
-The live display of a terminal is in `treeflow.display`, which alone imports rich.
+The live display of a terminal is in `treeflow.cli.live_output`, which alone imports rich.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections import deque
 from pathlib import Path
 from typing import TextIO
 
+from treeflow.cli.broken_pipe import discard_output
 from treeflow.core.events import (
     AgentWaiting,
     Event,
@@ -91,16 +92,6 @@ def log_tail(path: Path | None, lines: int = _TAIL_LINES) -> list[str]:
     with path.open("rb") as handle:
         tail = deque(handle, maxlen=lines)
     return [raw.decode("utf-8", errors="replace").rstrip("\n") for raw in tail]
-
-
-def discard_output(stream: TextIO) -> None:
-    """Point ``stream``'s descriptor at /dev/null once its reader has gone (`treeflow ... | head`),
-    so that nothing written later, up to the interpreter's last flush, fails again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, stream.fileno())
-    finally:
-        os.close(devnull)
 
 
 class PlainSink:

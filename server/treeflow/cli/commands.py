@@ -1,6 +1,7 @@
-"""What each `treeflow` command does, once `treeflow.cli` has read the command line.
+"""What each `treeflow` command but `serve` does, once the entry point has read the command line.
 
-Kept apart from the parser so that `treeflow serve` starts without loading any of this.
+Everything here may load the engine; the entry point imports this module only once it knows the
+command is not `serve` (see entry.py).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import anyio
 
-from treeflow import interrupts
-from treeflow.console import PlainSink
+from treeflow.cli import interrupts
+from treeflow.cli.cursor_rule import CURSOR_RULE
+from treeflow.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from treeflow.cli.plain_output import PlainSink
 from treeflow.core import journal
 from treeflow.core.agent import AgentStatus, find_task, report
 from treeflow.core.agent_protocol import TASK_FILE, TREEFLOW_DIR
@@ -30,8 +33,6 @@ from treeflow.core.runner import Run, UnknownStep
 from treeflow.core.service import ResumePlan, RunRefused, load_resume, start_run
 from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
 from treeflow.core.worktree import WorkspaceError
-from treeflow.cursor_rule import CURSOR_RULE
-from treeflow.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 log = logging.getLogger("treeflow")
 
@@ -152,8 +153,8 @@ async def _execute(
         if args.json:
             display = NullSink()
         elif sys.stdout.isatty():
-            # rich costs a fifth of the start-up; it is loaded only where it is shown.
-            from treeflow.display import LiveSink
+            # Deferred: rich, about 30 ms, a fifth of the start-up of a run piped or in `--json`.
+            from treeflow.cli.live_output import LiveSink
 
             display = stack.enter_context(LiveSink())
         else:
@@ -190,7 +191,8 @@ async def runs_command(args: argparse.Namespace) -> int:
     elif not records:
         print("no runs yet")
     else:
-        from treeflow.display import print_runs
+        # Deferred: rich, about 30 ms, which `--json` does without.
+        from treeflow.cli.live_output import print_runs
 
         print_runs([record.run for record in records])
     return EXIT_OK
@@ -204,7 +206,8 @@ async def show_command(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(record.run.to_json())
     else:
-        from treeflow.display import print_run
+        # Deferred: rich, about 30 ms, which `--json` does without.
+        from treeflow.cli.live_output import print_run
 
         print_run(record.run)
     return EXIT_OK

@@ -1,23 +1,12 @@
-"""The `treeflow` command: a thin adapter from the terminal to the engine in `treeflow.core`.
-
-This module reads the command line; `treeflow.commands` does the work, `treeflow.lsp` serves editors.
-"""
+"""The command line of `treeflow`: its commands, their options, and the checks on their values."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import logging
 import os
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from treeflow import interrupts
 from treeflow.core.agent_protocol import STATES
-from treeflow.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED
-
-log = logging.getLogger("treeflow")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,47 +128,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    interrupts.hold()
-    try:
-        args = build_parser().parse_args(argv)
-        logging.basicConfig(
-            level=logging.DEBUG if args.verbose else logging.WARNING,
-            format="treeflow: %(levelname)s: %(message)s",
-            stream=sys.stderr,
-        )
-        if args.command == "serve":
-            interrupts.release()
-            return serve_command(args)
-        # Imported here so that `serve` does not pay for the engine before it answers `initialize`.
-        commands = importlib.import_module("treeflow.commands")
-        code: int = commands.dispatch(args)
-        return code
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader of stdout left (`treeflow runs | head -1`); what it read is all it wanted.
-        from treeflow.console import discard_output
-
-        discard_output(sys.stdout)
-        return EXIT_FAILED
-
-
 def _default_server_log() -> Path:
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "treeflow" / "server.log"
-
-
-def serve_command(args: argparse.Namespace) -> int:
-    # pygls and lsprotocol take about 300 ms to import; only `serve` loads them, so that every
-    # other command starts without that cost.
-    lsp = importlib.import_module("treeflow.lsp")
-    server = lsp.create_server()
-    lsp.configure_logging(server, args.log_file, args.verbose)
-    anyio = importlib.import_module("anyio")
-    code: int = anyio.run(server.serve, sys.stdin.buffer, sys.stdout.buffer)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from treeflow.console import (
+from treeflow.cli.plain_output import (
     describe_progress,
     describe_result_branch,
     describe_run,
