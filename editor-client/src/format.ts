@@ -49,6 +49,14 @@ export function isFailure(run: Run): boolean {
   return run.status === 'failed' || Boolean(run.error);
 }
 
+/**
+ * A run that `treeflow.resume` takes: one that ended without succeeding. A run that could not
+ * start at all has nothing to resume.
+ */
+export function isResumable(run: Run): boolean {
+  return (run.status === 'failed' || run.status === 'cancelled' || run.status === 'interrupted') && !run.error;
+}
+
 /** How loudly the status bar shows a run: a failure as an error, a crash of treeflow as a warning. */
 export function attention(run: Run): 'error' | 'warning' | undefined {
   if (isFailure(run)) {

@@ -1,5 +1,7 @@
 // Quick pick entries for workflows, steps and runs, built without the `vscode` import.
+import { startTime } from './format';
 import type { Run, WorkflowInfo } from './protocol';
+import { runSummary } from './statusText';
 
 export interface Pick<T> {
   label: string;
@@ -47,4 +49,17 @@ export function runPicks(runs: readonly Run[]): Pick<Run>[] {
     detail: `run ${run.run_id}`,
     value: run,
   }));
+}
+
+/** Ended runs, each with how it ended and when it started: `failed: oops · 09:30:12`. */
+export function endedRunPicks(runs: readonly Run[]): Pick<Run>[] {
+  return runs.map((run) => {
+    const time = startTime(run);
+    return {
+      label: run.workflow,
+      description: time ? `${runSummary(run)} · ${time}` : runSummary(run),
+      detail: `run ${run.run_id}`,
+      value: run,
+    };
+  });
 }

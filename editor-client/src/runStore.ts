@@ -1,5 +1,6 @@
 // The runs the editor knows of: the server's list, kept current by `treeflow/runUpdated`.
 // Free of the `vscode` import so that its ordering and merge rules are unit tested.
+import { isResumable } from './format';
 import { isFinal, type Run } from './protocol';
 
 interface Entry {
@@ -64,6 +65,11 @@ export class RunStore {
 
   running(): Run[] {
     return this.list().filter((run) => !isFinal(run.status));
+  }
+
+  /** Newest first. */
+  resumable(): Run[] {
+    return this.list().filter(isResumable);
   }
 
   /** The run the status bar follows: the newest still running, else the last one to change. */

@@ -1,5 +1,5 @@
 // The runs view's items as plain data, so that their content is testable without VS Code.
-import { formatDuration, runIcon, startTime, stepDescription, stepIcon, statusWord, type Icon } from './format';
+import { formatDuration, isResumable, runIcon, startTime, stepDescription, stepIcon, statusWord, type Icon } from './format';
 import type { Run } from './protocol';
 import { runSummary } from './statusText';
 
@@ -12,7 +12,7 @@ export interface ItemShape {
   icon: Icon;
   /**
    * Space-separated flags that the manifest's menus match with regular expressions:
-   * `run` or `step`, then `running`, `log`, `branch` where they apply.
+   * `run` or `step`, then `running`, `resumable`, `log`, `branch` where they apply.
    */
   contextValue: string;
   /** Undefined for a leaf. */
@@ -25,6 +25,9 @@ export function runItem(run: Run, newest: boolean): ItemShape {
   const flags = ['run'];
   if (run.status === 'running') {
     flags.push('running');
+  }
+  if (isResumable(run)) {
+    flags.push('resumable');
   }
   if (run.result_branch) {
     flags.push('branch');

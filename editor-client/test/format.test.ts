@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { attention, formatDuration, isFailure, prefixLines, runIcon, stepDescription, stepIcon } from '../src/format';
+import { attention, formatDuration, isFailure, isResumable, prefixLines, runIcon, stepDescription, stepIcon } from '../src/format';
 import type { RunStatus, StepStatus } from '../src/protocol';
 import { run, step } from './fixtures';
 
@@ -56,4 +56,13 @@ test('a status this client does not know never makes an icon lookup throw', () =
     assert.deepEqual(runIcon(run({ status: status as RunStatus })), { id: 'question' });
     assert.deepEqual(stepIcon(status as StepStatus), { id: 'question' });
   }
+});
+
+test('a run that ended without succeeding can be resumed, unless it never started', () => {
+  const resumable = (['running', 'succeeded', 'failed', 'cancelled', 'interrupted'] as RunStatus[]).filter((status) =>
+    isResumable(run({ status })),
+  );
+  assert.deepEqual(resumable, ['failed', 'cancelled', 'interrupted']);
+  assert.equal(isResumable(run({ status: 'failed', error: 'the repository has no commit yet' })), false);
+  assert.equal(isResumable(run({ status: 'paused' as RunStatus })), false);
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { displayPath, runPicks, stepPicks, workflowPicks } from '../src/picks';
+import { displayPath, endedRunPicks, runPicks, stepPicks, workflowPicks } from '../src/picks';
 import { run, step } from './fixtures';
 
 test('workflow paths are shown relative to their workspace folder', () => {
@@ -31,4 +31,14 @@ test('step picks are the step ids; run picks show progress', () => {
   const [pick] = runPicks([run({ workflow: 'long', steps: { s: step({ status: 'running' }) } })]);
   assert.equal(pick?.label, 'long');
   assert.equal(pick?.description, '0/1');
+});
+
+test('an ended run pick says how it ended and when it started', () => {
+  const failed = run({ status: 'failed', steps: { fine: step({ status: 'succeeded' }), oops: step({ status: 'failed' }) } });
+  const [pick] = endedRunPicks([failed]);
+  assert.equal(pick?.label, 'checks');
+  assert.match(pick?.description ?? '', /^failed: oops · \d\d:\d\d:\d\d$/);
+  assert.equal(pick?.detail, 'run 20261128-093012-4f2a');
+  assert.equal(pick?.value, failed);
+  assert.equal(endedRunPicks([run({ status: 'cancelled', started_at: null })])[0]?.description, 'cancelled');
 });

@@ -34,6 +34,17 @@ test('the current run is the newest running one, else the last to change', () =>
   assert.deepEqual(store.running(), []);
 });
 
+test('resumable runs are the ended, unsuccessful ones, newest first', () => {
+  const store = new RunStore();
+  const oldest = run({ run_id: '20261128-080000-cccc', started_at: '2026-11-28T08:00:00.000+00:00' });
+  store.update({ ...oldest, status: 'interrupted' });
+  store.update({ ...newer, status: 'failed' });
+  store.update({ ...older, status: 'succeeded' });
+  assert.deepEqual(store.resumable().map((r) => r.run_id), [newer.run_id, oldest.run_id]);
+  store.update({ ...newer, status: 'running' });
+  assert.deepEqual(store.resumable().map((r) => r.run_id), [oldest.run_id], 'a resumed run is running again');
+});
+
 test('a list from the server replaces the runs but not updates that arrived after it was asked for', () => {
   const store = new RunStore();
   store.update({ ...older, status: 'running' });

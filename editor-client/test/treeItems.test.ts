@@ -21,7 +21,7 @@ test('a run item shows the workflow, its outcome and start time, with a stable i
   assert.equal(item.label, 'checks');
   assert.match(item.description, /^failed: unit · \d\d:\d\d:\d\d$/);
   assert.deepEqual(item.icon, { id: 'error', color: 'testing.iconFailed' });
-  assert.equal(item.contextValue, 'run branch');
+  assert.equal(item.contextValue, 'run resumable branch');
   assert.equal(item.expanded, true);
   assert.match(item.tooltip, /result: treeflow\/runs\/20261128-093012-4f2a/);
 });
@@ -31,6 +31,7 @@ test('older finished runs start collapsed; running runs are expanded and cancell
   const running = runItem(run({ steps: { a: step({ status: 'running' }) } }), false);
   assert.equal(running.expanded, true);
   assert.equal(running.contextValue, 'run running');
+  assert.equal(runItem(run({ status: 'succeeded' }), false).contextValue, 'run', 'a succeeded run is not resumable');
   assert.equal(running.icon.id, 'sync~spin');
 });
 
@@ -75,6 +76,7 @@ test('asking for a step the run does not have is an error', () => {
 test('an interrupted run and its steps are listed as interrupted', () => {
   const interrupted = run({ status: 'interrupted', steps: { sleeper: step({ status: 'interrupted', error: 'treeflow was killed' }) } });
   const item = runItem(interrupted, true);
+  assert.equal(item.contextValue, 'run resumable');
   assert.match(item.description, /^interrupted · \d\d:\d\d:\d\d$/);
   assert.deepEqual(item.icon, { id: 'debug-disconnect', color: 'list.warningForeground' });
   const stepShape = stepItem(interrupted, 'sleeper');

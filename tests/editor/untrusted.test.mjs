@@ -18,6 +18,9 @@ test('an untrusted workspace runs no workflow and says why', { timeout: 90000 },
     await editor.toast(/only in a trusted workspace/).waitFor();
     await editor.page.waitForTimeout(1000); // the toast fades in; let it show in the picture
     await editor.shot('14-untrusted-run-refused');
+    // Resuming a run executes its commands just the same.
+    await editor.runFromPalette('Treeflow: Resume Run');
+    await editor.toast(/resumes runs only in a trusted workspace/).waitFor();
 
     await editor.runFromPalette('Treeflow: Show Runs');
     await editor.page.locator('.part.sidebar').getByText(/only in a trusted workspace/).waitFor();

@@ -1,0 +1,125 @@
+// Starting, cancelling and resuming runs. Starting and resuming execute the workflow's commands,
+// so both are refused in a workspace that is not trusted.
+import * as vscode from 'vscode';
+import type { CommandContext } from './commands';
+import { displayPath, endedRunPicks, runPicks, stepPicks, workflowPicks, type Pick } from './picks';
+import type { Run } from './protocol';
+import type { RunsNode } from './runsView';
+
+export async function runWorkflow(ctx: CommandContext): Promise<void> {
+  if (!(await ensureTrusted('runs workflows'))) {
+    return;
+  }
+  const workflows = await ctx.server.execute('treeflow.listWorkflows');
+  if (!workflows.length) {
+    void vscode.window.showInformationMessage('Treeflow: no workflow here. Add treeflow.yml or .treeflow/<name>.yml.');
+    return;
+  }
+  const folders = (vscode.workspace.workspaceFolders ?? []).map((folder) => folder.uri.fsPath);
+  const chosen = await vscode.window.showQuickPick(workflowPicks(workflows, folders), {
+    title: 'Treeflow: Run Workflow',
+    placeHolder: 'Workflow to run',
+    matchOnDescription: true,
+  });
+  if (!chosen) {
+    return;
+  }
+  const workflow = chosen.value;
+  if (workflow.errors.length) {
+    throw new Error(`${displayPath(workflow.uri, folders)} is not valid:\n${workflow.errors.join('\n')}`);
+  }
+  let steps: string[] = [];
+  if (workflow.steps.length > 1) {
+    const picked = await vscode.window.showQuickPick(stepPicks(workflow), {
+      title: `Treeflow: Run ${workflow.name}`,
+      placeHolder: 'Steps to run, with what they need (select none to run every step)',
+      canPickMany: true,
+    });
+    if (!picked) {
+      return;
+    }
+    steps = picked.map((pick) => pick.value);
+  }
+  const { runId } = await ctx.server.execute('treeflow.run', { workflow: workflow.uri, steps });
+  ctx.channel.info(`Started run ${runId} of ${workflow.name}${steps.length ? ` (steps: ${steps.join(', ')})` : ''}`);
+}
+
+export async function cancelRun(ctx: CommandContext, node?: RunsNode): Promise<void> {
+  const runId =
+    node?.runId ??
+    (await pickRun(ctx, {
+      candidates: () => ctx.store.running(),
+      picks: runPicks,
+      title: 'Treeflow: Cancel Run',
+      placeHolder: 'Run to cancel',
+      none: 'no run is running.',
+    }));
+  if (!runId) {
+    return;
+  }
+  const { cancelled } = await ctx.server.execute('treeflow.cancel', { runId });
+  if (!cancelled) {
+    void vscode.window.showInformationMessage(`Treeflow: run ${runId} had already ended.`);
+  }
+}
+
+/** Runs again the steps of a failed, cancelled or interrupted run that did not succeed. */
+export async function resumeRun(ctx: CommandContext, node?: RunsNode): Promise<void> {
+  if (!(await ensureTrusted('resumes runs'))) {
+    return;
+  }
+  const runId =
+    node?.runId ??
+    (await pickRun(ctx, {
+      candidates: () => ctx.store.resumable(),
+      picks: endedRunPicks,
+      title: 'Treeflow: Resume Run',
+      placeHolder: 'Run to resume: its steps that did not succeed run again',
+      none: 'no failed, cancelled or interrupted run to resume.',
+    }));
+  if (!runId) {
+    return;
+  }
+  const workflow = ctx.store.get(runId)?.workflow;
+  const { runId: resumed } = await ctx.server.execute('treeflow.resume', { runId });
+  ctx.channel.info(`Resumed run ${resumed}${workflow ? ` of ${workflow}` : ''}`);
+}
+
+interface RunChoice {
+  /** Read after the store is refreshed. */
+  candidates(): Run[];
+  picks(runs: readonly Run[]): Pick<Run>[];
+  title: string;
+  placeHolder: string;
+  /** Said when there is no candidate. */
+  none: string;
+}
+
+async function pickRun(ctx: CommandContext, choice: RunChoice): Promise<string | undefined> {
+  await ctx.refresh();
+  const runs = choice.candidates();
+  if (!runs.length) {
+    void vscode.window.showInformationMessage(`Treeflow: ${choice.none}`);
+    return undefined;
+  }
+  const chosen = await vscode.window.showQuickPick(choice.picks(runs), {
+    title: choice.title,
+    placeHolder: choice.placeHolder,
+  });
+  return chosen?.value.run_id;
+}
+
+/** True in a trusted workspace; otherwise says why `what` is refused and offers to manage trust. */
+async function ensureTrusted(what: string): Promise<boolean> {
+  if (vscode.workspace.isTrusted) {
+    return true;
+  }
+  const choice = await vscode.window.showErrorMessage(
+    `Treeflow ${what} only in a trusted workspace, because a run executes the commands in the workflow.`,
+    'Manage Workspace Trust',
+  );
+  if (choice) {
+    await vscode.commands.executeCommand('workbench.trust.manage');
+  }
+  return false;
+}
