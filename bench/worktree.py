@@ -11,7 +11,7 @@ random.Random, so every run sees the same content) this times:
 2. Many at once: a treeflow run of N parallel steps (each changing one file) against the same
    number of raw add + remove pairs run one after another.
 
-Every git call treeflow makes is timed (by wrapping `treeflow.core.git.git_status`, and the
+Every git call treeflow makes is timed (by wrapping `treeflow.core.git.run_git`, and the
 repository lock by wrapping `RepoLock`), so that the report says which call the overhead is in.
 
     .venv/bin/python bench/worktree.py [--files 5000] [--megabytes 50] [--repeat 10] [--parallel 16]
@@ -44,10 +44,11 @@ from _common import GIT_IDENTITY, child_env, print_header
 from treeflow.core.events import NullSink
 from treeflow.core.executor import LocalExecutor
 from treeflow.core.git import RepoLock, Repository, identity_env, open_repository
+from treeflow.core.git_workspace import GitWorkspace
 from treeflow.core.model import RunResult, RunStatus, StepStatus
 from treeflow.core.runner import Run, RunOptions
 from treeflow.core.spec import load_workflow
-from treeflow.core.worktree import GitWorkspace, step_worktree
+from treeflow.core.step_worktree import step_worktree
 
 GOAL_RATIO = 1.15
 GIT_TIMEOUT_S = 120.0
@@ -163,10 +164,10 @@ def _label(args: Sequence[str]) -> str:
 def recording(recorder: Recorder) -> Iterator[None]:
     """Wrap treeflow's one entry point to the git CLI and its lock for the duration of the block.
 
-    `git()` looks `git_status` up in its module at each call, so replacing the module attribute
+    `git()` looks `run_git` up in its module at each call, so replacing the module attribute
     catches every git command treeflow runs; the lock is patched on the class for the same reason.
     """
-    original_status = tf_git.git_status
+    original_status = tf_git.run_git
     original_enter = RepoLock.__aenter__
     original_exit = RepoLock.__aexit__
     original_close = GitWorkspace.close
@@ -207,14 +208,14 @@ def recording(recorder: Recorder) -> Iterator[None]:
         finally:
             recorder.closes.append(time.perf_counter() - started)
 
-    tf_git.git_status = timed_status
+    tf_git.run_git = timed_status
     GitWorkspace.close = timed_close  # type: ignore[method-assign]
     RepoLock.__aenter__ = timed_enter  # type: ignore[method-assign]
     RepoLock.__aexit__ = timed_exit  # type: ignore[method-assign]
     try:
         yield
     finally:
-        tf_git.git_status = original_status
+        tf_git.run_git = original_status
         RepoLock.__aenter__ = original_enter  # type: ignore[method-assign]
         RepoLock.__aexit__ = original_exit  # type: ignore[method-assign]
         GitWorkspace.close = original_close  # type: ignore[method-assign]

@@ -14,11 +14,11 @@ import anyio
 from treeflow.core.events import Event, StepFinished, StepRetrying, StepStarted
 from treeflow.core.executor import LocalExecutor
 from treeflow.core.git import open_repository
+from treeflow.core.git_workspace import GitWorkspace
 from treeflow.core.model import RunResult
 from treeflow.core.runner import Run, RunOptions
 from treeflow.core.spec import parse_workflow
 from treeflow.core.workspace import CheckoutWorkspace
-from treeflow.core.worktree import GitWorkspace
 
 
 @dataclass

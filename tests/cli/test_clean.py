@@ -11,7 +11,7 @@ import anyio
 
 from tests.conftest import git
 from treeflow.core.git import open_repository, try_lock_file, unlock_file
-from treeflow.core.worktree import worktree_root as treeflow_worktree_root
+from treeflow.core.locations import worktree_root as treeflow_worktree_root
 
 TREEFLOW = [sys.executable, "-m", "treeflow.cli"]
 

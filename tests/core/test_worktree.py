@@ -10,8 +10,9 @@ import pytest
 from tests.conftest import git
 from tests.helpers import make_run, run_workflow
 from treeflow.core.git import RepoLock, git_locked, open_repository
+from treeflow.core.git_workspace import WorkspaceError
 from treeflow.core.model import RunStatus, StepStatus
-from treeflow.core.worktree import WorkspaceError, step_worktree
+from treeflow.core.step_worktree import step_worktree
 
 pytestmark = pytest.mark.anyio
 

@@ -26,13 +26,13 @@ from treeflow.core.agent_protocol import TASK_FILE, TREEFLOW_DIR
 from treeflow.core.clean import clean
 from treeflow.core.events import EventSink, NullSink
 from treeflow.core.git import NotARepository, Repository, open_repository
+from treeflow.core.git_workspace import WorkspaceError
 from treeflow.core.journal import JournalUnavailable
 from treeflow.core.model import RunStatus, Workflow
 from treeflow.core.recovery import recover
 from treeflow.core.runner import Run, UnknownStep
 from treeflow.core.service import ResumePlan, RunRefused, load_resume, start_run
 from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
-from treeflow.core.worktree import WorkspaceError
 
 log = logging.getLogger("treeflow")
 

@@ -26,20 +26,15 @@ from treeflow.core.git import (
     commit_worktree,
     git,
     git_locked,
-    git_status,
     identity_env,
     is_checked_out,
+    run_git,
     try_lock_file,
     unlock_file,
 )
+from treeflow.core.locations import run_lock_path, run_locks_folder, step_branch, worktree_root
 from treeflow.core.model import RunStatus
-from treeflow.core.worktree import (
-    run_lock_path,
-    run_locks_folder,
-    step_branch,
-    why_not_savable,
-    worktree_root,
-)
+from treeflow.core.step_worktree import why_not_savable
 
 _BRANCH_RUN = re.compile(r"^treeflow/(?:runs/)?([^/]+)")
 
@@ -151,7 +146,7 @@ async def _clean_worktrees(
         if action is not None:
             actions.append(action)
     # git reports what it would prune on stderr.
-    code, _, stale = await git_status(repo.root, "worktree", "prune", "--dry-run", "--verbose")
+    code, _, stale = await run_git(repo.root, "worktree", "prune", "--dry-run", "--verbose")
     if code != 0:
         raise GitError(("worktree", "prune", "--dry-run"), code, stale.strip())
     for line in stale.splitlines():

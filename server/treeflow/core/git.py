@@ -102,13 +102,13 @@ def environ_without_repository() -> dict[str, str]:
 
 async def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     """Run git with an argument list and return its stdout without the final newline."""
-    code, out, err = await git_status(cwd, *args, env=env)
+    code, out, err = await run_git(cwd, *args, env=env)
     if code != 0:
         raise GitError(args, code, err.strip())
     return out.rstrip("\n")
 
 
-async def git_status(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
+async def run_git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
     """Run git and return (exit status, stdout, stderr) whatever the status."""
     use_pidfd_child_watcher()
     full_env = {**environ_without_repository(), **(env or {})}
@@ -278,12 +278,12 @@ def _existing_directory(path: Path) -> Path:
 
 async def head_commit(repo: Repository) -> str | None:
     """The commit HEAD points at, or None in a repository without commits yet."""
-    code, out, _ = await git_status(repo.root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    code, out, _ = await run_git(repo.root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
     return out.strip() if code == 0 else None
 
 
 async def resolve_commit(repo: Repository, rev: str) -> str | None:
-    code, out, _ = await git_status(
+    code, out, _ = await run_git(
         repo.root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"
     )
     return out.strip() if code == 0 else None
@@ -291,7 +291,7 @@ async def resolve_commit(repo: Repository, rev: str) -> str | None:
 
 async def identity_env(repo: Repository) -> dict[str, str]:
     """Environment for commits treeflow makes: the user's identity if git has one, else treeflow's."""
-    code, _, _ = await git_status(repo.root, "var", "GIT_COMMITTER_IDENT")
+    code, _, _ = await run_git(repo.root, "var", "GIT_COMMITTER_IDENT")
     return {} if code == 0 else dict(_FALLBACK_IDENTITY)
 
 
@@ -347,7 +347,7 @@ async def merge_commits(
         return heads[0]
     merged = heads[0]
     for other in heads[1:]:
-        code, out, err = await git_status(
+        code, out, err = await run_git(
             repo.root, "merge-tree", "--write-tree", "--name-only", "--no-messages", merged, other
         )
         if code == 1:
@@ -412,9 +412,7 @@ async def _staged_additions(worktree: Path) -> dict[str, str]:
 
 async def _undeclared_submodules(worktree: Path, gitlinks: list[str]) -> list[str]:
     """The ``gitlinks`` that .gitmodules does not declare: repositories made inside the worktree."""
-    code, declared, _ = await git_status(
-        worktree, "config", "--file", ".gitmodules", "--get-regexp", r"\.path$"
-    )
+    code, declared, _ = await run_git(worktree, "config", "--file", ".gitmodules", "--get-regexp", r"\.path$")
     submodules = (
         {line.split(" ", 1)[1] for line in declared.splitlines() if " " in line} if code == 0 else set()
     )

@@ -29,6 +29,7 @@ from treeflow.core.git import (
     try_lock_file,
     unlock_file,
 )
+from treeflow.core.locations import run_lock_path, run_locks_folder
 from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
 from treeflow.core.process import (
     end_process_group,
@@ -37,7 +38,7 @@ from treeflow.core.process import (
     process_start_ticks,
 )
 from treeflow.core.spec import WorkflowError, load_workflow
-from treeflow.core.worktree import StepWorktree, run_lock_path, run_locks_folder, save_and_remove
+from treeflow.core.step_worktree import StepWorktree, save_and_remove
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from treeflow.core import journal
 from treeflow.core.events import EventSink, FanOut
 from treeflow.core.executor import LocalExecutor
 from treeflow.core.git import Repository
+from treeflow.core.git_workspace import GitWorkspace
 from treeflow.core.journal import Journal, RunRecord
 from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus, Workflow
 from treeflow.core.runner import Run, RunOptions
 from treeflow.core.spec import load_workflow
-from treeflow.core.worktree import GitWorkspace
 
 
 class RunRefused(Exception):

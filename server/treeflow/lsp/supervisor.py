@@ -18,6 +18,7 @@ from anyio.abc import TaskGroup
 
 from treeflow.core import journal
 from treeflow.core.git import NotARepository, Repository, open_repository
+from treeflow.core.git_workspace import WorkspaceError
 from treeflow.core.journal import JournalUnavailable
 from treeflow.core.model import RunStatus, Workflow
 from treeflow.core.recovery import recover
@@ -31,7 +32,6 @@ from treeflow.core.service import (
     start_run,
 )
 from treeflow.core.spec import load_workflow
-from treeflow.core.worktree import WorkspaceError
 from treeflow.lsp.progress import Client, RunReporter
 from treeflow.lsp.protocol import RunPayload, run_payload
 

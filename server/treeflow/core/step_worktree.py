@@ -1,0 +1,162 @@
+"""Each step in its own git worktree and branch, and nothing a step did is ever lost.
+
+`step_worktree` creates the worktree on entry and, on exit, whatever the outcome (success, failure,
+timeout, cancellation), commits the step's changes to its branch and then removes the worktree,
+all under a shielded cancel scope. A branch that got no commit is deleted; one with commits stays.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from treeflow.core.agent_protocol import TREEFLOW_DIR
+from treeflow.core.git import (
+    GitError,
+    RepoLock,
+    Repository,
+    commit_worktree,
+    git,
+    git_locked,
+    run_git,
+)
+from treeflow.core.workspace import StepSetupError
+
+
+@dataclass
+class StepWorktree:
+    path: Path
+    branch: str
+    start: str
+    copied: list[str] = field(default_factory=list)
+    commit: str | None = None
+    has_work: bool = False
+    removed: bool = False
+    unsaved: str | None = None  # why its work could not be committed; it is then kept as it is
+
+
+@asynccontextmanager
+async def step_worktree(
+    repo: Repository,
+    lock: RepoLock,
+    *,
+    path: Path,
+    branch: str,
+    start: str,
+    copy: tuple[str, ...] = (),
+    commit_message: str,
+    identity: Mapping[str, str],
+    warn: Callable[[str], None],
+) -> AsyncIterator[StepWorktree]:
+    """A fresh worktree at ``path`` on new branch ``branch`` starting at ``start``.
+
+    Registration runs under the repository lock; populating the files runs outside it, in parallel
+    with other steps, which is what keeps concurrent creation both safe and fast.
+    """
+    await anyio.to_thread.run_sync(lambda: path.parent.mkdir(parents=True, exist_ok=True))
+    # A `worktree add` stopped half-way leaves a registration that no `finally` below would undo,
+    # or even one that breaks `git log --all`; it takes milliseconds, so it always completes.
+    with anyio.CancelScope(shield=True):
+        await git_locked(
+            lock, repo.root, "worktree", "add", "--no-checkout", "--no-track", "-b", branch, str(path), start
+        )
+    worktree = StepWorktree(path=path, branch=branch, start=start)
+    populated = False
+    try:
+        # Not `reset --hard`: that rewrites the branch ref (and ORIG_HEAD) too, and a cancel kills
+        # it mid-way, which can leave the branch's lock file behind and the branch undeletable.
+        await git(path, "read-tree", "-u", "--reset", "HEAD")
+        populated = True
+        await anyio.to_thread.run_sync(copy_setup_files, repo.root, path, copy, worktree.copied)
+        yield worktree
+    finally:
+        with anyio.CancelScope(shield=True):
+            await save_and_remove(repo, lock, worktree, populated, commit_message, identity, warn)
+
+
+async def save_and_remove(
+    repo: Repository,
+    lock: RepoLock,
+    worktree: StepWorktree,
+    populated: bool,
+    message: str,
+    identity: Mapping[str, str],
+    warn: Callable[[str], None],
+) -> None:
+    """Commit the step's changes to its branch, remove the worktree, and delete the branch if it got
+    no commit. A failure to commit keeps the worktree as it is; nothing is ever discarded."""
+    try:
+        if populated:
+            problem = await why_not_savable(worktree.path, worktree.branch)
+            if problem is not None:
+                worktree.unsaved = problem
+                warn(f"{problem}; its worktree {worktree.path} is kept as it is")
+                return
+            worktree.commit = await commit_worktree(
+                worktree.path, message, [TREEFLOW_DIR, *worktree.copied], identity
+            )
+        tip = await git(repo.root, "rev-parse", f"refs/heads/{worktree.branch}")
+    except (GitError, OSError) as exc:
+        worktree.unsaved = f"could not commit the work in {worktree.path}: {exc}"
+        warn(f"{worktree.unsaved}; the worktree is kept as it is")
+        return
+    worktree.has_work = tip != worktree.start
+    worktree.commit = tip if worktree.has_work else None
+    try:
+        await git_locked(lock, repo.root, "worktree", "remove", "--force", str(worktree.path))
+        worktree.removed = True
+    except (GitError, OSError) as exc:
+        warn(f"could not remove worktree {worktree.path}: {exc}; `treeflow clean` removes it later")
+        return
+    if not worktree.has_work:
+        try:
+            # The expected old value makes git refuse if anything moved the branch meanwhile.
+            await git_locked(
+                lock, repo.root, "update-ref", "-d", f"refs/heads/{worktree.branch}", worktree.start
+            )
+        except GitError as exc:
+            warn(f"could not delete its branch {worktree.branch}, which holds no work: {exc}")
+
+
+async def why_not_savable(path: Path, branch: str | None) -> str | None:
+    """Why committing what ``path`` holds onto ``branch`` would lose or misplace work, if it would."""
+    if not await anyio.to_thread.run_sync(os.path.lexists, path / ".git"):
+        # Without it git would take the work for changes to whatever repository encloses the folder.
+        return f"its .git file is gone, so git cannot tell what changed in {path}"
+    head = (await run_git(path, "symbolic-ref", "--quiet", "HEAD"))[1].strip()
+    if head != f"refs/heads/{branch}":
+        where = head.removeprefix("refs/heads/") if head else "a detached HEAD"
+        return f"the worktree is on {where}, not on its branch {branch}" if branch else f"it is on {where}"
+    return None
+
+
+def copy_setup_files(source: Path, target: Path, patterns: tuple[str, ...], copied: list[str]) -> None:
+    """Copy files matching ``patterns`` (globs relative to the main checkout, such as `.env`) into a
+    fresh worktree, adding each one's path to ``copied`` as it goes, so that none is ever committed,
+    even when a later one fails to copy."""
+    source_root = source.resolve()
+    for pattern in patterns:
+        pure = Path(pattern)
+        if pure.is_absolute() or ".." in pure.parts:
+            raise StepSetupError(f"setup.copy: {pattern!r} points outside the repository")
+        for match in sorted(source.glob(pattern)):
+            if not match.resolve().is_relative_to(source_root):
+                raise StepSetupError(
+                    f"setup.copy: {pattern!r} matches {match}, which resolves outside the repository"
+                )
+            relative = match.relative_to(source)
+            if relative.parts and relative.parts[0] == ".git":
+                continue
+            copied.append(relative.as_posix())
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            if match.is_dir():
+                shutil.copytree(match, destination, symlinks=True, dirs_exist_ok=True)
+            else:
+                shutil.copy2(match, destination, follow_symlinks=False)
