@@ -252,9 +252,9 @@ async def test_cancel_stops_running_steps_and_skips_pending_ones(repo: Path) -> 
             while not has_text(repo / "pids" / "grandchild"):
                 await anyio.sleep(0.02)
         run.cancel()
-    assert run.result.status is RunStatus.CANCELLED
-    assert run.result.steps["tree"].status is StepStatus.CANCELLED
-    assert run.result.steps["next"].status is StepStatus.SKIPPED
+    assert run.snapshot().status is RunStatus.CANCELLED
+    assert run.snapshot().steps["tree"].status is StepStatus.CANCELLED
+    assert run.snapshot().steps["next"].status is StepStatus.SKIPPED
     assert [pid for pid in read_pids(repo / "pids").values() if pid_alive(pid)] == []
 
 
@@ -272,7 +272,7 @@ async def test_outer_cancellation_propagates_and_still_kills_the_tree(repo: Path
                 await anyio.sleep(0.02)
             scope.cancel()
     assert scope.cancelled_caught
-    assert run.result.steps["tree"].status is StepStatus.CANCELLED
+    assert run.snapshot().steps["tree"].status is StepStatus.CANCELLED
     assert [pid for pid in read_pids(repo / "pids").values() if pid_alive(pid)] == []
 
 
