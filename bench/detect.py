@@ -166,16 +166,16 @@ class FolderWorkspace:
     def __init__(self, root: Path) -> None:
         self._root = root
 
-    async def open(self, run: RunResult, warn: Warn) -> None:
+    async def open(self, run: RunResult, warn: Warn) -> str | None:
         return None
 
     @asynccontextmanager
-    async def step_place(self, run: RunResult, step: Step) -> AsyncIterator[StepPlace]:
-        folder = self._root / run.run_id / step.id
+    async def step_place(self, run_id: str, step: Step) -> AsyncIterator[StepPlace]:
+        folder = self._root / run_id / step.id
         folder.mkdir(parents=True)
         yield StepPlace(cwd=folder)
 
-    async def close(self, run: RunResult) -> None:
+    async def close(self, run: RunResult) -> str | None:
         return None
 
 

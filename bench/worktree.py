@@ -201,10 +201,10 @@ def recording(recorder: Recorder) -> Iterator[None]:
         if since is not None:
             recorder.lock_holds.append(time.perf_counter() - since)
 
-    async def timed_close(self: GitWorkspace, run: RunResult) -> None:
+    async def timed_close(self: GitWorkspace, run: RunResult) -> str | None:
         started = time.perf_counter()
         try:
-            await original_close(self, run)
+            return await original_close(self, run)
         finally:
             recorder.closes.append(time.perf_counter() - started)
 

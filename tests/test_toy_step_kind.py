@@ -169,8 +169,8 @@ async def test_a_wait_step_ends_when_the_run_is_cancelled(repo: Path, wait_kind:
             group.start_soon(run.execute)
             await gate.started.wait()
             run.cancel()
-    assert run.result.status is RunStatus.CANCELLED
-    assert run.result.steps["pause"].status is StepStatus.CANCELLED
+    assert run.snapshot().status is RunStatus.CANCELLED
+    assert run.snapshot().steps["pause"].status is StepStatus.CANCELLED
 
 
 @pytest.mark.anyio

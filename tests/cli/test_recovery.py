@@ -120,8 +120,12 @@ def test_kill_9_then_recover_then_resume(repo: Path, seed: int) -> None:
 def fake_dead_run(repo: Path, group: int | None, start_ticks: int | None) -> str:
     """A run the journal says is running, owned by a process that is gone, holding ``group``."""
     db = repo / ".git" / "treeflow" / "journal.db"
-    run = RunResult(run_id="20260101-000000-dead", workflow="w", workflow_path=repo / "treeflow.yml")
-    run.steps["s"] = StepResult(status=StepStatus.RUNNING)
+    run = RunResult(
+        run_id="20260101-000000-dead",
+        workflow="w",
+        workflow_path=repo / "treeflow.yml",
+        steps={"s": StepResult(status=StepStatus.RUNNING)},
+    )
     with journal.connect(db) as connection:
         connection.execute(
             "INSERT INTO runs (run_id, workflow, workflow_path, status, owner_pid, owner_start)"

@@ -161,7 +161,7 @@ async def test_a_flooding_agent_is_coalesced_and_the_loop_stays_responsive(repo:
         group.start_soon(measure_lag)
         await run.execute()
         group.cancel_scope.cancel()
-    step = run.result.steps["agent"]
+    step = run.snapshot().steps["agent"]
     assert step.status is StepStatus.SUCCEEDED, step.error
     sent = int((step.summary or "sent 0").split()[1])
     updates = [e for e in recorder.events if isinstance(e, StepProgress)]
@@ -187,7 +187,7 @@ async def test_cancelling_an_agent_step_kills_the_agent(repo: Path) -> None:
             while not has_text(pid_file):
                 await anyio.sleep(0.02)
         run.cancel()
-    assert run.result.steps["agent"].status is StepStatus.CANCELLED
+    assert run.snapshot().steps["agent"].status is StepStatus.CANCELLED
     assert not pid_alive(int(pid_file.read_text()))
 
 
@@ -232,7 +232,7 @@ async def test_an_external_agent_reports_with_the_cli(repo: Path) -> None:
     async with anyio.create_task_group() as group:
         group.start_soon(external_agent)
         await run.execute()
-    step = run.result.steps["agent"]
+    step = run.snapshot().steps["agent"]
     assert step.status is StepStatus.SUCCEEDED, step.error
     assert step.summary == "answered"
     assert (0.5, "halfway") in progress_of(recorder)

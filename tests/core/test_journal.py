@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -151,7 +152,7 @@ def test_a_journal_written_in_the_positional_layout_reads_back(tmp_path: Path) -
         Path("/repo/treeflow.yml"),
         RunStatus.RUNNING,
     )
-    assert (run.base_commit, run.started_at, run.warnings) == ("base", now - 5, ["a warning"])
+    assert (run.base_commit, run.started_at, run.warnings) == ("base", now - 5, ("a warning",))
     assert (record.owner_pid, record.owner_start) == (999999999, 1)
     assert list(run.steps) == ["built", "checked", "running", "later"]
     assert run.steps["built"] == StepResult(
@@ -204,9 +205,13 @@ def test_an_outcome_entry_of_another_length_is_refused(tmp_path: Path) -> None:
 async def test_the_writer_writes_the_positional_layout(repo: Path) -> None:
     repository = await open_repository(repo)
     sink = journal.Journal(repository)
-    run = RunResult(run_id="20260101-000000-new", workflow="new", workflow_path=repo / "treeflow.yml")
-    run.started_at = time.time()
-    run.steps = {"quick": StepResult(), "flaky": StepResult(), "slow": StepResult()}
+    run = RunResult(
+        run_id="20260101-000000-new",
+        workflow="new",
+        workflow_path=repo / "treeflow.yml",
+        started_at=time.time(),
+        steps={"quick": StepResult(), "flaky": StepResult(), "slow": StepResult()},
+    )
     run_id = run.run_id
     sink.emit(RunStarted(run))
     quick = StepResult(status=StepStatus.SUCCEEDED, attempts=1, exit_code=0, log=repo / "q.log")
@@ -265,9 +270,8 @@ async def test_the_writer_writes_the_positional_layout(repo: Path) -> None:
     sink = journal.Journal(repository)
     ended = StepResult(status=StepStatus.FAILED, attempts=2, exit_code=1, error="exit code 1")
     sink.emit(StepFinished(run_id, "flaky", ended))
-    run.status = RunStatus.FAILED
-    run.steps = {"quick": quick, "flaky": ended, "slow": StepResult(status=StepStatus.CANCELLED)}
-    sink.emit(RunFinished(run))
+    steps = {"quick": quick, "flaky": ended, "slow": StepResult(status=StepStatus.CANCELLED)}
+    sink.emit(RunFinished(replace(run, status=RunStatus.FAILED, steps=steps)))
     await anyio.to_thread.run_sync(sink.close)
     [record] = journal.read_runs(sink.path)
     assert record.run.status is RunStatus.FAILED

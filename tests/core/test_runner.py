@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from tests.helpers import Recorder, has_text, make_run, pid_alive, read_pids, run_workflow
-from treeflow.core.events import StepOutput
+from treeflow.core.events import RunFinished, RunStarted, StepFinished, StepOutput
 from treeflow.core.model import RunStatus, StepStatus
 
 pytestmark = pytest.mark.anyio
@@ -252,9 +252,9 @@ async def test_cancel_stops_running_steps_and_skips_pending_ones(repo: Path) -> 
             while not has_text(repo / "pids" / "grandchild"):
                 await anyio.sleep(0.02)
         run.cancel()
-    assert run.result.status is RunStatus.CANCELLED
-    assert run.result.steps["tree"].status is StepStatus.CANCELLED
-    assert run.result.steps["next"].status is StepStatus.SKIPPED
+    assert run.snapshot().status is RunStatus.CANCELLED
+    assert run.snapshot().steps["tree"].status is StepStatus.CANCELLED
+    assert run.snapshot().steps["next"].status is StepStatus.SKIPPED
     assert [pid for pid in read_pids(repo / "pids").values() if pid_alive(pid)] == []
 
 
@@ -272,7 +272,7 @@ async def test_outer_cancellation_propagates_and_still_kills_the_tree(repo: Path
                 await anyio.sleep(0.02)
             scope.cancel()
     assert scope.cancelled_caught
-    assert run.result.steps["tree"].status is StepStatus.CANCELLED
+    assert run.snapshot().steps["tree"].status is StepStatus.CANCELLED
     assert [pid for pid in read_pids(repo / "pids").values() if pid_alive(pid)] == []
 
 
@@ -281,3 +281,22 @@ async def test_a_command_that_cannot_start_fails_its_step(repo: Path) -> None:
     missing = result.steps["missing"]
     assert missing.status is StepStatus.FAILED
     assert missing.exit_code == 127
+
+
+async def test_events_keep_the_run_as_it_stood_when_they_were_sent(repo: Path) -> None:
+    recorder = Recorder()
+    workflow = "steps:\n  first: {run: 'true'}\n  second: {run: 'exit 3', needs: [first]}\n"
+    result = await run_workflow(repo, workflow, recorder)
+    [started] = [event for event in recorder.events if isinstance(event, RunStarted)]
+    finished = {event.step_id: event.result for event in recorder.events if isinstance(event, StepFinished)}
+    [ended] = [event for event in recorder.events if isinstance(event, RunFinished)]
+    assert started.run.status is RunStatus.RUNNING
+    assert started.run.ended_at is None
+    assert {step.status for step in started.run.steps.values()} == {StepStatus.PENDING}
+    assert finished["second"].status is StepStatus.FAILED
+    assert finished["second"].exit_code == 3
+    assert dict(ended.run.steps) == finished
+    assert ended.run == result
+    assert result.status is RunStatus.FAILED
+    with pytest.raises(TypeError):
+        started.run.steps["first"] = finished["first"]  # type: ignore[index]

@@ -41,7 +41,7 @@ async def test_sixteen_parallel_steps_twenty_times_without_a_git_error(
     )
     for _ in range(20):
         result = await run_workflow(repo, f"max_parallel: 16\nsteps:\n{steps}\n", worktrees=True)
-        assert result.warnings == []
+        assert result.warnings == ()
         assert {s.status for s in result.steps.values()} == {StepStatus.SUCCEEDED}, {
             step_id: s.error for step_id, s in result.steps.items() if s.error
         }
@@ -137,7 +137,7 @@ async def test_a_cancelled_step_keeps_what_it_wrote(repo: Path) -> None:
             while not mark.exists():
                 await anyio.sleep(0.02)
         run.cancel()
-    step = run.result.steps["s"]
+    step = run.snapshot().steps["s"]
     assert step.status is StepStatus.CANCELLED
     assert show(repo, step.branch or "?", "work.txt") == "partial"
     assert treeflow_worktrees(repo) == []

@@ -326,3 +326,16 @@ async def test_the_server_and_the_cli_write_the_journal_at_once(
         assert fetched["status"] == "succeeded"
         assert {step["status"] for step in fetched["steps"].values()} == {"succeeded"}
         assert len(fetched["steps"]) == 60
+
+
+async def test_a_run_the_workspace_refuses_ends_failed_with_why(
+    client: LanguageClient, workspace: Path
+) -> None:
+    path = write_workflow(workspace, "base: no-such-revision\nsteps:\n  a: {run: 'true'}\n")
+    started = await command(client, "treeflow.run", {"workflow": path.as_uri()})
+    run_id = started["runId"]
+    run = await final_update(client, run_id)
+    assert run["status"] == "failed"
+    assert "is not a commit" in run["error"]
+    again = await command(client, "treeflow.getRun", {"runId": run_id})
+    assert (again["status"], again["error"]) == ("failed", run["error"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import assert_never
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -25,11 +26,16 @@ from treeflow.cli.plain_output import (
 from treeflow.core.events import (
     AgentWaiting,
     Event,
+    ProcessEnded,
+    ProcessStarted,
+    RunFinished,
     RunStarted,
     RunWarning,
     StepFinished,
     StepOutput,
+    StepPlaced,
     StepProgress,
+    StepRetrying,
     StepStarted,
 )
 from treeflow.core.model import RunResult, StepStatus
@@ -51,7 +57,9 @@ class LiveSink:
 
     def __init__(self, console: Console | None = None) -> None:
         self._console = console or Console()
-        self._run: RunResult | None = None
+        self._run: RunResult | None = None  # as it started
+        self._done = 0  # steps in a final state
+        self._final: RunResult | None = None
         self._started: dict[str, float] = {}
         self._last_line: dict[str, str] = {}
         self._live = Live(console=console, refresh_per_second=8, transient=True, get_renderable=self._render)
@@ -62,39 +70,51 @@ class LiveSink:
 
     def __exit__(self, *exc_info: object) -> None:
         self._live.stop()
-        if self._run is not None and self._run.ended_at is not None:
-            self._console.print(summary_table(self._run))
-            self._print_failures(self._run)
-            branch = describe_result_branch(self._run)
+        final = self._final
+        if final is not None:
+            self._console.print(summary_table(final))
+            self._print_failures(final)
+            branch = describe_result_branch(final)
             if branch:
                 self._console.print(Text(branch))
-            self._console.print(Text(describe_run(self._run), style=_run_style(self._run)))
+            self._console.print(Text(describe_run(final), style=_run_style(final)))
 
     def emit(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self._run = event.run
-        elif isinstance(event, StepStarted):
-            self._started.setdefault(event.step_id, time.monotonic())
-        elif isinstance(event, StepOutput):
-            self._last_line[event.step_id] = event.line
-        elif isinstance(event, StepProgress):
-            self._last_line[event.step_id] = "agent: " + describe_progress(event.progress, event.message)
-        elif isinstance(event, AgentWaiting):
-            self._live.console.print(Text(f"{event.step_id}: {describe_waiting(event)}", style="cyan"))
-        elif isinstance(event, StepFinished):
-            self._started.pop(event.step_id, None)
-            self._live.console.print(
-                Text(describe_step(event.step_id, event.result), style=_STYLE[event.result.status])
-            )
-        elif isinstance(event, RunWarning):
-            self._live.console.print(Text(f"warning: {event.message}", style="yellow"))
+        match event:
+            case StepOutput():
+                self._last_line[event.step_id] = event.line
+            case StepStarted():
+                self._started.setdefault(event.step_id, time.monotonic())
+            case StepProgress():
+                self._last_line[event.step_id] = "agent: " + describe_progress(event.progress, event.message)
+            case AgentWaiting():
+                self._live.console.print(Text(f"{event.step_id}: {describe_waiting(event)}", style="cyan"))
+            case StepFinished():
+                self._started.pop(event.step_id, None)
+                self._done += 1
+                self._live.console.print(
+                    Text(describe_step(event.step_id, event.result), style=_STYLE[event.result.status])
+                )
+            case RunWarning():
+                self._live.console.print(Text(f"warning: {event.message}", style="yellow"))
+            case RunStarted():
+                # A resumed run's carried-over steps are final from the start.
+                self._done = sum(1 for step in event.run.steps.values() if step.status.is_final)
+                self._run = event.run
+            case RunFinished():
+                self._final = event.run
+            case StepPlaced() | ProcessStarted() | ProcessEnded() | StepRetrying():
+                pass
+            case _:
+                assert_never(event)
 
     def _render(self) -> RenderableType:
+        # Called from rich's refresh thread: it reads only what one assignment on the loop replaces.
         run = self._run
         if run is None:
             return Text("starting…")
         total = len(run.steps)
-        done = sum(1 for step in run.steps.values() if step.status.is_final)
+        done = self._done
         header = Table.grid(padding=(0, 1))
         header.add_row(
             Text(run.workflow, style="bold"),

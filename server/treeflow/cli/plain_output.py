@@ -8,17 +8,20 @@ from __future__ import annotations
 import os
 from collections import deque
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, assert_never
 
 from treeflow.cli.broken_pipe import discard_output
 from treeflow.core.events import (
     AgentWaiting,
     Event,
+    ProcessEnded,
+    ProcessStarted,
     RunFinished,
     RunStarted,
     RunWarning,
     StepFinished,
     StepOutput,
+    StepPlaced,
     StepProgress,
     StepRetrying,
     StepStarted,
@@ -116,31 +119,38 @@ class PlainSink:
             discard_output(self._stream)
 
     def emit(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            run = event.run
-            self._write(f"treeflow: run {run.run_id} of {run.workflow} ({len(run.steps)} steps)")
-        elif isinstance(event, StepStarted):
-            attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
-            self._write(f"[{event.step_id}] started{attempt}, log: {relative_path(event.log)}")
-        elif isinstance(event, StepOutput):
-            self._write(f"[{event.step_id}] | {event.line}")
-        elif isinstance(event, StepProgress):
-            progress = describe_progress(event.progress, event.message)
-            if progress:
-                self._write(f"[{event.step_id}] agent: {progress}")
-        elif isinstance(event, AgentWaiting):
-            self._write(f"[{event.step_id}] {describe_waiting(event)}")
-        elif isinstance(event, StepRetrying):
-            self._write(
-                f"[{event.step_id}] {event.reason}; attempt {event.next_attempt} in {event.delay_s:.2f}s"
-            )
-        elif isinstance(event, StepFinished):
-            self._write(f"[{event.step_id}] " + describe_step(event.step_id, event.result).split(" ", 1)[1])
-        elif isinstance(event, RunWarning):
-            where = f"[{event.step_id}] " if event.step_id else ""
-            self._write(f"{where}warning: {event.message}")
-        elif isinstance(event, RunFinished):
-            branch = describe_result_branch(event.run)
-            if branch:
-                self._write(branch)
-            self._write(describe_run(event.run))
+        match event:
+            case StepOutput():
+                self._write(f"[{event.step_id}] | {event.line}")
+            case StepStarted():
+                attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+                self._write(f"[{event.step_id}] started{attempt}, log: {relative_path(event.log)}")
+            case StepFinished():
+                self._write(
+                    f"[{event.step_id}] " + describe_step(event.step_id, event.result).split(" ", 1)[1]
+                )
+            case StepProgress():
+                progress = describe_progress(event.progress, event.message)
+                if progress:
+                    self._write(f"[{event.step_id}] agent: {progress}")
+            case AgentWaiting():
+                self._write(f"[{event.step_id}] {describe_waiting(event)}")
+            case StepRetrying():
+                self._write(
+                    f"[{event.step_id}] {event.reason}; attempt {event.next_attempt} in {event.delay_s:.2f}s"
+                )
+            case RunWarning():
+                where = f"[{event.step_id}] " if event.step_id else ""
+                self._write(f"{where}warning: {event.message}")
+            case RunStarted():
+                run = event.run
+                self._write(f"treeflow: run {run.run_id} of {run.workflow} ({len(run.steps)} steps)")
+            case RunFinished():
+                branch = describe_result_branch(event.run)
+                if branch:
+                    self._write(branch)
+                self._write(describe_run(event.run))
+            case StepPlaced() | ProcessStarted() | ProcessEnded():
+                pass
+            case _:
+                assert_never(event)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from treeflow.core.events import Event, EventSink, ProcessEnded, ProcessStarted, StepOutput, StepProgress
 from treeflow.core.executor import Executor
-from treeflow.core.model import Step, StepResult, StepStatus
+from treeflow.core.model import Step, StepStatus
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.steplog import StepLog
 from treeflow.core.workspace import StepPlace
@@ -19,7 +19,7 @@ class Attempt:
     """Attempt ``number`` of ``step`` (0 for the workflow's `setup.run` before the first) in ``place``.
 
     A kind starts processes with `run_command`, which goes through the run's executor, and reports
-    progress, warnings and events through the methods here; it never touches the run's result itself.
+    progress, warnings and events through the methods here; the run keeps the step's result.
     """
 
     run_id: str
@@ -31,7 +31,8 @@ class Attempt:
     kill_grace_s: float
     executor: Executor
     sink: EventSink
-    result: StepResult
+    # Keeps the step's progress in the run's result, as (fraction, message, summary).
+    note_progress: Callable[[float | None, str | None, str | None], None]
     warn: Callable[[str], None]
 
     @property
@@ -47,9 +48,7 @@ class Attempt:
 
     def progress(self, fraction: float | None, message: str | None, summary: str | None = None) -> None:
         """How far the step has come, in its own words; shown while it runs and kept in its result."""
-        self.result.progress = fraction
-        self.result.message = message
-        self.result.summary = summary
+        self.note_progress(fraction, message, summary)
         self.sink.emit(StepProgress(self.run_id, self.step.id, fraction, message))
 
     def process_started(self, group: int, start_ticks: int | None) -> None:

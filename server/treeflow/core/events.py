@@ -3,6 +3,11 @@
 The engine never prints: it hands typed events to an `EventSink`. The CLI display, the language
 server and the journal are sinks. `emit` is called on the event loop and must return quickly;
 a sink with slow consumers coalesces instead of queueing without bound.
+
+An event is a value: the results it carries (`RunResult`, `StepResult`) are snapshots that never
+change, so a sink may keep one or hand it to another thread as it is. A sink dispatches with
+``match`` over the event classes and ends with ``case _: assert_never(event)``, so that an event
+class added to `Event` is a type error in every sink that does not handle it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from treeflow.core.model import RunResult, StepResult
 
 @dataclass(frozen=True)
 class RunStarted:
+    """The run has begun: its steps, those a resumed run carries over already final."""
+
     run: RunResult
 
 
@@ -96,6 +103,8 @@ class StepRetrying:
 
 @dataclass(frozen=True)
 class StepFinished:
+    """A step reached its final state; ``result`` is the step's result at that moment."""
+
     run_id: str
     step_id: str
     result: StepResult
@@ -103,6 +112,8 @@ class StepFinished:
 
 @dataclass(frozen=True)
 class RunFinished:
+    """The run is over, its work gathered; ``run`` is its final result."""
+
     run: RunResult
 
 

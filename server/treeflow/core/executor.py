@@ -26,15 +26,19 @@ OnProcessEnd = Callable[[int], None]
 
 
 class Executor(Protocol):
-    async def open(self, run: RunResult, warn: Warn) -> None:
-        """Prepare the run (record its base commit); raise to refuse it before any step starts."""
+    async def open(self, run: RunResult, warn: Warn) -> str | None:
+        """Prepare the run as it starts and return its base commit, if it has one; raise to refuse
+        it before any step starts."""
+        ...
 
-    def step_place(self, run: RunResult, step: Step) -> AbstractAsyncContextManager[StepPlace]:
+    def step_place(self, run_id: str, step: Step) -> AbstractAsyncContextManager[StepPlace]:
         """A place for one step, cleaned up (its work saved) on exit whatever the outcome."""
         ...
 
-    async def close(self, run: RunResult) -> None:
-        """Finish the run (gather its work); called once, even when the run was cancelled."""
+    async def close(self, run: RunResult) -> str | None:
+        """Finish the run as it ended (gather its work) and return the branch that holds its result,
+        if any; called once, even when the run was cancelled."""
+        ...
 
     async def run_command(
         self,
@@ -68,14 +72,14 @@ class LocalExecutor:
         self.workspace = workspace
         self._watcher = watcher
 
-    async def open(self, run: RunResult, warn: Warn) -> None:
-        await self.workspace.open(run, warn)
+    async def open(self, run: RunResult, warn: Warn) -> str | None:
+        return await self.workspace.open(run, warn)
 
-    def step_place(self, run: RunResult, step: Step) -> AbstractAsyncContextManager[StepPlace]:
-        return self.workspace.step_place(run, step)
+    def step_place(self, run_id: str, step: Step) -> AbstractAsyncContextManager[StepPlace]:
+        return self.workspace.step_place(run_id, step)
 
-    async def close(self, run: RunResult) -> None:
-        await self.workspace.close(run)
+    async def close(self, run: RunResult) -> str | None:
+        return await self.workspace.close(run)
 
     async def run_command(
         self,

@@ -64,7 +64,7 @@ class GitWorkspace:
         self._root = worktree_root(repo)
         self._run_lock: int | None = None
 
-    async def open(self, run: RunResult, warn: Warn) -> None:
+    async def open(self, run: RunResult, warn: Warn) -> str:
         self._warn = warn
         self._run_lock = try_lock_file(run_lock_path(self._repo, run.run_id))
         if self._run_lock is None:
@@ -73,9 +73,8 @@ class GitWorkspace:
             self._identity = await identity_env(self._repo)
             self._base = self._given_base or await self._resolve_base(run)
         except BaseException:
-            self._release_run_lock(run)
+            self._release_run_lock(run.run_id)
             raise
-        run.base_commit = self._base
         # What recovery needs to record the run if this process dies before the journal has it.
         note = {
             "workflow": run.workflow,
@@ -85,10 +84,11 @@ class GitWorkspace:
             "started_at": run.started_at,
         }
         os.pwrite(self._run_lock, json.dumps(note).encode(), 0)
+        return self._base
 
-    def _release_run_lock(self, run: RunResult) -> None:
+    def _release_run_lock(self, run_id: str) -> None:
         if self._run_lock is not None:
-            run_lock_path(self._repo, run.run_id).unlink(missing_ok=True)
+            run_lock_path(self._repo, run_id).unlink(missing_ok=True)
             unlock_file(self._run_lock)
             self._run_lock = None
 
@@ -111,14 +111,14 @@ class GitWorkspace:
         return commit
 
     @asynccontextmanager
-    async def step_place(self, run: RunResult, step: Step) -> AsyncIterator[StepPlace]:
-        start = await self._start_commit(run, step)
+    async def step_place(self, run_id: str, step: Step) -> AsyncIterator[StepPlace]:
+        start = await self._start_commit(run_id, step)
         self._results[step.id] = start
         if not step.worktree:
             yield StepPlace(cwd=self._repo.root, start_commit=start)
             return
-        branch = step_branch(run.run_id, step.id)
-        path = self._root / run.run_id / step.id
+        branch = step_branch(run_id, step.id)
+        path = self._root / run_id / step.id
         if await anyio.to_thread.run_sync(os.path.lexists, path):
             # Kept by an earlier attempt of this run whose work could not be saved: it is the user's
             # to look at, and a new worktree must not take its branch from under it.
@@ -138,7 +138,7 @@ class GitWorkspace:
                 branch=branch,
                 start=start,
                 copy=self._workflow.setup.copy,
-                commit_message=f"treeflow: work of step {step.id}\n\nRun {run.run_id} of {run.workflow}.",
+                commit_message=f"treeflow: work of step {step.id}\n\nRun {run_id} of {self._workflow.name}.",
                 identity=self._identity,
                 warn=lambda message: self._warn(step.id, message),
             ) as worktree:
@@ -169,11 +169,11 @@ class GitWorkspace:
                 self._warn(None, f"the earlier work on {branch} is kept on {aside}")
                 return
 
-    async def _start_commit(self, run: RunResult, step: Step) -> str:
+    async def _start_commit(self, run_id: str, step: Step) -> str:
         if not step.needs:
             return self._base
         commits = [self._results[need] for need in step.needs]
-        message = f"treeflow: start of step {step.id}: work of {', '.join(step.needs)}\n\nRun {run.run_id}."
+        message = f"treeflow: start of step {step.id}: work of {', '.join(step.needs)}\n\nRun {run_id}."
         merged = await merge_commits(self._repo, commits, message, self._identity)
         if isinstance(merged, MergeConflict):
             raise StepSetupError(await self._describe_conflict(step.needs, merged))
@@ -188,58 +188,61 @@ class GitWorkspace:
         names = ", ".join(f"`{need}`" for need in needs)
         return f"cannot start: the work of {names} conflicts in " + ", ".join(parts)
 
-    async def close(self, run: RunResult) -> None:
-        """Give the run branch `treeflow/runs/<run_id>` the merged work of its succeeded steps."""
+    async def close(self, run: RunResult) -> str | None:
+        """Give the run branch `treeflow/runs/<run_id>` the merged work of its succeeded steps, and
+        return its name; None when there was no work to gather or it could not be merged."""
+        branch: str | None = None
         try:
-            await self._gather(run)
+            with anyio.CancelScope(shield=True):
+                branch = await self._gather(run)
         finally:
-            self._release_run_lock(run)
+            self._release_run_lock(run.run_id)
+        return branch
 
-    async def _gather(self, run: RunResult) -> None:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(_remove_empty_dirs, self._root / run.run_id, self._root.parent)
-            succeeded = [
-                step_id
-                for step_id, result in run.steps.items()
-                if result.status is StepStatus.SUCCEEDED and step_id in self._results
-            ]
-            needs = {
-                step_id: [n for n in self._workflow.steps[step_id].needs if n in succeeded]
-                for step_id in succeeded
-            }
-            ends = [self._results[step_id] for step_id in graph.leaves(needs)]
-            commits = [commit for commit in ends if commit != self._base]
-            if not commits:
-                return
-            branch = run_branch(run.run_id)
-            # A resumed run's branch holds the result of its earlier steps, a merge of them when there
-            # were several: the new result must contain it to move the branch forward.
-            earlier = await resolve_commit(self._repo, f"refs/heads/{branch}")
-            if earlier is not None and await _checked_out_anywhere(self._repo, branch):
-                # Moving it would leave that checkout's files and index behind its branch.
-                self._warn(None, f"{branch} is checked out in a worktree; it is left as it was")
-                return
-            merged = await merge_commits(
-                self._repo,
-                commits if earlier is None else [earlier, *commits],
-                f"treeflow: result of run {run.run_id} of {run.workflow}",
-                self._identity,
+    async def _gather(self, run: RunResult) -> str | None:
+        await anyio.to_thread.run_sync(_remove_empty_dirs, self._root / run.run_id, self._root.parent)
+        succeeded = [
+            step_id
+            for step_id, result in run.steps.items()
+            if result.status is StepStatus.SUCCEEDED and step_id in self._results
+        ]
+        needs = {
+            step_id: [n for n in self._workflow.steps[step_id].needs if n in succeeded]
+            for step_id in succeeded
+        }
+        ends = [self._results[step_id] for step_id in graph.leaves(needs)]
+        commits = [commit for commit in ends if commit != self._base]
+        if not commits:
+            return None
+        branch = run_branch(run.run_id)
+        # A resumed run's branch holds the result of its earlier steps, a merge of them when there
+        # were several: the new result must contain it to move the branch forward.
+        earlier = await resolve_commit(self._repo, f"refs/heads/{branch}")
+        if earlier is not None and await _checked_out_anywhere(self._repo, branch):
+            # Moving it would leave that checkout's files and index behind its branch.
+            self._warn(None, f"{branch} is checked out in a worktree; it is left as it was")
+            return None
+        merged = await merge_commits(
+            self._repo,
+            commits if earlier is None else [earlier, *commits],
+            f"treeflow: result of run {run.run_id} of {run.workflow}",
+            self._identity,
+        )
+        if isinstance(merged, MergeConflict):
+            self._warn(
+                None,
+                f"the work of the final steps{'' if earlier is None else f' and {branch}'} conflicts in "
+                + ", ".join(merged.files)
+                + "; their branches are kept, but the run has no result branch",
             )
-            if isinstance(merged, MergeConflict):
-                self._warn(
-                    None,
-                    f"the work of the final steps{'' if earlier is None else f' and {branch}'} conflicts in "
-                    + ", ".join(merged.files)
-                    + "; their branches are kept, but the run has no result branch",
-                )
-                return
-            if earlier is None:
-                await git_locked(self._lock, self._repo.root, "branch", "--no-track", branch, merged)
-            elif merged != earlier:
-                await git_locked(
-                    self._lock, self._repo.root, "update-ref", f"refs/heads/{branch}", merged, earlier
-                )
-            run.result_branch = branch
+            return None
+        if earlier is None:
+            await git_locked(self._lock, self._repo.root, "branch", "--no-track", branch, merged)
+        elif merged != earlier:
+            await git_locked(
+                self._lock, self._repo.root, "update-ref", f"refs/heads/{branch}", merged, earlier
+            )
+        return branch
 
 
 async def _checked_out_anywhere(repo: Repository, branch: str) -> bool:

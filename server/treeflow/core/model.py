@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 
@@ -88,8 +89,10 @@ class Workflow:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class StepResult:
+    """A step's result as it stood at one moment: a value, never changed once made."""
+
     status: StepStatus = StepStatus.PENDING
     attempts: int = 0
     exit_code: int | None = None
@@ -122,8 +125,11 @@ class StepResult:
         }
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class RunResult:
+    """A run's result as it stood at one moment, its steps' results included: a value, never
+    changed once made, so that whoever holds one can read it at leisure."""
+
     run_id: str
     workflow: str
     workflow_path: Path
@@ -132,9 +138,13 @@ class RunResult:
     result_branch: str | None = None
     started_at: float | None = None
     ended_at: float | None = None
-    steps: dict[str, StepResult] = field(default_factory=dict)
+    steps: Mapping[str, StepResult] = field(default_factory=dict, hash=False)
     duration_s: float | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # A copy of its own, read-only: the mapping it was given may go on changing.
+        object.__setattr__(self, "steps", MappingProxyType(dict(self.steps)))
 
     def to_json(self) -> dict[str, Any]:
         return {

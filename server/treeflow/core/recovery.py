@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -215,10 +216,9 @@ async def _recover_run(
                     warn=_prefixed(say, step_id),
                 )
             if worktree.commit is not None:
-                result.branch, result.commit = worktree.branch, worktree.commit
+                result = replace(result, branch=worktree.branch, commit=worktree.commit)
                 say(f"  {step_id}: its work is saved on {worktree.branch}")
-        result.status = StepStatus.INTERRUPTED
-        result.error = INTERRUPTED
+        result = replace(result, status=StepStatus.INTERRUPTED, error=INTERRUPTED)
         statements.append(journal.mark_step(run_id, step_id, position, result))
     # A step placed in the last moments before the crash has a worktree the journal had no row for.
     for action in await save_worktrees_of_run(

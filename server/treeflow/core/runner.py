@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import anyio
 
@@ -40,6 +41,47 @@ from treeflow.core.steplog import StepLog
 from treeflow.core.workspace import CheckoutWorkspace, StepPlace, StepSetupError
 
 _SETUP_DONE = StepOutcome(StepStatus.SUCCEEDED)
+_PENDING = StepResult()
+
+
+@dataclass(slots=True)
+class _RunningStep:
+    """What the runner knows of a step while it runs, changed in place as the step goes on; `result`
+    is the value it amounts to, made when an event or a snapshot needs it."""
+
+    started_at: float
+    status: StepStatus = StepStatus.RUNNING
+    attempts: int = 0
+    exit_code: int | None = None
+    ended_at: float | None = None
+    branch: str | None = None
+    commit: str | None = None
+    log: Path | None = None
+    error: str | None = None
+    duration_s: float | None = None
+    progress: float | None = None
+    message: str | None = None
+    summary: str | None = None
+
+    def note_progress(self, fraction: float | None, message: str | None, summary: str | None) -> None:
+        self.progress, self.message, self.summary = fraction, message, summary
+
+    def result(self) -> StepResult:
+        return StepResult(
+            status=self.status,
+            attempts=self.attempts,
+            exit_code=self.exit_code,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            branch=self.branch,
+            commit=self.commit,
+            log=self.log,
+            error=self.error,
+            duration_s=self.duration_s,
+            progress=self.progress,
+            message=self.message,
+            summary=self.summary,
+        )
 
 
 @dataclass(frozen=True)
@@ -75,7 +117,12 @@ def select_steps(workflow: Workflow, selected: Iterable[str]) -> list[str]:
 
 
 class Run:
-    """One execution of a workflow. Create it, then ``await execute()``; ``cancel()`` may come at any time."""
+    """One execution of a workflow. Create it, then ``await execute()``; ``cancel()`` may come at any time.
+
+    Events carry values that never change: each step's result is made once, when the step ends
+    (a running step's state is the runner's own, changed in place), and `snapshot` gathers the run's
+    result as it stands.
+    """
 
     def __init__(
         self,
@@ -95,18 +142,23 @@ class Run:
         self._ports = PortPool()
         self._base_env = {**environ_without_repository(), **workflow.env}
         step_ids = select_steps(workflow, options.select)
-        self.result = RunResult(
-            run_id=options.run_id or new_run_id(),
-            workflow=workflow.name,
-            workflow_path=workflow.path,
-            steps={step_id: options.completed.get(step_id) or StepResult() for step_id in step_ids},
-        )
+        self.run_id = options.run_id or new_run_id()
+        # Each step's result as last made: pending, carried over from an earlier execution, or final.
+        self._steps = {step_id: options.completed.get(step_id) or _PENDING for step_id in step_ids}
+        self._running: dict[str, _RunningStep] = {}
+        self._status = RunStatus.RUNNING
+        self._base_commit: str | None = None
+        self._result_branch: str | None = None
+        self._started_at: float | None = None
+        self._ended_at: float | None = None
+        self._duration_s: float | None = None
+        self._warnings: list[str] = []
         self._done = {step_id: anyio.Event() for step_id in step_ids}
         self._cancel_scope: anyio.CancelScope | None = None
         self._group_scope: anyio.CancelScope | None = None
         self._cancel_requested = False
         self._failed_first: str | None = None
-        self.log_dir = repo.state_dir / "logs" / self.result.run_id
+        self.log_dir = repo.state_dir / "logs" / self.run_id
 
     @property
     def max_parallel(self) -> int:
@@ -118,36 +170,48 @@ class Run:
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
 
+    def snapshot(self) -> RunResult:
+        """The run's result as it stands now, its steps' results included; a value the run goes on
+        without changing."""
+        return RunResult(
+            run_id=self.run_id,
+            workflow=self.workflow.name,
+            workflow_path=self.workflow.path,
+            status=self._status,
+            base_commit=self._base_commit,
+            result_branch=self._result_branch,
+            started_at=self._started_at,
+            ended_at=self._ended_at,
+            steps={**self._steps, **{step_id: step.result() for step_id, step in self._running.items()}},
+            duration_s=self._duration_s,
+            warnings=tuple(self._warnings),
+        )
+
     def warn(self, step_id: str | None, message: str) -> None:
-        self.result.warnings.append(f"{step_id}: {message}" if step_id else message)
-        self._sink.emit(RunWarning(self.result.run_id, step_id, message))
+        self._warnings.append(f"{step_id}: {message}" if step_id else message)
+        self._sink.emit(RunWarning(self.run_id, step_id, message))
 
     async def execute(self) -> RunResult:
-        """Run every step to a final state and return the result.
+        """Run every step to a final state and return the final result.
 
         Raises what the executor raises when it refuses the run, before any step starts.
         """
-        result = self.result
-        result.started_at = time.time()
+        self._started_at = time.time()
         started = time.monotonic()
         try:
-            await self._executor.open(result, self.warn)
+            self._base_commit = await self._executor.open(self.snapshot(), self.warn)
         except Exception:
             if not self._cancel_requested:
                 raise
             # Cancelled while the workspace was being prepared (a terminal's Ctrl-C can kill a git
             # command in the instant before it leaves treeflow's process group): what failed then
             # is an effect of the cancel, and the run simply never started.
-            self._sink.emit(RunStarted(result))
-            for step_id in result.steps:
+            self._sink.emit(RunStarted(self.snapshot()))
+            for step_id in self._steps:
                 self._finish_interrupted(step_id)
-            result.status = RunStatus.CANCELLED
-            result.ended_at = time.time()
-            result.duration_s = time.monotonic() - started
-            self._sink.emit(RunFinished(result))
-            return result
+            return self._end(RunStatus.CANCELLED, started)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._sink.emit(RunStarted(result))
+        self._sink.emit(RunStarted(self.snapshot()))
         limiter = anyio.CapacityLimiter(self.max_parallel)
         try:
             with anyio.CancelScope() as self._cancel_scope:
@@ -155,59 +219,62 @@ class Run:
                     self._cancel_scope.cancel()
                 async with anyio.create_task_group() as group:
                     self._group_scope = group.cancel_scope
-                    for step_id in result.steps:
+                    for step_id in self._steps:
                         group.start_soon(self._step_task, self.workflow.steps[step_id], limiter)
         finally:
             with anyio.CancelScope(shield=True):
-                await self._executor.close(result)
-            result.status = self._outcome()
-            result.ended_at = time.time()
-            result.duration_s = time.monotonic() - started
-            self._sink.emit(RunFinished(result))
-        return result
+                self._result_branch = await self._executor.close(self.snapshot())
+            final = self._end(self._outcome(), started)
+        return final
+
+    def _end(self, status: RunStatus, started: float) -> RunResult:
+        self._status = status
+        self._ended_at = time.time()
+        self._duration_s = time.monotonic() - started
+        final = self.snapshot()
+        self._sink.emit(RunFinished(final))
+        return final
 
     def _outcome(self) -> RunStatus:
         if self._cancel_requested:
             return RunStatus.CANCELLED
-        if all(step.status is StepStatus.SUCCEEDED for step in self.result.steps.values()):
+        if all(self._step_status(step_id) is StepStatus.SUCCEEDED for step_id in self._steps):
             return RunStatus.SUCCEEDED
         return RunStatus.FAILED
 
     async def _step_task(self, step: Step, limiter: anyio.CapacityLimiter) -> None:
-        result = self.result.steps[step.id]
         if step.id in self._options.completed:
             self._done[step.id].set()
             return
         try:
             for need in step.needs:
                 await self._done[need].wait()
-            steps = self.result.steps
-            blocked = [need for need in step.needs if steps[need].status is not StepStatus.SUCCEEDED]
+            blocked = [need for need in step.needs if self._step_status(need) is not StepStatus.SUCCEEDED]
             if blocked:
                 need = blocked[0]
                 self._finish(step.id, StepStatus.SKIPPED, f"needs `{need}`, which {self._said(need)}")
                 return
             async with limiter:
-                await self._run_step(step, result)
+                await self._run_step(step)
         except anyio.get_cancelled_exc_class():
-            if not result.status.is_final:
+            if not self._step_status(step.id).is_final:
                 self._finish_interrupted(step.id)
             raise
-        if result.status in (StepStatus.FAILED, StepStatus.TIMED_OUT) and self.workflow.fail_fast:
+        failed = self._step_status(step.id) in (StepStatus.FAILED, StepStatus.TIMED_OUT)
+        if failed and self.workflow.fail_fast:
             self._fail_fast(step.id)
 
-    async def _run_step(self, step: Step, result: StepResult) -> None:
-        result.status = StepStatus.RUNNING
-        result.started_at = time.time()
+    async def _run_step(self, step: Step) -> None:
+        result = self._running[step.id] = _RunningStep(started_at=time.time())
         started = time.monotonic()
         port = self._ports.acquire()
         place: StepPlace | None = None
         log_file = StepLog(self.log_dir / f"{step.id}.log")
         try:
-            async with self._executor.step_place(self.result, step) as place:
+            async with self._executor.step_place(self.run_id, step) as place:
                 self._sink.emit(
                     StepPlaced(
-                        self.result.run_id,
+                        self.run_id,
                         step.id,
                         place.cwd,
                         place.worktree,
@@ -247,18 +314,18 @@ class Run:
         self._finish(step.id, result.status, result.error)
 
     def _attempt(
-        self, step: Step, result: StepResult, place: StepPlace, port: int, log_file: StepLog, number: int
+        self, step: Step, result: _RunningStep, place: StepPlace, port: int, log_file: StepLog, number: int
     ) -> Attempt:
         env = {**self._base_env, **step.env}
         env.update(
-            TREEFLOW_RUN_ID=self.result.run_id,
+            TREEFLOW_RUN_ID=self.run_id,
             TREEFLOW_STEP=step.id,
             TREEFLOW_WORKTREE=str(place.cwd),
             TREEFLOW_PORT=str(port),
             TREEFLOW_ATTEMPT=str(number),
         )
         return Attempt(
-            run_id=self.result.run_id,
+            run_id=self.run_id,
             step=step,
             number=number,
             place=place,
@@ -267,7 +334,7 @@ class Run:
             kill_grace_s=self._options.kill_grace_s,
             executor=self._executor,
             sink=self._sink,
-            result=result,
+            note_progress=result.note_progress,
             warn=functools.partial(self.warn, step.id),
         )
 
@@ -285,7 +352,7 @@ class Run:
         return replace(outcome, error=f"setup failed: {outcome.error}")
 
     async def _attempts(
-        self, step: Step, result: StepResult, attempt: Callable[[int], Attempt]
+        self, step: Step, result: _RunningStep, attempt: Callable[[int], Attempt]
     ) -> StepOutcome:
         kind = kinds.kind_for(step.kind)
         policy = step.retry
@@ -295,11 +362,11 @@ class Run:
             if number > 1:
                 delay = policy.delay_before(number, self._rng)
                 reason = outcome.error or "failed"
-                self._sink.emit(StepRetrying(self.result.run_id, step.id, number, delay, reason))
+                self._sink.emit(StepRetrying(self.run_id, step.id, number, delay, reason))
                 await anyio.sleep(delay)
                 context.log.write(f"\n--- treeflow: attempt {number} of {policy.attempts} ---\n".encode())
             result.attempts = number
-            self._sink.emit(StepStarted(self.result.run_id, step.id, number, context.log.path))
+            self._sink.emit(StepStarted(self.run_id, step.id, number, context.log.path))
             outcome = await self._timed(step, kind.run(step.spec, context))
             if outcome.status is StepStatus.SUCCEEDED:
                 break
@@ -321,27 +388,32 @@ class Run:
             self._group_scope.cancel()
 
     def _finish_interrupted(self, step_id: str) -> None:
-        result = self.result.steps[step_id]
         if self._failed_first is not None and not self._cancel_requested:
             why = f"`{self._failed_first}` {self._said(self._failed_first)} (fail_fast)"
         else:
             why = "the run was cancelled"
-        if result.status is StepStatus.RUNNING:
+        if self._step_status(step_id) is StepStatus.RUNNING:
             self._finish(step_id, StepStatus.CANCELLED, why)
         else:
             self._finish(step_id, StepStatus.SKIPPED, f"not started: {why}")
 
     def _finish(self, step_id: str, status: StepStatus, error: str | None) -> None:
-        result = self.result.steps[step_id]
-        result.status = status
-        result.error = error
-        if result.started_at is not None:
-            result.ended_at = time.time()
+        running = self._running.pop(step_id, None)
+        if running is None:  # it never started
+            result = replace(self._steps[step_id], status=status, error=error)
+        else:
+            running.status, running.error, running.ended_at = status, error, time.time()
+            result = running.result()
+        self._steps[step_id] = result
         self._done[step_id].set()
-        self._sink.emit(StepFinished(self.result.run_id, step_id, result))
+        self._sink.emit(StepFinished(self.run_id, step_id, result))
+
+    def _step_status(self, step_id: str) -> StepStatus:
+        running = self._running.get(step_id)
+        return self._steps[step_id].status if running is None else running.status
 
     def _said(self, step_id: str) -> str:
-        status = self.result.steps[step_id].status
+        status = self._step_status(step_id)
         return {
             StepStatus.FAILED: "failed",
             StepStatus.TIMED_OUT: "timed out",

@@ -98,7 +98,7 @@ class StartedRun:
 
     @property
     def run_id(self) -> str:
-        return self.run.result.run_id
+        return self.run.run_id
 
     async def execute(self) -> RunResult:
         """Run every step to a final state; the journal has written all of it when this returns.

@@ -34,15 +34,19 @@ class StepPlace:
 
 
 class Workspace(Protocol):
-    async def open(self, run: RunResult, warn: Warn) -> None:
-        """Prepare the run (record its base commit); raise to refuse it before any step starts."""
+    async def open(self, run: RunResult, warn: Warn) -> str | None:
+        """Prepare the run as it starts and return its base commit, if it has one; raise to refuse
+        it before any step starts."""
+        ...
 
-    def step_place(self, run: RunResult, step: Step) -> AbstractAsyncContextManager[StepPlace]:
+    def step_place(self, run_id: str, step: Step) -> AbstractAsyncContextManager[StepPlace]:
         """A place for one step, cleaned up on exit whatever the outcome."""
         ...
 
-    async def close(self, run: RunResult) -> None:
-        """Finish the run (gather its work); called once, even when the run was cancelled."""
+    async def close(self, run: RunResult) -> str | None:
+        """Finish the run as it ended (gather its work) and return the branch that holds its result,
+        if any; called once, even when the run was cancelled."""
+        ...
 
 
 class CheckoutWorkspace:
@@ -51,12 +55,12 @@ class CheckoutWorkspace:
     def __init__(self, repo: Repository) -> None:
         self._repo = repo
 
-    async def open(self, run: RunResult, warn: Warn) -> None:
+    async def open(self, run: RunResult, warn: Warn) -> str | None:
         return None
 
     @asynccontextmanager
-    async def step_place(self, run: RunResult, step: Step) -> AsyncIterator[StepPlace]:
+    async def step_place(self, run_id: str, step: Step) -> AsyncIterator[StepPlace]:
         yield StepPlace(cwd=self._repo.root)
 
-    async def close(self, run: RunResult) -> None:
+    async def close(self, run: RunResult) -> str | None:
         return None

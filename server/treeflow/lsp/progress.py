@@ -13,17 +13,24 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 import anyio
 from lsprotocol import types
 
 from treeflow.core.events import (
+    AgentWaiting,
     Event,
+    ProcessEnded,
+    ProcessStarted,
     RunFinished,
+    RunStarted,
+    RunWarning,
     StepFinished,
     StepOutput,
+    StepPlaced,
     StepProgress,
+    StepRetrying,
     StepStarted,
 )
 from treeflow.core.model import RunResult, RunStatus, StepStatus
@@ -33,6 +40,7 @@ INTERVAL_S = 0.1
 MAX_LOG_LINES_PER_STEP = 2000
 # Past this many bytes waiting for the client, only the final state is worth sending.
 _BACKLOG_LIMIT = 1024 * 1024
+_NO_RUN = RunResult(run_id="", workflow="", workflow_path=Path())
 
 
 @dataclass
@@ -83,10 +91,14 @@ def outcome_message(run: RunResult) -> str:
 
 
 class RunReporter:
-    """The event sink of one run in the language server."""
+    """The event sink of one run in the language server.
+
+    Events only say that something changed; what goes out is the run as `follow`'s ``snapshot``
+    gives it at the moment of sending.
+    """
 
     def __init__(self, client: Client) -> None:
-        self._run = RunResult(run_id="", workflow="", workflow_path=Path())
+        self._snapshot: Callable[[], RunResult] = lambda: _NO_RUN
         self._client = client
         self.token: str | None = None
         self._dirty = anyio.Event()
@@ -95,27 +107,42 @@ class RunReporter:
         self._last_sent = 0.0
         self.sent_updates = 0
 
-    def bind(self, run: RunResult) -> None:
-        self._run = run
+    def follow(self, snapshot: Callable[[], RunResult]) -> None:
+        """Report the run that ``snapshot`` returns as it stands when called."""
+        self._snapshot = snapshot
 
     def emit(self, event: Event) -> None:
-        if isinstance(event, StepOutput):
-            log = self._logs.setdefault(event.step_id, _StepLog())
-            if len(log.lines) == log.lines.maxlen:
-                log.dropped += 1
-            log.lines.append(event.line)
-        elif isinstance(event, RunFinished):
-            self._finished = True
-        elif not isinstance(event, StepStarted | StepFinished | StepProgress):
-            return
-        self._dirty.set()
+        match event:
+            case StepOutput():
+                log = self._logs.setdefault(event.step_id, _StepLog())
+                if len(log.lines) == log.lines.maxlen:
+                    log.dropped += 1
+                log.lines.append(event.line)
+                self._dirty.set()
+            case StepStarted() | StepFinished() | StepProgress():
+                self._dirty.set()
+            case RunFinished():
+                self._finished = True
+                self._dirty.set()
+            case (
+                RunStarted()
+                | StepPlaced()
+                | ProcessStarted()
+                | ProcessEnded()
+                | AgentWaiting()
+                | StepRetrying()
+                | RunWarning()
+            ):
+                pass
+            case _:
+                assert_never(event)
 
     def begin(self, title: str) -> None:
         if self.token is not None:
             self._client.progress(
                 self.token,
                 types.WorkDoneProgressBegin(
-                    title=title, cancellable=True, message=progress_message(self._run), percentage=0
+                    title=title, cancellable=True, message=progress_message(self._snapshot()), percentage=0
                 ),
             )
 
@@ -141,29 +168,31 @@ class RunReporter:
     def end(self, error: str | None = None) -> None:
         """Send the final state: the last logs, the end of the progress, then the run, so that a
         client seeing the final `runUpdated` has everything else already. Always called."""
-        self._flush_logs()
+        run = self._snapshot()
+        self._flush_logs(run.run_id)
         if self.token is not None:
-            message = f"failed: {error}" if error else outcome_message(self._run)
+            message = f"failed: {error}" if error else outcome_message(run)
             self._client.progress(self.token, types.WorkDoneProgressEnd(message=message))
-        self._client.notify(RUN_UPDATED, to_json(RunUpdatedParams(run=run_payload(self._run, error))))
+        self._client.notify(RUN_UPDATED, to_json(RunUpdatedParams(run=run_payload(run, error))))
         self.sent_updates += 1
 
     def _send_update(self) -> None:
         self._last_sent = time.monotonic()
-        self._flush_logs()
-        self._client.notify(RUN_UPDATED, to_json(RunUpdatedParams(run=run_payload(self._run))))
+        run = self._snapshot()
+        self._flush_logs(run.run_id)
+        self._client.notify(RUN_UPDATED, to_json(RunUpdatedParams(run=run_payload(run))))
         self.sent_updates += 1
         if self.token is not None:
-            total = max(len(self._run.steps), 1)
-            done = sum(1 for step in self._run.steps.values() if step.status.is_final)
+            total = max(len(run.steps), 1)
+            done = sum(1 for step in run.steps.values() if step.status.is_final)
             self._client.progress(
                 self.token,
                 types.WorkDoneProgressReport(
-                    message=progress_message(self._run), percentage=int(100 * done / total), cancellable=True
+                    message=progress_message(run), percentage=int(100 * done / total), cancellable=True
                 ),
             )
 
-    def _flush_logs(self) -> None:
+    def _flush_logs(self, run_id: str) -> None:
         for step_id, log in self._logs.items():
             if not log.lines and not log.dropped:
                 continue
@@ -173,4 +202,4 @@ class RunReporter:
             log.lines.clear()
             log.dropped = 0
             text = "\n".join(lines) + "\n"
-            self._client.notify(LOG, to_json(LogParams(run_id=self._run.run_id, step_id=step_id, text=text)))
+            self._client.notify(LOG, to_json(LogParams(run_id=run_id, step_id=step_id, text=text)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
@@ -20,7 +20,7 @@ from treeflow.core import journal
 from treeflow.core.git import NotARepository, Repository, open_repository
 from treeflow.core.git_workspace import WorkspaceError
 from treeflow.core.journal import JournalUnavailable
-from treeflow.core.model import RunStatus, Workflow
+from treeflow.core.model import RunResult, RunStatus, Workflow
 from treeflow.core.recovery import recover
 from treeflow.core.runner import Run, UnknownStep
 from treeflow.core.service import (
@@ -61,6 +61,7 @@ class _Supervised:
     # Set before the final update goes out, so a cancel after that update answers False.
     ended: bool = False
     done: anyio.Event = field(default_factory=anyio.Event)
+    # Why the workspace refused the run before any step started; the run then counts as failed.
     error: str | None = None
     # Waiting for the client to accept a progress token; a cancel must not wait for that.
     preparing: anyio.CancelScope = field(default_factory=anyio.CancelScope)
@@ -73,8 +74,13 @@ class _Supervised:
         self.preparing.cancel()
         self.run.cancel()
 
+    def snapshot(self) -> RunResult:
+        """The run as it stands now."""
+        run = self.run.snapshot()
+        return run if self.error is None else replace(run, status=RunStatus.FAILED)
+
     def payload(self) -> RunPayload:
-        return run_payload(self.run.result, self.error)
+        return run_payload(self.snapshot(), self.error)
 
 
 class Supervisor:
@@ -130,16 +136,15 @@ class Supervisor:
             started = start_run(repo, workflow, reporter, steps=steps, resume=resume)
         except (JournalUnavailable, UnknownStep) as exc:
             raise RunRequestError(str(exc)) from exc
-        run = started.run
-        reporter.bind(run.result)
         supervised = _Supervised(started, reporter)
-        self._runs[run.result.run_id] = supervised
-        self._group.start_soon(self._supervise, supervised, name=f"treeflow run {run.result.run_id}")
-        return run.result.run_id
+        reporter.follow(supervised.snapshot)
+        self._runs[started.run_id] = supervised
+        self._group.start_soon(self._supervise, supervised, name=f"treeflow run {started.run_id}")
+        return started.run_id
 
     async def _supervise(self, supervised: _Supervised) -> None:
         run, reporter = supervised.run, supervised.reporter
-        run_id = run.result.run_id
+        run_id = run.run_id
         # A progress token is never used twice, and a resumed run has the id of the run it resumes.
         self._executions[run_id] = executions = self._executions.get(run_id, 0) + 1
         token = f"treeflow/run/{run_id}" + (f"/{executions}" if executions > 1 else "")
@@ -156,8 +161,7 @@ class Supervisor:
                     await supervised.started.execute()
                 except WorkspaceError as exc:
                     supervised.error = str(exc)
-                    run.result.status = RunStatus.FAILED
-                    log.error("run %s of %s refused: %s", run.result.run_id, run.workflow.path, exc)
+                    log.error("run %s of %s refused: %s", run_id, run.workflow.path, exc)
                 finally:
                     pumping.cancel_scope.cancel()
         finally:

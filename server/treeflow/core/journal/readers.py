@@ -10,7 +10,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,41 +99,42 @@ def _snapshot_of(connection: sqlite3.Connection) -> Iterator[None]:
 
 def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
     run_row = RunRow(*row)
-    run = run_row.result()
+    run_id = run_row.run_id
     rows = {
         step.step_id: step
         for step in (
-            StepRow.from_values(tuple(values)) for values in connection.execute(_SELECT_STEPS, (run.run_id,))
+            StepRow.from_values(tuple(values)) for values in connection.execute(_SELECT_STEPS, (run_id,))
         )
     }
     # An outcome is final, so it wins over the step's row, which tells where it was running.
     outcomes: dict[str, OutcomeEntry] = {}
-    for (batch,) in connection.execute(_SELECT_OUTCOMES, (run.run_id,)):
+    for (batch,) in connection.execute(_SELECT_OUTCOMES, (run_id,)):
         for entry in json.loads(batch):
             outcome = OutcomeEntry.from_json(entry)
             outcomes[outcome.step_id] = outcome
     # A running step's row was written when it started; since then, each attempt that failed and
     # each retry that started has a row of its own.
-    retried: dict[str, int] = dict(connection.execute(_SELECT_LAST_ATTEMPTS, (run.run_id,)).fetchall())
+    retried: dict[str, int] = dict(connection.execute(_SELECT_LAST_ATTEMPTS, (run_id,)).fetchall())
     steps: dict[str, StepRecord] = {}
     # The run's row lists its steps in order; one that never started has no row of its own.
     for step_id in [*run_row.step_ids(), *rows, *outcomes]:
         if step_id not in steps:
-            steps[step_id] = _step_record(outcomes.get(step_id), rows.get(step_id))
-            result = run.steps[step_id] = steps[step_id].result
-            if result.status is StepStatus.RUNNING:
-                result.attempts = max(result.attempts, retried.get(step_id, 1))
+            steps[step_id] = _step_record(outcomes.get(step_id), rows.get(step_id), retried.get(step_id, 1))
+    run = run_row.result({step_id: step.result for step_id, step in steps.items()})
     return RunRecord(run=run, owner_pid=run_row.owner_pid, owner_start=run_row.owner_start, steps=steps)
 
 
-def _step_record(outcome: OutcomeEntry | None, row: StepRow | None) -> StepRecord:
+def _step_record(outcome: OutcomeEntry | None, row: StepRow | None, last_attempt: int) -> StepRecord:
     known = outcome if outcome is not None else row
     if known is None:
         return StepRecord(result=StepResult(), start_commit=None, work_branch=None, worktree=None)
     # The outcome of a step placed in an earlier batch leaves its place to the step's row.
     place = known.place if row is None else known.place.or_else(row.place)
+    result = known.state.result()
+    if result.status is StepStatus.RUNNING:
+        result = replace(result, attempts=max(result.attempts, last_attempt))
     return StepRecord(
-        result=known.state.result(),
+        result=result,
         start_commit=place.start_commit,
         work_branch=place.work_branch,
         worktree=Path(place.worktree) if place.worktree else None,

@@ -79,8 +79,8 @@ class RunRow:
     def values(self) -> Values:
         return _run_values(self)
 
-    def result(self) -> RunResult:
-        """The run without its steps."""
+    def result(self, steps: Mapping[str, StepResult]) -> RunResult:
+        """The run, with the results of its ``steps`` (which its row does not hold)."""
         return RunResult(
             run_id=self.run_id,
             workflow=self.workflow,
@@ -91,7 +91,8 @@ class RunRow:
             started_at=self.started_at,
             ended_at=self.ended_at,
             duration_s=self.duration_s,
-            warnings=json.loads(self.warnings),
+            steps=steps,
+            warnings=tuple(json.loads(self.warnings)),
         )
 
     def step_ids(self) -> list[str]:

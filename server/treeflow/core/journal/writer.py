@@ -1,7 +1,7 @@
 """The journal as an event sink: events become changes on the event loop, a thread writes them.
 
-`emit` never blocks the event loop: it queues an event that never changes as it is, or the rows of
-a run or step result as they stand, which go on changing. A writer thread takes what gathered in
+`emit` never blocks the event loop: it queues an event as it is (events and the results they carry
+never change), or the rows a run's start or end becomes. A writer thread takes what gathered in
 50 ms, coalesces it (see `coalesce`) and commits it in one transaction.
 """
 
@@ -52,7 +52,7 @@ from treeflow.core.journal.rows import (
     Values,
 )
 from treeflow.core.journal.schema import JournalUnavailable, connect, journal_path
-from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
+from treeflow.core.model import RunResult, RunStatus, StepStatus
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +92,7 @@ class Journal:
                 # A first attempt is told by the step's own row; a retry's start needs one of its own.
                 if event.attempt > 1:
                     self._queue.put(event)
-            case StepFinished():
-                # The runner may change the result later (a cancelled step's saved work): the writer
-                # gets it as it is now.
-                self._queue.put(StepFinished(event.run_id, event.step_id, StepResult(**vars(event.result))))
-            case StepRetrying():
+            case StepFinished() | StepRetrying():
                 self._queue.put(event)
             case RunStarted():
                 self._queue.put(_run_begins(event.run))
