@@ -17,10 +17,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
 from treeflow.core.process import process_start_ticks
@@ -30,7 +29,8 @@ Values = tuple[Any, ...]
 
 
 def _columns(row_class: type) -> tuple[str, ...]:
-    return tuple(field.name for field in fields(row_class))
+    names: tuple[str, ...] = row_class._fields  # type: ignore[attr-defined]
+    return names
 
 
 def _getter(columns: Sequence[str]) -> Callable[[Any], Values]:
@@ -38,8 +38,7 @@ def _getter(columns: Sequence[str]) -> Callable[[Any], Values]:
     return attrgetter(*columns)
 
 
-@dataclass(frozen=True, slots=True)
-class RunRow:
+class RunRow(NamedTuple):
     """A row of `runs`."""
 
     run_id: str
@@ -104,8 +103,7 @@ RUN_COLUMNS = _columns(RunRow)
 _run_values = _getter(RUN_COLUMNS)
 
 
-@dataclass(frozen=True, slots=True)
-class StepState:
+class StepState(NamedTuple):
     """A step's result as the journal keeps it: what it came to, and where its work is."""
 
     status: str
@@ -159,8 +157,7 @@ STATE_COLUMNS = _columns(StepState)
 _state_values = _getter(STATE_COLUMNS)
 
 
-@dataclass(frozen=True, slots=True)
-class Place:
+class Place(NamedTuple):
     """Where a step runs: its worktree, the branch it works on and the commit it started from."""
 
     worktree: str | None = None
@@ -192,8 +189,7 @@ def _state_and_place(values: Sequence[Any], start: int) -> tuple[StepState, Plac
     return StepState(*values[start:split]), Place(*values[split:])
 
 
-@dataclass(frozen=True, slots=True)
-class OutcomeEntry:
+class OutcomeEntry(NamedTuple):
     """One step's entry in a `step_outcomes` list: where it stands in the run, its state and place."""
 
     step_id: str
@@ -213,8 +209,7 @@ class OutcomeEntry:
 OUTCOME_ENTRY_COLUMNS = ("step_id", "position", *STATE_COLUMNS, *PLACE_COLUMNS)
 
 
-@dataclass(frozen=True, slots=True)
-class StepRow:
+class StepRow(NamedTuple):
     """A row of `steps`: a step's state and place, as recovery or a final write leaves them."""
 
     run_id: str
@@ -235,8 +230,7 @@ class StepRow:
 STEP_COLUMNS = ("run_id", "step_id", "position", *STATE_COLUMNS, *PLACE_COLUMNS)
 
 
-@dataclass(frozen=True, slots=True)
-class PlaceRow:
+class PlaceRow(NamedTuple):
     """The row of `steps` that says where a running step is and since when."""
 
     run_id: str
@@ -252,8 +246,7 @@ class PlaceRow:
 PLACE_ROW_COLUMNS = ("run_id", "step_id", "position", *PLACE_COLUMNS, "started_at")
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessRow:
+class ProcessRow(NamedTuple):
     """A row of `processes`: a process group a step started, told apart from a later one by its
     start time. Its `ended` column is set by the statements that see it end."""
 
@@ -270,8 +263,7 @@ PROCESS_COLUMNS = _columns(ProcessRow)
 _process_values = _getter(PROCESS_COLUMNS)
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptRow:
+class AttemptRow(NamedTuple):
     """A row of `attempts`: an attempt that started again (a retry) or that failed and was retried."""
 
     run_id: str

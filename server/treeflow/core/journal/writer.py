@@ -13,7 +13,6 @@ import logging
 import queue
 import sqlite3
 import threading
-from dataclasses import replace
 from typing import assert_never
 
 from treeflow.core.events import (
@@ -201,7 +200,7 @@ def _begin_again(connection: sqlite3.Connection, run_id: str, carried: tuple[Out
             if known
             else NOWHERE
         )
-        entries.append(replace(entry, place=place).to_json())
+        entries.append(entry._replace(place=place).to_json())
     connection.execute(INSERT_OUTCOMES, (run_id, json.dumps(entries)))
 
 
