@@ -182,3 +182,24 @@ def test_run_of_an_unknown_step_exits_2_naming_it(repo: Path, tmp_path: Path) ->
     assert "lint" in message and "test" in message
     assert "Traceback" not in done.stderr
     assert_nothing_ran(repo, marker)
+
+
+def test_inputs_that_would_crash_a_run_exit_2_at_their_place(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        """\
+        steps:
+          Build: {run: make}
+          build: {run: "make\\0"}
+          -rf: {run: x, retry: {backoff: 1.0e+300}}
+        """,
+    )
+    done = treeflow(tmp_path, "validate", "treeflow.yml")
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("treeflow.yml:3:3: step id `build` differs from `Build` only in case")
+    assert lines[1].startswith("treeflow.yml:3:16: step `build`: run contains a NUL byte")
+    assert lines[2].startswith("treeflow.yml:4:3: bad step id '-rf': it cannot start with '-'")
+    assert lines[3].startswith("treeflow.yml:4:34: step `-rf`: retry.backoff must be at most 720h")
+    assert lines[4] == "4 errors in the workflow"
+    assert "Traceback" not in done.stderr

@@ -10,7 +10,7 @@ import yaml
 
 from treeflow.core.agent import AgentSpec
 from treeflow.core.model import RetryPolicy
-from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
+from treeflow.core.spec import WorkflowError, find_workflow, load_workflow, parse_workflow
 from treeflow.core.spec_reader import SpecError, parse_duration
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo" / "treeflow.yml"
@@ -553,6 +553,79 @@ def test_text_that_is_not_utf_8_is_an_error_at_the_bad_byte(
 def test_env_name_that_cannot_be_an_environment_variable_is_an_error(tmp_path: Path, name: str) -> None:
     path = write(tmp_path, f"env:\n  {name!r}: x\nsteps:\n  a: {{run: x}}\n")
     assert_error(only_error(path), 2, 3, "env")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "what"),
+    [
+        pytest.param('env:\n  A: "x\\0y"\nsteps:\n  a: {run: x}\n', 2, 6, "env.A", id="env-value"),
+        pytest.param('env:\n  "A\\0B": x\nsteps:\n  a: {run: x}\n', 2, 3, "env", id="env-name"),
+        pytest.param(
+            'steps:\n  a: {run: x, env: {A: "\\0"}}\n', 2, 24, "step `a`: env.A", id="step-env-value"
+        ),
+        pytest.param('steps:\n  a: {run: "echo \\0"}\n', 2, 12, "step `a`: run", id="run"),
+        pytest.param(
+            'steps:\n  a: {agent: {prompt: p, command: "x\\0"}}\n', 2, 35, "agent.command", id="agent-command"
+        ),
+        pytest.param('setup: {run: "x\\0"}\nsteps:\n  a: {run: x}\n', 1, 14, "setup.run", id="setup-run"),
+        pytest.param('setup: {copy: "a\\0"}\nsteps:\n  a: {run: x}\n', 1, 15, "setup.copy", id="setup-copy"),
+        pytest.param('base: "main\\0"\nsteps:\n  a: {run: x}\n', 1, 7, "base", id="base"),
+    ],
+)
+def test_nul_byte_is_a_located_error(tmp_path: Path, text: str, line: int, column: int, what: str) -> None:
+    assert_error(only_error(write(tmp_path, text)), line, column, what)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("retry: {backoff: 1.0e+300}", "1.0e+300"),
+        ("retry: {max_backoff: 1.0e+300}", "1.0e+300"),
+        ("retry: {backoff: 99999999h}", "99999999h"),
+        ("timeout: 721h", "721h"),
+    ],
+)
+def test_duration_longer_than_30_days_is_an_error(tmp_path: Path, field: str, value: str) -> None:
+    path = write(tmp_path, f"steps:\n  a:\n    run: x\n    {field}\n")
+    assert_error(only_error(path), 4, 5 + field.index(value), "must be at most 720h", value)
+
+
+def test_longest_duration_is_accepted(tmp_path: Path) -> None:
+    workflow = load_workflow(
+        write(tmp_path, "steps:\n  a: {run: x, retry: {backoff: 720h, max_backoff: 720h}}\n")
+    )
+    assert workflow.steps["a"].retry.backoff_s == 30 * 24 * 3600
+
+
+@pytest.mark.parametrize("step_id", ["-rf", "--", "-"])
+def test_step_id_starting_with_a_dash_is_an_error(tmp_path: Path, step_id: str) -> None:
+    path = write(tmp_path, f"steps:\n  ok: {{run: x}}\n  {step_id!r}: {{run: x}}\n")
+    assert_error(only_error(path), 3, 3, f"bad step id {step_id!r}", "cannot start with '-'")
+
+
+def test_step_ids_equal_but_for_case_are_an_error_at_the_second(tmp_path: Path) -> None:
+    path = write(tmp_path, "steps:\n  Build: {run: x}\n  test: {run: x, needs: Build}\n  build: {run: x}\n")
+    assert_error(only_error(path), 4, 3, "`build` differs from `Build` only in case")
+
+
+def test_workflow_file_over_1_mib_is_refused_before_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "treeflow.yml"
+    path.write_text("steps:\n  a: {run: x}\n" + "#" * (1024 * 1024) + "\n", encoding="utf-8")
+    assert_error(only_error(path), 1, 1, "larger than 1 MiB")
+
+
+def test_workflow_text_over_1_mib_is_refused_before_parsing(tmp_path: Path) -> None:
+    text = "steps:\n  a: {run: x}\n# " + "é" * (512 * 1024) + "\n"
+    with pytest.raises(WorkflowError) as caught:
+        parse_workflow(text, tmp_path / "treeflow.yml")
+    assert_error(caught.value.errors[0], 1, 1, "larger than 1 MiB")
+
+
+def test_workflow_of_exactly_1_mib_is_read(tmp_path: Path) -> None:
+    head = "steps:\n  a: {run: x}\n"
+    path = tmp_path / "treeflow.yml"
+    path.write_text(head + "#" * (1024 * 1024 - len(head)), encoding="utf-8")
+    assert list(load_workflow(path).steps) == ["a"]
 
 
 # Valid files and what they mean

@@ -21,6 +21,8 @@ from treeflow.core.spec_reader import SpecError, SpecReader
 # libyaml's loader parses ten times faster than the pure-Python one and keeps node positions.
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 STEP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Far above any real workflow, and small enough that parsing one stays quick and light.
+MAX_WORKFLOW_BYTES = 1024 * 1024
 
 _TOP_KEYS = ("version", "name", "max_parallel", "fail_fast", "base", "defaults", "setup", "env", "steps")
 _DEFAULT_KEYS = ("timeout", "retry", "worktree")
@@ -38,9 +40,12 @@ class WorkflowError(Exception):
 
 def load_workflow(path: Path) -> Workflow:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(MAX_WORKFLOW_BYTES + 1)
     except OSError as exc:
         raise WorkflowError([SpecError(path, 1, 1, f"cannot read workflow file: {exc}")]) from exc
+    if len(data) > MAX_WORKFLOW_BYTES:
+        raise WorkflowError([_too_large(path)])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -57,6 +62,8 @@ def parse_workflow(text: str, path: Path) -> Workflow:
 
 class _Parser(SpecReader):
     def parse(self, text: str) -> Workflow:
+        if len(text) > MAX_WORKFLOW_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_WORKFLOW_BYTES:
+            raise WorkflowError([_too_large(self.path)])
         try:
             try:
                 root = yaml.compose(text, Loader=_FAST_LOADER)
@@ -187,12 +194,28 @@ class _Parser(SpecReader):
                     key_nodes[step_id],
                     f"bad step id {step_id!r}: use 1 to 64 letters, digits, '-' or '_'",
                 )
+            elif step_id.startswith("-"):
+                # Ids become branch names and command arguments, where a leading '-' reads as an option.
+                self.error(key_nodes[step_id], f"bad step id {step_id!r}: it cannot start with '-'")
             step, needs = self.step(step_id, step_node, defaults, key_nodes[step_id].start_mark.line + 1)
             need_nodes[step_id] = needs
             if step is not None:
                 steps[step_id] = step
+        self.check_case_collisions(entries, key_nodes)
         self.check_needs(entries, need_nodes, key_nodes)
         return steps
+
+    def check_case_collisions(self, entries: dict[str, yaml.Node], key_nodes: dict[str, yaml.Node]) -> None:
+        """Ids are branch names, and branches equal but for case collide on case-insensitive file systems."""
+        first_by_folded: dict[str, str] = {}
+        for step_id in entries:
+            first = first_by_folded.setdefault(step_id.casefold(), step_id)
+            if first != step_id:
+                self.error(
+                    key_nodes[step_id],
+                    f"step id `{step_id}` differs from `{first}` only in case; "
+                    "their branches would collide where file names ignore case",
+                )
 
     def step(
         self, step_id: str, node: yaml.Node, defaults: Step, line: int
@@ -256,6 +279,11 @@ class _Parser(SpecReader):
             first, second = cycle[0], cycle[1]
             at = next((n for name, n in need_nodes[first] if name == second), key_nodes[first])
             self.error(at, "dependency cycle: " + " -> ".join(cycle))
+
+
+def _too_large(path: Path) -> SpecError:
+    limit = f"{MAX_WORKFLOW_BYTES // (1024 * 1024)} MiB"
+    return SpecError(path, 1, 1, f"the file is larger than {limit}, too large to be a workflow")
 
 
 def _line_column(text: str, position: int) -> tuple[int, int]:

@@ -19,6 +19,9 @@ import yaml
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Longer than any step should take; past it, timers and back-off arithmetic meet float overflow.
+MAX_DURATION_S = 30 * 24 * 3600.0
+_MAX_DURATION_TEXT = "720h (30 days)"
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -90,7 +93,12 @@ class SpecReader:
         if not isinstance(node, yaml.ScalarNode) or node.tag not in tags:
             self.error(node, f"{what} must be {expected}, not {describe(node)}")
             return None
-        return str(node.value)
+        value = str(node.value)
+        if "\0" in value:
+            # No command line, argument, environment variable or git revision can hold one.
+            self.error(node, f"{what} contains a NUL byte (\\0), which no command or variable can hold")
+            return None
+        return value
 
     def string(self, node: yaml.Node, what: str) -> str | None:
         return self.scalar(node, what, (_STR,), "a string")
@@ -148,12 +156,16 @@ class SpecReader:
         if seconds <= 0:
             self.error(node, f"{what} must be longer than zero")
             return None
+        if seconds > MAX_DURATION_S:
+            self.error(node, f"{what} must be at most {_MAX_DURATION_TEXT}, not {node.value}")
+            return None
         return seconds
 
     def string_list(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node]]:
         """A list of strings, or a single string, each with its node."""
         if isinstance(node, yaml.ScalarNode) and node.tag == _STR:
-            return [(node.value, node)]
+            value = self.string(node, what)
+            return [] if value is None else [(value, node)]
         if not isinstance(node, yaml.SequenceNode):
             self.error(node, f"{what} must be a list of strings, not {describe(node)}")
             return []
