@@ -145,32 +145,50 @@ class Supervisor:
     async def _supervise(self, supervised: _Supervised) -> None:
         run, reporter = supervised.run, supervised.reporter
         run_id = run.run_id
-        # A progress token is never used twice, and a resumed run has the id of the run it resumes.
-        self._executions[run_id] = executions = self._executions.get(run_id, 0) + 1
-        token = f"treeflow/run/{run_id}" + (f"/{executions}" if executions > 1 else "")
         try:
-            if self._progress.supported():
-                with supervised.preparing, anyio.move_on_after(PROGRESS_CREATE_TIMEOUT_S):
-                    await self._progress.create(token)
-                    reporter.token = token
-                    self._progress.on_cancel(token, run.cancel)
-            reporter.begin(f"treeflow: {run.workflow.name}")
-            async with anyio.create_task_group() as pumping:
-                pumping.start_soon(reporter.pump)
-                try:
-                    await supervised.started.execute()
-                except WorkspaceError as exc:
-                    supervised.error = str(exc)
-                    log.error("run %s of %s refused: %s", run_id, run.workflow.path, exc)
-                finally:
-                    pumping.cancel_scope.cancel()
+            try:
+                await self._offer_progress(supervised)
+                reporter.begin(f"treeflow: {run.workflow.name}")
+                async with anyio.create_task_group() as pumping:
+                    pumping.start_soon(reporter.pump)
+                    try:
+                        await supervised.started.execute()
+                    except WorkspaceError as exc:
+                        supervised.error = str(exc)
+                        log.error("run %s of %s refused: %s", run_id, run.workflow.path, exc)
+                    finally:
+                        pumping.cancel_scope.cancel()
+            finally:
+                await supervised.started.close()
+        # This task belongs to the server's task group: anything escaping it would end the server
+        # and every other run in it. Cancellation is a BaseException (alone or in a group) and
+        # still propagates; an ExceptionGroup of plain errors is an Exception and ends this run only.
+        except Exception as exc:
+            supervised.error = _describe_error(exc)
+            log.exception("run %s of %s failed: %s", run_id, run.workflow.path, supervised.error)
         finally:
-            await supervised.started.close()
             with anyio.CancelScope(shield=True):
                 await reporter.wait_turn()
             supervised.ended = True
             reporter.end(supervised.error)
             supervised.done.set()
+
+    async def _offer_progress(self, supervised: _Supervised) -> None:
+        """Ask the client for a work-done progress token; the run goes on without one if refused."""
+        if not self._progress.supported():
+            return
+        run_id = supervised.run.run_id
+        # A progress token is never used twice, and a resumed run has the id of the run it resumes.
+        self._executions[run_id] = executions = self._executions.get(run_id, 0) + 1
+        token = f"treeflow/run/{run_id}" + (f"/{executions}" if executions > 1 else "")
+        with supervised.preparing, anyio.move_on_after(PROGRESS_CREATE_TIMEOUT_S):
+            try:
+                await self._progress.create(token)
+            except Exception:
+                log.warning("run %s: the client refused progress token %s", run_id, token, exc_info=True)
+                return
+            supervised.reporter.token = token
+            self._progress.on_cancel(token, supervised.run.cancel)
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a run; False if it had already ended."""
@@ -233,6 +251,13 @@ class Supervisor:
             supervised.cancel()
         for supervised in self._runs.values():
             await supervised.done.wait()
+
+
+def _describe_error(exc: BaseException) -> str:
+    """What went wrong, in one line: the type and message of each error, groups opened up."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe_error(inner) for inner in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def _repository_of(folder: Path) -> Repository:
