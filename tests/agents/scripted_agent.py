@@ -60,6 +60,26 @@ def main(mode: str) -> int:
         replace(body(state="running", message="x" * (1024 * 1024 + 10)))
         time.sleep(0.5)
         replace(body(state="succeeded", summary="small again"))
+    elif mode == "fifo":
+        os.mkfifo(status_file)
+        time.sleep(600)
+    elif mode == "directory":
+        status_file.mkdir()
+        time.sleep(600)
+    elif mode == "symlink-loop":
+        status_file.symlink_to(status_file.name)
+        time.sleep(600)
+    elif mode == "deep-nesting":
+        replace("[" * 100_000 + "]" * 100_000)
+        time.sleep(600)
+    elif mode == "encoded-surrogate":
+        # A surrogate encoded as if it were a character: not UTF-8, though Python's JSON reader
+        # passes it through from bytes.
+        text = body(state="succeeded", summary="caf\udce9").replace("\\udce9", "\udce9")
+        temporary = status_file.with_name("status.tmp")
+        temporary.write_bytes(text.encode("utf-8", "surrogatepass"))
+        os.replace(temporary, status_file)
+        time.sleep(600)
     elif mode == "sleep":
         replace(body(state="running", message="working"))
         time.sleep(600)

@@ -263,3 +263,57 @@ def test_init_cursor_writes_the_rule(tmp_path: Path) -> None:
     rule = (tmp_path / ".cursor" / "rules" / "treeflow.mdc").read_text()
     assert "treeflow agent report --state succeeded" in rule
     assert ".treeflow/task.json" in rule
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        ("fifo", "is not a regular file"),
+        ("directory", "is not a regular file"),
+        ("symlink-loop", "is a symbolic link"),
+        ("deep-nesting", "is not valid JSON"),
+        ("encoded-surrogate", "is not UTF-8 text"),
+    ],
+)
+async def test_a_status_file_that_cannot_be_taken_is_no_update(repo: Path, mode: str, said: str) -> None:
+    started = time.monotonic()
+    result = await run_workflow(repo, agent_step(mode, "1s"), worktrees=True)
+    step = result.steps["agent"]
+    assert step.status is StepStatus.FAILED, step.summary
+    assert "stopped reporting: no status update for 1s" in (step.error or "")
+    assert [w for w in result.warnings if said in w] != [], result.warnings
+    assert time.monotonic() - started < 30
+
+
+def test_a_message_that_is_not_utf8_reaches_the_journal_and_the_terminal(repo: Path) -> None:
+    report = f"{sys.executable} -m treeflow.cli agent report"
+    (repo / "treeflow.yml").write_text(
+        "steps:\n"
+        "  agent:\n"
+        "    agent:\n"
+        "      prompt: say it in Latin-1\n"
+        "      heartbeat: 30s\n"
+        f"      command: >-\n"
+        f"        {report} --state running --message \"$(printf 'caf\\351')\" &&\n"
+        f"        {report} --state succeeded --summary \"$(printf 'na\\357ve')\"\n"
+    )
+
+    def treeflow(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "treeflow.cli", *args],
+            cwd=repo,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        assert b"Traceback" not in done.stderr
+        return done.stdout.decode("utf-8")
+
+    printed = treeflow("run")
+    assert "caf\ufffd" in printed
+    run_id = json.loads(treeflow("runs", "--json"))[0]["run_id"]
+    step = json.loads(treeflow("show", run_id, "--json"))["steps"]["agent"]
+    assert step["status"] == "succeeded"
+    assert step["summary"] == "na\ufffdve"

@@ -11,9 +11,12 @@ The agent step kind (`kinds/agent.py`) drives this for the runner.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import re
+import stat
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -130,20 +133,26 @@ def write_atomically(path: Path, text: str) -> None:
 def read_status(path: Path, nonce: str) -> AgentStatus | None:
     """The agent's status, or None when there is none yet or it belongs to another task.
 
-    Raises StatusProblem for a file that is too big, not JSON, or not a version 1 status.
+    Raises StatusProblem for a file that cannot be read, is not a regular file, is too big, is not
+    UTF-8 JSON, or is not a version 1 status.
     """
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_STATUS_BYTES + 1)
-    except FileNotFoundError:
+    data = _read_status_bytes(path)
+    if data is None:
         return None
     if len(data) > MAX_STATUS_BYTES:
         raise StatusProblem("size", f"{path} is over {MAX_STATUS_BYTES // 1024} KiB and is ignored")
     try:
-        body = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise StatusProblem(
-            "json", f"{path} is not valid JSON ({exc}); waiting for a complete status"
+            "encoding", f"{path} is not UTF-8 text (byte {exc.start}) and is ignored"
+        ) from exc
+    try:
+        body = json.loads(text)
+    # ValueError covers integers too long to convert; RecursionError, arrays nested too deep.
+    except (ValueError, RecursionError) as exc:
+        raise StatusProblem(
+            "json", f"{path} is not valid JSON ({_shortened(str(exc))}); waiting for a complete status"
         ) from exc
     if not isinstance(body, dict):
         raise StatusProblem("json", f"{path} must hold a JSON object")
@@ -152,23 +161,79 @@ def read_status(path: Path, nonce: str) -> AgentStatus | None:
     return parse_status(body, path)
 
 
+def _read_status_bytes(path: Path) -> bytes | None:
+    """Up to MAX_STATUS_BYTES + 1 bytes of ``path``, or None when it does not exist.
+
+    Agents rename a regular file into place, so anything else is refused without waiting on it:
+    O_NONBLOCK keeps a FIFO from blocking the open (and with it the event loop), and O_NOFOLLOW
+    keeps a symlink from pointing the read anywhere outside the worktree.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StatusProblem("file", f"{path} is a symbolic link and is ignored") from exc
+        raise StatusProblem("file", f"{path} cannot be read ({exc.strerror}) and is ignored") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise StatusProblem("file", f"{path} is not a regular file and is ignored")
+        chunks: list[bytes] = []
+        wanted = MAX_STATUS_BYTES + 1
+        while wanted > 0:
+            chunk = os.read(descriptor, wanted)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            wanted -= len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise StatusProblem("file", f"{path} cannot be read ({exc.strerror}) and is ignored") from exc
+    finally:
+        os.close(descriptor)
+
+
+_QUOTED_LIMIT = 200
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= _QUOTED_LIMIT else text[:_QUOTED_LIMIT] + "…"
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_text(value: str) -> str:
+    """``value`` with each lone surrogate (JSON may escape one, as in ``"caf\\udce9"``) replaced by
+    U+FFFD, so that the message can be written as UTF-8 and printed wherever it goes next."""
+    return _LONE_SURROGATE.sub("\ufffd", value)
+
+
 def parse_status(body: Mapping[str, Any], path: Path) -> AgentStatus:
     if body.get("protocol") != PROTOCOL:
-        raise StatusProblem("content", f"{path}: protocol must be {PROTOCOL}, not {body.get('protocol')!r}")
+        raise StatusProblem(
+            "content", f"{path}: protocol must be {PROTOCOL}, not {_shortened(repr(body.get('protocol')))}"
+        )
     state = body.get("state")
     if state not in STATES:
-        raise StatusProblem("content", f"{path}: state must be one of {', '.join(STATES)}, not {state!r}")
+        raise StatusProblem(
+            "content", f"{path}: state must be one of {', '.join(STATES)}, not {_shortened(repr(state))}"
+        )
     progress = body.get("progress")
     if progress is not None and (
         isinstance(progress, bool) or not isinstance(progress, int | float) or not 0 <= progress <= 1
     ):
-        raise StatusProblem("content", f"{path}: progress must be a number from 0 to 1, not {progress!r}")
+        raise StatusProblem(
+            "content", f"{path}: progress must be a number from 0 to 1, not {_shortened(repr(progress))}"
+        )
     texts = {}
     for key in ("message", "summary", "error", "updated_at"):
         value = body.get(key)
         if value is not None and not isinstance(value, str):
             raise StatusProblem("content", f"{path}: {key} must be a string")
-        texts[key] = value
+        texts[key] = None if value is None else _valid_text(value)
     return AgentStatus(state=state, progress=None if progress is None else float(progress), **texts)
 
 
