@@ -31,7 +31,7 @@ from treeflow.core.journal import JournalUnavailable
 from treeflow.core.model import RunStatus, Workflow
 from treeflow.core.recovery import recover
 from treeflow.core.runner import Run, UnknownStep
-from treeflow.core.service import ResumePlan, RunRefused, load_resume, start_run
+from treeflow.core.service import ResumePlan, RunRefused, find_run, load_resume, start_run
 from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
 
 log = logging.getLogger("treeflow")
@@ -200,9 +200,7 @@ async def runs_command(args: argparse.Namespace) -> int:
 
 async def show_command(args: argparse.Namespace) -> int:
     repo = await _open_and_recover(args.repo)
-    record = await anyio.to_thread.run_sync(journal.read_run, journal.journal_path(repo), args.run_id)
-    if record is None:
-        raise UsageError(f"no run {args.run_id} in the journal of {repo.root} (see `treeflow runs`)")
+    record = await find_run(repo, args.run_id)
     if args.json:
         _print_json(record.run.to_json())
     else:

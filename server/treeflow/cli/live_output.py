@@ -215,6 +215,8 @@ def print_runs(runs: list[RunResult]) -> None:
 def print_run(run: RunResult) -> None:
     console = _console()
     console.print(summary_table(run))
+    for warning in run.warnings:
+        console.print(Text(f"warning: {warning}", style="yellow"))
     console.print(Text(describe_run(run)))
     branch = describe_result_branch(run)
     if branch:

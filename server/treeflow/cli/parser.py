@@ -8,6 +8,8 @@ from pathlib import Path
 
 from treeflow.core.agent_protocol import STATES
 
+_RUN_ID_HELP = "a run id, any unique prefix of one, or `last` for the newest run"
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -66,12 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
 
     show = commands.add_parser("show", help="show one run: steps, outcomes, durations, branches, logs")
-    show.add_argument("run_id", metavar="RUN_ID")
+    show.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID_HELP)
     show.add_argument("--json", action="store_true", help="print the run as JSON")
     show.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
 
     resume = commands.add_parser("resume", help="run again the steps of a run that did not succeed")
-    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID_HELP)
     resume.add_argument("--max-parallel", type=_positive_int, metavar="N", help="at most N steps at once")
     resume.add_argument("--json", action="store_true", help="print only the result as JSON on stdout")
     resume.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")

@@ -180,13 +180,18 @@ class GitWorkspace:
         return merged
 
     async def _describe_conflict(self, needs: tuple[str, ...], conflict: MergeConflict) -> str:
-        touched = {need: await changed_files(self._repo, self._base, self._results[need]) for need in needs}
+        work = {f"`{need}`": self._results[need] for need in needs}
+        return f"cannot start: the work of {await self._who_changed_what(work, conflict)}"
+
+    async def _who_changed_what(self, work: dict[str, str], conflict: MergeConflict) -> str:
+        """``<names> conflicts in <file> (changed by <names>), ...`` for the commits in ``work``,
+        each under the name it is given, merged into ``conflict``."""
+        touched = {name: await changed_files(self._repo, self._base, commit) for name, commit in work.items()}
         parts = []
         for path in conflict.files:
-            by = [f"`{need}`" for need in needs if path in touched[need]]
+            by = [name for name in work if path in touched[name]]
             parts.append(f"{path} (changed by {' and '.join(by) or 'several steps'})")
-        names = ", ".join(f"`{need}`" for need in needs)
-        return f"cannot start: the work of {names} conflicts in " + ", ".join(parts)
+        return f"{', '.join(work)} conflicts in " + ", ".join(parts)
 
     async def close(self, run: RunResult) -> str | None:
         """Give the run branch `treeflow/runs/<run_id>` the merged work of its succeeded steps, and
@@ -210,8 +215,9 @@ class GitWorkspace:
             step_id: [n for n in self._workflow.steps[step_id].needs if n in succeeded]
             for step_id in succeeded
         }
-        ends = [self._results[step_id] for step_id in graph.leaves(needs)]
-        commits = [commit for commit in ends if commit != self._base]
+        ends = {step_id: self._results[step_id] for step_id in graph.leaves(needs)}
+        final_work = {f"`{step_id}`": commit for step_id, commit in ends.items() if commit != self._base}
+        commits = list(final_work.values())
         if not commits:
             return None
         branch = run_branch(run.run_id)
@@ -229,11 +235,11 @@ class GitWorkspace:
             self._identity,
         )
         if isinstance(merged, MergeConflict):
+            work = final_work if earlier is None else {**final_work, branch: earlier}
             self._warn(
                 None,
-                f"the work of the final steps{'' if earlier is None else f' and {branch}'} conflicts in "
-                + ", ".join(merged.files)
-                + "; their branches are kept, but the run has no result branch",
+                f"the work of the final steps {await self._who_changed_what(work, merged)}"
+                + "; each step's work is kept on its branch, but the run has no result branch",
             )
             return None
         if earlier is None:

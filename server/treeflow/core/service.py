@@ -31,6 +31,13 @@ class RunNotFound(RunRefused):
     """The journal has no run of that id."""
 
 
+class AmbiguousRunId(RunRefused):
+    """More than one run's id begins with the prefix given."""
+
+
+_CANDIDATES_SHOWN = 10
+
+
 @dataclass(frozen=True)
 class ResumePlan:
     """What a resume runs again, and where it starts from: the same run id and base, and for each
@@ -80,11 +87,24 @@ def plan_resume(record: RunRecord, workflow: Workflow) -> ResumePlan:
     )
 
 
-async def load_resume(repo: Repository, run_id: str) -> tuple[Workflow, ResumePlan]:
-    """The workflow and plan to resume run ``run_id`` of ``repo``, read from its journal."""
-    record = await anyio.to_thread.run_sync(journal.read_run, journal.journal_path(repo), run_id)
+async def find_run(repo: Repository, given: str) -> RunRecord:
+    """The run of ``repo`` that ``given`` names: a run id, any unique prefix of one, or ``last``
+    for the newest run. Raises RunNotFound, or AmbiguousRunId naming some of the candidates."""
+    path = journal.journal_path(repo)
+    ids = await anyio.to_thread.run_sync(journal.matching_run_ids, path, given, _CANDIDATES_SHOWN + 1)
+    if len(ids) > 1:
+        shown = ", ".join(ids[:_CANDIDATES_SHOWN]) + (", ..." if len(ids) > _CANDIDATES_SHOWN else "")
+        raise AmbiguousRunId(f"{given} could be any of several runs: {shown}; give more of the id")
+    record = await anyio.to_thread.run_sync(journal.read_run, path, ids[0]) if ids else None
     if record is None:
-        raise RunNotFound(f"no run {run_id} in the journal of {repo.root} (see `treeflow runs`)")
+        raise RunNotFound(f"no run {given} in the journal of {repo.root} (see `treeflow runs`)")
+    return record
+
+
+async def load_resume(repo: Repository, run_id: str) -> tuple[Workflow, ResumePlan]:
+    """The workflow and plan to resume run ``run_id`` of ``repo`` (as `find_run` takes it), read
+    from its journal."""
+    record = await find_run(repo, run_id)
     workflow = load_workflow(record.run.workflow_path)
     return workflow, plan_resume(record, workflow)
 

@@ -13,7 +13,14 @@ process died, kill what that run left running, save its worktrees, and resume it
 `statements` what recovery and `treeflow clean` write.
 """
 
-from treeflow.core.journal.readers import RunRecord, StepRecord, live_process_groups, read_run, read_runs
+from treeflow.core.journal.readers import (
+    RunRecord,
+    StepRecord,
+    live_process_groups,
+    matching_run_ids,
+    read_run,
+    read_runs,
+)
 from treeflow.core.journal.schema import JournalUnavailable, connect, journal_path
 from treeflow.core.journal.statements import (
     Statement,
@@ -39,6 +46,7 @@ __all__ = [
     "live_process_groups",
     "mark_run",
     "mark_step",
+    "matching_run_ids",
     "processes_ended",
     "read_run",
     "read_runs",

@@ -70,6 +70,25 @@ def read_run(path: Path, run_id: str) -> RunRecord | None:
         return read_run_from(connection, run_id)
 
 
+def matching_run_ids(path: Path, given: str, limit: int) -> list[str]:
+    """The ids of the runs ``given`` may mean, newest first, at most ``limit``: the newest run for
+    ``last``, the run of that exact id, or else every run whose id begins with ``given``."""
+    if not path.exists() or not given:
+        return []
+    with connect(path) as connection, _snapshot_of(connection):
+        if given == "last":
+            query = "SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1"
+            return [row[0] for row in connection.execute(query).fetchall()]
+        if connection.execute("SELECT 1 FROM runs WHERE run_id = ?", (given,)).fetchone():
+            return [given]
+        # substr, not LIKE: an id may hold `_`, which LIKE takes for any character.
+        query = (
+            "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? "
+            f"ORDER BY started_at DESC, run_id DESC LIMIT {int(limit)}"
+        )
+        return [row[0] for row in connection.execute(query, (len(given), given)).fetchall()]
+
+
 def read_run_from(connection: sqlite3.Connection, run_id: str) -> RunRecord | None:
     row = connection.execute(f"{_SELECT_RUNS} WHERE run_id = ?", (run_id,)).fetchone()
     return None if row is None else _run_record(connection, row)
