@@ -37,6 +37,7 @@ from treeflow.core.model import RunResult, RunStatus, Step, StepResult, StepStat
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S
+from treeflow.core.quoting import quoted
 from treeflow.core.steplog import StepLog
 from treeflow.core.workspace import CheckoutWorkspace, StepPlace, StepSetupError
 
@@ -110,7 +111,7 @@ def select_steps(workflow: Workflow, selected: Iterable[str]) -> list[str]:
     unknown = [step_id for step_id in wanted if step_id not in workflow.steps]
     if unknown:
         known = ", ".join(workflow.steps)
-        raise UnknownStep(f"unknown step {', '.join(unknown)} in {workflow.path} (steps: {known})")
+        raise UnknownStep(f"unknown step {quoted(', '.join(unknown))} in {workflow.path} (steps: {known})")
     needs = {step_id: step.needs for step_id, step in workflow.steps.items()}
     chosen = graph.closure(wanted, needs)
     return [step_id for step_id in workflow.steps if step_id in chosen]

@@ -49,13 +49,20 @@ async def list_workflows(ls: TreeflowServer) -> list[WorkflowInfo]:
 
 
 async def run(ls: TreeflowServer, args: RunArgs) -> RunStarted:
+    from treeflow.core.quoting import quoted
     from treeflow.core.spec import WorkflowError
     from treeflow.lsp.protocol import RunStarted
     from treeflow.lsp.supervisor import RunRequestError
 
     path = _path_of(args.workflow)
-    if not path.is_file():
-        raise JsonRpcInvalidParams(f"treeflow.run: no workflow file at {path}")
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # a name too long for the system, say
+        raise JsonRpcInvalidParams(
+            f"treeflow.run: no workflow file at {quoted(str(path))}: {exc.strerror}"
+        ) from exc
+    if not is_file:
+        raise JsonRpcInvalidParams(f"treeflow.run: no workflow file at {quoted(str(path))}")
     try:
         run_id = await ls.supervisor.start(path, args.steps)
     except WorkflowError as exc:
@@ -205,10 +212,12 @@ def _is_workflow_uri(uri: str) -> bool:
 
 
 def _path_of(workflow: str) -> Path:
+    from treeflow.core.quoting import quoted
+
     if workflow.startswith("file:"):
         path = to_fs_path(workflow)
         if path is None:
-            raise JsonRpcInvalidParams(f"not a file URI: {workflow}")
+            raise JsonRpcInvalidParams(f"not a file URI: {quoted(workflow)}")
         return Path(path)
     return Path(workflow)
 

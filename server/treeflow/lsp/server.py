@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 import anyio
+import attrs
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.io_ import run_async
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from treeflow import __version__
+from treeflow.core.quoting import quoted
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -64,7 +66,39 @@ class PipeWriter:
             await anyio.sleep(0.01)
 
 
+@attrs.frozen
+class _RefusedRequest:
+    """A request whose params could not be read, kept only to be answered with an error."""
+
+    id: Any
+    method: str
+    error: JsonRpcInvalidParams
+
+
 class TreeflowProtocol(LanguageServerProtocol):
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        # pygls raises here for params that do not fit the method, out of the reading loop, which
+        # logs and drops the message: a request would never be answered and its client would wait
+        # for ever. A request gets InvalidParams instead; a notification has no one to answer.
+        try:
+            return super().structure_message(data)
+        except JsonRpcException:
+            method = data.get("method")
+            if "id" not in data or not isinstance(method, str):
+                log.warning("unreadable message dropped: %s", quoted(str(method)))
+                return None
+            error = JsonRpcInvalidParams(f"{quoted(method)}: params do not fit the method")
+            return _RefusedRequest(id=data["id"], method=method, error=error)
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, _RefusedRequest):
+            log.info("request refused: %s", message.error)
+            self._send_response(message.id, None, message.error.to_response_error())
+            return
+        if message is None:
+            return
+        super().handle_message(message)
+
     @lsp_method(types.SHUTDOWN)
     def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
         # pygls cancels the requests in flight here, iterating the very dict their ending changes;
