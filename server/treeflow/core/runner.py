@@ -37,9 +37,9 @@ from treeflow.core.model import RunResult, RunStatus, Step, StepResult, StepStat
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S
-from treeflow.core.quoting import quoted
 from treeflow.core.steplog import StepLog
 from treeflow.core.workspace import CheckoutWorkspace, StepPlace, StepSetupError
+from treeflow.quoting import quoted
 
 _SETUP_DONE = StepOutcome(StepStatus.SUCCEEDED)
 _PENDING = StepResult()

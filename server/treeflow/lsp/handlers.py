@@ -29,6 +29,7 @@ from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.uris import from_fs_path, to_fs_path
 
 from treeflow.lsp.server import TreeflowServer
+from treeflow.quoting import quoted
 
 if TYPE_CHECKING:
     from treeflow.core.git import Repository
@@ -49,7 +50,6 @@ async def list_workflows(ls: TreeflowServer) -> list[WorkflowInfo]:
 
 
 async def run(ls: TreeflowServer, args: RunArgs) -> RunStarted:
-    from treeflow.core.quoting import quoted
     from treeflow.core.spec import WorkflowError
     from treeflow.lsp.protocol import RunStarted
     from treeflow.lsp.supervisor import RunRequestError
@@ -212,7 +212,6 @@ def _is_workflow_uri(uri: str) -> bool:
 
 
 def _path_of(workflow: str) -> Path:
-    from treeflow.core.quoting import quoted
 
     if workflow.startswith("file:"):
         path = to_fs_path(workflow)

@@ -26,7 +26,7 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from treeflow import __version__
-from treeflow.core.quoting import quoted
+from treeflow.quoting import quoted
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
