@@ -60,3 +60,12 @@ def make_repo(root: Path) -> Path:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def tests_importable_by_scripts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test file run as a script (a `treeflow` with a step kind of its own registered) imports
+    `tests` like any test module: from the repository root."""
+    root = Path(__file__).resolve().parents[1]
+    paths = [str(root), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))

@@ -23,12 +23,12 @@ import pytest
 import pytest_lsp
 import yaml
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient
 
 import treeflow.cli
 from tests.conftest import make_repo
 from tests.helpers import Recorder, make_run
-from tests.lsp.conftest import make_client
+from tests.lsp.conftest import make_client, session
 from treeflow.core.attempt import Attempt
 from treeflow.core.events import Event, StepStarted
 from treeflow.core.kinds import register, unregister
@@ -38,8 +38,9 @@ from treeflow.core.outcome import StepOutcome
 from treeflow.core.spec import WorkflowError, parse_workflow
 from treeflow.core.spec_reader import SpecReader
 
+pytestmark = pytest.mark.usefixtures("tests_importable_by_scripts")
+
 THIS_FILE = Path(__file__).resolve()
-REPOSITORY_ROOT = THIS_FILE.parents[1]
 
 
 @dataclass(frozen=True)
@@ -79,13 +80,6 @@ steps:
   pause:
     wait: banana
 """
-
-
-@pytest.fixture(autouse=True)
-def _tests_importable_by_this_script(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run as a script, this file imports `tests` like any test module: from the repository root."""
-    paths = [str(REPOSITORY_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
 
 
 @pytest.fixture
@@ -245,15 +239,8 @@ def workspace(tmp_path: Path) -> Path:
     ),
 )
 async def client(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[LanguageClient]:
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=workspace.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="workspace")],
-        )
-    )
-    yield lsp_client
-    await lsp_client.shutdown_session()
+    async with session(lsp_client, workspace):
+        yield lsp_client
 
 
 @pytest.mark.slow

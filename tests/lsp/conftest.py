@@ -6,6 +6,7 @@ import os
 import sys
 import textwrap
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,13 @@ def write_workflow(root: Path, text: str, name: str = "treeflow.yml") -> Path:
     ),
 )
 async def client(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[LanguageClient]:
+    async with session(lsp_client, workspace):
+        yield lsp_client
+
+
+@asynccontextmanager
+async def session(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[None]:
+    """An initialized session of ``lsp_client`` with ``workspace`` as its one folder, shut down after."""
     await lsp_client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities("visual-studio-code"),
@@ -76,5 +84,5 @@ async def client(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[L
             workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="workspace")],
         )
     )
-    yield lsp_client
+    yield
     await lsp_client.shutdown_session()

@@ -14,22 +14,21 @@ import pytest_lsp
 import yaml
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, default_converter, register_lsp_features
 
 import treeflow.cli
 from tests.helpers import wait_until_async
-from tests.lsp.conftest import make_client, to_dict, write_workflow
+from tests.lsp.conftest import make_client, session, to_dict, write_workflow
 from tests.lsp.test_server import command, final_update
 from treeflow.core.attempt import Attempt
 from treeflow.core.kinds import register
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.spec_reader import SpecReader
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("tests_importable_by_scripts")]
 
 THIS_FILE = Path(__file__).resolve()
-REPOSITORY_ROOT = THIS_FILE.parents[2]
 
 
 @dataclass(frozen=True)
@@ -51,13 +50,6 @@ class BreaksKind:
         raise RuntimeError(spec.message)
 
 
-@pytest.fixture(autouse=True)
-def _tests_importable_by_this_script(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run as a script (the server with the `breaks` kind), this file imports `tests` from the root."""
-    paths = [str(REPOSITORY_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
-
-
 @pytest_lsp.fixture(
     config=ClientServerConfig(
         server_command=[sys.executable, str(THIS_FILE), "serve", "--log-file", os.devnull],
@@ -65,15 +57,8 @@ def _tests_importable_by_this_script(monkeypatch: pytest.MonkeyPatch) -> None:
     ),
 )
 async def breaking_client(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[LanguageClient]:
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=workspace.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="workspace")],
-        )
-    )
-    yield lsp_client
-    await lsp_client.shutdown_session()
+    async with session(lsp_client, workspace):
+        yield lsp_client
 
 
 @pytest.mark.slow
@@ -146,15 +131,8 @@ def make_refusing_client() -> LanguageClient:
     ),
 )
 async def refusing_client(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[LanguageClient]:
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=workspace.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="workspace")],
-        )
-    )
-    yield lsp_client
-    await lsp_client.shutdown_session()
+    async with session(lsp_client, workspace):
+        yield lsp_client
 
 
 async def test_a_client_that_refuses_a_progress_token_still_gets_the_run(

@@ -40,6 +40,7 @@ from treeflow.core.agent_protocol import (
 from treeflow.core.model import StepStatus
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.watch import FileWatcher
+from treeflow.quoting import quoted
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def read_status(path: Path, nonce: str) -> AgentStatus | None:
     # ValueError covers integers too long to convert; RecursionError, arrays nested too deep.
     except (ValueError, RecursionError) as exc:
         raise StatusProblem(
-            "json", f"{path} is not valid JSON ({_shortened(str(exc))}); waiting for a complete status"
+            "json", f"{path} is not valid JSON ({quoted(str(exc))}); waiting for a complete status"
         ) from exc
     if not isinstance(body, dict):
         raise StatusProblem("json", f"{path} must hold a JSON object")
@@ -195,13 +196,6 @@ def _read_status_bytes(path: Path) -> bytes | None:
         os.close(descriptor)
 
 
-_QUOTED_LIMIT = 200
-
-
-def _shortened(text: str) -> str:
-    return text if len(text) <= _QUOTED_LIMIT else text[:_QUOTED_LIMIT] + "…"
-
-
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -214,19 +208,19 @@ def _valid_text(value: str) -> str:
 def parse_status(body: Mapping[str, Any], path: Path) -> AgentStatus:
     if body.get("protocol") != PROTOCOL:
         raise StatusProblem(
-            "content", f"{path}: protocol must be {PROTOCOL}, not {_shortened(repr(body.get('protocol')))}"
+            "content", f"{path}: protocol must be {PROTOCOL}, not {quoted(repr(body.get('protocol')))}"
         )
     state = body.get("state")
     if state not in STATES:
         raise StatusProblem(
-            "content", f"{path}: state must be one of {', '.join(STATES)}, not {_shortened(repr(state))}"
+            "content", f"{path}: state must be one of {', '.join(STATES)}, not {quoted(repr(state))}"
         )
     progress = body.get("progress")
     if progress is not None and (
         isinstance(progress, bool) or not isinstance(progress, int | float) or not 0 <= progress <= 1
     ):
         raise StatusProblem(
-            "content", f"{path}: progress must be a number from 0 to 1, not {_shortened(repr(progress))}"
+            "content", f"{path}: progress must be a number from 0 to 1, not {quoted(repr(progress))}"
         )
     texts = {}
     for key in ("message", "summary", "error", "updated_at"):
