@@ -31,7 +31,14 @@ from treeflow.core.git import (
     try_lock_file,
     unlock_file,
 )
-from treeflow.core.locations import run_branch, run_lock_path, step_branch, worktree_root
+from treeflow.core.locations import (
+    branches_in_the_way,
+    in_the_way_message,
+    run_branch,
+    run_lock_path,
+    step_branch,
+    worktree_root,
+)
 from treeflow.core.model import RunResult, Step, StepStatus, Workflow
 from treeflow.core.step_worktree import StepWorktree, step_worktree
 from treeflow.core.workspace import StepPlace, StepSetupError, Warn
@@ -71,6 +78,9 @@ class GitWorkspace:
             raise WorkspaceError(f"run {run.run_id} is already going on in another treeflow process")
         try:
             self._identity = await identity_env(self._repo)
+            in_the_way = await branches_in_the_way(self._repo, run.run_id, run.steps)
+            if in_the_way:
+                raise WorkspaceError(in_the_way_message(run.run_id, in_the_way))
             self._base = self._given_base or await self._resolve_base(run)
         except BaseException:
             self._release_run_lock(run.run_id)
