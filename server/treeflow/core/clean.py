@@ -44,6 +44,7 @@ from treeflow.core.locations import (
 )
 from treeflow.core.model import RunStatus
 from treeflow.core.ownership import end_orphaned_git, scratch_index_name
+from treeflow.core.setup_copy import copied_files
 from treeflow.core.spec import WorkflowError, load_workflow
 from treeflow.core.step_worktree import why_not_savable
 
@@ -325,9 +326,10 @@ async def _clean_worktree(
     dry_run: bool,
     verb: str,
     message: str = "treeflow: work left in a worktree, saved by `treeflow clean`",
-    exclude: tuple[str, ...] = (),
+    setup_copy: tuple[str, ...] = (),
 ) -> Action | None:
-    """Commit what a worktree of a dead run holds to its step branch, then remove it."""
+    """Commit what a worktree of a dead run holds to its step branch (never what `setup.copy` put
+    there: see `copied_files`), then remove it."""
     if not worktree.path.is_dir():
         return None
     saved = ""
@@ -343,8 +345,9 @@ async def _clean_worktree(
                 problem = await why_not_savable(worktree.path, branch)
                 if problem is not None:
                     return Action(kept, problem, False, failed=True)
+                copied = await copied_files(worktree.path, repo.root, setup_copy)
                 commit = await commit_worktree(
-                    worktree.path, message, [TREEFLOW_DIR, *exclude], await identity_env(repo)
+                    worktree.path, message, [TREEFLOW_DIR, *copied], await identity_env(repo)
                 )
         except (GitError, OSError) as exc:
             return Action(kept, f"could not commit its work: {exc}", False, failed=True)
@@ -395,12 +398,7 @@ async def save_worktrees_of_run(
                 continue
         except OSError:
             continue  # not a worktree git can work in: `treeflow clean` reports it
-        copied = tuple(
-            str(match.relative_to(worktree.path))
-            for pattern in setup_copy
-            for match in worktree.path.glob(pattern)
-        )
-        action = await _clean_worktree(repo, lock, worktree, run_id, False, "", message, copied)
+        action = await _clean_worktree(repo, lock, worktree, run_id, False, "", message, setup_copy)
         if action is not None:
             actions.append(action)
     if actions:
