@@ -237,7 +237,7 @@ async def test_setup_copy_refuses_at_run_time_what_validate_rejects(
     (repo / ".env").write_text("SECRET=1\n")
     repository = await open_repository(repo)
     path = tmp_path / "worktrees" / "step"
-    with pytest.raises(StepSetupError, match="setup.copy: "):
+    with pytest.raises(StepSetupError, match=r"^setup\.copy: "):
         async with step_worktree(
             repository,
             RepoLock(repository),
@@ -355,9 +355,7 @@ async def test_setup_copy_refuses_a_relative_link_that_leaves_the_repository(
     (tmp_path / "shared").mkdir()
     (repo / "tools").mkdir()
     (repo / "tools" / "shared").symlink_to("../../shared")
-    result = await run_workflow(
-        repo, "setup: {copy: [tools]}\nsteps:\n  s: {run: 'true'}\n", worktrees=True
-    )
+    result = await run_workflow(repo, "setup: {copy: [tools]}\nsteps:\n  s: {run: 'true'}\n", worktrees=True)
     step = result.steps["s"]
     assert step.status is StepStatus.FAILED
     assert step.error is not None
