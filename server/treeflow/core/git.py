@@ -386,7 +386,7 @@ async def commit_worktree(
     # the fact, rather than excluding in the pathspec, because git refuses a pathspec that names an
     # ignored file such as a copied `.env`.
     present = set(await anyio.to_thread.run_sync(_existing, worktree, exclude))
-    held_back = {path for path in added if _is_within(path, present)}
+    held_back = {path for path in added if is_within(path, present)}
     ordered = sorted(held_back)
     # In slices, since a copied `.venv` can hold back more paths than one command line takes.
     for first in range(0, len(ordered), _PATHS_PER_COMMAND):
@@ -409,7 +409,7 @@ _GITLINK = "160000"
 _PATHS_PER_COMMAND = 1000
 
 
-def _is_within(path: str, paths: set[str]) -> bool:
+def is_within(path: str, paths: set[str]) -> bool:
     """Whether ``path`` is one of ``paths`` or lies in a folder among them."""
     while path:
         if path in paths:

@@ -168,14 +168,15 @@ def _add(plan: Plan, root: Path, relative: PurePosixPath, skip: Path | None) -> 
 
 
 def _add_folder(plan: Plan, root: Path, folder: PurePosixPath, skip: Path | None) -> None:
+    if plan.get(folder) is _Kind.FOLDER or PurePosixPath() in plan:
+        return  # walked already: `a/**` matches `a` first, then each folder under it
     for where, folders, files in os.walk(root / folder):
         here = Path(where)
         if here == skip:
             folders.clear()
             continue
         relative = PurePosixPath(here.relative_to(root).as_posix())
-        if relative.parts:
-            plan.setdefault(relative, _Kind.FOLDER)
+        plan.setdefault(relative, _Kind.FOLDER)
         folders[:] = sorted(name for name in folders if name != ".git")
         # os.walk lists a link to a folder among the folders and does not enter it: it is a link.
         for name in [*(name for name in folders if (here / name).is_symlink()), *sorted(files)]:
