@@ -627,6 +627,27 @@ def test_a_kill_before_the_journal_wrote_the_step_still_leaves_nothing_behind(
     assert json.loads(resumed.stdout)["steps"]["a"]["status"] == "succeeded"
 
 
+def test_recovery_never_commits_what_setup_copy_put_in_even_after_the_workflow_changed(repo: Path) -> None:
+    pids = repo.parent / "pids"
+    (repo / ".env").write_text("SECRET=1\n")
+    (repo / "sub").mkdir()
+    (repo / "sub" / "local.txt").write_text("untracked\n")
+    workflow = repo.parent / "w.yml"
+    workflow.write_text(
+        "setup: {copy: ['**']}\n"
+        f"steps:\n  a: {{run: 'echo work > sub/work.txt; echo $$ > {pids}; sleep 30'}}\n"
+    )
+    with killed_at_the_end(repo, "run", str(workflow)):
+        wait_for_files([pids], timeout_s=20)
+    # What the copy brought is known from the worktree alone, not from the workflow file.
+    workflow.write_text("steps:\n  a: {run: 'true'}\n")
+    [run] = json.loads(treeflow(repo, "runs", "--json").stdout)
+    assert run["status"] == "interrupted"
+    assert worktrees(repo) == 0
+    [branch] = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/treeflow/").split()
+    assert git(repo, "ls-tree", "-r", "--name-only", branch).split() == ["README.md", "sub/work.txt"]
+
+
 def test_a_step_killed_while_it_waits_to_retry_is_recorded_with_the_attempts_it_made(repo: Path) -> None:
     (repo / "treeflow.yml").write_text(
         "steps:\n  flaky: {run: 'exit 1', retry: {attempts: 3, backoff: 30s, jitter: 0}}\n"

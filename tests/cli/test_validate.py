@@ -137,6 +137,20 @@ def test_run_of_an_invalid_workflow_exits_2_and_runs_nothing(repo: Path, tmp_pat
     assert not (repo / ".git" / "treeflow" / "logs").exists()
 
 
+def test_a_setup_copy_of_the_repository_root_is_refused_before_anything_runs(
+    repo: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    write(repo, f'setup:\n  copy: [".", ""]\nsteps:\n  a: {{run: "touch {marker}"}}\n')
+    for command in ("validate", "run"):
+        done = treeflow(repo, command)
+        assert done.returncode == 2, done.stderr
+        assert "treeflow.yml:2:10: setup.copy: '.' names the repository root" in done.stderr
+        assert "treeflow.yml:2:15: setup.copy: '' is empty" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert_nothing_ran(repo, marker)
+
+
 def test_run_outside_a_git_repository_exits_2(tmp_path: Path) -> None:
     outside = tmp_path / "plain"
     marker = tmp_path / "ran"

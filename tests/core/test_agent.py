@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import git
 from tests.helpers import Recorder, has_text, make_run, pid_alive, run_workflow
 from treeflow.core.events import AgentWaiting, StepProgress
-from treeflow.core.model import StepStatus
+from treeflow.core.model import RunStatus, StepStatus
 from treeflow.core.watch import PollingWatcher, PollPolicy
 
 pytestmark = pytest.mark.anyio
@@ -86,6 +86,31 @@ async def test_the_task_files_are_written_and_never_committed(repo: Path) -> Non
     assert git(repo, "show", f"{branch}:prompt-copy.md") == "Write the answer"
     files = git(repo, "ls-tree", "-r", "--name-only", branch).splitlines()
     assert not any(name.startswith(".treeflow/") for name in files)
+
+
+async def test_a_tracked_treeflow_link_is_refused_and_nothing_is_written_through_it(
+    repo: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "status.json").write_text('{"protocol": 1, "state": "succeeded"}\n')
+    (repo / ".treeflow").symlink_to(outside)
+    git(repo, "add", ".treeflow")
+    git(repo, "commit", "-qm", ".treeflow is a link")
+    result = await run_workflow(
+        repo,
+        agent_step("succeed"),
+        worktrees=True,
+        workflow_path=tmp_path / "w.yml",
+    )
+    step = result.steps["agent"]
+    assert result.status is RunStatus.FAILED
+    assert step.status is StepStatus.FAILED
+    assert step.error == (
+        f"cannot write the agent's task: .treeflow is a symbolic link (to {outside}) in the step's "
+        "worktree, and treeflow never writes through one"
+    )
+    assert sorted(path.name for path in outside.iterdir()) == ["status.json"]
 
 
 async def test_half_written_status_is_no_update(repo: Path) -> None:

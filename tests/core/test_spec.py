@@ -577,6 +577,31 @@ def test_nul_byte_is_a_located_error(tmp_path: Path, text: str, line: int, colum
 
 
 @pytest.mark.parametrize(
+    ("pattern", "words"),
+    [
+        ('""', "is empty"),
+        ('"."', "names the repository root"),
+        ('"./"', "names the repository root"),
+        ('"./."', "names the repository root"),
+        ('"/etc/passwd"', "absolute path"),
+        ('"../outside"', "outside the repository"),
+        ('"config/../../x"', "outside the repository"),
+        ('"a/***"', "`**` must be a whole path component"),
+    ],
+)
+def test_setup_copy_pattern_that_cannot_name_files_in_the_repository_is_a_located_error(
+    tmp_path: Path, pattern: str, words: str
+) -> None:
+    path = write(tmp_path, f"setup:\n  copy: [.env, {pattern}]\nsteps:\n  a: {{run: x}}\n")
+    assert_error(only_error(path), 2, 16, "setup.copy", words)
+
+
+def test_setup_copy_patterns_that_reach_the_root_through_a_glob_are_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, "setup:\n  copy: ['**', 'a/.', '.venv/**', '*.cfg']\nsteps:\n  a: {run: x}\n")
+    assert load_workflow(path).setup.copy == ("**", "a/.", ".venv/**", "*.cfg")
+
+
+@pytest.mark.parametrize(
     ("field", "value"),
     [
         ("retry: {backoff: 1.0e+300}", "1.0e+300"),

@@ -13,6 +13,7 @@ from treeflow.core.git import RepoLock, git_locked, open_repository
 from treeflow.core.git_workspace import WorkspaceError
 from treeflow.core.model import RunStatus, StepStatus
 from treeflow.core.step_worktree import step_worktree
+from treeflow.core.workspace import StepSetupError
 
 pytestmark = pytest.mark.anyio
 
@@ -229,12 +230,136 @@ async def test_setup_copies_ignored_files_without_committing_them(repo: Path) ->
     assert "local.cfg" not in files
 
 
-async def test_setup_copy_refuses_paths_outside_the_repository(repo: Path) -> None:
+@pytest.mark.parametrize("pattern", [".", "", "./", "../outside", "/etc", "a/***"])
+async def test_setup_copy_refuses_at_run_time_what_validate_rejects(
+    repo: Path, tmp_path: Path, pattern: str
+) -> None:
+    (repo / ".env").write_text("SECRET=1\n")
+    repository = await open_repository(repo)
+    path = tmp_path / "worktrees" / "step"
+    with pytest.raises(StepSetupError, match=r"^setup\.copy: "):
+        async with step_worktree(
+            repository,
+            RepoLock(repository),
+            path=path,
+            branch="treeflow/run/step",
+            start=git(repo, "rev-parse", "HEAD"),
+            copy=(".env", pattern),
+            commit_message="work",
+            identity={},
+            warn=pytest.fail,
+        ):
+            pytest.fail("the step ran")
+    assert treeflow_worktrees(repo) == []
+    assert "treeflow/run/step" not in branches(repo)
+
+
+async def test_setup_copy_of_everything_never_commits_a_copied_file(repo: Path) -> None:
+    (repo / ".gitignore").write_text("cache/\n")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-qm", "ignore the cache")
+    (repo / ".env").write_text("SECRET=1\n")  # untracked, and not ignored either
+    (repo / "sub").mkdir()
+    (repo / "sub" / "local.txt").write_text("untracked\n")
+    (repo / "cache").mkdir()
+    (repo / "cache" / "built.bin").write_text("ignored\n")
     result = await run_workflow(
-        repo, "setup: {copy: ['../outside']}\nsteps:\n  s: {run: 'true'}\n", worktrees=True
+        repo,
+        """\
+        setup: {copy: ["**"]}
+        steps:
+          s: {run: "cat .env cache/built.bin > seen.txt && echo new > sub/new.txt"}
+        """,
+        worktrees=True,
+        workflow_path=repo.parent / "w.yml",
     )
-    assert result.steps["s"].status is StepStatus.FAILED
-    assert "outside the repository" in (result.steps["s"].error or "")
+    step = result.steps["s"]
+    assert step.status is StepStatus.SUCCEEDED, step.error
+    branch = step.branch or "?"
+    assert show(repo, branch, "seen.txt") == "SECRET=1\nignored"
+    files = git(repo, "ls-tree", "-r", "--name-only", branch).splitlines()
+    assert sorted(files) == [".gitignore", "README.md", "seen.txt", "sub/new.txt"]
+    assert treeflow_worktrees(repo) == []
+
+
+async def test_setup_copy_never_writes_through_a_link_the_start_commit_tracks(
+    repo: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    git(repo, "switch", "-q", "-c", "linked")
+    (repo / "cfg").symlink_to(outside)
+    git(repo, "add", "cfg")
+    git(repo, "commit", "-qm", "cfg is a link")
+    git(repo, "switch", "-q", "main")
+    (repo / "cfg").mkdir()
+    (repo / "cfg" / "local.env").write_text("SECRET=1\n")
+    (repo / "local.cfg").write_text("SECRET=2\n")  # copied before the refused one
+    result = await run_workflow(
+        repo,
+        """\
+        base: linked
+        setup: {copy: ["local.cfg", "cfg/local.env"]}
+        steps:
+          s: {run: "echo ran > ran.txt"}
+        """,
+        worktrees=True,
+        workflow_path=repo.parent / "w.yml",
+    )
+    step = result.steps["s"]
+    assert result.status is RunStatus.FAILED
+    assert step.status is StepStatus.FAILED
+    assert step.error is not None
+    assert "cfg/local.env" in step.error and f"cfg is a symbolic link (to {outside})" in step.error
+    assert list(outside.iterdir()) == []
+    assert git(repo, "log", "--all", "--format=%H", "--", "local.cfg", "ran.txt") == ""
+    assert treeflow_worktrees(repo) == []
+
+
+async def test_setup_copy_of_a_virtualenv_keeps_its_links_as_links(repo: Path, tmp_path: Path) -> None:
+    interpreter = tmp_path / "python3"
+    interpreter.write_text("#!/bin/sh\necho interpreter\n")
+    interpreter.chmod(0o755)
+    venv = repo / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "lib" / "site-packages").mkdir(parents=True)
+    (venv / "include").mkdir()
+    (venv / "bin" / "python").symlink_to(interpreter)  # points outside, as in every venv
+    (venv / "bin" / "python3").symlink_to("python")
+    (venv / "lib64").symlink_to("lib")
+    (venv / "lib" / "site-packages" / "mod.py").write_text("VALUE = 1\n")
+    (venv / "bin" / "tool").write_text("#!/bin/sh\necho tool\n")
+    (venv / "bin" / "tool").chmod(0o755)
+    result = await run_workflow(
+        repo,
+        """\
+        setup: {copy: [".venv/**", ".venv/lib64/site-packages/mod.py"]}
+        steps:
+          s: {run: "readlink .venv/bin/python .venv/bin/python3 .venv/lib64 > links.txt && .venv/bin/python3 > ran.txt && .venv/bin/tool >> ran.txt && cat .venv/lib64/site-packages/mod.py >> ran.txt && test -d .venv/include && echo new > .venv/lib/new.txt"}
+        """,
+        worktrees=True,
+        workflow_path=repo.parent / "w.yml",
+    )
+    step = result.steps["s"]
+    assert step.status is StepStatus.SUCCEEDED, step.error
+    branch = step.branch or "?"
+    assert show(repo, branch, "links.txt").splitlines() == [str(interpreter), "python", "lib"]
+    assert show(repo, branch, "ran.txt").splitlines() == ["interpreter", "tool", "VALUE = 1"]
+    files = git(repo, "ls-tree", "-r", "--name-only", branch).splitlines()
+    assert sorted(files) == [".venv/lib/new.txt", "README.md", "links.txt", "ran.txt"]
+
+
+async def test_setup_copy_refuses_a_relative_link_that_leaves_the_repository(
+    repo: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "shared").mkdir()
+    (repo / "tools").mkdir()
+    (repo / "tools" / "shared").symlink_to("../../shared")
+    result = await run_workflow(repo, "setup: {copy: [tools]}\nsteps:\n  s: {run: 'true'}\n", worktrees=True)
+    step = result.steps["s"]
+    assert step.status is StepStatus.FAILED
+    assert step.error is not None
+    assert "tools/shared is a symbolic link to ../../shared, outside the repository" in step.error
     assert treeflow_worktrees(repo) == []
 
 
@@ -381,7 +506,7 @@ async def test_edits_to_tracked_files_under_excluded_paths_are_kept(repo: Path) 
 async def test_files_copied_before_a_failing_copy_are_never_committed(repo: Path, tmp_path: Path) -> None:
     (repo / "local.cfg").write_text("SECRET=1\n")  # untracked, and not ignored either
     (tmp_path / "elsewhere").write_text("outside\n")
-    (repo / "escape").symlink_to(tmp_path / "elsewhere")
+    (repo / "escape").symlink_to("../elsewhere")
     result = await run_workflow(
         repo,
         "setup: {copy: ['local.cfg', 'escape']}\nsteps:\n  s: {run: 'true'}\n",
@@ -389,7 +514,7 @@ async def test_files_copied_before_a_failing_copy_are_never_committed(repo: Path
         workflow_path=repo.parent / "w.yml",
     )
     assert result.steps["s"].status is StepStatus.FAILED
-    assert "resolves outside the repository" in (result.steps["s"].error or "")
+    assert "outside the repository" in (result.steps["s"].error or "")
     assert git(repo, "log", "--all", "--format=%H", "--", "local.cfg") == ""
 
 

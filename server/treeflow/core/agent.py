@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import anyio
@@ -40,6 +40,7 @@ from treeflow.core.agent_protocol import (
 from treeflow.core.model import StepStatus
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.watch import FileWatcher
+from treeflow.core.worktree_writes import writable_folder
 from treeflow.quoting import quoted
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,9 @@ def now_iso() -> str:
 
 
 def write_task(worktree: Path, run_id: str, step_id: str, agent: AgentSpec) -> Task:
-    folder = worktree / TREEFLOW_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write the task into ``worktree``; raises UnsafeWrite if `.treeflow` there is not a real folder
+    (a tracked link would send the task, and the agent's status, outside the worktree)."""
+    folder = writable_folder(worktree, PurePosixPath(TREEFLOW_DIR))
     task = Task(folder=folder, nonce=os.urandom(16).hex())
     body = {
         "protocol": PROTOCOL,

@@ -30,6 +30,7 @@ from treeflow.core.git import (
     git_locked,
     identity_env,
     is_checked_out,
+    is_within,
     run_git,
     try_lock_file,
     unlock_file,
@@ -44,6 +45,7 @@ from treeflow.core.locations import (
 )
 from treeflow.core.model import RunStatus
 from treeflow.core.ownership import end_orphaned_git, scratch_index_name
+from treeflow.core.setup_copy import copied_files, copies_expected
 from treeflow.core.spec import WorkflowError, load_workflow
 from treeflow.core.step_worktree import why_not_savable
 
@@ -271,11 +273,11 @@ async def _files_found_nowhere(
     """The files in ``folder`` that are new or different in each candidate commit, for the
     candidate with fewest, and that candidate's name; ([], name) when one has them all. Files
     missing from the folder do not count: a checkout cut short lacks them, and git keeps them.
-    Neither do new files that are never a step's work: the agent protocol's, and ``copied``
-    (`setup.copy` patterns), copies of the user's own files."""
+    Neither do new files that are never a step's work: the agent protocol's, and those the
+    ``copied`` (`setup.copy`) patterns bring from the checkout, copies of the user's own files."""
     index = repo.state_dir / scratch_index_name()
     env = {"GIT_DIR": str(repo.common_dir), "GIT_WORK_TREE": str(folder), "GIT_INDEX_FILE": str(index)}
-    held_back = await anyio.to_thread.run_sync(_matches, folder, (TREEFLOW_DIR, *copied))
+    held_back = {TREEFLOW_DIR, *await anyio.to_thread.run_sync(copies_expected, repo.root, copied)}
     try:
         if not candidates:
             return await _new_or_changed(folder, env, None, held_back), ""
@@ -291,12 +293,8 @@ async def _files_found_nowhere(
         index.unlink(missing_ok=True)
 
 
-def _matches(folder: Path, patterns: tuple[str, ...]) -> list[str]:
-    return [str(match.relative_to(folder)) for pattern in patterns for match in folder.glob(pattern)]
-
-
 async def _new_or_changed(
-    folder: Path, env: dict[str, str], commit: str | None, held_back: list[str]
+    folder: Path, env: dict[str, str], commit: str | None, held_back: set[str]
 ) -> list[str]:
     """Files of ``folder`` that ``commit`` lacks or has otherwise (all of them without a commit)."""
     await git(folder, "read-tree", *([commit] if commit else ["--empty"]), env=env)
@@ -311,9 +309,7 @@ async def _new_or_changed(
     return [
         path
         for status, path in changes
-        if path
-        and status[:1] in ("A", "M", "T")
-        and not (status == "A" and any(path == p or path.startswith(f"{p}/") for p in held_back))
+        if path and status[:1] in ("A", "M", "T") and not (status == "A" and is_within(path, held_back))
     ]
 
 
@@ -325,9 +321,10 @@ async def _clean_worktree(
     dry_run: bool,
     verb: str,
     message: str = "treeflow: work left in a worktree, saved by `treeflow clean`",
-    exclude: tuple[str, ...] = (),
+    setup_copy: tuple[str, ...] = (),
 ) -> Action | None:
-    """Commit what a worktree of a dead run holds to its step branch, then remove it."""
+    """Commit what a worktree of a dead run holds to its step branch (never what `setup.copy` put
+    there: see `copied_files`), then remove it."""
     if not worktree.path.is_dir():
         return None
     saved = ""
@@ -343,8 +340,9 @@ async def _clean_worktree(
                 problem = await why_not_savable(worktree.path, branch)
                 if problem is not None:
                     return Action(kept, problem, False, failed=True)
+                copied = await copied_files(worktree.path, repo.root, setup_copy)
                 commit = await commit_worktree(
-                    worktree.path, message, [TREEFLOW_DIR, *exclude], await identity_env(repo)
+                    worktree.path, message, [TREEFLOW_DIR, *copied], await identity_env(repo)
                 )
         except (GitError, OSError) as exc:
             return Action(kept, f"could not commit its work: {exc}", False, failed=True)
@@ -395,12 +393,7 @@ async def save_worktrees_of_run(
                 continue
         except OSError:
             continue  # not a worktree git can work in: `treeflow clean` reports it
-        copied = tuple(
-            str(match.relative_to(worktree.path))
-            for pattern in setup_copy
-            for match in worktree.path.glob(pattern)
-        )
-        action = await _clean_worktree(repo, lock, worktree, run_id, False, "", message, copied)
+        action = await _clean_worktree(repo, lock, worktree, run_id, False, "", message, setup_copy)
         if action is not None:
             actions.append(action)
     if actions:

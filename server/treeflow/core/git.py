@@ -385,10 +385,13 @@ async def commit_worktree(
     # workflow in `.treeflow/`, a tracked file `setup.copy` also copies) are work. Unstaging after
     # the fact, rather than excluding in the pathspec, because git refuses a pathspec that names an
     # ignored file such as a copied `.env`.
-    present = _existing(worktree, exclude)
-    held_back = {path for path in added if any(path == p or path.startswith(f"{p}/") for p in present)}
-    if held_back:
-        await git(worktree, "reset", "--quiet", "--", *(f":(literal){path}" for path in sorted(held_back)))
+    present = set(await anyio.to_thread.run_sync(_existing, worktree, exclude))
+    held_back = {path for path in added if is_within(path, present)}
+    ordered = sorted(held_back)
+    # In slices, since a copied `.venv` can hold back more paths than one command line takes.
+    for first in range(0, len(ordered), _PATHS_PER_COMMAND):
+        chosen = ordered[first : first + _PATHS_PER_COMMAND]
+        await git(worktree, "reset", "--quiet", "--", *(f":(literal){path}" for path in chosen))
     gitlinks = [path for path, mode in added.items() if mode == _GITLINK and path not in held_back]
     nested = await _undeclared_submodules(worktree, gitlinks) if gitlinks else []
     if nested:
@@ -403,6 +406,16 @@ async def commit_worktree(
 
 
 _GITLINK = "160000"
+_PATHS_PER_COMMAND = 1000
+
+
+def is_within(path: str, paths: set[str]) -> bool:
+    """Whether ``path`` is one of ``paths`` or lies in a folder among them."""
+    while path:
+        if path in paths:
+            return True
+        path = path.rpartition("/")[0]
+    return False
 
 
 async def _staged_additions(worktree: Path) -> dict[str, str]:

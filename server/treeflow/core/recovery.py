@@ -39,6 +39,7 @@ from treeflow.core.process import (
     process_groups_with_env,
     process_start_ticks,
 )
+from treeflow.core.setup_copy import copied_files
 from treeflow.core.spec import WorkflowError, load_workflow
 from treeflow.core.step_worktree import StepWorktree, save_and_remove
 
@@ -236,9 +237,7 @@ async def _recover_run(
         if step.worktree is not None and step.work_branch and step.start_commit and step.worktree.is_dir():
             known.add(step.worktree)
             worktree = StepWorktree(path=step.worktree, branch=step.work_branch, start=step.start_commit)
-            worktree.copied = [
-                str(p.relative_to(step.worktree)) for pattern in copied for p in step.worktree.glob(pattern)
-            ]
+            worktree.copied = await copied_files(step.worktree, repo.root, copied)
             try:
                 populated = await is_checked_out(step.worktree)
             except (GitError, OSError) as exc:
@@ -293,7 +292,8 @@ def _prefixed(say: Callable[[str], None], step_id: str) -> Callable[[str], None]
 
 
 def _setup_copy_patterns(workflow_path: Path) -> tuple[str, ...]:
-    """The files `setup.copy` put into worktrees, which must not be committed now either."""
+    """What `setup.copy` names now: for a worktree without a record of what was copied into it,
+    the files it names must not be committed either."""
     try:
         return load_workflow(workflow_path).setup.copy
     except (WorkflowError, OSError):

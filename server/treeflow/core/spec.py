@@ -16,7 +16,9 @@ import yaml
 from treeflow.core import kinds
 from treeflow.core.graph import find_cycles
 from treeflow.core.model import RetryPolicy, SetupSpec, Step, Workflow
+from treeflow.core.setup_copy import pattern_problem
 from treeflow.core.spec_reader import SpecError, SpecReader
+from treeflow.quoting import quoted
 
 # libyaml's loader parses ten times faster than the pure-Python one and keeps node positions.
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -167,8 +169,12 @@ class _Parser(SpecReader):
         if fields is None:
             return SetupSpec()
         copy = []
-        if "copy" in fields:
-            copy = [value for value, _ in self.string_list(fields["copy"], "setup.copy")]
+        for value, item in self.string_list(fields["copy"], "setup.copy") if "copy" in fields else []:
+            problem = pattern_problem(value)
+            if problem is None:
+                copy.append(value)
+            else:
+                self.error(item, f"setup.copy: {quoted(value)!r} {problem}")
         run = self.optional(fields, "run", lambda n: self.command(n, "setup.run"))
         return SetupSpec(copy=tuple(copy), run=run)
 

@@ -10,7 +10,6 @@ What the step put in the stash list shared by every worktree is moved onto its b
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,8 +27,8 @@ from treeflow.core.git import (
     git_locked,
     run_git,
 )
+from treeflow.core.setup_copy import RECORD_NAME, copy_setup_files
 from treeflow.core.step_stash import move_stashed_work, stash_entries
-from treeflow.core.workspace import StepSetupError
 
 
 @dataclass
@@ -78,7 +77,9 @@ async def step_worktree(
         await git(path, "read-tree", "-u", "--reset", "HEAD")
         populated = True
         worktree.stash_before = frozenset(entry.commit for entry in await stash_entries(path))
-        await anyio.to_thread.run_sync(copy_setup_files, repo.root, path, copy, worktree.copied)
+        if copy:
+            record = Path(await git(path, "rev-parse", "--absolute-git-dir")) / RECORD_NAME
+            await anyio.to_thread.run_sync(copy_setup_files, repo.root, path, copy, record, worktree.copied)
         yield worktree
     finally:
         with anyio.CancelScope(shield=True):
@@ -149,29 +150,3 @@ async def why_not_savable(path: Path, branch: str | None) -> str | None:
         where = head.removeprefix("refs/heads/") if head else "a detached HEAD"
         return f"the worktree is on {where}, not on its branch {branch}" if branch else f"it is on {where}"
     return None
-
-
-def copy_setup_files(source: Path, target: Path, patterns: tuple[str, ...], copied: list[str]) -> None:
-    """Copy files matching ``patterns`` (globs relative to the main checkout, such as `.env`) into a
-    fresh worktree, adding each one's path to ``copied`` as it goes, so that none is ever committed,
-    even when a later one fails to copy."""
-    source_root = source.resolve()
-    for pattern in patterns:
-        pure = Path(pattern)
-        if pure.is_absolute() or ".." in pure.parts:
-            raise StepSetupError(f"setup.copy: {pattern!r} points outside the repository")
-        for match in sorted(source.glob(pattern)):
-            if not match.resolve().is_relative_to(source_root):
-                raise StepSetupError(
-                    f"setup.copy: {pattern!r} matches {match}, which resolves outside the repository"
-                )
-            relative = match.relative_to(source)
-            if relative.parts and relative.parts[0] == ".git":
-                continue
-            copied.append(relative.as_posix())
-            destination = target / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            if match.is_dir():
-                shutil.copytree(match, destination, symlinks=True, dirs_exist_ok=True)
-            else:
-                shutil.copy2(match, destination, follow_symlinks=False)

@@ -10,8 +10,10 @@ import yaml
 from treeflow.core.agent import DEFAULT_HEARTBEAT_S, AgentSpec, AgentStatus, AgentStep, Launch, write_task
 from treeflow.core.attempt import Attempt
 from treeflow.core.events import AgentWaiting
+from treeflow.core.model import StepStatus
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.spec_reader import SpecReader
+from treeflow.core.worktree_writes import UnsafeWrite
 
 _KEYS = ("prompt", "command", "heartbeat")
 
@@ -36,7 +38,12 @@ class AgentKind:
         return AgentSpec(prompt=prompt, command=command, heartbeat_s=heartbeat or DEFAULT_HEARTBEAT_S)
 
     async def run(self, spec: AgentSpec, attempt: Attempt) -> StepOutcome:
-        task = write_task(attempt.cwd, attempt.run_id, attempt.step.id, spec)
+        try:
+            task = write_task(attempt.cwd, attempt.run_id, attempt.step.id, spec)
+        except UnsafeWrite as exc:
+            return StepOutcome(StepStatus.FAILED, error=f"cannot write the agent's task: {exc}")
+        except OSError as exc:
+            return StepOutcome(StepStatus.FAILED, error=f"could not write the agent's task: {exc}")
         follower = AgentStep(
             agent=spec,
             task=task,
