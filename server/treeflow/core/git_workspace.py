@@ -34,10 +34,10 @@ from treeflow.core.git import (
 from treeflow.core.locations import run_branch, run_lock_path, step_branch, worktree_root
 from treeflow.core.model import RunResult, Step, StepStatus, Workflow
 from treeflow.core.step_worktree import StepWorktree, step_worktree
-from treeflow.core.workspace import StepPlace, StepSetupError, Warn
+from treeflow.core.workspace import RunRefusal, StepPlace, StepSetupError, Warn
 
 
-class WorkspaceError(Exception):
+class WorkspaceError(RunRefusal):
     """The run cannot start in this repository (no commits yet, unknown base revision)."""
 
 
