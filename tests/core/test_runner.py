@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import signal
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
@@ -12,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.conftest import git
 from tests.helpers import Recorder, has_text, make_run, pid_alive, read_pids, run_workflow
 from treeflow.core.events import RunFinished, RunStarted, StepFinished, StepOutput
 from treeflow.core.executor import LocalExecutor
@@ -465,3 +467,24 @@ async def test_processes_that_left_the_step_group_are_ended_when_it_is_stopped(r
     escaped = read_pids(repo / "pids")["escaper"]
     assert run.snapshot().steps["escaper"].status is StepStatus.CANCELLED
     assert not pid_alive(escaped)
+
+
+def leave_a_conflicted_merge(repo: Path) -> None:
+    """``git merge`` in ``repo`` that stops on a conflict in README.md."""
+    git(repo, "checkout", "-q", "-b", "other")
+    (repo / "README.md").write_text("theirs\n")
+    git(repo, "commit", "-qam", "theirs")
+    git(repo, "checkout", "-q", "main")
+    (repo / "README.md").write_text("ours\n")
+    git(repo, "commit", "-qam", "ours")
+    merge = subprocess.run(["git", "merge", "other"], cwd=repo, capture_output=True, text=True)
+    assert merge.returncode != 0 and "CONFLICT" in merge.stdout
+
+
+async def test_a_run_started_mid_merge_warns_that_it_snapshots_the_conflict(repo: Path) -> None:
+    leave_a_conflicted_merge(repo)
+    workflow = "steps:\n  look: {run: 'grep -c \"<<<<<<<\" README.md'}\n"
+    result = await run_workflow(repo, workflow, worktrees=True)
+    assert result.steps["look"].status is StepStatus.SUCCEEDED
+    [warning] = [w for w in result.warnings if "merge" in w]
+    assert "MERGE_HEAD" in warning and "README.md" in warning and "conflict markers" in warning
