@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 import time
 from collections.abc import Callable
@@ -92,6 +93,26 @@ def pid_alive(pid: int) -> bool:
         return False
     state = stat[stat.rfind(")") + 2 :].split()[0]
     return state not in ("Z", "X")
+
+
+def processes_inside(folder: Path, run_id: str | None = None) -> list[str]:
+    """Live processes working in ``folder`` (their current directory is in it) or, with ``run_id``,
+    carrying that run's id in their environment: each as ``pid command-line``."""
+    wanted = f"TREEFLOW_RUN_ID={run_id}".encode() if run_id else None
+    root = folder.resolve()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or not pid_alive(int(entry.name)):
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone, or not ours to read
+        if cwd.is_relative_to(root) or (wanted is not None and wanted in environ):
+            found.append(f"{entry.name} {command}")
+    return found
 
 
 def read_pids(folder: Path) -> dict[str, int]:

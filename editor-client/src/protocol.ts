@@ -82,6 +82,12 @@ export interface RunIdArgs {
   runId: string;
 }
 
+export interface ResumeArgs {
+  runId: string;
+  /** Start the steps that run again from the checkout as it is now, not from the run's base. */
+  rebase?: boolean;
+}
+
 export interface RunStarted {
   runId: string;
 }
@@ -96,7 +102,7 @@ export interface ServerCommands {
   'treeflow.listWorkflows': [undefined, WorkflowInfo[]];
   'treeflow.run': [RunArgs, RunStarted];
   'treeflow.cancel': [RunIdArgs, CancelResult];
-  'treeflow.resume': [RunIdArgs, RunStarted];
+  'treeflow.resume': [ResumeArgs, RunStarted];
   'treeflow.listRuns': [undefined, Run[]];
   'treeflow.getRun': [RunIdArgs, Run];
 }

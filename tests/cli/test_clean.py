@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -195,3 +196,90 @@ def test_a_worktree_whose_creation_was_cut_short_is_removed_without_a_commit(
     assert not path.exists()
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert treeflow_branches(repo) == set()
+
+
+def folder_git_does_not_know(repo: Path, run_id: str, step: str, files: dict[str, str]) -> Path:
+    """A folder where a step's worktree was, as an orphaned checkout leaves it once git has
+    forgotten the worktree: some of the files of the step's start, and no `.git` file."""
+    path = step_worktree_path(repo, run_id, step)
+    path.mkdir(parents=True)
+    for name, text in files.items():
+        (path / name).write_text(text)
+    return path
+
+
+def test_clean_removes_a_folder_in_its_area_that_holds_only_files_git_has(
+    repo: Path, worktree_root: Path
+) -> None:
+    (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'echo a > a.txt'}\n")
+    assert treeflow(repo, "run").returncode == 0
+    run_id = next(b for b in treeflow_branches(repo) if b.startswith("treeflow/runs/")).split("/")[-1]
+    # Half a checkout of what the step started from, and of a step that committed nothing.
+    partial = folder_git_does_not_know(repo, run_id, "a", {"README.md": "hello\n"})
+    idle = folder_git_does_not_know(repo, run_id, "idle", {"README.md": "hello\n"})
+    dry = treeflow(repo, "clean", "--dry-run")
+    assert f"would remove folder {partial}" in dry.stdout, dry.stdout
+    assert partial.exists()
+    done = treeflow(repo, "clean")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"remove folder {partial}: git no longer knows it as a worktree" in done.stdout
+    assert not partial.exists() and not idle.exists()
+    assert not worktree_root.exists() or list(worktree_root.rglob("*")) == []
+
+
+def test_clean_keeps_a_folder_git_does_not_know_that_holds_work_found_nowhere_else(
+    repo: Path, worktree_root: Path
+) -> None:
+    run_id = "20260101-000000-lost"
+    folder = folder_git_does_not_know(
+        repo, run_id, "s", {"README.md": "changed by the step\n", "new.txt": "new\n"}
+    )
+    done = treeflow(repo, "clean")
+    assert done.returncode == 1
+    assert f"kept folder {folder}" in done.stdout
+    assert "new.txt" in done.stdout and "README.md" in done.stdout
+    assert (folder / "new.txt").read_text() == "new\n"
+
+
+def test_clean_leaves_alone_a_folder_of_a_live_run_and_anything_outside_its_area(
+    repo: Path, worktree_root: Path, tmp_path: Path
+) -> None:
+    run_id = "20260101-000000-live"
+    folder = folder_git_does_not_know(repo, run_id, "s", {"README.md": "hello\n"})
+    stray = worktree_root.parent / "mine"
+    stray.mkdir()
+    (stray / "README.md").write_text("hello\n")
+    lock = try_lock_file(repo / ".git" / "treeflow" / "runs" / f"{run_id}.lock")
+    assert lock is not None
+    try:
+        done = treeflow(repo, "clean")
+    finally:
+        unlock_file(lock)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (folder / "README.md").exists()
+    assert (stray / "README.md").exists()
+
+
+USER_BRANCHES = ["treeflow/runs", "treeflow/mine", "treeflow/feature/x", "treeflow/runs-old"]
+
+
+def test_clean_never_touches_a_branch_that_is_not_in_treeflows_form(repo: Path) -> None:
+    for branch in USER_BRANCHES:
+        git(repo, "branch", branch)
+    done = treeflow(repo, "clean")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert treeflow_branches(repo) == set(USER_BRANCHES)
+    assert "treeflow/runs" not in done.stdout and "treeflow/mine" not in done.stdout
+
+
+def test_a_run_refuses_to_start_when_a_branch_of_the_user_is_in_the_way_of_its_own(repo: Path) -> None:
+    (repo / "treeflow.yml").write_text("steps:\n  a: {run: 'echo a > a.txt'}\n")
+    git(repo, "branch", "treeflow/runs")
+    done = treeflow(repo, "run", "--json")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "treeflow/runs" in done.stderr and "git branch -m treeflow/runs" in done.stderr
+    assert done.stdout == ""
+    assert treeflow_branches(repo) == {"treeflow/runs"}
+    assert list((repo / ".git" / "treeflow" / "runs").glob("*.lock")) == []
+    assert json.loads(treeflow(repo, "runs", "--json").stdout) == []

@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 from tests.conftest import git
-from tests.helpers import pid_alive, wait_for_files, wait_until
+from tests.helpers import pid_alive, processes_inside, wait_for_files, wait_until
 from treeflow.core import journal
 from treeflow.core.git import open_repository
 from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
@@ -696,3 +696,70 @@ def test_resume_leaves_a_run_branch_that_is_checked_out_where_it_is(repo: Path, 
     assert f"{branch} is checked out in a worktree; it is left as it was" in done.stderr + done.stdout
     assert git(repo, "rev-parse", branch) == tip
     assert git(review, "status", "--porcelain") == ""
+
+
+def slow_checkout(repo: Path, started: Path, fast: Path) -> None:
+    """A file whose checkout goes through a smudge filter that waits (until ``fast`` exists), so
+    that treeflow's own git is still filling a worktree when treeflow is killed."""
+    (repo / "slow.txt").write_text("slow\n")
+    (repo / ".gitattributes").write_text("slow.txt filter=slow\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "a slow file")
+    git(repo, "config", "filter.slow.smudge", f"touch {started}; test -e {fast} || sleep 30; cat")
+
+
+def test_recovery_ends_the_git_treeflow_left_filling_a_worktree(repo: Path, worktree_root: Path) -> None:
+    started, fast = repo.parent / "filling", repo.parent / "fast"
+    slow_checkout(repo, started, fast)
+    (repo / "treeflow.yml").write_text("steps:\n  s: {run: 'echo s > s.txt'}\n")
+    with killed_at_the_end(repo, "run"):
+        wait_until(started.exists, "treeflow's git to start filling the worktree")
+    listed = treeflow(repo, "runs", "--json")
+    [run] = json.loads(listed.stdout)
+    assert run["status"] == "interrupted", listed.stderr
+    # Recovery waits for what it ends: nothing may still be writing in the worktree area.
+    assert processes_inside(worktree_root) == []
+    assert worktrees(repo) == 0
+    assert not worktree_root.exists() or list(worktree_root.rglob("*")) == []
+    fast.touch()
+    resumed = treeflow(repo, "resume", run["run_id"], "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert git(repo, "show", f"{json.loads(resumed.stdout)['result_branch']}:s.txt") == "s"
+
+
+def test_a_kill_during_the_base_snapshot_leaves_no_index_copy_behind(repo: Path) -> None:
+    started = repo.parent / "snapshotting"
+    (repo / ".gitattributes").write_text("*.md filter=slow\n")
+    git(repo, "add", ".gitattributes")
+    git(repo, "commit", "-q", "-m", "attributes")
+    git(repo, "config", "filter.slow.clean", f"touch {started}; sleep 30; cat")
+    (repo / "README.md").write_text("changed, so the snapshot must read it\n")
+    (repo / "treeflow.yml").write_text("steps:\n  s: {run: 'true'}\n")
+    state = repo / ".git" / "treeflow"
+    with killed_at_the_end(repo, "run"):
+        wait_until(started.exists, "the snapshot to read the changed file")
+        assert list(state.glob("snapshot-*")) != []
+    done = treeflow(repo, "runs")
+    assert done.returncode == 0, done.stderr
+    assert list(state.glob("snapshot-*")) == []
+    assert processes_inside(repo) == []
+
+
+def test_only_the_index_copies_of_dead_processes_are_removed(repo: Path) -> None:
+    state = repo / ".git" / "treeflow"
+    state.mkdir(parents=True, exist_ok=True)
+    with subprocess.Popen(["sleep", "60"]) as live:
+        try:
+            ticks = process_start_ticks(live.pid)
+            kept = state / f"snapshot-{live.pid}-{ticks}-0123abcd.index"
+            reused = state / f"snapshot-{live.pid}-{ticks - 1}-0123abcd.index"
+            dead = state / "snapshot-999999999-1-0123abcd.index"
+            older_form = state / "snapshot-999999999-0123abcd.index"
+            lock = state / "snapshot-999999999-1-0123abcd.index.lock"
+            for path in (kept, reused, dead, older_form, lock):
+                path.write_bytes(b"DIRC")
+            done = treeflow(repo, "runs")
+            assert done.returncode == 0, done.stderr
+            assert sorted(state.glob("snapshot-*")) == [kept]
+        finally:
+            live.kill()

@@ -85,3 +85,9 @@ def test_a_run_whose_steps_the_workflow_lost_is_not_resumed() -> None:
             ),
             workflow("steps:\n  a: {run: 'true'}\n"),
         )
+
+
+def test_a_resume_may_take_the_checkout_as_its_new_base() -> None:
+    steps = {"a": step(StepStatus.SUCCEEDED, commit="work-a"), "c": step(StepStatus.FAILED)}
+    assert not plan_resume(record(RunStatus.FAILED, steps), workflow()).rebase
+    assert plan_resume(record(RunStatus.FAILED, steps), workflow(), rebase=True).rebase

@@ -72,3 +72,22 @@ async def test_a_run_of_the_cli_is_resumed_from_the_editor(client: LanguageClien
     assert (await command(client, "treeflow.resume", {"runId": run_id})) == {"runId": run_id}
     run = await final_update(client, run_id)
     assert run["status"] == "succeeded", run
+
+
+async def test_resume_with_rebase_takes_the_checkout_as_the_new_base(
+    client: LanguageClient, workspace: Path
+) -> None:
+    path = write_workflow(workspace, "steps:\n  s: {run: 'cat fix.txt > seen.txt'}\n")
+    run_id = (await command(client, "treeflow.run", {"workflow": path.as_uri()}))["runId"]
+    first = await final_update(client, run_id)
+    assert first["status"] == "failed"
+    client.runs_updated.clear()  # type: ignore[attr-defined]
+    (workspace / "fix.txt").write_text("fixed\n")
+    git(workspace, "add", "fix.txt")
+    git(workspace, "commit", "--quiet", "-m", "fix")
+
+    assert await command(client, "treeflow.resume", {"runId": run_id, "rebase": True}) == {"runId": run_id}
+    run = await final_update(client, run_id)
+    assert run["status"] == "succeeded", run
+    assert run["base_commit"] == git(workspace, "rev-parse", "HEAD")
+    assert git(workspace, "show", f"{run['result_branch']}:seen.txt") == "fixed"

@@ -136,7 +136,7 @@ async def run_command(args: argparse.Namespace) -> int:
 
 async def resume_command(args: argparse.Namespace) -> int:
     repo = await _open_and_recover(args.repo)
-    workflow, plan = await load_resume(repo, args.run_id)
+    workflow, plan = await load_resume(repo, args.run_id, rebase=args.rebase)
     return await _execute(args, repo, workflow, resume=plan)
 
 

@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = commands.add_parser("resume", help="run again the steps of a run that did not succeed")
     resume.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID_HELP)
+    resume.add_argument(
+        "--rebase",
+        action="store_true",
+        help="start the steps that run again from your checkout as it is now, not from the run's base",
+    )
     resume.add_argument("--max-parallel", type=_positive_int, metavar="N", help="at most N steps at once")
     resume.add_argument("--json", action="store_true", help="print only the result as JSON on stdout")
     resume.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")

@@ -1,14 +1,16 @@
 """`treeflow clean`: remove what runs left behind, and never a commit that exists nowhere else.
 
 Leftover step worktrees (from a crash, or a removal that failed) get their changes committed to
-their branch before they are removed. A treeflow branch is deleted only when another ref that
-stays contains its tip; branches holding commits found nowhere else are kept and reported.
-Worktrees and branches of runs still going on in another treeflow process are left alone.
+their branch before they are removed. A folder in treeflow's worktree folder that git no longer
+knows as a worktree (a checkout that went on after its worktree was removed) is removed when every
+file in it is on its step's branch or start commit, and kept and reported otherwise. A treeflow
+branch is deleted only when another ref that stays contains its tip; branches holding commits found
+nowhere else are kept and reported. Only branches of treeflow's own form are touched; worktrees,
+folders and branches of runs still going on in another treeflow process are left alone.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -32,11 +34,20 @@ from treeflow.core.git import (
     try_lock_file,
     unlock_file,
 )
-from treeflow.core.locations import run_lock_path, run_locks_folder, step_branch, worktree_root
+from treeflow.core.locations import (
+    run_branch,
+    run_lock_path,
+    run_locks_folder,
+    run_of_branch,
+    step_branch,
+    worktree_root,
+)
 from treeflow.core.model import RunStatus
+from treeflow.core.ownership import end_orphaned_git, scratch_index_name
+from treeflow.core.spec import WorkflowError, load_workflow
 from treeflow.core.step_worktree import why_not_savable
 
-_BRANCH_RUN = re.compile(r"^treeflow/(?:runs/)?([^/]+)")
+_NAMES_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -153,8 +164,157 @@ async def _clean_worktrees(
         actions.append(Action(f"{verb}prune worktree record", line.strip(), not dry_run))
     if stale and not dry_run:
         await git_locked(lock, repo.root, "worktree", "prune")
+    await _clean_unknown_folders(repo, active, dry_run, verb, actions)
     if not dry_run:
         await anyio.to_thread.run_sync(_remove_empty_folders, root)
+
+
+async def _clean_unknown_folders(
+    repo: Repository, active: dict[str, int | None], dry_run: bool, verb: str, actions: list[Action]
+) -> None:
+    """Remove the folders at ``<root>/<run>/<step>`` that git does not know as worktrees and that
+    hold nothing found nowhere else; report those that do."""
+    root = worktree_root(repo)
+    known = {w.path for w in await _list_worktrees(repo, with_main=True)}
+    known |= {path.resolve() for path in known}
+    folders = await anyio.to_thread.run_sync(_step_folders, root)
+    unknown = []
+    for run_id, folder in folders:
+        if folder in known or folder.resolve() in known:
+            continue
+        if run_id not in active:
+            active[run_id] = try_lock_file(run_lock_path(repo, run_id))
+        if not _is_live(run_id, active):
+            unknown.append((run_id, folder))
+    if not unknown:
+        return
+    # A git a dead treeflow left running in such a folder would go on writing into it.
+    await end_orphaned_git((root,))
+    path = journal.journal_path(repo)
+    for run_id, folder in unknown:
+        record = await anyio.to_thread.run_sync(journal.read_run, path, run_id) if path.exists() else None
+        candidates = await _commits_a_step_folder_may_hold(repo, record, run_id, folder.name)
+        copied = (
+            await anyio.to_thread.run_sync(_setup_copy_patterns, record.run.workflow_path)
+            if record is not None
+            else ()
+        )
+        found_nowhere, matched = await _files_found_nowhere(repo, folder, candidates, copied)
+        gone = "git no longer knows it as a worktree"
+        if found_nowhere:
+            shown = ", ".join(found_nowhere[:_NAMES_SHOWN]) + (
+                ", ..." if len(found_nowhere) > _NAMES_SHOWN else ""
+            )
+            reason = (
+                f"{gone}, and it holds changes found on no branch ({shown}); save what you need, "
+                "then remove it yourself"
+            )
+            actions.append(Action(f"kept folder {folder}", reason, False, failed=True))
+            continue
+        if not dry_run:
+            await anyio.to_thread.run_sync(shutil.rmtree, folder)
+        actions.append(
+            Action(
+                f"{verb}remove folder {folder}",
+                f"{gone}, and "
+                + (f"every file in it is as in {matched}" if matched else "it holds no file")
+                + f" (left over from run {run_id})",
+                not dry_run,
+            )
+        )
+
+
+def _setup_copy_patterns(workflow_path: Path) -> tuple[str, ...]:
+    try:
+        return load_workflow(workflow_path).setup.copy
+    except (WorkflowError, OSError):
+        return ()
+
+
+def _step_folders(root: Path) -> list[tuple[str, Path]]:
+    """(run id, folder) of each folder where treeflow puts a step's worktree."""
+    found = []
+    for run_folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if run_folder.is_symlink() or not run_folder.is_dir():
+            continue
+        for folder in sorted(run_folder.iterdir()):
+            if not folder.is_symlink() and folder.is_dir():
+                found.append((run_folder.name, folder))
+    return found
+
+
+async def _commits_a_step_folder_may_hold(
+    repo: Repository, record: journal.RunRecord | None, run_id: str, step_id: str
+) -> list[tuple[str, str]]:
+    """(commit, what it is) of each commit whose files the folder of step ``step_id`` may be a
+    checkout of: its branch, where the journal says it started, its run's base and result."""
+    named = [
+        (f"refs/heads/{step_branch(run_id, step_id)}", step_branch(run_id, step_id)),
+        (f"refs/heads/{run_branch(run_id)}", run_branch(run_id)),
+    ]
+    step = record.steps.get(step_id) if record is not None else None
+    if step is not None and step.start_commit:
+        named.append((step.start_commit, f"the commit step {step_id} started from"))
+    if record is not None and record.run.base_commit:
+        named.append((record.run.base_commit, f"the base commit of run {run_id}"))
+    candidates = []
+    for rev, what in named:
+        code, out, _ = await run_git(repo.root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+        if code == 0:
+            candidates.append((out.strip(), what))
+    return candidates
+
+
+async def _files_found_nowhere(
+    repo: Repository, folder: Path, candidates: list[tuple[str, str]], copied: tuple[str, ...]
+) -> tuple[list[str], str]:
+    """The files in ``folder`` that are new or different in each candidate commit, for the
+    candidate with fewest, and that candidate's name; ([], name) when one has them all. Files
+    missing from the folder do not count: a checkout cut short lacks them, and git keeps them.
+    Neither do new files that are never a step's work: the agent protocol's, and ``copied``
+    (`setup.copy` patterns), copies of the user's own files."""
+    index = repo.state_dir / scratch_index_name()
+    env = {"GIT_DIR": str(repo.common_dir), "GIT_WORK_TREE": str(folder), "GIT_INDEX_FILE": str(index)}
+    held_back = await anyio.to_thread.run_sync(_matches, folder, (TREEFLOW_DIR, *copied))
+    try:
+        if not candidates:
+            return await _new_or_changed(folder, env, None, held_back), ""
+        fewest: list[str] = []
+        for commit, what in candidates:
+            changed = await _new_or_changed(folder, env, commit, held_back)
+            if not changed:
+                return [], what
+            if not fewest or len(changed) < len(fewest):
+                fewest = changed
+        return fewest, ""
+    finally:
+        index.unlink(missing_ok=True)
+
+
+def _matches(folder: Path, patterns: tuple[str, ...]) -> list[str]:
+    return [str(match.relative_to(folder)) for pattern in patterns for match in folder.glob(pattern)]
+
+
+async def _new_or_changed(
+    folder: Path, env: dict[str, str], commit: str | None, held_back: list[str]
+) -> list[str]:
+    """Files of ``folder`` that ``commit`` lacks or has otherwise (all of them without a commit)."""
+    await git(folder, "read-tree", *([commit] if commit else ["--empty"]), env=env)
+    await git(folder, "add", "--all", "--", ".", env=env)
+    if commit:
+        fields = (await git(folder, "diff-index", "--cached", "--name-status", "-z", commit, env=env)).split(
+            "\0"
+        )
+        changes = list(zip(fields[::2], fields[1::2], strict=False))
+    else:
+        changes = [("A", path) for path in (await git(folder, "ls-files", "-z", env=env)).split("\0")]
+    return [
+        path
+        for status, path in changes
+        if path
+        and status[:1] in ("A", "M", "T")
+        and not (status == "A" and any(path == p or path.startswith(f"{p}/") for p in held_back))
+    ]
 
 
 async def _clean_worktree(
@@ -265,8 +425,9 @@ async def _clean_branches(
     checked_out = {w.branch for w in await _list_worktrees(repo, with_main=True) if w.branch}
     deleted: set[str] = set()
     for name, tip in branches:
-        if _is_live(_run_of(name), active) or name in checked_out:
-            continue
+        run_id = _run_of(name)
+        if run_id is None or _is_live(run_id, active) or name in checked_out:
+            continue  # not treeflow's to touch, or in use
         # Only refs that keep commits for good count: not the stash, bisect or rewrite backups.
         holders = await git(
             repo.root,
@@ -295,8 +456,7 @@ async def _clean_branches(
 
 
 def _run_of(branch: str | None) -> str | None:
-    match = _BRANCH_RUN.match(branch or "")
-    return match.group(1) if match else None
+    return run_of_branch(branch) if branch else None
 
 
 async def _list_worktrees(repo: Repository, *, with_main: bool = False) -> list[_Worktree]:

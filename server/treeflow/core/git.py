@@ -20,6 +20,7 @@ from types import TracebackType
 
 import anyio
 
+from treeflow.core.ownership import OWNER_VARIABLE, owner_mark, scratch_index_name
 from treeflow.core.process import use_pidfd_child_watcher
 
 # Messages git prints when another git process holds a lock or is half-way through registering a
@@ -111,7 +112,8 @@ async def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> st
 async def run_git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
     """Run git and return (exit status, stdout, stderr) whatever the status."""
     use_pidfd_child_watcher()
-    full_env = {**environ_without_repository(), **(env or {})}
+    # The mark lets recovery find this git if treeflow dies before it (see treeflow.core.ownership).
+    full_env = {**environ_without_repository(), **(env or {}), OWNER_VARIABLE: owner_mark()}
     # In a session of its own, git is out of reach of a terminal's Ctrl-C, which goes to the whole
     # foreground group: treeflow decides when a git command may be stopped, not the keyboard.
     for _ in range(3):
@@ -302,7 +304,7 @@ async def snapshot_working_tree(repo: Repository, head: str, message: str, env: 
     Copying the index (rather than reading HEAD into a new one) keeps git's stat cache, so only
     files that really changed are hashed.
     """
-    index = repo.state_dir / f"snapshot-{os.getpid()}-{os.urandom(4).hex()}.index"
+    index = repo.state_dir / scratch_index_name()
     index.parent.mkdir(parents=True, exist_ok=True)
     real_index = Path(await git(repo.root, "rev-parse", "--path-format=absolute", "--git-path", "index"))
     scratch = {**env, "GIT_INDEX_FILE": str(index)}

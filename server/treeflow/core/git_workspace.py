@@ -32,10 +32,19 @@ from treeflow.core.git import (
     try_lock_file,
     unlock_file,
 )
-from treeflow.core.locations import run_branch, run_lock_path, step_branch, worktree_root
+from treeflow.core.locations import (
+    branches_in_the_way,
+    in_the_way_message,
+    run_branch,
+    run_lock_path,
+    step_branch,
+    worktree_root,
+)
 from treeflow.core.model import RunResult, Step, StepStatus, Workflow
 from treeflow.core.step_worktree import StepWorktree, step_worktree
 from treeflow.core.workspace import RunRefusal, StepPlace, StepSetupError, Warn
+
+_BASE_NAME = "the run's new base"
 
 
 class WorkspaceError(RunRefusal):
@@ -52,16 +61,21 @@ class GitWorkspace:
         *,
         base: str | None = None,
         results: Mapping[str, str] | None = None,
+        rebase: bool = False,
     ) -> None:
-        """``base`` and ``results`` (the commit each already finished step left) resume a run."""
+        """``base`` and ``results`` (the commit each already finished step left) resume a run;
+        ``rebase`` resumes it from the checkout as it is now instead of ``base``."""
         self._repo = repo
         self._workflow = workflow
         self._warn: Warn = lambda step_id, message: None
         self._lock = RepoLock(repo)
         self._identity: dict[str, str] = {}
         self._given_base = base
+        self._rebase = rebase
         self._base = ""
         self._results: dict[str, str] = dict(results or {})
+        # Steps finished by an earlier execution of the run, which may have started from another base.
+        self._carried = frozenset(self._results)
         self._root = worktree_root(repo)
         self._run_lock: int | None = None
 
@@ -72,7 +86,14 @@ class GitWorkspace:
             raise WorkspaceError(f"run {run.run_id} is already going on in another treeflow process")
         try:
             self._identity = await identity_env(self._repo)
-            self._base = self._given_base or await self._resolve_base(run)
+            in_the_way = await branches_in_the_way(self._repo, run.run_id, run.steps)
+            if in_the_way:
+                raise WorkspaceError(in_the_way_message(run.run_id, in_the_way))
+            if self._given_base is None:
+                self._base = await self._resolve_base(run, "start")
+            else:
+                self._base = await self._resumed_base(run, self._given_base)
+                await self._take_branch_tips(run.run_id)
         except BaseException:
             self._release_run_lock(run.run_id)
             raise
@@ -93,7 +114,48 @@ class GitWorkspace:
             unlock_file(self._run_lock)
             self._run_lock = None
 
-    async def _resolve_base(self, run: RunResult) -> str:
+    async def _resumed_base(self, run: RunResult, base: str) -> str:
+        """The base of a resumed run: its own, or with ``rebase`` the checkout as it is now. Either
+        way, when the checkout no longer holds what the base holds, the run says which it takes."""
+        try:
+            current = await self._resolve_base(run, "resume")
+        except WorkspaceError:
+            if self._rebase:
+                raise
+            return base  # nothing to take instead, so nothing to say
+        trees = await git(self._repo.root, "rev-parse", f"{base}^{{tree}}", f"{current}^{{tree}}")
+        if len(set(trees.split())) == 1:
+            return base
+        if self._rebase:
+            self._warn(
+                None,
+                f"the steps that run again start from your checkout as it is now, {current[:10]}, the "
+                f"run's new base instead of {base[:10]}; the steps that succeeded before keep their work",
+            )
+            return current
+        self._warn(
+            None,
+            f"the run keeps its base {base[:10]}, so what changed in your checkout since ({current[:10]}) "
+            f"is not seen; `treeflow resume {run.run_id} --rebase` takes your checkout as the new base",
+        )
+        return base
+
+    async def _take_branch_tips(self, run_id: str) -> None:
+        """Steps carried over hand their dependents their branch as it is now: the user may have
+        committed on it since (a resolution of a conflict between two steps, say)."""
+        for step_id in sorted(self._carried):
+            left = self._results[step_id]
+            branch = step_branch(run_id, step_id)
+            tip = await resolve_commit(self._repo, f"refs/heads/{branch}")
+            if tip is not None and tip != left:
+                self._results[step_id] = tip
+                self._warn(
+                    step_id,
+                    f"its branch {branch} has moved from {left[:10]} to {tip[:10]} since the step ended; "
+                    f"the run goes on from {tip[:10]}",
+                )
+
+    async def _resolve_base(self, run: RunResult, moment: str) -> str:
         base = self._workflow.base
         head = await head_commit(self._repo)
         if base in ("working", "head"):
@@ -107,7 +169,7 @@ class GitWorkspace:
             unfinished = await _unfinished_merge(self._repo)
             if unfinished is not None:
                 self._warn(None, unfinished)
-            message = f"treeflow: working tree at the start of run {run.run_id}"
+            message = f"treeflow: working tree at the {moment} of run {run.run_id}"
             return await snapshot_working_tree(self._repo, head, message, self._identity)
         commit = await resolve_commit(self._repo, base)
         if commit is None:
@@ -176,26 +238,36 @@ class GitWorkspace:
     async def _start_commit(self, run_id: str, step: Step) -> str:
         if not step.needs:
             return self._base
-        commits = [self._results[need] for need in step.needs]
+        work = {f"`{need}`": self._results[need] for need in step.needs}
+        if self._carried.intersection(step.needs):
+            # Work from an earlier execution of the run holds the base it started from: a resume
+            # with a new base merges that base in too (an old one is already part of the work).
+            work[_BASE_NAME] = self._base
         message = f"treeflow: start of step {step.id}: work of {', '.join(step.needs)}\n\nRun {run_id}."
-        merged = await merge_commits(self._repo, commits, message, self._identity)
+        merged = await merge_commits(self._repo, list(work.values()), message, self._identity)
         if isinstance(merged, MergeConflict):
-            raise StepSetupError(await self._describe_conflict(step.needs, merged))
+            raise StepSetupError(f"cannot start: the work of {await self._who_changed_what(work, merged)}")
         return merged
-
-    async def _describe_conflict(self, needs: tuple[str, ...], conflict: MergeConflict) -> str:
-        work = {f"`{need}`": self._results[need] for need in needs}
-        return f"cannot start: the work of {await self._who_changed_what(work, conflict)}"
 
     async def _who_changed_what(self, work: dict[str, str], conflict: MergeConflict) -> str:
         """``<names> conflicts in <file> (changed by <names>), ...`` for the commits in ``work``,
         each under the name it is given, merged into ``conflict``."""
-        touched = {name: await changed_files(self._repo, self._base, commit) for name, commit in work.items()}
+        touched = {name: await self._changed_by(name, commit) for name, commit in work.items()}
         parts = []
         for path in conflict.files:
             by = [name for name in work if path in touched[name]]
             parts.append(f"{path} (changed by {' and '.join(by) or 'several steps'})")
         return f"{', '.join(work)} conflicts in " + ", ".join(parts)
+
+    async def _changed_by(self, name: str, commit: str) -> set[str]:
+        if name == _BASE_NAME:
+            since = self._given_base or self._base
+        else:
+            # From where the work left the base: after a resume with a new base, work carried over
+            # from the earlier execution started from the old one.
+            code, out, _ = await run_git(self._repo.root, "merge-base", self._base, commit)
+            since = out.strip() if code == 0 else self._base
+        return await changed_files(self._repo, since, commit)
 
     async def close(self, run: RunResult) -> str | None:
         """Give the run branch `treeflow/runs/<run_id>` the merged work of its succeeded steps, and

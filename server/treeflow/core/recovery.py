@@ -30,8 +30,9 @@ from treeflow.core.git import (
     try_lock_file,
     unlock_file,
 )
-from treeflow.core.locations import run_lock_path, run_locks_folder
+from treeflow.core.locations import run_lock_path, run_locks_folder, worktree_root
 from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
+from treeflow.core.ownership import end_orphaned_git, stale_scratch_indexes
 from treeflow.core.process import (
     end_process_group,
     process_group_alive,
@@ -50,6 +51,7 @@ async def recover(repo: Repository, say: Callable[[str], None]) -> list[str]:
     """Recover every dead run of ``repo``; return their ids. ``say`` hears what was done."""
     path = journal.journal_path(repo)
     records = await anyio.to_thread.run_sync(lambda: journal.read_runs(path, status=RunStatus.RUNNING.value))
+    orphans = _OrphanedGit(repo, say)
     recovered = []
     for record in records:
         if record.owner_alive():
@@ -64,16 +66,52 @@ async def recover(repo: Repository, say: Callable[[str], None]) -> list[str]:
             if current is None or current.run.status is not RunStatus.RUNNING or current.owner_alive():
                 continue
             with anyio.CancelScope(shield=True):
+                await orphans.end()
                 await _recover_run(repo, path, current, os.fstat(lock).st_mtime, say)
             recovered.append(record.run.run_id)
         finally:
             run_lock_path(repo, record.run.run_id).unlink(missing_ok=True)
             unlock_file(lock)
-    recovered.extend(await _recover_unrecorded(repo, path, say))
+    recovered.extend(await _recover_unrecorded(repo, path, orphans, say))
+    with anyio.CancelScope(shield=True):
+        await _remove_stale_scratch_indexes(repo, orphans, say)
     return recovered
 
 
-async def _recover_unrecorded(repo: Repository, path: Path, say: Callable[[str], None]) -> list[str]:
+class _OrphanedGit:
+    """Ends, once per recovery and only when there is a dead run or index copy to clear up after,
+    the git commands dead treeflows left running in the repository and its worktree folder."""
+
+    def __init__(self, repo: Repository, say: Callable[[str], None]) -> None:
+        self._places = (repo.root, repo.common_dir, worktree_root(repo))
+        self._say = say
+        self._ended = False
+
+    async def end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        for group in await end_orphaned_git(self._places):
+            self._say(f"ended git left running by a treeflow process that is gone (group {group})")
+
+
+async def _remove_stale_scratch_indexes(
+    repo: Repository, orphans: _OrphanedGit, say: Callable[[str], None]
+) -> None:
+    """A base snapshot works on a copy of the index, removed when it is done; one whose process
+    died first stays, as large as the user's index, until this."""
+    stale = await anyio.to_thread.run_sync(stale_scratch_indexes, repo.state_dir)
+    if not stale:
+        return
+    await orphans.end()  # a git still writing the copy would make it again
+    for index in stale:
+        index.unlink(missing_ok=True)
+        say(f"removed {index.name}, an index copy a treeflow process that is gone left behind")
+
+
+async def _recover_unrecorded(
+    repo: Repository, path: Path, orphans: _OrphanedGit, say: Callable[[str], None]
+) -> list[str]:
     """Clear up after runs that died before the journal said they were running.
 
     A run holds its lock file from before its first step until its end, and removes it then; a lock
@@ -101,6 +139,7 @@ async def _recover_unrecorded(repo: Repository, path: Path, say: Callable[[str],
             if record is not None and record.run.status is RunStatus.RUNNING:
                 continue  # its owner died after the recovery above read the journal: next time
             with anyio.CancelScope(shield=True):
+                await orphans.end()
                 done = await _recover_unrecorded_run(repo, run_id, Path(note["workflow_path"]), locked_at)
                 if record is None:
                     await anyio.to_thread.run_sync(journal.execute, path, _interrupted_run(run_id, note))

@@ -41,17 +41,21 @@ _CANDIDATES_SHOWN = 10
 @dataclass(frozen=True)
 class ResumePlan:
     """What a resume runs again, and where it starts from: the same run id and base, and for each
-    step that already succeeded, its result and the commit its dependents start from."""
+    step that already succeeded, its result and the commit its dependents start from (its branch
+    instead, when that has moved since). With ``rebase`` the steps that run again start from the
+    checkout as it is now rather than the run's base."""
 
     run_id: str
     steps: tuple[str, ...]
     base_commit: str | None
     completed: Mapping[str, StepResult] = field(default_factory=dict)
     start_points: Mapping[str, str] = field(default_factory=dict)
+    rebase: bool = False
 
 
-def plan_resume(record: RunRecord, workflow: Workflow) -> ResumePlan:
-    """Plan to run again the steps of ``record`` that did not succeed, with ``workflow`` as it is now.
+def plan_resume(record: RunRecord, workflow: Workflow, *, rebase: bool = False) -> ResumePlan:
+    """Plan to run again the steps of ``record`` that did not succeed, with ``workflow`` as it is now
+    (and, with ``rebase``, the checkout as it is now as their base).
 
     Raises RunRefused for a run still going on, one that succeeded, and one whose steps the
     workflow no longer has.
@@ -84,6 +88,7 @@ def plan_resume(record: RunRecord, workflow: Workflow) -> ResumePlan:
         base_commit=base,
         completed=completed,
         start_points=start_points,
+        rebase=rebase,
     )
 
 
@@ -101,12 +106,12 @@ async def find_run(repo: Repository, given: str) -> RunRecord:
     return record
 
 
-async def load_resume(repo: Repository, run_id: str) -> tuple[Workflow, ResumePlan]:
+async def load_resume(repo: Repository, run_id: str, *, rebase: bool = False) -> tuple[Workflow, ResumePlan]:
     """The workflow and plan to resume run ``run_id`` of ``repo`` (as `find_run` takes it), read
     from its journal."""
     record = await find_run(repo, run_id)
     workflow = load_workflow(record.run.workflow_path)
-    return workflow, plan_resume(record, workflow)
+    return workflow, plan_resume(record, workflow, rebase=rebase)
 
 
 class StartedRun:
@@ -164,7 +169,9 @@ def start_run(
                 run_id=resume.run_id,
                 completed=resume.completed,
             )
-            workspace = GitWorkspace(repo, workflow, base=resume.base_commit, results=resume.start_points)
+            workspace = GitWorkspace(
+                repo, workflow, base=resume.base_commit, results=resume.start_points, rebase=resume.rebase
+            )
         run = Run(workflow, repo, FanOut([run_journal, sink]), options, LocalExecutor(workspace))
     except BaseException:
         run_journal.close()

@@ -3,6 +3,8 @@
 `step_worktree` creates the worktree on entry and, on exit, whatever the outcome (success, failure,
 timeout, cancellation), commits the step's changes to its branch and then removes the worktree,
 all under a shielded cancel scope. A branch that got no commit is deleted; one with commits stays.
+What the step put in the stash list shared by every worktree is moved onto its branch too (see
+`step_stash`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from treeflow.core.git import (
     git_locked,
     run_git,
 )
+from treeflow.core.step_stash import move_stashed_work, stash_entries
 from treeflow.core.workspace import StepSetupError
 
 
@@ -39,6 +42,7 @@ class StepWorktree:
     has_work: bool = False
     removed: bool = False
     unsaved: str | None = None  # why its work could not be committed; it is then kept as it is
+    stash_before: frozenset[str] | None = None  # the stash list's commits before the step started
 
 
 @asynccontextmanager
@@ -73,6 +77,7 @@ async def step_worktree(
         # it mid-way, which can leave the branch's lock file behind and the branch undeletable.
         await git(path, "read-tree", "-u", "--reset", "HEAD")
         populated = True
+        worktree.stash_before = frozenset(entry.commit for entry in await stash_entries(path))
         await anyio.to_thread.run_sync(copy_setup_files, repo.root, path, copy, worktree.copied)
         yield worktree
     finally:
@@ -98,9 +103,19 @@ async def save_and_remove(
                 worktree.unsaved = problem
                 warn(f"{problem}; its worktree {worktree.path} is kept as it is")
                 return
-            worktree.commit = await commit_worktree(
-                worktree.path, message, [TREEFLOW_DIR, *worktree.copied], identity
-            )
+            held_back = [TREEFLOW_DIR, *worktree.copied]
+            worktree.commit = await commit_worktree(worktree.path, message, held_back, identity)
+            if worktree.stash_before is not None:
+                await move_stashed_work(
+                    worktree.path,
+                    worktree.branch,
+                    worktree.stash_before,
+                    lock,
+                    held_back=held_back,
+                    step_label=worktree.branch.rsplit("/", 1)[-1],
+                    identity=identity,
+                    warn=warn,
+                )
         tip = await git(repo.root, "rev-parse", f"refs/heads/{worktree.branch}")
     except (GitError, OSError) as exc:
         worktree.unsaved = f"could not commit the work in {worktree.path}: {exc}"

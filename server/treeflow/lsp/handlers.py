@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from treeflow.core.git import Repository
     from treeflow.lsp.protocol import (
         CancelResult,
+        ResumeArgs,
         RunArgs,
         RunIdArgs,
         RunPayload,
@@ -82,13 +83,14 @@ async def cancel(ls: TreeflowServer, args: RunIdArgs) -> CancelResult:
         raise JsonRpcInvalidParams(str(exc)) from exc
 
 
-async def resume(ls: TreeflowServer, args: RunIdArgs) -> RunStarted:
+async def resume(ls: TreeflowServer, args: ResumeArgs) -> RunStarted:
     from treeflow.core.spec import WorkflowError
     from treeflow.lsp.protocol import RunStarted
     from treeflow.lsp.supervisor import RunRequestError
 
     try:
-        return RunStarted(run_id=await ls.supervisor.resume(args.run_id, await _repositories(ls)))
+        repos = await _repositories(ls)
+        return RunStarted(run_id=await ls.supervisor.resume(args.run_id, repos, rebase=args.rebase))
     except WorkflowError as exc:
         raise JsonRpcInvalidParams(f"invalid workflow:\n{exc}") from exc
     except RunRequestError as exc:

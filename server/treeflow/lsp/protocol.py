@@ -26,6 +26,7 @@ __all__ = [
     "ArgumentError",
     "CancelResult",
     "LogParams",
+    "ResumeArgs",
     "RunArgs",
     "RunIdArgs",
     "RunPayload",
@@ -68,6 +69,15 @@ class RunIdArgs:
     """`treeflow.cancel` and `treeflow.getRun`."""
 
     run_id: str = attrs.field(metadata=_doc("the id of a run"))
+
+
+@attrs.frozen
+class ResumeArgs:
+    """`treeflow.resume`: ``rebase`` starts the steps that run again from the checkout as it is now
+    instead of the run's base."""
+
+    run_id: str = attrs.field(metadata=_doc("the id of a run"))
+    rebase: bool = attrs.field(default=False, metadata=_doc("true or false"))
 
 
 @attrs.frozen

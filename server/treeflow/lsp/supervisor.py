@@ -103,8 +103,9 @@ class Supervisor:
         repo = await _repository_of(workflow_path.parent)
         return self._launch(repo, workflow, steps=steps)
 
-    async def resume(self, run_id: str, repos: Sequence[Repository]) -> str:
-        """Run again the steps of run ``run_id`` that did not succeed, under the same id; at once.
+    async def resume(self, run_id: str, repos: Sequence[Repository], *, rebase: bool = False) -> str:
+        """Run again the steps of run ``run_id`` that did not succeed, under the same id; at once
+        (with ``rebase``, from the checkout as it is now).
 
         Raises RunRequestError for a run that is not in these repositories' journals, still going
         on, succeeded, or whose steps its workflow no longer has.
@@ -115,7 +116,7 @@ class Supervisor:
             raise RunRequestError(f"run {run_id} is still going on")
         for repo in repos:
             try:
-                workflow, plan = await load_resume(repo, run_id)
+                workflow, plan = await load_resume(repo, run_id, rebase=rebase)
             except RunNotFound:
                 continue
             except (RunRefused, JournalUnavailable) as exc:
