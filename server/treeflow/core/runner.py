@@ -5,6 +5,10 @@ capacity limiter while it runs (retries and their back-off included), and ends i
 final state. A failure with ``fail_fast`` cancels the task group: running steps end ``cancelled``
 (their process trees killed), the rest ``skipped``. Without ``fail_fast`` only the failed step's
 dependents are skipped.
+
+An error in a step's task is that step's failure, not the task group's: it ends the step `failed`
+with the error as its reason, and fail-fast goes on from there as after any failure, so a run never
+ends with a step still `running` in it.
 """
 
 from __future__ import annotations
