@@ -269,3 +269,84 @@ def test_an_agent_report_with_nothing_to_say_prints_no_line() -> None:
     sink.emit(StepProgress("run", "review", None, None))
     sink.emit(StepProgress("run", "review", 0.5, "halfway"))
     assert out.getvalue() == "[review] agent: 50% halfway\n"
+
+
+def assert_no_step_running(repo: Path) -> dict[str, object]:
+    """The journal's record of the newest run, which has ended, and every step of it too."""
+    shown = treeflow(repo, "show", "last", "--json")
+    assert shown.returncode == 0, shown.stderr
+    run: dict[str, object] = json.loads(shown.stdout)
+    assert run["status"] not in ("running", "pending")
+    steps = run["steps"]
+    assert isinstance(steps, dict)
+    assert [step_id for step_id, step in steps.items() if step["status"] in ("running", "pending")] == []
+    return run
+
+
+def test_a_failing_clean_filter_fails_the_run_with_a_clear_message(repo: Path) -> None:
+    # A required clean filter that fails (as git-lfs's would without its program) on a dirty
+    # tracked file: the working tree cannot be snapshot, so the run cannot start.
+    (repo / ".gitattributes").write_text("*.txt filter=broken\n")
+    (repo / "data.txt").write_text("one\n")
+    git(repo, "add", ".gitattributes", "data.txt")
+    git(repo, "commit", "-qm", "data")
+    git(repo, "config", "filter.broken.clean", "false")
+    git(repo, "config", "filter.broken.smudge", "cat")
+    git(repo, "config", "filter.broken.required", "true")
+    (repo / "data.txt").write_text("two, and longer\n")
+    write_workflow(repo, "steps:\n  a: {run: 'true'}\n  b: {run: 'true', needs: [a]}\n")
+    done = treeflow(repo, "run")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "warning: the run could not start:" in done.stdout
+    assert "clean filter 'broken' failed" in done.stdout
+    assert "[a] skipped: not started: the run could not start" in done.stdout
+    run = assert_no_step_running(repo)
+    assert run["status"] == "failed"
+    as_json = treeflow(repo, "run", "--json")
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout)["status"] == "failed"
+
+
+def test_a_full_disk_under_a_log_still_gives_the_json_result(repo: Path, tmp_path: Path) -> None:
+    # The run id is only known once a run has begun: a first run fails, then its log is pointed
+    # at /dev/full (every write there fails with ENOSPC, as on a full disk) before it is resumed.
+    go_ahead = tmp_path / "go-ahead"
+    write_workflow(repo, f"steps:\n  talk: {{run: 'seq 1 20000; test -e {go_ahead}'}}\n")
+    first = json.loads(treeflow(repo, "run", "--json").stdout)
+    log = Path(first["steps"]["talk"]["log"])
+    log.unlink()
+    log.symlink_to("/dev/full")
+    go_ahead.touch()
+    done = treeflow(repo, "resume", first["run_id"], "--json")
+    assert "Traceback" not in done.stderr
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["steps"]["talk"]["status"] == "succeeded"
+    assert any("No space left on device" in warning for warning in result["warnings"])
+    assert_no_step_running(repo)
+
+
+def test_log_paths_are_printed_only_for_logs_that_exist(repo: Path) -> None:
+    write_workflow(
+        repo,
+        """\
+        steps:
+          quiet: {run: "true"}
+          loud: {run: "echo hello"}
+          never: {run: "true", needs: [broken]}
+          broken: {run: "exit 1", needs: [loud]}
+        """,
+    )
+    done = treeflow(repo, "run")
+    printed = [line.split(", log: ")[1] for line in done.stdout.splitlines() if ", log: " in line]
+    assert printed and all((repo / path).is_file() for path in printed)
+    result = assert_no_step_running(repo)
+    steps = result["steps"]
+    assert isinstance(steps, dict)
+    logged = {step_id for step_id, step in steps.items() if step["log"]}
+    assert logged == {"loud"}
+    assert all(Path(steps[step_id]["log"]).is_file() for step_id in logged)
+    assert [line for line in done.stdout.splitlines() if ", log: " in line] == [
+        line for line in done.stdout.splitlines() if line.startswith("[loud] succeeded")
+    ]

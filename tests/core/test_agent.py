@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -151,6 +152,19 @@ async def test_a_silent_agent_fails_at_its_heartbeat_and_is_killed(repo: Path) -
     assert "stopped reporting: no status update for 1s" in (step.error or "")
     assert time.monotonic() - started < 20
     assert not pid_alive(int(pid_file.read_text()))
+
+
+async def test_a_silent_agent_is_stopped_at_its_heartbeat_without_the_final_report_grace(
+    repo: Path,
+) -> None:
+    # The grace an agent gets to exit after its final report is 5 s; one gone silent gets SIGTERM
+    # at once, and this one dies of it.
+    result = await run_workflow(repo, agent_step("silent", "1s"), worktrees=True, kill_grace_s=5.0)
+    step = result.steps["agent"]
+    assert step.status is StepStatus.FAILED
+    assert "stopped reporting" in (step.error or "")
+    assert step.exit_code == -signal.SIGTERM
+    assert step.duration_s is not None and step.duration_s < 1 + 2.5
 
 
 async def test_an_agent_that_exits_without_a_final_state_fails_with_its_last_output(repo: Path) -> None:

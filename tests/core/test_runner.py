@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import errno
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
 import pytest
 
+from tests.conftest import git
 from tests.helpers import Recorder, has_text, make_run, pid_alive, read_pids, run_workflow
 from treeflow.core.events import RunFinished, RunStarted, StepFinished, StepOutput
-from treeflow.core.model import RunStatus, StepStatus
+from treeflow.core.executor import LocalExecutor
+from treeflow.core.git import GitError, Repository
+from treeflow.core.model import RunResult, RunStatus, Step, StepStatus
+from treeflow.core.runner import Run
+from treeflow.core.workspace import CheckoutWorkspace, StepPlace
 
 pytestmark = pytest.mark.anyio
 
@@ -300,3 +311,180 @@ async def test_events_keep_the_run_as_it_stood_when_they_were_sent(repo: Path) -
     assert result.status is RunStatus.FAILED
     with pytest.raises(TypeError):
         started.run.steps["first"] = finished["first"]  # type: ignore[index]
+
+
+def with_step_env(run: Run, step_id: str, env: dict[str, str]) -> None:
+    """Give a step an environment `validate` would refuse, as a workflow that slipped past it would."""
+    step = run.workflow.steps[step_id]
+    steps = {**run.workflow.steps, step_id: replace(step, env={**step.env, **env})}
+    run.workflow = replace(run.workflow, steps=steps)
+
+
+async def test_an_error_inside_a_step_ends_that_step_and_the_run_with_the_reason(repo: Path) -> None:
+    recorder = Recorder()
+    workflow = """\
+        steps:
+          broken: {run: "true"}
+          sleeper: {run: "sleep 60"}
+          after: {run: "true", needs: [broken]}
+        """
+    run = await make_run(repo, workflow, recorder)
+    with_step_env(run, "broken", {"BAD": "a\0b"})
+    with anyio.fail_after(30):
+        result = await run.execute()
+    steps = result.steps
+    assert result.status is RunStatus.FAILED
+    assert steps["broken"].status is StepStatus.FAILED
+    assert "null byte" in (steps["broken"].error or "")
+    assert steps["sleeper"].status is StepStatus.CANCELLED
+    assert steps["after"].status is StepStatus.SKIPPED
+    assert sorted(recorder.finished()) == ["after", "broken", "sleeper"]
+    ended = [event.run.status for event in recorder.events if isinstance(event, RunFinished)]
+    assert ended == [RunStatus.FAILED]
+
+
+class FailingExecutor(LocalExecutor):
+    """The executor of a checkout whose places, or whose gathering at the end, fail as git can."""
+
+    def __init__(self, repo: Repository, *, fail_saving: str = "", fail_closing: bool = False) -> None:
+        super().__init__(CheckoutWorkspace(repo))
+        self._fail_saving = fail_saving
+        self._fail_closing = fail_closing
+
+    @asynccontextmanager
+    async def _place(self, run_id: str, step: Step) -> AsyncIterator[StepPlace]:
+        async with self.workspace.step_place(run_id, step) as place:
+            yield place
+        if step.id == self._fail_saving:
+            raise GitError(("commit",), 128, "fatal: cannot save the work")
+
+    def step_place(self, run_id: str, step: Step) -> AbstractAsyncContextManager[StepPlace]:
+        return self._place(run_id, step)
+
+    async def close(self, run: RunResult) -> str | None:
+        if self._fail_closing:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return await super().close(run)
+
+
+async def test_a_git_failure_saving_a_step_fails_it_and_fail_fast_goes_on(repo: Path) -> None:
+    run = await make_run(repo, "steps:\n  saved: {run: 'true'}\n  sleeper: {run: 'sleep 60'}\n")
+    run = Run(run.workflow, run.repo, Recorder(), executor=FailingExecutor(run.repo, fail_saving="saved"))
+    with anyio.fail_after(30):
+        result = await run.execute()
+    assert result.status is RunStatus.FAILED
+    assert result.steps["saved"].status is StepStatus.FAILED
+    assert "cannot save the work" in (result.steps["saved"].error or "")
+    assert result.steps["sleeper"].status is StepStatus.CANCELLED
+
+
+async def test_a_run_whose_work_cannot_be_gathered_fails_saying_why(repo: Path) -> None:
+    run = await make_run(repo, "steps:\n  fine: {run: 'true'}\n")
+    run = Run(run.workflow, run.repo, Recorder(), executor=FailingExecutor(run.repo, fail_closing=True))
+    result = await run.execute()
+    assert result.steps["fine"].status is StepStatus.SUCCEEDED
+    assert result.status is RunStatus.FAILED
+    assert any("could not be gathered" in warning and "No space" in warning for warning in result.warnings)
+
+
+async def test_a_full_disk_under_the_logs_loses_output_not_the_run(
+    repo: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder()
+    run = await make_run(repo, "steps:\n  talk: {run: 'seq 1 20000'}\n  quiet: {run: 'true'}\n", recorder)
+    run.log_dir.mkdir(parents=True)
+    # /dev/full refuses every write with ENOSPC, as a full disk does.
+    (run.log_dir / "talk.log").symlink_to("/dev/full")
+    with anyio.fail_after(30):
+        result = await run.execute()
+    assert result.status is RunStatus.SUCCEEDED
+    lines = [e for e in recorder.events if isinstance(e, StepOutput) and e.step_id == "talk"]
+    assert len(lines) == 20000
+    [warning] = [w for w in result.warnings if w.startswith("talk:")]
+    assert "No space left on device" in warning
+    assert result.steps["quiet"].log is None
+    # Nothing went to the event loop's handler of exceptions in callbacks.
+    assert [record for record in caplog.records if record.name == "asyncio"] == []
+
+
+async def test_a_step_stopped_while_its_place_is_made_is_skipped(repo: Path) -> None:
+    class SlowPlaces(LocalExecutor):
+        @asynccontextmanager
+        async def _place(self, run_id: str, step: Step) -> AsyncIterator[StepPlace]:
+            if step.id == "waiting":
+                await anyio.sleep_forever()
+            async with self.workspace.step_place(run_id, step) as place:
+                yield place
+
+        def step_place(self, run_id: str, step: Step) -> AbstractAsyncContextManager[StepPlace]:
+            return self._place(run_id, step)
+
+    run = await make_run(repo, "steps:\n  waiting: {run: 'true'}\n  broken: {run: 'sleep 0.2; exit 1'}\n")
+    run = Run(run.workflow, run.repo, Recorder(), executor=SlowPlaces(CheckoutWorkspace(run.repo)))
+    with anyio.fail_after(30):
+        result = await run.execute()
+    waiting = result.steps["waiting"]
+    assert waiting.status is StepStatus.SKIPPED
+    assert waiting.attempts == 0
+    assert waiting.error == "not started: `broken` failed (fail_fast)"
+    assert waiting.started_at is None and waiting.log is None
+
+
+async def test_steps_killed_by_a_signal_have_its_negative_number_as_exit_code(repo: Path) -> None:
+    workflow = """\
+        steps:
+          slow: {run: "sleep 60", timeout: 300ms}
+          sleeper: {run: "sleep 60"}
+        """
+    result = await run_workflow(repo, workflow)
+    assert result.steps["slow"].status is StepStatus.TIMED_OUT
+    assert result.steps["slow"].exit_code == -signal.SIGTERM
+    assert result.steps["sleeper"].status is StepStatus.CANCELLED
+    assert result.steps["sleeper"].exit_code == -signal.SIGTERM
+
+
+@pytest.mark.parametrize("stop", ["fail-fast", "cancel"])
+async def test_processes_that_left_the_step_group_are_ended_when_it_is_stopped(repo: Path, stop: str) -> None:
+    (repo / "pids").mkdir()
+    # `setsid` makes the sleep the leader of a session of its own, out of the step's process group.
+    escape = "setsid sh -c 'echo $$ > pids/tmp; mv pids/tmp pids/escaper; exec sleep 60' & sleep 60"
+    failing = (
+        "while [ ! -s pids/escaper ]; do sleep 0.02; done; exit 1" if stop == "fail-fast" else "sleep 60"
+    )
+    workflow = f"""\
+        steps:
+          escaper: {{run: "{escape}"}}
+          other: {{run: "{failing}"}}
+        """
+    run = await make_run(repo, workflow)
+    async with anyio.create_task_group() as group:
+        group.start_soon(run.execute)
+        with anyio.fail_after(20):
+            while not has_text(repo / "pids" / "escaper"):
+                await anyio.sleep(0.02)
+        if stop == "cancel":
+            run.cancel()
+    escaped = read_pids(repo / "pids")["escaper"]
+    assert run.snapshot().steps["escaper"].status is StepStatus.CANCELLED
+    assert not pid_alive(escaped)
+
+
+def leave_a_conflicted_merge(repo: Path) -> None:
+    """``git merge`` in ``repo`` that stops on a conflict in README.md."""
+    git(repo, "checkout", "-q", "-b", "other")
+    (repo / "README.md").write_text("theirs\n")
+    git(repo, "commit", "-qam", "theirs")
+    git(repo, "checkout", "-q", "main")
+    (repo / "README.md").write_text("ours\n")
+    git(repo, "commit", "-qam", "ours")
+    merge = subprocess.run(["git", "merge", "other"], cwd=repo, capture_output=True, text=True)
+    assert merge.returncode != 0 and "CONFLICT" in merge.stdout
+
+
+async def test_a_run_started_mid_merge_warns_that_it_snapshots_the_conflict(repo: Path) -> None:
+    leave_a_conflicted_merge(repo)
+    workflow = "steps:\n  look: {run: 'grep -c \"<<<<<<<\" README.md'}\n"
+    result = await run_workflow(repo, workflow, worktrees=True)
+    assert result.steps["look"].status is StepStatus.SUCCEEDED
+    [warning] = [w for w in result.warnings if "merge" in w]
+    assert "MERGE_HEAD" in warning and "README.md" in warning and "conflict markers" in warning

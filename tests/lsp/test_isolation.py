@@ -85,7 +85,9 @@ async def test_a_run_that_breaks_fails_alone_and_the_others_finish(
     broken_id = (await command(client, "treeflow.run", {"workflow": broken.as_uri()}))["runId"]
     failed = await final_update(client, broken_id)
     assert failed["status"] == "failed"
-    assert failed["error"] == "RuntimeError: kaput"
+    # The engine ends the step the error happened in, and with it the run, saying why.
+    assert failed["steps"]["a"]["status"] == "failed"
+    assert "RuntimeError: kaput" in failed["steps"]["a"]["error"]
 
     gate.touch()
     finished = await final_update(client, long_id)

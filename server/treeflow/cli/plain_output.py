@@ -123,12 +123,14 @@ class PlainSink:
             case StepOutput():
                 self._write(f"[{event.step_id}] | {event.line}")
             case StepStarted():
+                # The log is only made on the step's first output: its path is told once it exists.
                 attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
-                self._write(f"[{event.step_id}] started{attempt}, log: {relative_path(event.log)}")
+                self._write(f"[{event.step_id}] started{attempt}")
             case StepFinished():
-                self._write(
-                    f"[{event.step_id}] " + describe_step(event.step_id, event.result).split(" ", 1)[1]
-                )
+                line = describe_step(event.step_id, event.result).split(" ", 1)[1]
+                if event.result.log is not None:
+                    line += f", log: {relative_path(event.result.log)}"
+                self._write(f"[{event.step_id}] {line}")
             case StepProgress():
                 progress = describe_progress(event.progress, event.message)
                 if progress:

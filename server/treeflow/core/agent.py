@@ -271,9 +271,11 @@ class AgentStep:
             group.start_soon(start)
             outcome = await self._follow(exited)
             if not exited.is_set():
-                # The agent has reported its end; give it the grace to exit on its own first.
-                with anyio.move_on_after(kill_grace_s):
-                    await exited.wait()
+                if self._final() is not None:
+                    # The agent has reported its end; give it the grace to exit on its own first.
+                    with anyio.move_on_after(kill_grace_s):
+                        await exited.wait()
+                # Otherwise it went silent: it is stopped at once (SIGTERM, then the kill grace).
                 group.cancel_scope.cancel()
         if outcome is not None and outcome.status is not StepStatus.RUNNING:
             return outcome

@@ -33,6 +33,8 @@ class Attempt:
     sink: EventSink
     # Keeps the step's progress in the run's result, as (fraction, message, summary).
     note_progress: Callable[[float | None, str | None, str | None], None]
+    # Keeps the exit status of each process of the step as it ends, stopped ones included.
+    note_exit: Callable[[int | None], None]
     warn: Callable[[str], None]
 
     @property
@@ -54,7 +56,8 @@ class Attempt:
     def process_started(self, group: int, start_ticks: int | None) -> None:
         self.sink.emit(ProcessStarted(self.run_id, self.step.id, group, start_ticks))
 
-    def process_ended(self, group: int) -> None:
+    def process_ended(self, group: int, exit_code: int | None) -> None:
+        self.note_exit(exit_code)
         self.sink.emit(ProcessEnded(self.run_id, self.step.id, group))
 
     async def run_command(

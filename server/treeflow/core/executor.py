@@ -13,22 +13,28 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
+import anyio
+
 from treeflow.core.model import RunResult, Step
-from treeflow.core.process import OutputLog, process_start_ticks, run_shell
+from treeflow.core.process import OutputLog, end_marked_processes, process_start_ticks, run_shell
 from treeflow.core.watch import FileWatcher, process_watcher
 from treeflow.core.workspace import StepPlace, Warn, Workspace
+
+STEP_MARKS = ("TREEFLOW_RUN_ID", "TREEFLOW_STEP")
+"""The environment variables whose values, together, tell the processes of one step of one run."""
 
 OnProcessStart = Callable[[int, int | None], None]
 """Called with a started process group's id and its leader's start time (see `process_start_ticks`)."""
 
-OnProcessEnd = Callable[[int], None]
-"""Called with the id of a process group once no member of it is left."""
+OnProcessEnd = Callable[[int, int | None], None]
+"""Called with the id of a process group once no member of it is left, and its leader's exit status
+(negative: the signal that killed it; None if unknown), also when the command was stopped."""
 
 
 class Executor(Protocol):
     async def open(self, run: RunResult, warn: Warn) -> str | None:
-        """Prepare the run as it starts and return its base commit, if it has one; raise to refuse
-        it before any step starts."""
+        """Prepare the run as it starts and return its base commit, if it has one. Raise
+        `RunRefusal` to refuse the run; any other error ends it failed before any step starts."""
         ...
 
     def step_place(self, run_id: str, step: Step) -> AbstractAsyncContextManager[StepPlace]:
@@ -54,7 +60,8 @@ class Executor(Protocol):
     ) -> int:
         """Run ``command`` in ``cwd`` as a process tree and return its exit status (negative: the
         signal that killed it). Cancelling the call ends the whole tree: SIGTERM, then SIGKILL after
-        ``kill_grace_s``. Output goes to ``log`` and, a line at a time, to ``on_line``.
+        ``kill_grace_s``; processes that left it but carry the step's `STEP_MARKS` in ``env`` too.
+        Output goes to ``log`` and, a line at a time, to ``on_line``.
 
         Raises OSError when the command cannot be started.
         """
@@ -96,16 +103,25 @@ class LocalExecutor:
         def started(group: int) -> None:
             on_start(group, process_start_ticks(group))
 
-        return await run_shell(
-            command,
-            cwd=cwd,
-            env=env,
-            log_file=log,
-            on_line=on_line,
-            on_start=started,
-            on_end=on_end,
-            kill_grace_s=kill_grace_s,
-        )
+        try:
+            return await run_shell(
+                command,
+                cwd=cwd,
+                env=env,
+                log_file=log,
+                on_line=on_line,
+                on_start=started,
+                on_end=on_end,
+                kill_grace_s=kill_grace_s,
+            )
+        except anyio.get_cancelled_exc_class():
+            # The command's group is gone by now; what its processes started in sessions of their
+            # own still carries the step's marks in its environment.
+            marks = {name: env[name] for name in STEP_MARKS if name in env}
+            if len(marks) == len(STEP_MARKS):
+                with anyio.CancelScope(shield=True):
+                    await end_marked_processes(marks, kill_grace_s)
+            raise
 
     def file_watcher(self) -> FileWatcher:
         return self._watcher or process_watcher()

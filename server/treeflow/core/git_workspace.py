@@ -42,12 +42,12 @@ from treeflow.core.locations import (
 )
 from treeflow.core.model import RunResult, Step, StepStatus, Workflow
 from treeflow.core.step_worktree import StepWorktree, step_worktree
-from treeflow.core.workspace import StepPlace, StepSetupError, Warn
+from treeflow.core.workspace import RunRefusal, StepPlace, StepSetupError, Warn
 
 _BASE_NAME = "the run's new base"
 
 
-class WorkspaceError(Exception):
+class WorkspaceError(RunRefusal):
     """The run cannot start in this repository (no commits yet, unknown base revision)."""
 
 
@@ -166,6 +166,9 @@ class GitWorkspace:
                 )
             if base == "head":
                 return head
+            unfinished = await _unfinished_merge(self._repo)
+            if unfinished is not None:
+                self._warn(None, unfinished)
             message = f"treeflow: working tree at the {moment} of run {run.run_id}"
             return await snapshot_working_tree(self._repo, head, message, self._identity)
         commit = await resolve_commit(self._repo, base)
@@ -322,6 +325,31 @@ class GitWorkspace:
                 self._lock, self._repo.root, "update-ref", f"refs/heads/{branch}", merged, earlier
             )
         return branch
+
+
+_UNMERGED_SHOWN = 5
+
+
+async def _unfinished_merge(repo: Repository) -> str | None:
+    """A warning for a checkout in the middle of a merge (MERGE_HEAD set, or files left unmerged
+    by a merge, cherry-pick, rebase or stash), whose working tree the run would start from."""
+    merging = (await run_git(repo.root, "rev-parse", "-q", "--verify", "MERGE_HEAD"))[0] == 0
+    listing = await git(repo.root, "ls-files", "--unmerged", "-z")
+    paths = sorted({entry.split("\t", 1)[1] for entry in listing.split("\0") if "\t" in entry})
+    if not paths:
+        if not merging:
+            return None
+        return (
+            "the checkout is in the middle of a merge (MERGE_HEAD is set): the run starts from its "
+            "working tree, with the merged changes but not as a merge"
+        )
+    shown = ", ".join(paths[:_UNMERGED_SHOWN])
+    more = f" and {len(paths) - _UNMERGED_SHOWN} more" if len(paths) > _UNMERGED_SHOWN else ""
+    state = "is in the middle of a merge (MERGE_HEAD is set) with" if merging else "has"
+    return (
+        f"the checkout {state} unmerged files {shown}{more}: the run starts from them as they are, "
+        "conflict markers included; resolve or abort the merge first to start from a resolved tree"
+    )
 
 
 async def _checked_out_anywhere(repo: Repository, branch: str) -> bool:

@@ -75,14 +75,16 @@ async def run_shell(
     log_file: OutputLog,
     on_line: Callable[[str], None],
     on_start: Callable[[int], None] | None = None,
-    on_end: Callable[[int], None] | None = None,
+    on_end: Callable[[int, int | None], None] | None = None,
     kill_grace_s: float = DEFAULT_KILL_GRACE_S,
 ) -> int:
     """Run ``command`` and return its exit status (negative: killed by that signal).
 
     Output (stdout and stderr, interleaved as written) goes to ``log_file`` as it arrives and to
     ``on_line`` one line at a time. Background processes the command leaves behind belong to the
-    step and are ended with it. Raises OSError when the command cannot be started.
+    step and are ended with it. ``on_end`` hears the group's id and the command's exit status
+    (None if it could not be reaped), also when the call was cancelled. Raises OSError when the
+    command cannot be started.
     """
     loop = asyncio.get_running_loop()
     read_fd, write_fd = os.pipe()
@@ -125,7 +127,7 @@ async def run_shell(
             output.close()
             log_file.flush()
             if on_end is not None:
-                on_end(group)
+                on_end(group, process.returncode)
 
 
 class _ExitWatch:
@@ -329,8 +331,16 @@ def process_groups_with_env(name: str, value: str) -> set[int]:
     Every process a step starts inherits the step's environment, so this finds a run's processes
     even where no record of them was written, and never a process of anyone else.
     """
-    wanted = f"{name}={value}".encode()
+    return process_groups_marked({name: value})
+
+
+def process_groups_marked(marks: Mapping[str, str]) -> set[int]:
+    """Process groups with a live member whose environment has every ``name=value`` of ``marks``
+    (blocking; reads /proc). Nothing when ``marks`` is empty."""
+    wanted = {f"{name}={value}".encode() for name, value in marks.items()}
     groups: set[int] = set()
+    if not wanted:
+        return groups
     try:
         entries = os.scandir("/proc")
     except OSError:
@@ -346,11 +356,27 @@ def process_groups_with_env(name: str, value: str) -> set[int]:
                     stat = handle.read()
             except OSError:
                 continue  # gone, or someone else's
-            if wanted not in environ.split(b"\0"):
+            if not wanted.issubset(environ.split(b"\0")):
                 continue
             fields = stat[stat.rfind(b")") + 2 :].split()
             if len(fields) > 2 and fields[0] not in (b"Z", b"X") and int(fields[2]) > 1:
                 groups.add(int(fields[2]))
+    return groups
+
+
+async def end_marked_processes(marks: Mapping[str, str], grace_s: float = DEFAULT_KILL_GRACE_S) -> set[int]:
+    """End, as `end_process_group` does, every process group with a live member whose environment
+    has all of ``marks``, but treeflow's own; return their ids.
+
+    This reaches what left a command's process group on purpose (``setsid``, a daemon's double
+    fork) but kept the environment it was started with.
+    """
+    groups = await anyio.to_thread.run_sync(process_groups_marked, marks)
+    groups.discard(os.getpgrp())
+    if groups:
+        async with anyio.create_task_group() as ending:
+            for group in groups:
+                ending.start_soon(end_process_group, group, grace_s)
     return groups
 
 

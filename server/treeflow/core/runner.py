@@ -5,11 +5,16 @@ capacity limiter while it runs (retries and their back-off included), and ends i
 final state. A failure with ``fail_fast`` cancels the task group: running steps end ``cancelled``
 (their process trees killed), the rest ``skipped``. Without ``fail_fast`` only the failed step's
 dependents are skipped.
+
+An error in a step's task is that step's failure, not the task group's: it ends the step `failed`
+with the error as its reason, and fail-fast goes on from there as after any failure, so a run never
+ends with a step still `running` in it.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import random
 import time
@@ -38,8 +43,10 @@ from treeflow.core.outcome import StepOutcome
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S
 from treeflow.core.steplog import StepLog
-from treeflow.core.workspace import CheckoutWorkspace, StepPlace, StepSetupError
+from treeflow.core.workspace import CheckoutWorkspace, RunRefusal, StepPlace, StepSetupError
 from treeflow.quoting import quoted
+
+log = logging.getLogger(__name__)
 
 _SETUP_DONE = StepOutcome(StepStatus.SUCCEEDED)
 _PENDING = StepResult()
@@ -63,9 +70,17 @@ class _RunningStep:
     progress: float | None = None
     message: str | None = None
     summary: str | None = None
+    # Whether its setup or first attempt has begun: stopped before that, a step counts as skipped.
+    began: bool = False
 
     def note_progress(self, fraction: float | None, message: str | None, summary: str | None) -> None:
         self.progress, self.message, self.summary = fraction, message, summary
+
+    def note_exit(self, exit_code: int | None) -> None:
+        """A process of the step ended: its status stands for the step's until the attempt's
+        outcome says otherwise (a step killed as it was stopped has no outcome but this)."""
+        if exit_code is not None:
+            self.exit_code = exit_code
 
     def result(self) -> StepResult:
         return StepResult(
@@ -159,6 +174,8 @@ class Run:
         self._group_scope: anyio.CancelScope | None = None
         self._cancel_requested = False
         self._failed_first: str | None = None
+        # Why the run failed beyond its steps' own outcomes (its work could not be gathered, say).
+        self._fault: str | None = None
         self.log_dir = repo.state_dir / "logs" / self.run_id
 
     @property
@@ -195,24 +212,32 @@ class Run:
     async def execute(self) -> RunResult:
         """Run every step to a final state and return the final result.
 
-        Raises what the executor raises when it refuses the run, before any step starts.
+        Raises what the executor raises when it refuses the run (`RunRefusal`), before any step
+        starts. Anything else that goes wrong ends the run `failed`, saying why: a step it happens
+        in fails with it, and a run that cannot start has every step skipped.
         """
         self._started_at = time.time()
         started = time.monotonic()
         try:
             self._base_commit = await self._executor.open(self.snapshot(), self.warn)
-        except Exception:
-            if not self._cancel_requested:
+        except Exception as exc:
+            if self._cancel_requested:
+                # Cancelled while the workspace was being prepared (a terminal's Ctrl-C can kill a git
+                # command in the instant before it leaves treeflow's process group): what failed then
+                # is an effect of the cancel, and the run simply never started.
+                self._sink.emit(RunStarted(self.snapshot()))
+                return self._end_unstarted(RunStatus.CANCELLED, "the run was cancelled", started)
+            if isinstance(exc, RunRefusal):
                 raise
-            # Cancelled while the workspace was being prepared (a terminal's Ctrl-C can kill a git
-            # command in the instant before it leaves treeflow's process group): what failed then
-            # is an effect of the cancel, and the run simply never started.
+            log.debug("run %s could not start", self.run_id, exc_info=True)
             self._sink.emit(RunStarted(self.snapshot()))
-            for step_id in self._steps:
-                self._finish_interrupted(step_id)
-            return self._end(RunStatus.CANCELLED, started)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.warn(None, f"the run could not start: {describe_error(exc)}")
+            return self._end_unstarted(RunStatus.FAILED, "the run could not start", started)
         self._sink.emit(RunStarted(self.snapshot()))
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.warn(None, f"step logs cannot be kept in {self.log_dir}: {exc.strerror or exc}")
         limiter = anyio.CapacityLimiter(self.max_parallel)
         try:
             with anyio.CancelScope() as self._cancel_scope:
@@ -222,11 +247,36 @@ class Run:
                     self._group_scope = group.cancel_scope
                     for step_id in self._steps:
                         group.start_soon(self._step_task, self.workflow.steps[step_id], limiter)
+        except Exception as exc:
+            # Each step ends with its own errors, so only a fault in treeflow's bookkeeping gets
+            # here; the run still ends, failed, and says why rather than leaving steps running.
+            log.debug("run %s: its task group failed", self.run_id, exc_info=True)
+            self._fault = f"treeflow failed: {describe_error(exc)}"
+            self.warn(None, self._fault)
+            for step_id in self._steps:
+                if not self._step_status(step_id).is_final:
+                    self._finish_with_error(step_id, self._fault)
         finally:
             with anyio.CancelScope(shield=True):
-                self._result_branch = await self._executor.close(self.snapshot())
+                await self._close_executor()
             final = self._end(self._outcome(), started)
         return final
+
+    async def _close_executor(self) -> None:
+        """Gather the run's work; when that fails, the run fails, saying why."""
+        try:
+            self._result_branch = await self._executor.close(self.snapshot())
+        except Exception as exc:
+            log.debug("run %s: gathering its work failed", self.run_id, exc_info=True)
+            self._fault = f"the run's work could not be gathered: {describe_error(exc)}"
+            self.warn(None, self._fault)
+
+    def _end_unstarted(self, status: RunStatus, why: str, started: float) -> RunResult:
+        """End a run that never started a step: each step skipped, saying why."""
+        for step_id in self._steps:
+            if not self._step_status(step_id).is_final:
+                self._finish(step_id, StepStatus.SKIPPED, f"not started: {why}")
+        return self._end(status, started)
 
     def _end(self, status: RunStatus, started: float) -> RunResult:
         self._status = status
@@ -239,7 +289,9 @@ class Run:
     def _outcome(self) -> RunStatus:
         if self._cancel_requested:
             return RunStatus.CANCELLED
-        if all(self._step_status(step_id) is StepStatus.SUCCEEDED for step_id in self._steps):
+        if self._fault is None and all(
+            self._step_status(step_id) is StepStatus.SUCCEEDED for step_id in self._steps
+        ):
             return RunStatus.SUCCEEDED
         return RunStatus.FAILED
 
@@ -257,20 +309,33 @@ class Run:
                 return
             async with limiter:
                 await self._run_step(step)
+            # An error raised while the step was being stopped took the place of the cancellation;
+            # the step has ended with it, and the cancellation goes on from here.
+            await anyio.lowlevel.checkpoint_if_cancelled()
         except anyio.get_cancelled_exc_class():
             if not self._step_status(step.id).is_final:
                 self._finish_interrupted(step.id)
             raise
+        except Exception as exc:
+            # What `_run_step` did not get to end (its own bookkeeping failed) ends here.
+            log.debug("step %s of run %s failed", step.id, self.run_id, exc_info=True)
+            if not self._step_status(step.id).is_final:
+                self._finish_with_error(step.id, f"treeflow could not go on with it: {describe_error(exc)}")
         failed = self._step_status(step.id) in (StepStatus.FAILED, StepStatus.TIMED_OUT)
         if failed and self.workflow.fail_fast:
             self._fail_fast(step.id)
 
     async def _run_step(self, step: Step) -> None:
+        """Prepare the step's place, run its setup and attempts there, and end it with their outcome.
+
+        Whatever goes wrong on the way ends the step too: an error of treeflow's own (git, the
+        disk, anything unexpected) fails it with that error, saying so.
+        """
         result = self._running[step.id] = _RunningStep(started_at=time.time())
         started = time.monotonic()
         port = self._ports.acquire()
         place: StepPlace | None = None
-        log_file = StepLog(self.log_dir / f"{step.id}.log")
+        log_file = StepLog(self.log_dir / f"{step.id}.log", functools.partial(self._log_failed, step.id))
         try:
             async with self._executor.step_place(self.run_id, step) as place:
                 self._sink.emit(
@@ -284,23 +349,32 @@ class Run:
                     )
                 )
                 attempt = functools.partial(self._attempt, step, result, place, port, log_file)
-                outcome = await self._setup(step, place, attempt)
+                outcome = await self._setup(step, result, place, attempt)
                 if outcome.status is StepStatus.SUCCEEDED:
                     outcome = await self._attempts(step, result, attempt)
-                result.exit_code = outcome.exit_code
+                if outcome.exit_code is not None:
+                    result.exit_code = outcome.exit_code
                 result.status = outcome.status
                 result.error = outcome.error
         except StepSetupError as exc:
             result.status = StepStatus.FAILED
             result.error = str(exc)
-        except (GitError, OSError) as exc:
-            if place is not None:
-                raise
-            if self._cancel_requested:
-                # The step would not have run anyway; calling it failed would blame it for the cancel.
-                result.status, result.error = StepStatus.CANCELLED, "the run was cancelled"
+        except Exception as exc:
+            log.debug("step %s of run %s failed", step.id, self.run_id, exc_info=True)
+            problem = describe_error(exc)
+            if not self._stopping():
+                doing = (
+                    "could not prepare its worktree" if place is None else "treeflow could not go on with it"
+                )
+                result.status, result.error = StepStatus.FAILED, f"{doing}: {problem}"
+            elif place is None:
+                # The step would not have run anyway (a Ctrl-C can end the git command making its
+                # worktree); calling it failed would blame it for the stop.
+                result.status, result.error = StepStatus.SKIPPED, self._stop_reason(began=False)
             else:
-                result.status, result.error = StepStatus.FAILED, f"could not prepare its worktree: {exc}"
+                # Stopped by the cancel or a fail-fast, then this went wrong as it was being ended.
+                result.status = StepStatus.CANCELLED if result.began else StepStatus.SKIPPED
+                result.error = f"{self._stop_reason(result.began)}; then {problem}"
         finally:
             log_file.close()
             result.log = log_file.path if log_file.created else None
@@ -313,6 +387,11 @@ class Run:
             self._ports.release(port)
             result.duration_s = time.monotonic() - started
         self._finish(step.id, result.status, result.error)
+
+    def _log_failed(self, step_id: str, error: OSError) -> None:
+        self.warn(
+            step_id, f"its log {self.log_dir / f'{step_id}.log'} is incomplete: {error.strerror or error}"
+        )
 
     def _attempt(
         self, step: Step, result: _RunningStep, place: StepPlace, port: int, log_file: StepLog, number: int
@@ -336,15 +415,19 @@ class Run:
             executor=self._executor,
             sink=self._sink,
             note_progress=result.note_progress,
+            note_exit=result.note_exit,
             warn=functools.partial(self.warn, step.id),
         )
 
-    async def _setup(self, step: Step, place: StepPlace, attempt: Callable[[int], Attempt]) -> StepOutcome:
+    async def _setup(
+        self, step: Step, result: _RunningStep, place: StepPlace, attempt: Callable[[int], Attempt]
+    ) -> StepOutcome:
         """Run `setup.run` in a fresh worktree (as attempt 0); its failure fails the step without retries."""
         command = self.workflow.setup.run
         if not place.fresh or command is None:
             return _SETUP_DONE
         setup = attempt(0)
+        result.began = True
         setup.log.write(b"--- treeflow: setup ---\n")
         outcome = await self._timed(step, setup.run_to_outcome(command))
         setup.log.write(b"--- treeflow: end of setup ---\n")
@@ -366,7 +449,7 @@ class Run:
                 self._sink.emit(StepRetrying(self.run_id, step.id, number, delay, reason))
                 await anyio.sleep(delay)
                 context.log.write(f"\n--- treeflow: attempt {number} of {policy.attempts} ---\n".encode())
-            result.attempts = number
+            result.attempts, result.began, result.exit_code = number, True, None
             self._sink.emit(StepStarted(self.run_id, step.id, number, context.log.path))
             outcome = await self._timed(step, kind.run(step.spec, context))
             if outcome.status is StepStatus.SUCCEEDED:
@@ -388,19 +471,31 @@ class Run:
         if self._group_scope is not None:
             self._group_scope.cancel()
 
-    def _finish_interrupted(self, step_id: str) -> None:
+    def _stopping(self) -> bool:
+        """Whether the run is stopping its steps: cancelled, or after a failure with fail-fast."""
+        return self._cancel_requested or self._failed_first is not None
+
+    def _stop_reason(self, began: bool) -> str:
         if self._failed_first is not None and not self._cancel_requested:
             why = f"`{self._failed_first}` {self._said(self._failed_first)} (fail_fast)"
         else:
             why = "the run was cancelled"
-        if self._step_status(step_id) is StepStatus.RUNNING:
-            self._finish(step_id, StepStatus.CANCELLED, why)
-        else:
-            self._finish(step_id, StepStatus.SKIPPED, f"not started: {why}")
+        return why if began else f"not started: {why}"
+
+    def _finish_interrupted(self, step_id: str) -> None:
+        """End a step the run stopped: `cancelled` once its setup or first attempt began, before
+        that `skipped` (even while its worktree was being made)."""
+        running = self._running.get(step_id)
+        began = running is not None and running.began
+        self._finish(step_id, StepStatus.CANCELLED if began else StepStatus.SKIPPED, self._stop_reason(began))
+
+    def _finish_with_error(self, step_id: str, error: str) -> None:
+        running = self._running.get(step_id)
+        self._finish(step_id, StepStatus.FAILED if running is not None else StepStatus.SKIPPED, error)
 
     def _finish(self, step_id: str, status: StepStatus, error: str | None) -> None:
         running = self._running.pop(step_id, None)
-        if running is None:  # it never started
+        if running is None or (status is StepStatus.SKIPPED and not running.began):  # it never started
             result = replace(self._steps[step_id], status=status, error=error)
         else:
             running.status, running.error, running.ended_at = status, error, time.time()
@@ -421,6 +516,16 @@ class Run:
             StepStatus.CANCELLED: "was cancelled",
             StepStatus.SKIPPED: "was skipped",
         }.get(status, status.value)
+
+
+def describe_error(exc: BaseException) -> str:
+    """What went wrong, in one line: git's and the system's messages as they are, anything else
+    with its type; the errors of a group one after the other."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe_error(inner) for inner in exc.exceptions)
+    if isinstance(exc, GitError | OSError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _seconds(value: float) -> str:

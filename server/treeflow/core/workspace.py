@@ -15,6 +15,11 @@ Warn = Callable[[str | None, str], None]
 """Reports something the user must know about a step (or the run, for None) without failing it."""
 
 
+class RunRefusal(Exception):
+    """The run cannot take place here at all (a repository without commits, an unknown base, the
+    same run going on elsewhere): it is refused before it starts, rather than run and failed."""
+
+
 class StepSetupError(Exception):
     """A step cannot start (its needs' work conflicts, a setup file is refused); it fails with this."""
 
@@ -35,8 +40,8 @@ class StepPlace:
 
 class Workspace(Protocol):
     async def open(self, run: RunResult, warn: Warn) -> str | None:
-        """Prepare the run as it starts and return its base commit, if it has one; raise to refuse
-        it before any step starts."""
+        """Prepare the run as it starts and return its base commit, if it has one. Raise
+        `RunRefusal` to refuse the run; any other error ends it failed before any step starts."""
         ...
 
     def step_place(self, run_id: str, step: Step) -> AbstractAsyncContextManager[StepPlace]:
