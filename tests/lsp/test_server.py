@@ -201,7 +201,7 @@ async def test_a_cancelled_request_does_not_cancel_the_run(client: LanguageClien
     [
         ("treeflow.run", [], "takes one argument"),
         ("treeflow.run", [{}], "needs `workflow`"),
-        ("treeflow.run", [{"workflow": "/no/such/treeflow.yml"}], "no workflow file"),
+        ("treeflow.run", [{"workflow": "WORKSPACE/no-such.yml"}], "no workflow file"),
         ("treeflow.run", [{"workflow": "WORKSPACE/treeflow.yml", "steps": "a"}], "must be a list"),
         ("treeflow.run", [{"workflow": "WORKSPACE/treeflow.yml", "steps": ["zzz"]}], "unknown step zzz"),
         ("treeflow.run", [{"workflow": "WORKSPACE/bad.yml"}], "bad.yml:1:1"),
