@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sqlite3
 import sys
@@ -358,9 +359,11 @@ async def test_no_run_update_or_progress_report_repeats_the_one_before(
     assert (await final_update(client, run_id))["status"] == "succeeded"
     updates = [run for run in client.runs_updated if run["run_id"] == run_id]  # type: ignore[attr-defined]
     assert [run["status"] for run in updates].count("succeeded") == 1
-    assert all(before != after for before, after in zip(updates, updates[1:], strict=False))
+    assert all(before != after for before, after in itertools.pairwise(updates))
     progress = client.progress_reports[f"treeflow/run/{run_id}"]
     shown = [(report.message, report.percentage) for report in progress[:-1]]
-    assert all(before != after for before, after in zip(shown, shown[1:], strict=False)), shown
+    assert all(before != after for before, after in itertools.pairwise(shown)), shown
     logs = "".join(e["text"] for e in client.logs if e["runId"] == run_id)  # type: ignore[attr-defined]
-    assert [line for line in logs.splitlines() if line.startswith("line ")] == [f"line {i}" for i in range(1, 9)]
+    assert [line for line in logs.splitlines() if line.startswith("line ")] == [
+        f"line {i}" for i in range(1, 9)
+    ]

@@ -53,16 +53,16 @@ def read_envelope(body: bytes) -> dict[str, Any] | Refusal | Dropped:
         return Refusal(None, JsonRpcParseError("the message is not JSON"), received)
     if not isinstance(data, dict):
         error = JsonRpcInvalidRequest("a message must be a JSON object")
-        return Refusal(None, error, _received(data))
+        return Refusal(None, error, shown(data))
     if _is_request(data):
         return _check_request(data)
     if data.get("jsonrpc") != JSONRPC_VERSION:
-        return Dropped(f"not a JSON-RPC 2.0 message: {_received(data)}")
+        return Dropped(f"not a JSON-RPC 2.0 message: {shown(data)}")
     if "id" in data:
         if not _is_id(data["id"]):
-            return Dropped(f"response with an id that is neither a string nor an integer: {_received(data)}")
+            return Dropped(f"response with an id that is neither a string nor an integer: {shown(data)}")
     elif not isinstance(data.get("method"), str):
-        return Dropped(f"neither a request, a notification nor a response: {_received(data)}")
+        return Dropped(f"neither a request, a notification nor a response: {shown(data)}")
     return data
 
 
@@ -72,7 +72,7 @@ def _is_request(data: dict[str, Any]) -> bool:
 
 
 def _check_request(data: dict[str, Any]) -> dict[str, Any] | Refusal:
-    received = _received(data)
+    received = shown(data)
     if not _is_id(data["id"]):
         return Refusal(None, JsonRpcInvalidRequest("`id` must be a string or an integer"), received)
     msg_id: MessageId = data["id"]
@@ -87,7 +87,8 @@ def _is_id(value: object) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def _received(data: object) -> str:
+def shown(data: object) -> str:
+    """``data`` as JSON, cut short, for a log line."""
     try:
         return quoted(json.dumps(data, ensure_ascii=False))
     except (ValueError, RecursionError):  # an integer of thousands of digits, deep nesting

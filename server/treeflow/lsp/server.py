@@ -9,7 +9,6 @@ blocking the event loop, and so that reading can be cancelled at `exit`. When th
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 from collections.abc import Callable, Generator
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 import anyio
+import attrs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
@@ -32,7 +32,7 @@ from pygls.protocol.language_server import lsp_method
 
 from treeflow import __version__
 from treeflow.lsp.framing import read_frames
-from treeflow.lsp.intake import Dropped, Refusal, read_envelope
+from treeflow.lsp.intake import Dropped, Refusal, read_envelope, shown
 from treeflow.quoting import quoted
 
 if TYPE_CHECKING:
@@ -99,6 +99,10 @@ class TreeflowProtocol(LanguageServerProtocol):
         try:
             if isinstance(method, str):
                 message_type = self.get_message_type(method)
+                if message_type is not None and "id" in data and "id" not in attrs.fields_dict(message_type):
+                    # pygls would take it as the notification and drop the id: no answer would come.
+                    not_request = JsonRpcInvalidRequest(f"{quoted(method)} is a notification: it takes no id")
+                    return Refusal(data["id"], not_request, quoted(method))
                 if message_type is not None:
                     return self._converter.structure(data, message_type)
                 # A method of no known type: pygls answers MethodNotFound, or passes it to a handler.
@@ -111,7 +115,7 @@ class TreeflowProtocol(LanguageServerProtocol):
             response_type = self._result_types.pop(data["id"], None) or JsonRPCResponseMessage
             return self._converter.structure(data, response_type)
         except Exception:  # cattrs' errors for any shape of input; none of them is a fault here
-            received = quoted(json.dumps(data.get("params"), ensure_ascii=False))
+            received = shown(data.get("params"))
             if isinstance(method, str) and "id" in data:
                 error = JsonRpcInvalidParams(f"{quoted(method)}: params do not fit the method")
                 return Refusal(data["id"], error, received)
