@@ -96,3 +96,15 @@ async def test_a_long_list_of_unknown_steps_is_quoted_briefly(
     assert "missing-0" in refused.message
     assert len(refused.message) < LONGEST_SANE_MESSAGE
     await still_answers(client)
+
+
+async def test_a_refused_request_is_logged_in_one_short_line(client: LanguageClient) -> None:
+    huge = "x" * 1_000_000
+    refused = await refusal(client, "textDocument/codeLens", {"textDocument": 5, "huge": huge})
+    assert refused.code == INVALID_PARAMS
+    await still_answers(client)
+    [logged] = [entry.message for entry in client.log_messages if "request refused" in entry.message]
+    assert "\n" not in logged
+    assert "Traceback" not in logged
+    assert "xxxx…" in logged
+    assert len(logged) < LONGEST_SANE_MESSAGE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sqlite3
 import sys
@@ -201,7 +202,7 @@ async def test_a_cancelled_request_does_not_cancel_the_run(client: LanguageClien
     [
         ("treeflow.run", [], "takes one argument"),
         ("treeflow.run", [{}], "needs `workflow`"),
-        ("treeflow.run", [{"workflow": "/no/such/treeflow.yml"}], "no workflow file"),
+        ("treeflow.run", [{"workflow": "WORKSPACE/no-such.yml"}], "no workflow file"),
         ("treeflow.run", [{"workflow": "WORKSPACE/treeflow.yml", "steps": "a"}], "must be a list"),
         ("treeflow.run", [{"workflow": "WORKSPACE/treeflow.yml", "steps": ["zzz"]}], "unknown step zzz"),
         ("treeflow.run", [{"workflow": "WORKSPACE/bad.yml"}], "bad.yml:1:1"),
@@ -339,3 +340,30 @@ async def test_a_run_the_workspace_refuses_ends_failed_with_why(
     assert "is not a commit" in run["error"]
     again = await command(client, "treeflow.getRun", {"runId": run_id})
     assert (again["status"], again["error"]) == ("failed", run["error"])
+
+
+@pytest.mark.slow
+async def test_no_run_update_or_progress_report_repeats_the_one_before(
+    client: LanguageClient, workspace: Path
+) -> None:
+    # Output alone changes nothing a run update or a progress report shows.
+    path = write_workflow(
+        workspace,
+        """\
+        steps:
+          chatty: {run: "for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.1; done"}
+          after: {run: "echo done", needs: [chatty]}
+        """,
+    )
+    run_id = (await command(client, "treeflow.run", {"workflow": path.as_uri()}))["runId"]
+    assert (await final_update(client, run_id))["status"] == "succeeded"
+    updates = [run for run in client.runs_updated if run["run_id"] == run_id]  # type: ignore[attr-defined]
+    assert [run["status"] for run in updates].count("succeeded") == 1
+    assert all(before != after for before, after in itertools.pairwise(updates))
+    progress = client.progress_reports[f"treeflow/run/{run_id}"]
+    shown = [(report.message, report.percentage) for report in progress[:-1]]
+    assert all(before != after for before, after in itertools.pairwise(shown)), shown
+    logs = "".join(e["text"] for e in client.logs if e["runId"] == run_id)  # type: ignore[attr-defined]
+    assert [line for line in logs.splitlines() if line.startswith("line ")] == [
+        f"line {i}" for i in range(1, 9)
+    ]

@@ -11,12 +11,6 @@ from treeflow.core.spec import WorkflowError, parse_workflow
 RUN_COMMAND = "treeflow.run"
 
 
-def is_workflow_file(path: Path) -> bool:
-    if path.suffix not in (".yml", ".yaml"):
-        return False
-    return path.stem == "treeflow" or path.parent.name == ".treeflow"
-
-
 def diagnostics(text: str, path: Path) -> list[types.Diagnostic]:
     """What `treeflow validate` would say about ``text``, at the same lines and columns."""
     try:

@@ -2,8 +2,11 @@
 
 - `workspace/executeCommand`: treeflow.listWorkflows, treeflow.run, treeflow.cancel,
   treeflow.resume, treeflow.listRuns, treeflow.getRun
-- `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files
-- `textDocument/codeLens`: "Run workflow" and "Run step <id>"
+- `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files the client has open
+- `textDocument/codeLens`: "Run workflow" and "Run step <id>", for open workflow files of the workspace
+
+What the server reads for a client is bounded by treeflow.lsp.scope: a run only for a file inside
+the workspace folders, a file's content quoted only if it is a workflow.
 
 Commands take and return the classes of `treeflow.lsp.protocol`. To add one: its argument and
 result classes there and in editor-client/src/protocol.ts, a handler here, an entry in COMMANDS.
@@ -23,6 +26,7 @@ import typing
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
@@ -32,6 +36,8 @@ from treeflow.lsp.server import TreeflowServer
 from treeflow.quoting import quoted
 
 if TYPE_CHECKING:
+    from pygls.workspace import TextDocument
+
     from treeflow.core.git import Repository
     from treeflow.lsp.protocol import (
         CancelResult,
@@ -47,26 +53,23 @@ CommandHandler = Callable[..., Awaitable[object]]
 
 
 async def list_workflows(ls: TreeflowServer) -> list[WorkflowInfo]:
-    return [_describe_workflow(path) for path in _workflow_files(ls)]
+    return [_describe_workflow(ls, path) for path in _workflow_files(ls)]
 
 
 async def run(ls: TreeflowServer, args: RunArgs) -> RunStarted:
     from treeflow.core.spec import WorkflowError
     from treeflow.lsp.protocol import RunStarted
+    from treeflow.lsp.scope import WORKFLOW_RULE, is_workflow
     from treeflow.lsp.supervisor import RunRequestError
 
-    path = _path_of(args.workflow)
-    try:
-        is_file = path.is_file()
-    except OSError as exc:  # a name too long for the system, say
-        raise JsonRpcInvalidParams(
-            f"treeflow.run: no workflow file at {quoted(str(path))}: {exc.strerror}"
-        ) from exc
-    if not is_file:
-        raise JsonRpcInvalidParams(f"treeflow.run: no workflow file at {quoted(str(path))}")
+    path = _workflow_path(ls, args.workflow)
     try:
         run_id = await ls.supervisor.start(path, args.steps)
     except WorkflowError as exc:
+        if not is_workflow(path):
+            # Its errors would quote what the file holds, and it may be anything the client named.
+            message = f"treeflow.run: {quoted(args.workflow)} is not a workflow: {WORKFLOW_RULE}"
+            raise JsonRpcInvalidParams(message) from None
         raise JsonRpcInvalidParams(f"invalid workflow:\n{exc}") from exc
     except RunRequestError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
@@ -188,33 +191,74 @@ def register(server: TreeflowServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
     def code_lens(ls: TreeflowServer, params: types.CodeLensParams) -> list[types.CodeLens]:
         uri = params.text_document.uri
-        if not _is_workflow_uri(uri):
+        document = _open_workflow(ls, uri)
+        # A lens runs the file: none for one that treeflow.run would refuse.
+        if document is None or not _in_workspace(ls, Path(document.path)):
             return []
         from treeflow.lsp.documents import code_lenses
 
-        document = ls.workspace.get_text_document(uri)
         return code_lenses(document.source, Path(document.path), uri)
 
 
 def _publish(ls: TreeflowServer, uri: str) -> None:
-    if not _is_workflow_uri(uri):
+    document = _open_workflow(ls, uri)
+    if document is None:
         return
     from treeflow.lsp.documents import diagnostics
 
-    document = ls.workspace.get_text_document(uri)
     found = diagnostics(document.source, Path(document.path))
     ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=found))
 
 
+def _open_workflow(ls: TreeflowServer, uri: str) -> TextDocument | None:
+    """The workflow file at ``uri`` as the client sent it, if it has it open.
+
+    A document the client has not opened would be read from disk, wherever ``uri`` points (and
+    a FIFO there would block the server): it gets nothing.
+    """
+    if not _is_workflow_uri(uri):
+        return None
+    document: TextDocument | None = ls.workspace.text_documents.get(unquote(uri))
+    return document
+
+
 def _is_workflow_uri(uri: str) -> bool:
-    from treeflow.lsp.documents import is_workflow_file
+    from treeflow.lsp.scope import is_workflow_name
 
     path = to_fs_path(uri)
-    return path is not None and is_workflow_file(Path(path))
+    return path is not None and is_workflow_name(Path(path))
+
+
+def _in_workspace(ls: TreeflowServer, path: Path) -> bool:
+    from treeflow.lsp.scope import OutsideWorkspace, resolve_in_workspace
+
+    try:
+        resolve_in_workspace(path, _folders(ls))
+    except OutsideWorkspace:
+        return False
+    return True
+
+
+def _workflow_path(ls: TreeflowServer, workflow: str) -> Path:
+    """The file ``workflow`` names, symlinks resolved, if it is inside a workspace folder."""
+    from treeflow.lsp.scope import OutsideWorkspace, resolve_in_workspace
+
+    try:
+        path = resolve_in_workspace(_path_of(workflow), _folders(ls))
+    except OutsideWorkspace as exc:
+        raise JsonRpcInvalidParams(f"treeflow.run: {exc}") from None
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # a name too long for the system, say
+        raise JsonRpcInvalidParams(
+            f"treeflow.run: no workflow file at {quoted(workflow)}: {exc.strerror}"
+        ) from None
+    if not is_file:
+        raise JsonRpcInvalidParams(f"treeflow.run: no workflow file at {quoted(workflow)}")
+    return path
 
 
 def _path_of(workflow: str) -> Path:
-
     if workflow.startswith("file:"):
         path = to_fs_path(workflow)
         if path is None:
@@ -257,13 +301,16 @@ def _workflow_files(ls: TreeflowServer) -> list[Path]:
     return found
 
 
-def _describe_workflow(path: Path) -> WorkflowInfo:
+def _describe_workflow(ls: TreeflowServer, path: Path) -> WorkflowInfo:
     from treeflow.core.spec import WorkflowError, load_workflow
     from treeflow.lsp.protocol import WorkflowInfo
+    from treeflow.lsp.scope import OutsideWorkspace, resolve_in_workspace
 
     uri = from_fs_path(str(path)) or str(path)
     try:
-        workflow = load_workflow(path)
+        workflow = load_workflow(resolve_in_workspace(path, _folders(ls)))
+    except OutsideWorkspace as exc:  # a symlink to a file elsewhere
+        return WorkflowInfo(uri=uri, name=path.stem, steps=[], errors=[str(exc)])
     except WorkflowError as exc:
         return WorkflowInfo(uri=uri, name=path.stem, steps=[], errors=[str(error) for error in exc.errors])
     return WorkflowInfo(uri=uri, name=workflow.name, steps=list(workflow.steps), errors=[])

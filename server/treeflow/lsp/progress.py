@@ -4,6 +4,8 @@ Engine events arrive far faster than an editor can use them (a 200-step run, a c
 client that stops reading would otherwise make the server queue without bound. So events only mark
 the run dirty and buffer log lines; `pump` sends what changed at most every `INTERVAL_S`, skips a
 turn while the client has not drained what it was sent, and the final state is always sent last.
+Step output alone changes neither the run object nor the progress text, so an update or a report
+the same as the one before it is not sent again.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ def progress_message(run: RunResult) -> str:
     return f"{text} · running: {', '.join(running)}" if running else text
 
 
+def _is_final(run: RunResult) -> bool:
+    return run.status is not RunStatus.RUNNING
+
+
 def outcome_message(run: RunResult) -> str:
     if run.status is RunStatus.SUCCEEDED:
         return f"succeeded in {run.duration_s or 0:.1f}s"
@@ -106,6 +112,8 @@ class RunReporter:
         self._finished = False
         self._last_sent = 0.0
         self.sent_updates = 0
+        self._last_update: Any = None
+        self._last_report: tuple[str, int] | None = None
 
     def follow(self, snapshot: Callable[[], RunResult]) -> None:
         """Report the run that ``snapshot`` returns as it stands when called."""
@@ -139,11 +147,11 @@ class RunReporter:
 
     def begin(self, title: str) -> None:
         if self.token is not None:
+            message = progress_message(self._snapshot())
+            self._last_report = (message, 0)
             self._client.progress(
                 self.token,
-                types.WorkDoneProgressBegin(
-                    title=title, cancellable=True, message=progress_message(self._snapshot()), percentage=0
-                ),
+                types.WorkDoneProgressBegin(title=title, cancellable=True, message=message, percentage=0),
             )
 
     async def pump(self) -> None:
@@ -180,17 +188,23 @@ class RunReporter:
         self._last_sent = time.monotonic()
         run = self._snapshot()
         self._flush_logs(run.run_id)
-        self._client.notify(RUN_UPDATED, to_json(RunUpdatedParams(run=run_payload(run))))
-        self.sent_updates += 1
+        update = to_json(RunUpdatedParams(run=run_payload(run)))
+        # A final state goes out only from `end`, after the progress end, as the last word on the run.
+        if update != self._last_update and not _is_final(run):
+            self._last_update = update
+            self._client.notify(RUN_UPDATED, update)
+            self.sent_updates += 1
         if self.token is not None:
             total = max(len(run.steps), 1)
             done = sum(1 for step in run.steps.values() if step.status.is_final)
-            self._client.progress(
-                self.token,
-                types.WorkDoneProgressReport(
-                    message=progress_message(run), percentage=int(100 * done / total), cancellable=True
-                ),
-            )
+            report = (progress_message(run), int(100 * done / total))
+            if report != self._last_report:
+                self._last_report = report
+                message, percentage = report
+                self._client.progress(
+                    self.token,
+                    types.WorkDoneProgressReport(message=message, percentage=percentage, cancellable=True),
+                )
 
     def _flush_logs(self, run_id: str) -> None:
         for step_id, log in self._logs.items():

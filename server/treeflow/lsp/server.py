@@ -19,13 +19,20 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 import anyio
 import attrs
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
-from pygls.io_ import run_async
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.json_rpc import (
+    JsonRPCNotification,
+    JsonRPCRequestMessage,
+    JsonRPCResponseMessage,
+    RPCRequest,
+)
 from pygls.protocol.language_server import lsp_method
 
 from treeflow import __version__
+from treeflow.lsp.framing import read_frames
+from treeflow.lsp.intake import Dropped, Refusal, read_envelope, shown
 from treeflow.quoting import quoted
 
 if TYPE_CHECKING:
@@ -66,38 +73,66 @@ class PipeWriter:
             await anyio.sleep(0.01)
 
 
-@attrs.frozen
-class _RefusedRequest:
-    """A request whose params could not be read, kept only to be answered with an error."""
-
-    id: Any
-    method: str
-    error: JsonRpcInvalidParams
-
-
 class TreeflowProtocol(LanguageServerProtocol):
+    def receive(self, body: bytes) -> None:
+        """Take one message body from the client: every request gets an answer, whatever it holds."""
+        envelope = read_envelope(body)
+        if isinstance(envelope, Refusal):
+            self._refuse(envelope)
+        elif isinstance(envelope, Dropped):
+            log.warning("message dropped: %s", envelope.reason)
+        else:
+            message = self.structure_message(envelope)
+            if isinstance(message, Refusal):
+                self._refuse(message)
+            elif message is not None:
+                self.handle_message(message)
+
     def structure_message(self, data: dict[str, Any]) -> Any:
-        # pygls raises here for params that do not fit the method, out of the reading loop, which
-        # logs and drops the message: a request would never be answered and its client would wait
-        # for ever. A request gets InvalidParams instead; a notification has no one to answer.
+        """``data``, checked by read_envelope, as the message class of its method.
+
+        pygls' own logs a traceback holding the message and raises, which would leave a request
+        unanswered; a request whose params do not fit its method gets InvalidParams instead, and a
+        notification or response that does not fit is dropped with one log line.
+        """
+        method = data.get("method")
         try:
-            return super().structure_message(data)
-        except JsonRpcException:
-            method = data.get("method")
-            if "id" not in data or not isinstance(method, str):
-                log.warning("unreadable message dropped: %s", quoted(str(method)))
-                return None
-            error = JsonRpcInvalidParams(f"{quoted(method)}: params do not fit the method")
-            return _RefusedRequest(id=data["id"], method=method, error=error)
+            if isinstance(method, str):
+                message_type = self.get_message_type(method)
+                if message_type is not None and "id" in data and "id" not in attrs.fields_dict(message_type):
+                    # pygls would take it as the notification and drop the id: no answer would come.
+                    not_request = JsonRpcInvalidRequest(f"{quoted(method)} is a notification: it takes no id")
+                    return Refusal(data["id"], not_request, quoted(method))
+                if message_type is not None:
+                    return self._converter.structure(data, message_type)
+                # A method of no known type: pygls answers MethodNotFound, or passes it to a handler.
+                params = data.get("params")
+                if "id" in data:
+                    return JsonRPCRequestMessage(data["id"], method, data["jsonrpc"], params)
+                return JsonRPCNotification(method, data["jsonrpc"], params)
+            if "error" in data:
+                return self._converter.structure(data, types.ResponseErrorMessage)
+            response_type = self._result_types.pop(data["id"], None) or JsonRPCResponseMessage
+            return self._converter.structure(data, response_type)
+        except Exception:  # cattrs' errors for any shape of input; none of them is a fault here
+            received = shown(data.get("params"))
+            if isinstance(method, str) and "id" in data:
+                error = JsonRpcInvalidParams(f"{quoted(method)}: params do not fit the method")
+                return Refusal(data["id"], error, received)
+            log.warning("message dropped: %s does not fit its method: %s", quoted(str(method)), received)
+            return None
 
     def handle_message(self, message: Any) -> None:
-        if isinstance(message, _RefusedRequest):
-            log.info("request refused: %s", message.error)
-            self._send_response(message.id, None, message.error.to_response_error())
-            return
-        if message is None:
+        # After `shutdown`, pygls drops requests without an answer; LSP answers them with an error.
+        if self._shutdown and isinstance(message, RPCRequest):
+            error = JsonRpcInvalidRequest("the server is shutting down")
+            self._refuse(Refusal(message.id, error, quoted(message.method)))
             return
         super().handle_message(message)
+
+    def _refuse(self, refusal: Refusal) -> None:
+        log.info("request refused: %s: %s", refusal.error.message, refusal.received)
+        self._send_data(refusal.response())
 
     @lsp_method(types.SHUTDOWN)
     def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
@@ -149,9 +184,10 @@ class TreeflowServer(LanguageServer):
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         if isinstance(error, JsonRpcException):
-            log.info("request refused: %s", error)  # the client has the answer; not a fault here
+            # The client has the answer; not a fault here.
+            log.info("request refused: %s", quoted(str(error)))
         else:
-            log.error("%s", error)
+            log.error("%s", quoted(str(error)))
 
     def client_supports_progress(self) -> bool:
         capabilities = self.protocol.client_capabilities
@@ -189,6 +225,7 @@ class TreeflowServer(LanguageServer):
                 with anyio.CancelScope() as reading:
                     self._stop_reading = reading.cancel
                     group.start_soon(self._exit_on_signals)
+                    assert isinstance(self.protocol, TreeflowProtocol)
                     await _read_messages(reader, self.protocol)
                 log.info("client gone or exit received; stopping every run")
                 await self._finish_handlers()
@@ -229,27 +266,13 @@ class TreeflowServer(LanguageServer):
             await asyncio.wait(unfinished, timeout=SHUTDOWN_GRACE_S)
 
 
-async def _read_messages(reader: asyncio.StreamReader, protocol: LanguageServerProtocol) -> None:
-    stop = anyio.Event()  # never set: reading ends with the input or by cancellation
+async def _read_messages(reader: asyncio.StreamReader, protocol: TreeflowProtocol) -> None:
+    """Hand each message to ``protocol`` until the input ends (or reading is cancelled)."""
     try:
-        await run_async(
-            stop_event=_NeverSet(stop),  # type: ignore[arg-type]
-            reader=reader,
-            protocol=protocol,
-            logger=logging.getLogger("treeflow.lsp.io"),
-        )
+        async for body in read_frames(reader):
+            protocol.receive(body)
     except asyncio.IncompleteReadError:
         log.info("the client closed its end in the middle of a message")
-
-
-class _NeverSet:
-    """Stands in for the threading.Event pygls polls between messages."""
-
-    def __init__(self, event: anyio.Event) -> None:
-        self._event = event
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
 
 
 def configure_logging(server: TreeflowServer, log_file: Path | None, verbose: bool) -> None:
@@ -267,17 +290,22 @@ def configure_logging(server: TreeflowServer, log_file: Path | None, verbose: bo
     # pygls logs every message it sends at INFO; that is noise at this volume.
     logging.getLogger("pygls").setLevel(logging.WARNING)
     for stderr_handler in logging.getLogger().handlers:
-        stderr_handler.addFilter(_without_traceback_for_answered_errors)
+        stderr_handler.addFilter(_short_lines_for_client_input)
 
 
-def _without_traceback_for_answered_errors(record: logging.LogRecord) -> bool:
-    """A request refused with a JSON-RPC error (bad parameters, say) is no crash: one line, no traceback."""
+def _short_lines_for_client_input(record: logging.LogRecord) -> bool:
+    """pygls' log lines quote what the client sent, whatever its size: each is cut short, and a
+    request refused with a JSON-RPC error (bad parameters, say), which is no crash, gets one line
+    and no traceback."""
     if record.exc_info and isinstance(record.exc_info[1], JsonRpcException):
         record.msg = f"request answered with an error: {record.exc_info[1]}"
         record.args = ()
         record.exc_info = None
         record.exc_text = None
         record.levelno, record.levelname = logging.INFO, "INFO"
+    if record.name.startswith("pygls"):
+        record.msg = quoted(record.getMessage())
+        record.args = ()
     return True
 
 
