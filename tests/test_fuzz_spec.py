@@ -177,6 +177,13 @@ FOUND = [
     f"steps: {{a: {{run: x, timeout: {'9' * 400}}}}}\n",
     "steps: {a: {run: x, retry: {backoff: 1.0e+300}}}\n",
     "steps: {a: {run: x, env: {? [k] : v}}}\n",
+    # Long user text is quoted cut short, wherever a message names it.
+    f"{'k' * 5000}: 1\nsteps: {{a: {{run: x}}}}\n",
+    f"steps: {{{'s' * 5000}: {{run: x, needs: [{'n' * 5000}], timeout: {'t' * 5000}}}}}\n",
+    f"steps: {{a: {{run: x, env: {{{'=' * 5000}: v}}, retry: {{jitter: {'1' * 5000}}}}}}}\n",
+    f"max_parallel: {'x' * 5000}\nsteps: {{a: {{run: x, needs: [a]}}, {'b' * 500}: {{run: x, needs: [{'c' * 500}]}}}}\n",
+    f"steps: {{{'a' * 5000}: {{run: x}}, {'A' * 5000}: {{run: x}}}}\n",
+    "steps:\n" + "".join(f"  s{i}: {{run: x, needs: [s{(i + 1) % 300}]}}\n" for i in range(300)),
 ]
 
 

@@ -22,7 +22,7 @@ from treeflow.cli.parser import build_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    interrupts.hold()
+    """The command line's work, with Ctrl-C held (see `treeflow.cli.main`)."""
     try:
         args = build_parser().parse_args(argv)
         logging.basicConfig(

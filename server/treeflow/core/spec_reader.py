@@ -83,7 +83,7 @@ class SpecReader:
                 self.error(key_node, f"{what} keys must be plain names")
                 continue
             if key in result:
-                self.error(key_node, f"duplicate key `{key}` in {what}")
+                self.error(key_node, f"duplicate key `{quoted(key)}` in {what}")
                 continue
             if known and key not in known:
                 self.error(key_node, _unknown_key(key, what, known))
@@ -122,7 +122,7 @@ class SpecReader:
             return None
         number = _construct(node)
         if not isinstance(number, int):
-            self.error(node, f"{what} must be a whole number, not {node.value!r}")
+            self.error(node, f"{what} must be a whole number, not {quoted(repr(node.value))}")
             return None
         if number < minimum:
             self.error(node, f"{what} must be at least {minimum}, not {number}")
@@ -135,10 +135,10 @@ class SpecReader:
             return None
         number = _construct(node)
         if number is None:
-            self.error(node, f"{what} must be a number between 0 and 1, not {value!r}")
+            self.error(node, f"{what} must be a number between 0 and 1, not {quoted(repr(value))}")
             return None
         if not 0.0 <= number <= 1.0:
-            self.error(node, f"{what} must be between 0 and 1, not {value}")
+            self.error(node, f"{what} must be between 0 and 1, not {quoted(value)}")
             return None
         return float(number)
 
@@ -150,7 +150,7 @@ class SpecReader:
                 self.error(node, f"{what} must be a number of seconds, not {quoted(repr(node.value))}")
                 return None
             if isinstance(number, float) and not math.isfinite(number):
-                self.error(node, f"{what} must be a finite duration, not {node.value}")
+                self.error(node, f"{what} must be a finite duration, not {quoted(node.value)}")
                 return None
             # Capped before the conversion: a whole number too large for a float overflows it.
             seconds = float(min(number, 2 * MAX_DURATION_S))
@@ -160,7 +160,9 @@ class SpecReader:
                 return None
             parsed = parse_duration(text)
             if parsed is None:
-                self.error(node, f"{what}: bad duration {text!r} (write 250ms, 10s, 5m, 1h or 1h30m)")
+                self.error(
+                    node, f"{what}: bad duration {quoted(repr(text))} (write 250ms, 10s, 5m, 1h or 1h30m)"
+                )
                 return None
             seconds = parsed
         if seconds <= 0:
@@ -197,7 +199,10 @@ class SpecReader:
         )
         for name, value_node in (entries or {}).items():
             if not name or "=" in name or "\0" in name:
-                self.error(key_nodes[name], f"{what}: {name!r} cannot be the name of an environment variable")
+                self.error(
+                    key_nodes[name],
+                    f"{what}: {quoted(repr(name))} cannot be the name of an environment variable",
+                )
                 continue
             value = self.scalar(value_node, f"{what}.{name}", (_STR, _INT, _FLOAT, _BOOL), "a string")
             if value is not None:
@@ -219,12 +224,12 @@ def describe(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
         return "a list"
     return {
-        _STR: f"the string {node.value!r}",
-        _INT: f"the number {node.value}",
-        _FLOAT: f"the number {node.value}",
-        _BOOL: f"the boolean {node.value}",
+        _STR: f"the string {quoted(repr(node.value))}",
+        _INT: f"the number {quoted(node.value)}",
+        _FLOAT: f"the number {quoted(node.value)}",
+        _BOOL: f"the boolean {quoted(node.value)}",
         _NULL: "an empty value",
-    }.get(node.tag, f"{node.value!r}")
+    }.get(node.tag, quoted(repr(node.value)))
 
 
 def _construct(node: yaml.Node) -> int | float | None:
@@ -242,8 +247,8 @@ def _construct(node: yaml.Node) -> int | float | None:
 
 
 def _unknown_key(key: str, what: str, known: tuple[str, ...]) -> str:
-    message = f"unknown key `{key}` in {what}"
+    message = f"unknown key `{quoted(key)}` in {what}"
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if close:
-        return f"{message}; did you mean `{close[0]}`?"
+        return f"{message}; did you mean `{quoted(close[0])}`?"
     return f"{message} (known keys: {', '.join(known)})"
