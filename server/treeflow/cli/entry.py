@@ -4,8 +4,9 @@ does the work.
 Deferred imports, the one way the CLI has: a module that costs start-up a command may not need
 is imported by a plain `from ... import ...` inside the function that has chosen to use it, never
 through importlib, so mypy types it like any other, and with a comment giving the time it saves
-as measured. There are three: the language server and the engine, here, and rich, in
-commands.py where a table or the live display is shown. Everything else is imported at the top;
+as measured. There are four: this module itself, which `treeflow.cli.main` loads only once
+Ctrl-C is held; the language server and the engine, here; and rich, in commands.py where a table
+or the live display is shown at a terminal. Everything else is imported at the top;
 tests/cli/test_start_up.py holds each deferral to what it protects.
 """
 
