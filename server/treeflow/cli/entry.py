@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from treeflow.cli import interrupts
 from treeflow.cli.broken_pipe import discard_output
 from treeflow.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED
-from treeflow.cli.parser import build_parser
+from treeflow.cli.parser import parse_command_line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line's work, with Ctrl-C held (see `treeflow.cli.main`)."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_command_line(argv)
         logging.basicConfig(
             level=logging.DEBUG if args.verbose else logging.WARNING,
             format="treeflow: %(levelname)s: %(message)s",
