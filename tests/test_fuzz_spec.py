@@ -175,6 +175,7 @@ FOUND = [
     "steps: {a: {run: x, retry: {jitter: !!float x}}}\n",
     "steps: {a: {run: x, timeout: !!float ''}}\n",
     f"steps: {{a: {{run: x, timeout: {'9' * 400}}}}}\n",
+    f"steps: {{a: {{run: x, timeout: -{'9' * 400}}}}}\n",
     "steps: {a: {run: x, retry: {backoff: 1.0e+300}}}\n",
     "steps: {a: {run: x, env: {? [k] : v}}}\n",
     # Long user text is quoted cut short, wherever a message names it.

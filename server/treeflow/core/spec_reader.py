@@ -152,8 +152,8 @@ class SpecReader:
             if isinstance(number, float) and not math.isfinite(number):
                 self.error(node, f"{what} must be a finite duration, not {quoted(node.value)}")
                 return None
-            # Capped before the conversion: a whole number too large for a float overflows it.
-            seconds = float(min(number, 2 * MAX_DURATION_S))
+            # Bounded before the conversion: a whole number too large for a float overflows it.
+            seconds = float(max(-1, min(number, 2 * MAX_DURATION_S)))
         else:
             text = self.scalar(node, what, (_STR,), "a duration such as 250ms, 10s, 5m or 1h")
             if text is None:
