@@ -85,3 +85,11 @@ def test_a_run_whose_output_is_not_a_terminal_loads_no_rich(repo: Path) -> None:
         loaded = imported_by_command(repo, *args)
         assert "treeflow.cli.commands" in loaded, args
         assert packages(loaded) & (LANGUAGE_SERVER | {"rich"}) == set(), args
+
+
+def test_the_command_holds_ctrl_c_before_it_loads_the_rest_of_the_cli() -> None:
+    # Python's own SIGINT handler turns a Ctrl-C into a traceback wherever it lands; `treeflow.cli`
+    # installs treeflow's before anything heavier loads (see tests/cli/test_interrupts.py).
+    loaded = imported_by("treeflow.cli")
+    assert "treeflow.cli.entry" not in loaded
+    assert {"signal", "typing", "logging", "argparse"} & loaded == set()

@@ -19,7 +19,8 @@ import anyio
 from treeflow.cli import interrupts
 from treeflow.cli.cursor_rule import CURSOR_RULE
 from treeflow.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from treeflow.cli.plain_output import PlainSink
+from treeflow.cli.plain_output import PlainSink, write_run, write_runs
+from treeflow.cli.terminal_text import shown
 from treeflow.core import journal
 from treeflow.core.agent import AgentStatus, find_task, report
 from treeflow.core.agent_protocol import TASK_FILE, TREEFLOW_DIR
@@ -73,11 +74,11 @@ def _report_user_error(error: BaseException) -> int:
     """Say what is wrong; exit status 2."""
     if isinstance(error, WorkflowError):
         for line in error.errors:
-            print(line, file=sys.stderr)
+            print(shown(str(line)), file=sys.stderr)
         count = len(error.errors)
         print(f"{count} error{'s' if count != 1 else ''} in the workflow", file=sys.stderr)
     else:
-        print(f"treeflow: {error}", file=sys.stderr)
+        print(f"treeflow: {shown(str(error))}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -179,7 +180,7 @@ async def _execute(
 async def _open_and_recover(directory: Path) -> Repository:
     """The repository, after recovering any run whose treeflow process died."""
     repo = await open_repository(directory)
-    await recover(repo, lambda message: print(f"treeflow: {message}", file=sys.stderr))
+    await recover(repo, lambda message: print(f"treeflow: {shown(message)}", file=sys.stderr))
     return repo
 
 
@@ -190,8 +191,10 @@ async def runs_command(args: argparse.Namespace) -> int:
         _print_json([record.run.to_json() for record in records])
     elif not records:
         print("no runs yet")
+    elif not sys.stdout.isatty():
+        write_runs([record.run for record in records], sys.stdout)
     else:
-        # Deferred: rich, about 30 ms, which `--json` does without.
+        # Deferred: rich, about 30 ms, which `--json` and a pipe do without.
         from treeflow.cli.live_output import print_runs
 
         print_runs([record.run for record in records])
@@ -203,8 +206,10 @@ async def show_command(args: argparse.Namespace) -> int:
     record = await find_run(repo, args.run_id)
     if args.json:
         _print_json(record.run.to_json())
+    elif not sys.stdout.isatty():
+        write_run(record.run, sys.stdout)
     else:
-        # Deferred: rich, about 30 ms, which `--json` does without.
+        # Deferred: rich, about 30 ms, which `--json` and a pipe do without.
         from treeflow.cli.live_output import print_run
 
         print_run(record.run)

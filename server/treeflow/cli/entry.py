@@ -4,8 +4,9 @@ does the work.
 Deferred imports, the one way the CLI has: a module that costs start-up a command may not need
 is imported by a plain `from ... import ...` inside the function that has chosen to use it, never
 through importlib, so mypy types it like any other, and with a comment giving the time it saves
-as measured. There are three: the language server and the engine, here, and rich, in
-commands.py where a table or the live display is shown. Everything else is imported at the top;
+as measured. There are four: this module itself, which `treeflow.cli.main` loads only once
+Ctrl-C is held; the language server and the engine, here; and rich, in commands.py where a table
+or the live display is shown at a terminal. Everything else is imported at the top;
 tests/cli/test_start_up.py holds each deferral to what it protects.
 """
 
@@ -18,13 +19,13 @@ from collections.abc import Sequence
 from treeflow.cli import interrupts
 from treeflow.cli.broken_pipe import discard_output
 from treeflow.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED
-from treeflow.cli.parser import build_parser
+from treeflow.cli.parser import parse_command_line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    interrupts.hold()
+    """The command line's work, with Ctrl-C held (see `treeflow.cli.main`)."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_command_line(argv)
         logging.basicConfig(
             level=logging.DEBUG if args.verbose else logging.WARNING,
             format="treeflow: %(levelname)s: %(message)s",

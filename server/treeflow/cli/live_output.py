@@ -1,9 +1,13 @@
-"""How the CLI shows a run in a terminal: a live display, and the tables of `runs` and `show`."""
+"""How the CLI shows a run in a terminal: a live display, and the tables of `runs` and `show`.
+
+Only for a terminal: where stdout is not one, `treeflow.cli.plain_output` says the same in plain
+text, without rich.
+"""
 
 from __future__ import annotations
 
-import sys
 import time
+from collections.abc import Sequence
 from typing import assert_never
 
 from rich.console import Console, Group, RenderableType
@@ -14,6 +18,9 @@ from rich.table import Table
 from rich.text import Text
 
 from treeflow.cli.plain_output import (
+    RUNS_COLUMNS,
+    SUMMARY_COLUMNS,
+    Column,
     describe_progress,
     describe_result_branch,
     describe_run,
@@ -22,7 +29,10 @@ from treeflow.cli.plain_output import (
     format_duration,
     log_tail,
     relative_path,
+    runs_rows,
+    summary_rows,
 )
+from treeflow.cli.terminal_text import shown, shown_line
 from treeflow.core.events import (
     AgentWaiting,
     Event,
@@ -39,6 +49,9 @@ from treeflow.core.events import (
     StepStarted,
 )
 from treeflow.core.model import RunResult, StepStatus
+
+# A running step's last line, as the live display shows it beside the step.
+_LAST_LINE_LIMIT = 100
 
 _STYLE = {
     StepStatus.SUCCEEDED: "green",
@@ -82,7 +95,7 @@ class LiveSink:
     def emit(self, event: Event) -> None:
         match event:
             case StepOutput():
-                self._last_line[event.step_id] = event.line
+                self._last_line[event.step_id] = shown_line(event.line, _LAST_LINE_LIMIT)
             case StepStarted():
                 self._started.setdefault(event.step_id, time.monotonic())
             case StepProgress():
@@ -96,7 +109,7 @@ class LiveSink:
                     Text(describe_step(event.step_id, event.result), style=_STYLE[event.result.status])
                 )
             case RunWarning():
-                self._live.console.print(Text(f"warning: {event.message}", style="yellow"))
+                self._live.console.print(Text(f"warning: {shown(event.message)}", style="yellow"))
             case RunStarted():
                 # A resumed run's carried-over steps are final from the start.
                 self._done = sum(1 for step in event.run.steps.values() if step.status.is_final)
@@ -117,7 +130,7 @@ class LiveSink:
         done = self._done
         header = Table.grid(padding=(0, 1))
         header.add_row(
-            Text(run.workflow, style="bold"),
+            Text(shown_line(run.workflow), style="bold"),
             ProgressBar(total=max(total, 1), completed=done, width=30),
             Text(f"{done}/{total}"),
         )
@@ -128,7 +141,7 @@ class LiveSink:
             rows.add_row(
                 Text("⠿ " + step_id, style="cyan"),
                 Text(format_duration(now - started)),
-                Text(last[:100], style="dim", overflow="ellipsis", no_wrap=True),
+                Text(last, style="dim", overflow="ellipsis", no_wrap=True),
             )
         return Group(header, rows)
 
@@ -145,47 +158,33 @@ class LiveSink:
 
 
 def summary_table(run: RunResult) -> Table:
-    table = Table(title=f"{escape(run.workflow)} · run {run.run_id}", title_justify="left")
-    table.add_column("step")
-    table.add_column("status")
-    table.add_column("tries", justify="right")
-    table.add_column("time", justify="right")
-    table.add_column("branch", overflow="fold")
-    table.add_column("log", overflow="fold")
-    for step_id, step in run.steps.items():
-        table.add_row(
-            step_id,
-            Text(step.status.value, style=_STYLE[step.status]),
-            str(step.attempts) if step.attempts else "-",
-            format_duration(step.duration_s),
-            step.branch or "-",
-            relative_path(step.log),
-        )
+    title = f"{escape(shown_line(run.workflow))} · run {run.run_id}"
+    table = _table(SUMMARY_COLUMNS, title=title)
+    for row in summary_rows(run):
+        step_id, status, *rest = row
+        table.add_row(step_id, Text(status, style=_STYLE[StepStatus(status)]), *rest)
     return table
 
 
 def runs_table(runs: list[RunResult]) -> Table:
-    table = Table()
-    table.add_column("run", no_wrap=True, min_width=max((len(run.run_id) for run in runs), default=0))
-    table.add_column("workflow")
-    table.add_column("status")
-    table.add_column("steps", justify="right")
-    table.add_column("started")
-    table.add_column("time", justify="right")
-    table.add_column("result branch", overflow="fold")
-    for run in runs:
-        succeeded = sum(1 for step in run.steps.values() if step.status is StepStatus.SUCCEEDED)
-        started = (
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at)) if run.started_at else "-"
-        )
-        table.add_row(
-            run.run_id,
-            run.workflow,
-            Text(run.status.value, style=_run_style(run)),
-            f"{succeeded}/{len(run.steps)}",
-            started,
-            format_duration(run.duration_s),
-            run.result_branch or "-",
+    table = _table(RUNS_COLUMNS)
+    # However narrow the terminal, a run id comes out whole, to be copied.
+    table.columns[0].min_width = max((len(run.run_id) for run in runs), default=0)
+    for run, row in zip(runs, runs_rows(runs), strict=True):
+        run_id, workflow, status, *rest = row
+        table.add_row(run_id, workflow, Text(status, style=_run_style(run)), *rest)
+    return table
+
+
+def _table(columns: Sequence[Column], title: str | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(
+            column.title,
+            justify="right" if column.right_aligned else "left",
+            # Branch names and paths fold onto a next line rather than be cut.
+            no_wrap=column.title == "run",
+            overflow="fold",
         )
     return table
 
@@ -199,24 +198,15 @@ def _run_style(run: RunResult) -> str:
     }.get(run.status.value, "")
 
 
-def _console() -> Console:
-    # Read by a program rather than a person, a line is as long as it needs: run ids and branch
-    # names must come out whole, to be copied or parsed.
-    return Console() if sys.stdout.isatty() else Console(width=_UNLIMITED_WIDTH)
-
-
-_UNLIMITED_WIDTH = 10_000
-
-
 def print_runs(runs: list[RunResult]) -> None:
-    _console().print(runs_table(runs))
+    Console().print(runs_table(runs))
 
 
 def print_run(run: RunResult) -> None:
-    console = _console()
+    console = Console()
     console.print(summary_table(run))
     for warning in run.warnings:
-        console.print(Text(f"warning: {warning}", style="yellow"))
+        console.print(Text(f"warning: {shown(warning)}", style="yellow"))
     console.print(Text(describe_run(run)))
     branch = describe_result_branch(run)
     if branch:

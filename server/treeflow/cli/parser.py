@@ -4,11 +4,35 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from treeflow.core.agent_protocol import STATES
 
 _RUN_ID_HELP = "a run id, any unique prefix of one, or `last` for the newest run"
+
+
+# Options whose value is free text an agent wrote, which may start with '-' ("--force was needed").
+_TEXT_OPTIONS = ("--message", "--summary", "--error")
+
+
+def parse_command_line(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line ``argv`` (by default the process's) read by `build_parser`."""
+    return build_parser().parse_args(_text_values_attached(sys.argv[1:] if argv is None else argv))
+
+
+def _text_values_attached(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each text option joined to the word after it (``--message=-x``): argparse
+    takes a word that starts with '-' for an option, and would refuse such a message."""
+    words = list(argv)
+    joined: list[str] = []
+    while words:
+        word = words.pop(0)
+        if word in _TEXT_OPTIONS and words:
+            word = f"{word}={words.pop(0)}"
+        joined.append(word)
+    return joined
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,16 +1,23 @@
-"""How the CLI tells about a run in plain text: one line per event, for logs and CI.
+"""How the CLI tells about a run in plain text, for logs, CI and pipes: one line per event, and
+the tables of `runs` and `show` as aligned columns without lines drawn around them.
 
-The live display of a terminal is in `treeflow.cli.live_output`, which alone imports rich.
+The live display of a terminal and its tables are in `treeflow.cli.live_output`, which alone
+imports rich. Text that a step, an agent or a workflow file supplied goes through
+`treeflow.cli.terminal_text` in both.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, assert_never
 
 from treeflow.cli.broken_pipe import discard_output
+from treeflow.cli.terminal_text import shown, shown_line, shown_lines
 from treeflow.core.events import (
     AgentWaiting,
     Event,
@@ -47,12 +54,12 @@ def describe_step(step_id: str, result: StepResult) -> str:
     """One line saying how a step ended, as shown in both display modes."""
     words = result.status.value.replace("_", " ")
     if result.status is StepStatus.SKIPPED:
-        return f"{step_id} skipped: {result.error}" if result.error else f"{step_id} skipped"
+        return f"{step_id} skipped: {shown_lines(result.error)}" if result.error else f"{step_id} skipped"
     text = f"{step_id} {words} in {format_duration(result.duration_s)}"
     if result.attempts > 1:
         text += f" after {result.attempts} attempts"
     if result.status is not StepStatus.SUCCEEDED and result.error:
-        text += f" ({result.error})"
+        text += f" ({shown_lines(result.error)})"
     return text
 
 
@@ -72,7 +79,7 @@ def describe_result_branch(run: RunResult) -> str | None:
 
 
 def describe_progress(progress: float | None, message: str | None) -> str:
-    parts = [f"{progress:.0%}" if progress is not None else "", message or ""]
+    parts = [f"{progress:.0%}" if progress is not None else "", shown_line(message or "")]
     return " ".join(part for part in parts if part)
 
 
@@ -94,7 +101,7 @@ def log_tail(path: Path | None, lines: int = _TAIL_LINES) -> list[str]:
         return []
     with path.open("rb") as handle:
         tail = deque(handle, maxlen=lines)
-    return [raw.decode("utf-8", errors="replace").rstrip("\n") for raw in tail]
+    return [shown(raw.decode("utf-8", errors="replace").rstrip("\n")) for raw in tail]
 
 
 class PlainSink:
@@ -121,7 +128,7 @@ class PlainSink:
     def emit(self, event: Event) -> None:
         match event:
             case StepOutput():
-                self._write(f"[{event.step_id}] | {event.line}")
+                self._write(f"[{event.step_id}] | {shown(event.line)}")
             case StepStarted():
                 # The log is only made on the step's first output: its path is told once it exists.
                 attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
@@ -139,14 +146,17 @@ class PlainSink:
                 self._write(f"[{event.step_id}] {describe_waiting(event)}")
             case StepRetrying():
                 self._write(
-                    f"[{event.step_id}] {event.reason}; attempt {event.next_attempt} in {event.delay_s:.2f}s"
+                    f"[{event.step_id}] {shown_line(event.reason)}; "
+                    f"attempt {event.next_attempt} in {event.delay_s:.2f}s"
                 )
             case RunWarning():
                 where = f"[{event.step_id}] " if event.step_id else ""
-                self._write(f"{where}warning: {event.message}")
+                self._write(f"{where}warning: {shown(event.message)}")
             case RunStarted():
                 run = event.run
-                self._write(f"treeflow: run {run.run_id} of {run.workflow} ({len(run.steps)} steps)")
+                self._write(
+                    f"treeflow: run {run.run_id} of {shown_line(run.workflow)} ({len(run.steps)} steps)"
+                )
             case RunFinished():
                 branch = describe_result_branch(event.run)
                 if branch:
@@ -156,3 +166,96 @@ class PlainSink:
                 pass
             case _:
                 assert_never(event)
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    right_aligned: bool = False
+
+
+SUMMARY_COLUMNS = (
+    Column("step"),
+    Column("status"),
+    Column("tries", right_aligned=True),
+    Column("time", right_aligned=True),
+    Column("branch"),
+    Column("log"),
+)
+RUNS_COLUMNS = (
+    Column("run"),
+    Column("workflow"),
+    Column("status"),
+    Column("steps", right_aligned=True),
+    Column("started"),
+    Column("time", right_aligned=True),
+    Column("result branch"),
+)
+
+
+def summary_rows(run: RunResult) -> list[tuple[str, ...]]:
+    """A row of SUMMARY_COLUMNS for each step of ``run``."""
+    return [
+        (
+            step_id,
+            step.status.value,
+            str(step.attempts) if step.attempts else "-",
+            format_duration(step.duration_s),
+            step.branch or "-",
+            relative_path(step.log),
+        )
+        for step_id, step in run.steps.items()
+    ]
+
+
+def runs_rows(runs: list[RunResult]) -> list[tuple[str, ...]]:
+    """A row of RUNS_COLUMNS for each of ``runs``."""
+    rows: list[tuple[str, ...]] = []
+    for run in runs:
+        succeeded = sum(1 for step in run.steps.values() if step.status is StepStatus.SUCCEEDED)
+        started = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at)) if run.started_at else "-"
+        )
+        rows.append(
+            (
+                run.run_id,
+                shown_line(run.workflow),
+                run.status.value,
+                f"{succeeded}/{len(run.steps)}",
+                started,
+                format_duration(run.duration_s),
+                run.result_branch or "-",
+            )
+        )
+    return rows
+
+
+def format_table(columns: Sequence[Column], rows: list[tuple[str, ...]]) -> list[str]:
+    """The lines of a table as plain text: a header line, then a line per row, each column as wide
+    as its widest cell and two spaces apart; no trailing spaces, so that a program can split it."""
+    cells: list[tuple[str, ...]] = [tuple(column.title for column in columns), *rows]
+    widths = [max(len(row[index]) for row in cells) for index in range(len(columns))]
+    return [
+        "  ".join(
+            cell.rjust(width) if column.right_aligned else cell.ljust(width)
+            for column, cell, width in zip(columns, row, widths, strict=True)
+        ).rstrip()
+        for row in cells
+    ]
+
+
+def write_runs(runs: list[RunResult], stream: TextIO) -> None:
+    """`treeflow runs` for a reader that is not a terminal."""
+    stream.write("".join(line + "\n" for line in format_table(RUNS_COLUMNS, runs_rows(runs))))
+
+
+def write_run(run: RunResult, stream: TextIO) -> None:
+    """`treeflow show` for a reader that is not a terminal."""
+    lines = [f"run {run.run_id} of {shown_line(run.workflow)}"]
+    lines += format_table(SUMMARY_COLUMNS, summary_rows(run))
+    lines += [f"warning: {shown(warning)}" for warning in run.warnings]
+    lines.append(describe_run(run))
+    branch = describe_result_branch(run)
+    if branch:
+        lines.append(branch)
+    stream.write("".join(line + "\n" for line in lines))

@@ -30,6 +30,7 @@ import anyio
 from treeflow.core.agent_protocol import (
     FINAL_STATES,
     MAX_STATUS_BYTES,
+    MAX_STATUS_TEXT,
     PROMPT_FILE,
     PROTOCOL,
     STATES,
@@ -229,7 +230,7 @@ def parse_status(body: Mapping[str, Any], path: Path) -> AgentStatus:
         value = body.get(key)
         if value is not None and not isinstance(value, str):
             raise StatusProblem("content", f"{path}: {key} must be a string")
-        texts[key] = None if value is None else _valid_text(value)
+        texts[key] = None if value is None else _valid_text(quoted(value, MAX_STATUS_TEXT))
     return AgentStatus(state=state, progress=None if progress is None else float(progress), **texts)
 
 
@@ -375,6 +376,8 @@ def report(task: Task, status: AgentStatus) -> None:
     body: dict[str, Any] = {"protocol": PROTOCOL, "nonce": task.nonce, "state": status.state}
     for key in ("progress", "message", "summary", "error"):
         value = getattr(status, key)
+        if isinstance(value, str):
+            value = quoted(value, MAX_STATUS_TEXT)
         if value is not None:
             body[key] = value
     body["updated_at"] = now_iso()

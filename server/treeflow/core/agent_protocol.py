@@ -10,5 +10,8 @@ TASK_FILE = "task.json"
 PROMPT_FILE = "PROMPT.md"
 STATUS_FILE = "status.json"
 MAX_STATUS_BYTES = 1024 * 1024
+# Characters kept of each text of a status (message, summary, error): they travel in events and
+# notifications and are kept in the journal, where a few lines say what a person needs.
+MAX_STATUS_TEXT = 4096
 FINAL_STATES = ("succeeded", "failed")
 STATES = ("running", *FINAL_STATES)

@@ -198,11 +198,13 @@ class _Parser(SpecReader):
             if not STEP_ID.fullmatch(step_id):
                 self.error(
                     key_nodes[step_id],
-                    f"bad step id {step_id!r}: use 1 to 64 letters, digits, '-' or '_'",
+                    f"bad step id {quoted(repr(step_id))}: use 1 to 64 letters, digits, '-' or '_'",
                 )
             elif step_id.startswith("-"):
                 # Ids become branch names and command arguments, where a leading '-' reads as an option.
-                self.error(key_nodes[step_id], f"bad step id {step_id!r}: it cannot start with '-'")
+                self.error(
+                    key_nodes[step_id], f"bad step id {quoted(repr(step_id))}: it cannot start with '-'"
+                )
             step, needs = self.step(step_id, step_node, defaults, key_nodes[step_id].start_mark.line + 1)
             need_nodes[step_id] = needs
             if step is not None:
@@ -219,14 +221,14 @@ class _Parser(SpecReader):
             if first != step_id:
                 self.error(
                     key_nodes[step_id],
-                    f"step id `{step_id}` differs from `{first}` only in case; "
+                    f"step id `{quoted(step_id)}` differs from `{quoted(first)}` only in case; "
                     "their branches would collide where file names ignore case",
                 )
 
     def step(
         self, step_id: str, node: yaml.Node, defaults: Step, line: int
     ) -> tuple[Step | None, list[tuple[str, yaml.Node]]]:
-        what = f"step `{step_id}`"
+        what = f"step `{quoted(step_id)}`"
         fields = self.mapping(node, what, (*kinds.KINDS, *kinds.COMMON_STEP_KEYS))
         if fields is None:
             return None, []
@@ -274,7 +276,7 @@ class _Parser(SpecReader):
         for step_id, needs in need_nodes.items():
             for name, name_node in needs:
                 if name == step_id:
-                    self.error(name_node, f"step `{step_id}` needs itself")
+                    self.error(name_node, f"step `{quoted(step_id)}` needs itself")
                 elif name not in entries:
                     self.error(name_node, _unknown_step(name, step_id, list(entries)))
         graph = {
@@ -284,7 +286,7 @@ class _Parser(SpecReader):
         for cycle in find_cycles(graph):
             first, second = cycle[0], cycle[1]
             at = next((n for name, n in need_nodes[first] if name == second), key_nodes[first])
-            self.error(at, "dependency cycle: " + " -> ".join(cycle))
+            self.error(at, "dependency cycle: " + quoted(" -> ".join(cycle)))
 
 
 def _too_large(path: Path) -> SpecError:
@@ -298,9 +300,9 @@ def _line_column(text: str, position: int) -> tuple[int, int]:
 
 
 def _unknown_step(name: str, step_id: str, known: list[str]) -> str:
-    message = f"step `{step_id}` needs unknown step `{name}`"
+    message = f"step `{quoted(step_id)}` needs unknown step `{quoted(name)}`"
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f"{message}; did you mean `{close[0]}`?" if close else message
+    return f"{message}; did you mean `{quoted(close[0])}`?" if close else message
 
 
 def find_workflow(directory: Path) -> Path:

@@ -17,6 +17,8 @@ from typing import TypeVar
 
 import yaml
 
+from treeflow.quoting import quoted
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 # Longer than any step should take; past it, timers and back-off arithmetic meet float overflow.
@@ -81,7 +83,7 @@ class SpecReader:
                 self.error(key_node, f"{what} keys must be plain names")
                 continue
             if key in result:
-                self.error(key_node, f"duplicate key `{key}` in {what}")
+                self.error(key_node, f"duplicate key `{quoted(key)}` in {what}")
                 continue
             if known and key not in known:
                 self.error(key_node, _unknown_key(key, what, known))
@@ -119,8 +121,8 @@ class SpecReader:
         if self.scalar(node, what, (_INT,), "a whole number") is None:
             return None
         number = _construct(node)
-        if not isinstance(number, int) or isinstance(number, bool):
-            self.error(node, f"{what} must be a whole number, not {node.value!r}")
+        if not isinstance(number, int):
+            self.error(node, f"{what} must be a whole number, not {quoted(repr(node.value))}")
             return None
         if number < minimum:
             self.error(node, f"{what} must be at least {minimum}, not {number}")
@@ -131,33 +133,43 @@ class SpecReader:
         value = self.scalar(node, what, (_INT, _FLOAT), "a number between 0 and 1")
         if value is None:
             return None
-        number = float(_construct(node))
-        if not 0.0 <= number <= 1.0:
-            self.error(node, f"{what} must be between 0 and 1, not {value}")
+        number = _construct(node)
+        if number is None:
+            self.error(node, f"{what} must be a number between 0 and 1, not {quoted(repr(value))}")
             return None
-        return number
+        if not 0.0 <= number <= 1.0:
+            self.error(node, f"{what} must be between 0 and 1, not {quoted(value)}")
+            return None
+        return float(number)
 
     def duration(self, node: yaml.Node, what: str) -> float | None:
         """Seconds, longer than zero: ``250ms``, ``10s``, ``5m``, ``1h``, ``1h30m`` or a bare number."""
         if isinstance(node, yaml.ScalarNode) and node.tag in (_INT, _FLOAT):
-            seconds = float(_construct(node))
-            if not math.isfinite(seconds):
-                self.error(node, f"{what} must be a finite duration, not {node.value}")
+            number = _construct(node)
+            if number is None:
+                self.error(node, f"{what} must be a number of seconds, not {quoted(repr(node.value))}")
                 return None
+            if isinstance(number, float) and not math.isfinite(number):
+                self.error(node, f"{what} must be a finite duration, not {quoted(node.value)}")
+                return None
+            # Bounded before the conversion: a whole number too large for a float overflows it.
+            seconds = float(max(-1, min(number, 2 * MAX_DURATION_S)))
         else:
             text = self.scalar(node, what, (_STR,), "a duration such as 250ms, 10s, 5m or 1h")
             if text is None:
                 return None
             parsed = parse_duration(text)
             if parsed is None:
-                self.error(node, f"{what}: bad duration {text!r} (write 250ms, 10s, 5m, 1h or 1h30m)")
+                self.error(
+                    node, f"{what}: bad duration {quoted(repr(text))} (write 250ms, 10s, 5m, 1h or 1h30m)"
+                )
                 return None
             seconds = parsed
         if seconds <= 0:
             self.error(node, f"{what} must be longer than zero")
             return None
         if seconds > MAX_DURATION_S:
-            self.error(node, f"{what} must be at most {_MAX_DURATION_TEXT}, not {node.value}")
+            self.error(node, f"{what} must be at most {_MAX_DURATION_TEXT}, not {quoted(node.value)}")
             return None
         return seconds
 
@@ -180,10 +192,17 @@ class SpecReader:
         """Environment variables: names that can be one, values as written."""
         entries = self.mapping(node, what, ())
         result: dict[str, str] = {}
-        key_nodes = {key.value: key for key, _ in node.value} if isinstance(node, yaml.MappingNode) else {}
+        key_nodes = (
+            {key.value: key for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
+            if isinstance(node, yaml.MappingNode)
+            else {}
+        )
         for name, value_node in (entries or {}).items():
             if not name or "=" in name or "\0" in name:
-                self.error(key_nodes[name], f"{what}: {name!r} cannot be the name of an environment variable")
+                self.error(
+                    key_nodes[name],
+                    f"{what}: {quoted(repr(name))} cannot be the name of an environment variable",
+                )
                 continue
             value = self.scalar(value_node, f"{what}.{name}", (_STR, _INT, _FLOAT, _BOOL), "a string")
             if value is not None:
@@ -205,24 +224,31 @@ def describe(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
         return "a list"
     return {
-        _STR: f"the string {node.value!r}",
-        _INT: f"the number {node.value}",
-        _FLOAT: f"the number {node.value}",
-        _BOOL: f"the boolean {node.value}",
+        _STR: f"the string {quoted(repr(node.value))}",
+        _INT: f"the number {quoted(node.value)}",
+        _FLOAT: f"the number {quoted(node.value)}",
+        _BOOL: f"the boolean {quoted(node.value)}",
         _NULL: "an empty value",
-    }.get(node.tag, f"{node.value!r}")
+    }.get(node.tag, quoted(repr(node.value)))
 
 
-def _construct(node: yaml.Node) -> float:
-    """The number YAML gives an int or float scalar node (hex, base 60, `.inf`, …)."""
-    value = yaml.SafeLoader("").construct_object(node)
-    assert isinstance(value, int | float)
-    return value
+def _construct(node: yaml.Node) -> int | float | None:
+    """The number YAML gives an int or float scalar node (hex, base 60, `.inf`, …), or None when
+    its text is not one.
+
+    YAML resolves a plain scalar to int or float only if its text looks like one, but an explicit
+    tag (`!!int abc`, `!!float ""`) skips that check, and the constructors then fail on the text.
+    """
+    try:
+        value = yaml.SafeLoader("").construct_object(node)
+    except (ValueError, IndexError):
+        return None
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _unknown_key(key: str, what: str, known: tuple[str, ...]) -> str:
-    message = f"unknown key `{key}` in {what}"
+    message = f"unknown key `{quoted(key)}` in {what}"
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if close:
-        return f"{message}; did you mean `{close[0]}`?"
+        return f"{message}; did you mean `{quoted(close[0])}`?"
     return f"{message} (known keys: {', '.join(known)})"
