@@ -4,47 +4,17 @@ as escapes, agent messages cut to a line."""
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from tests.cli.test_run import TREEFLOW, treeflow, write_workflow
+from tests.cli.test_run import run_in_terminal, treeflow, write_workflow
 from treeflow.cli.terminal_text import shown, shown_line, shown_lines
 
 BOX_DRAWING = re.compile("[\u2500-\u257f]")
 # What a terminal would obey: every C0 control but tab and newline, DEL, and C1.
 RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 TITLE_SEQUENCE = "\x1b]0;pwned\x07"
-
-
-def run_in_terminal(repo: Path, *args: str) -> tuple[int, str]:
-    """``treeflow`` with a pseudo-terminal as stdin, stdout and stderr: its exit status and output."""
-    parent, child = pty.openpty()
-    process = subprocess.Popen(
-        [*TREEFLOW, *args],
-        cwd=repo,
-        stdin=child,
-        stdout=child,
-        stderr=child,
-        env={**os.environ, "COLUMNS": "160", "TERM": "xterm"},
-    )
-    os.close(child)
-    output = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(parent, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(parent)
-    return process.wait(timeout=30), output.decode(errors="replace")
 
 
 def test_tables_piped_are_plain_columns_without_box_lines(repo: Path) -> None:

@@ -232,16 +232,16 @@ def test_a_run_from_a_git_hook_leaves_the_users_commit_and_index_alone(repo: Pat
     assert git(repo, "status", "--porcelain") == ""
 
 
-def test_terminal_shows_a_summary_table(repo: Path) -> None:
-    write_workflow(repo, "steps:\n  one: {run: 'echo hi'}\n  two: {run: 'echo boom-line; exit 3'}\n")
+def run_in_terminal(repo: Path, *args: str, columns: int = 160) -> tuple[int, str]:
+    """``treeflow`` with a pseudo-terminal as stdin, stdout and stderr: its exit status and output."""
     parent, child = pty.openpty()
     process = subprocess.Popen(
-        [*TREEFLOW, "run"],
+        [*TREEFLOW, *args],
         cwd=repo,
         stdin=child,
         stdout=child,
         stderr=child,
-        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+        env={**os.environ, "COLUMNS": str(columns), "TERM": "xterm"},
     )
     os.close(child)
     output = b""
@@ -255,8 +255,13 @@ def test_terminal_shows_a_summary_table(repo: Path) -> None:
             break
         output += chunk
     os.close(parent)
-    assert process.wait(timeout=30) == 1
-    text = output.decode(errors="replace")
+    return process.wait(timeout=30), output.decode(errors="replace")
+
+
+def test_terminal_shows_a_summary_table(repo: Path) -> None:
+    write_workflow(repo, "steps:\n  one: {run: 'echo hi'}\n  two: {run: 'echo boom-line; exit 3'}\n")
+    exit_code, text = run_in_terminal(repo, "run", columns=120)
+    assert exit_code == 1
     assert "step" in text and "status" in text and "log" in text
     assert "two failed" in text
     assert "last lines of two" in text

@@ -13,7 +13,13 @@ import os
 import re
 from pathlib import Path
 
-from treeflow.core.process import end_process_group
+from treeflow.core.process import (
+    end_process_group,
+    process_environ,
+    process_ids,
+    process_start_ticks,
+    process_state,
+)
 
 OWNER_VARIABLE = "TREEFLOW_GIT_OWNER"
 
@@ -30,7 +36,7 @@ def owner_mark() -> str:
     global _mark
     pid = os.getpid()
     if _mark is None or _mark[0] != pid:  # a forked child is another owner
-        _mark = (pid, f"{pid}-{_start_ticks(pid)}")
+        _mark = (pid, f"{pid}-{process_start_ticks(pid) or 0}")
     return _mark[1]
 
 
@@ -62,32 +68,24 @@ def orphaned_git_groups(places: tuple[Path, ...]) -> set[int]:
     wanted = f"{OWNER_VARIABLE}=".encode()
     roots = {place.resolve() for place in places} | set(places)
     groups: set[int] = set()
-    try:
-        entries = os.scandir("/proc")
-    except OSError:
-        return groups
-    with entries:
-        for entry in entries:
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/environ", "rb") as handle:
-                    environ = handle.read()
-                cwd = os.readlink(f"/proc/{entry.name}/cwd")
-            except OSError:
-                continue  # gone, or someone else's
-            mark = next(
-                (item[len(wanted) :] for item in environ.split(b"\0") if item.startswith(wanted)), None
-            )
-            if mark is None or _mark_alive(mark.decode(errors="replace")):
-                continue
-            # A folder removed under a process still shows as its current directory, so marked.
-            folder = Path(cwd.removesuffix(" (deleted)"))
-            if not any(folder.is_relative_to(root) for root in roots):
-                continue
-            state = _state(int(entry.name))
-            if state is not None and state[0] not in ("Z", "X") and state[2] > 1:
-                groups.add(state[2])
+    for pid in process_ids():
+        environ = process_environ(pid)
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue  # gone, or someone else's
+        if environ is None:
+            continue
+        mark = next((item[len(wanted) :] for item in environ if item.startswith(wanted)), None)
+        if mark is None or _mark_alive(mark.decode(errors="replace")):
+            continue
+        # A folder removed under a process still shows as its current directory, so marked.
+        folder = Path(cwd.removesuffix(" (deleted)"))
+        if not any(folder.is_relative_to(root) for root in roots):
+            continue
+        state = process_state(pid)
+        if state is not None and state.live:
+            groups.add(state.group)
     return groups
 
 
@@ -110,26 +108,7 @@ def _alive(pid: int, ticks: int | None) -> bool:
     """Whether the process ``pid`` that started at ``ticks`` (any, if None) still runs."""
     if not _HAS_PROC:
         return True  # no way to tell: whatever it owns stays
-    state = _state(pid)
-    if state is None or state[0] in ("Z", "X"):
+    state = process_state(pid)
+    if state is None or state.letter in ("Z", "X"):
         return False
-    return ticks is None or state[1] == ticks
-
-
-def _start_ticks(pid: int) -> int:
-    state = _state(pid)
-    return state[1] if state is not None else 0
-
-
-def _state(pid: int) -> tuple[str, int, int] | None:
-    """(state letter, start ticks, process group) of ``pid``, None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    # The command name may hold spaces and parentheses; the fields after its last ')' do not.
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    if len(fields) <= 19:
-        return None
-    return fields[0].decode(), int(fields[19]), int(fields[2])
+    return ticks is None or state.start_ticks == ticks

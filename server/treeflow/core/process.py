@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import anyio
 
@@ -274,19 +274,59 @@ def process_group_alive(group: int) -> bool:
     return True if live is None else group in live
 
 
+class ProcessState(NamedTuple):
+    """What /proc/<pid>/stat says of a process that treeflow needs."""
+
+    letter: str
+    group: int
+    start_ticks: int
+
+    @property
+    def live(self) -> bool:
+        """Running or sleeping, not a zombie waiting to be reaped, and not the kernel's (group 0)."""
+        return self.letter not in ("Z", "X") and self.group > 1
+
+
+def process_state(pid: int | str) -> ProcessState | None:
+    """The state of process ``pid`` (None if it is gone or unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses; the fields after its last ')' do not.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if len(fields) <= 19:
+        return None
+    return ProcessState(fields[0].decode(errors="replace"), int(fields[2]), int(fields[19]))
+
+
+def process_environ(pid: int | str) -> list[bytes] | None:
+    """The ``NAME=value`` entries of process ``pid``'s environment (None if gone or someone else's)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return handle.read().split(b"\0")
+    except OSError:
+        return None
+
+
+def process_ids() -> list[str]:
+    """The ids of the processes /proc shows (none where there is no /proc)."""
+    try:
+        with os.scandir("/proc") as entries:
+            return [entry.name for entry in entries if entry.name.isdigit()]
+    except OSError:
+        return []
+
+
 def process_start_ticks(pid: int) -> int | None:
     """When process ``pid`` started, in clock ticks since boot (None if it is gone or unknown).
 
     Together with the pid this names one process for good: a later process that gets the same pid
     has a later start time.
     """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    return int(fields[19]) if len(fields) > 19 else None
+    state = process_state(pid)
+    return None if state is None else state.start_ticks
 
 
 _scan_cache: tuple[float, frozenset[int]] = (0.0, frozenset())
@@ -303,24 +343,13 @@ def _live_groups() -> frozenset[int] | None:
     now = time.monotonic()
     if now - _scan_cache[0] < _SCAN_TTL_S:
         return _scan_cache[1]
-    groups: set[int] = set()
-    try:
-        entries = os.scandir("/proc")
-    except OSError:
+    if not os.path.isdir("/proc/self"):
         return None
-    with entries:
-        for entry in entries:
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                    stat = handle.read()
-            except OSError:
-                continue
-            # The command name may hold spaces and parentheses; the fields after its last ')' do not.
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if len(fields) > 2 and fields[0] not in (b"Z", b"X") and int(fields[2]) > 1:
-                groups.add(int(fields[2]))
+    groups: set[int] = set()
+    for pid in process_ids():
+        state = process_state(pid)
+        if state is not None and state.live:
+            groups.add(state.group)
     _scan_cache = (time.monotonic(), frozenset(groups))
     return _scan_cache[1]
 
@@ -341,26 +370,13 @@ def process_groups_marked(marks: Mapping[str, str]) -> set[int]:
     groups: set[int] = set()
     if not wanted:
         return groups
-    try:
-        entries = os.scandir("/proc")
-    except OSError:
-        return groups
-    with entries:
-        for entry in entries:
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/environ", "rb") as handle:
-                    environ = handle.read()
-                with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                    stat = handle.read()
-            except OSError:
-                continue  # gone, or someone else's
-            if not wanted.issubset(environ.split(b"\0")):
-                continue
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if len(fields) > 2 and fields[0] not in (b"Z", b"X") and int(fields[2]) > 1:
-                groups.add(int(fields[2]))
+    for pid in process_ids():
+        environ = process_environ(pid)
+        if environ is None or not wanted.issubset(environ):
+            continue  # gone, someone else's, or not marked
+        state = process_state(pid)
+        if state is not None and state.live:
+            groups.add(state.group)
     return groups
 
 
