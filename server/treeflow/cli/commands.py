@@ -20,6 +20,13 @@ from treeflow.cli import interrupts
 from treeflow.cli.cursor_rule import CURSOR_RULE
 from treeflow.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from treeflow.cli.plain_output import PlainSink
+from treeflow.cli.review_commands import (
+    add_changes,
+    apply_command,
+    change_lines,
+    diff_command,
+    discard_command,
+)
 from treeflow.core import journal
 from treeflow.core.agent import AgentStatus, find_task, report
 from treeflow.core.agent_protocol import TASK_FILE, TREEFLOW_DIR
@@ -201,13 +208,17 @@ async def runs_command(args: argparse.Namespace) -> int:
 async def show_command(args: argparse.Namespace) -> int:
     repo = await _open_and_recover(args.repo)
     record = await find_run(repo, args.run_id)
+    data = record.run.to_json()
+    await add_changes(repo, record, data)
     if args.json:
-        _print_json(record.run.to_json())
+        _print_json(data)
     else:
         # Deferred: rich, about 30 ms, which `--json` does without.
         from treeflow.cli.live_output import print_run
 
         print_run(record.run)
+        for line in change_lines(data):
+            print(line)
     return EXIT_OK
 
 
@@ -268,4 +279,7 @@ ASYNC_COMMANDS = {
     "runs": runs_command,
     "show": show_command,
     "clean": clean_command,
+    "diff": diff_command,
+    "apply": apply_command,
+    "discard": discard_command,
 }
