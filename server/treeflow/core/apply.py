@@ -26,6 +26,8 @@ from treeflow.core.checkout import (
     CheckoutState,
     read_state,
     refuse_if_busy,
+    restore_index_file,
+    save_index_file,
     set_index_entries,
     tree_changes,
     write_files,
@@ -151,6 +153,7 @@ async def apply_work(
         new_index, new_work = index_merge.tree, work_merge.tree
         result = _with(result, commit=new_head)
 
+    index_file = await save_index_file(repo) if new_index != state.index_tree else None
     backup = await save_backup(
         repo,
         lock,
@@ -166,6 +169,7 @@ async def apply_work(
             applied_head=new_head,
             applied_index_tree=new_index,
             applied_work_tree=new_work,
+            index_file=index_file,
         ),
         env,
     )
@@ -216,14 +220,19 @@ async def undo_apply(repo: Repository) -> UndoResult:
             "applied, and undoing would overwrite that; save or revert those edits first",
             changed_since,
         )
+    # The index file as it was, stat cache and all, when nothing was staged since the apply; else
+    # only the entries the apply changed.
+    whole_index = backup.index_file is not None and now.index_tree == backup.applied_index_tree
     with anyio.CancelScope(shield=True):
         files = await _change_checkout(
             repo,
             work=(backup.applied_work_tree, backup.work_tree),
-            index=(backup.applied_index_tree, backup.index_tree),
+            index=(backup.index_tree if whole_index else backup.applied_index_tree, backup.index_tree),
             head=(backup.applied_head, backup.head),
             reason=f"undo the apply of {backup.label}",
         )
+        if whole_index and backup.index_file is not None:
+            await restore_index_file(repo, backup.index_file)
         retired = await retire_backup(repo, RepoLock(repo), backup)
     moved_head = backup.head if backup.head != backup.applied_head else None
     return UndoResult(retired, backup.label, tuple(files), moved_head)

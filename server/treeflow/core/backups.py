@@ -3,9 +3,10 @@
 A backup is a commit under `refs/treeflow/backups/<time>` whose tree is the working tree as it was
 (tracked files as they were on disk, and the untracked files the apply would overwrite). Its parents
 keep what else was there reachable, so that git's garbage collection never takes it: a commit of
-the index as it was (on the old HEAD), and a commit of what the apply left (its working tree, on a
-commit of its index, on its HEAD), which is what undo compares the checkout with. The message holds
-the rest as JSON. An undone backup moves to `refs/treeflow/undone/<time>`: nothing is ever deleted.
+the index as it was (on the old HEAD), a commit of what the apply left (its working tree, on a
+commit of its index, on its HEAD), which is what undo compares the checkout with, and a commit
+holding the index file itself. The message holds the rest as JSON. An undone backup moves to
+`refs/treeflow/undone/<time>`: nothing is ever deleted.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Backup:
     applied_head: str | None
     applied_index_tree: str
     applied_work_tree: str
+    index_file: str | None = None  # a blob of the index file itself, its stat cache included
     ref: str = ""
 
 
@@ -52,9 +54,13 @@ async def save_backup(repo: Repository, lock: RepoLock, backup: Backup, env: Map
         backup.applied_index_tree, [backup.applied_head], "treeflow: the index after"
     )
     applied = await commit(backup.applied_work_tree, [applied_index], "treeflow: the working tree after")
+    parents: list[str | None] = [index, applied]
+    if backup.index_file is not None:
+        holder = await git(repo.root, "mktree", input=f"100644 blob {backup.index_file}\tindex\n".encode())
+        parents.append(await commit(holder, [], "treeflow: the index file before an apply"))
     facts = {name: value for name, value in asdict(backup).items() if name != "ref"}
     message = f"treeflow: before applying {backup.label}\n\n{json.dumps(facts, indent=1)}\n"
-    saved = await commit(backup.work_tree, [index, applied], message)
+    saved = await commit(backup.work_tree, parents, message)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     ref = f"{BACKUPS}/{stamp}"
     await git_locked(lock, repo.root, "update-ref", ref, saved, "")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio
 
-from treeflow.core.git import GitError, Repository, git, run_git
+from treeflow.core.git import GitError, Repository, environ_without_repository, git, run_git
 from treeflow.core.ownership import scratch_index_name
 
 _NO_OBJECT = "0" * 40
@@ -236,3 +236,35 @@ async def index_tree(repo: Repository) -> str:
     """The tree the index holds now (read on a copy of it)."""
     async with _index_copy(repo) as env:
         return await git(repo.root, "write-tree", env=env)
+
+
+async def save_index_file(repo: Repository) -> str | None:
+    """Store the index file, byte for byte, as a blob; None when there is none."""
+    path = await _index_path(repo)
+    if not await anyio.to_thread.run_sync(path.exists):
+        return None
+    return await git(repo.root, "hash-object", "-w", "--no-filters", "--", str(path))
+
+
+async def restore_index_file(repo: Repository, blob: str) -> None:
+    """Put back the index file stored by `save_index_file`, through git's lock file, as git
+    itself replaces it, so that no git command reads it half-written."""
+    done = await anyio.run_process(
+        ["git", "cat-file", "blob", blob], cwd=repo.root, env=environ_without_repository()
+    )
+    data = done.stdout
+    path = await _index_path(repo)
+    await anyio.to_thread.run_sync(_replace_locked, path, data)
+
+
+async def _index_path(repo: Repository) -> Path:
+    return Path(await git(repo.root, "rev-parse", "--path-format=absolute", "--git-path", "index"))
+
+
+def _replace_locked(path: Path, data: bytes) -> None:
+    lock = path.with_name(path.name + ".lock")
+    with open(lock, "xb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(lock, path)
