@@ -215,7 +215,8 @@ def _print_plan(plan: DiscardPlan) -> None:
     print(f"branches of run {plan.run_id}:")
     for branch in plan.branches:
         note = (
-            f"{len(branch.unique_commits)} commits found nowhere else"
+            f"{len(branch.unique_commits)} commit{'s' if len(branch.unique_commits) != 1 else ''} "
+            "found nowhere else"
             if branch.unique_commits
             else "its commits are on other branches"
         )

@@ -58,7 +58,8 @@ async def plan_discard(repo: Repository, record: RunRecord) -> DiscardPlan:
     }
     worktrees = await git(repo.root, "worktree", "list", "--porcelain")
     checked_out = {line.removeprefix("branch refs/heads/") for line in worktrees.splitlines()}
-    excluded = [arg for name in ours for arg in (f"--exclude=refs/heads/{name}",)]
+    # Patterns for `--branches` name branches without `refs/heads/`.
+    excluded = [f"--exclude={name}" for name in ours]
     branches = []
     for name, tip in sorted(ours.items()):
         subjects = await git(
