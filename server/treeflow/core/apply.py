@@ -110,9 +110,9 @@ async def apply_work(
     result = ApplyResult(ApplyOutcome.APPLIED, mode, work.label)
 
     if mode is ApplyMode.WORKING_TREE:
-        if await _holds_already(repo, state, work, theirs[1], touched):
-            return _already(result)
         merged = await merge_trees(repo, lock, work.base, (_WORKING_TREE_LABEL, state.work_tree), theirs, env)
+        if merged.conflicts and await _holds_already(repo, state, work, theirs[1], touched):
+            return _already(result)
         conflicts = await work.conflicts(repo, merged.conflicts)
         if conflicts and on_conflict is ConflictPolicy.REFUSE:
             return _refused(result, conflicts, "your working tree")
@@ -260,8 +260,10 @@ async def _change_checkout(
 async def _holds_already(
     repo: Repository, state: CheckoutState, work: RunWork, their_tree: str, touched: set[str]
 ) -> bool:
-    """Whether the working tree already holds ``work``: each file it changed is as it left it, or
-    each file the last apply of the same work wrote is still as that apply left it."""
+    """Whether the working tree already holds ``work``, which a merge may not see (the user's edits
+    to a file the work renamed, carried over by the last apply, read as a conflict): each file it
+    changed is as it left it, or each file the last apply of the same work wrote is still as that
+    apply left it."""
     if not await tree_changes(repo, state.work_tree, their_tree, touched):
         return True
     last = await latest_backup(repo)

@@ -113,9 +113,11 @@ async def _untracked_present(repo: Repository, paths: Iterable[str], env: Mappin
     wanted = sorted(set(paths))
     if not wanted:
         return []
-    listed = await git(repo.root, "ls-files", "-z", "--", *_literal(wanted), env=env)
-    tracked = set(listed.split("\0"))
     present = await anyio.to_thread.run_sync(_existing_files, repo.root, wanted)
+    if not present:
+        return []
+    # The whole listing: matching hundreds of pathspecs costs git more than listing every entry.
+    tracked = set((await git(repo.root, "ls-files", "-z", env=env)).split("\0"))
     return [path for path in present if path not in tracked]
 
 

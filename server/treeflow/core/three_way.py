@@ -15,6 +15,8 @@ import anyio
 
 from treeflow.core.git import GitError, RepoLock, Repository, git, run_git
 
+_MERGE_TREE = ("merge-tree", "--write-tree", "--name-only", "--no-messages")
+
 
 @dataclass(frozen=True)
 class TreeMerge:
@@ -54,27 +56,28 @@ async def merge_trees(
                 env=env,
             )
         )
-    refs = [f"refs/treeflow/{our_label}", f"refs/treeflow/{their_label}"]
-    # Shielded: a cancel half-way would leave the side refs behind.
-    with anyio.CancelScope(shield=True):
-        async with lock:
-            try:
-                for ref, commit in zip(refs, sides, strict=True):
-                    await git(repo.root, "update-ref", "--no-deref", ref, commit)
-                code, out, err = await run_git(
-                    repo.root,
-                    "merge-tree",
-                    "--write-tree",
-                    "--name-only",
-                    "--no-messages",
-                    f"treeflow/{our_label}",
-                    f"treeflow/{their_label}",
-                )
-            finally:
-                for ref in refs:
-                    await run_git(repo.root, "update-ref", "-d", ref)
+    code, out, err = await run_git(repo.root, *_MERGE_TREE, *sides)
+    if code == 1:
+        # Conflicts: merged again, this time under the sides' names, for the markers.
+        code, out, err = await _merge_labelled(repo, lock, {our_label: sides[0], their_label: sides[1]})
     if code not in (0, 1):
         raise GitError(("merge-tree", our_tree, their_tree), code, err.strip())
     lines = out.splitlines()
     conflicts = tuple(dict.fromkeys(line for line in lines[1:] if line))
     return TreeMerge(lines[0], conflicts)
+
+
+async def _merge_labelled(repo: Repository, lock: RepoLock, sides: dict[str, str]) -> tuple[int, str, str]:
+    """merge-tree of the commits ``sides`` (label: commit), each given as a ref named by its label."""
+    refs = {f"refs/treeflow/{label}": commit for label, commit in sides.items()}
+    create = "".join(f"create {ref} {commit}\n" for ref, commit in refs.items())
+    delete = "".join(f"delete {ref}\n" for ref in refs)
+    # Shielded: a cancel half-way would leave the refs behind.
+    with anyio.CancelScope(shield=True):
+        async with lock:
+            await git(repo.root, "update-ref", "--stdin", input=create.encode())
+            try:
+                merged = await run_git(repo.root, *_MERGE_TREE, *(f"treeflow/{label}" for label in sides))
+            finally:
+                await run_git(repo.root, "update-ref", "--stdin", input=delete.encode())
+    return merged
