@@ -234,8 +234,9 @@ def test_discard_asks_first_then_deletes_the_branches_and_the_journal_keeps_the_
 
     shown = json.loads(treeflow(repo, "show", run_id, "--json").stdout)
     assert shown["discarded_at"] is not None
-    applied = treeflow(repo, "apply", run_id)
-    assert (applied.returncode, "was discarded" in applied.stderr) == (2, True)
+    for command in ("apply", "diff", "resume"):
+        refused = treeflow(repo, command, run_id)
+        assert (refused.returncode, "was discarded" in refused.stderr) == (2, True), command
 
 
 def test_show_includes_the_change_stat_of_the_result_and_each_step(repo: Path, run_id: str) -> None:
