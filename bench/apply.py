@@ -167,9 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   read_changes p95: {percentile(reads, 0.95) * 1e3:.0f}ms")
     print()
     passed = ratio <= GOAL_RATIO
-    print(
-        f"ratio treeflow apply / raw git: {ratio:.2f} (goal <= {GOAL_RATIO}): {'met' if passed else 'NOT met'}"
-    )
+    verdict = "met" if passed else "NOT met"
+    print(f"ratio treeflow apply / raw git: {ratio:.2f} (goal <= {GOAL_RATIO}): {verdict}")
     return 0 if passed else 1
 
 
