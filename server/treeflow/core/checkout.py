@@ -150,8 +150,11 @@ async def _index_copy(repo: Repository, tree: str | None = None) -> AsyncIterato
 
 
 def _copy_if_exists(source: Path, target: Path) -> bool:
+    # With its time: git compares each entry's time with the index file's own to find entries it
+    # cannot trust (a file changed in the second the index was written); a copy made later would
+    # hide such an edit.
     try:
-        shutil.copyfile(source, target)
+        shutil.copy2(source, target)
     except FileNotFoundError:
         return False
     return True
