@@ -237,12 +237,6 @@ async def set_index_entries(repo: Repository, old: str, new: str, paths: Iterabl
     await git(repo.root, "update-index", "-z", "--index-info", input="".join(lines).encode())
 
 
-async def index_tree(repo: Repository) -> str:
-    """The tree the index holds now (read on a copy of it)."""
-    async with _index_copy(repo) as env:
-        return await git(repo.root, "write-tree", env=env)
-
-
 async def save_index_file(repo: Repository) -> str | None:
     """Store the index file, byte for byte, as a blob; None when there is none."""
     path = await _index_path(repo)
