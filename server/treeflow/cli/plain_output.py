@@ -8,7 +8,9 @@ imports rich. Text that a step, an agent or a workflow file supplied goes throug
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -259,3 +261,11 @@ def write_run(run: RunResult, stream: TextIO) -> None:
     if branch:
         lines.append(branch)
     stream.write("".join(line + "\n" for line in lines))
+
+
+def print_json(value: object) -> None:
+    """``value`` as JSON on stdout."""
+    # Indented for a person at a terminal; compact for a program, which is also several times
+    # faster to write (json's C encoder does not indent).
+    indent = 2 if sys.stdout.isatty() else None
+    print(json.dumps(value, indent=indent))

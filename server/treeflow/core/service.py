@@ -57,10 +57,12 @@ def plan_resume(record: RunRecord, workflow: Workflow, *, rebase: bool = False) 
     """Plan to run again the steps of ``record`` that did not succeed, with ``workflow`` as it is now
     (and, with ``rebase``, the checkout as it is now as their base).
 
-    Raises RunRefused for a run still going on, one that succeeded, and one whose steps the
-    workflow no longer has.
+    Raises RunRefused for a run still going on, one that succeeded, one discarded, and one whose
+    steps the workflow no longer has.
     """
     run = record.run
+    if record.discarded_at is not None:
+        raise RunRefused(f"run {run.run_id} was discarded: its branches are gone; start a new run")
     if run.status is RunStatus.RUNNING:
         raise RunRefused(f"run {run.run_id} is still going on in another treeflow process")
     if run.status is RunStatus.SUCCEEDED:

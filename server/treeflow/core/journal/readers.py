@@ -23,6 +23,7 @@ _SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _SELECT_STEPS = f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE run_id = ? ORDER BY position"
 _SELECT_OUTCOMES = "SELECT steps FROM step_outcomes WHERE run_id = ? ORDER BY batch"
 _SELECT_LAST_ATTEMPTS = "SELECT step_id, max(attempt) FROM attempts WHERE run_id = ? GROUP BY step_id"
+_SELECT_DISCARDED = "SELECT discarded_at FROM discarded_runs WHERE run_id = ?"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class RunRecord:
     owner_pid: int | None
     owner_start: int | None
     steps: dict[str, StepRecord]
+    discarded_at: float | None = None  # when `treeflow discard` deleted its branches
 
     def owner_alive(self) -> bool:
         if self.owner_pid is None:
@@ -140,7 +142,14 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
         if step_id not in steps:
             steps[step_id] = _step_record(outcomes.get(step_id), rows.get(step_id), retried.get(step_id, 1))
     run = run_row.result({step_id: step.result for step_id, step in steps.items()})
-    return RunRecord(run=run, owner_pid=run_row.owner_pid, owner_start=run_row.owner_start, steps=steps)
+    discarded = connection.execute(_SELECT_DISCARDED, (run_id,)).fetchone()
+    return RunRecord(
+        run=run,
+        owner_pid=run_row.owner_pid,
+        owner_start=run_row.owner_start,
+        steps=steps,
+        discarded_at=None if discarded is None else discarded[0],
+    )
 
 
 def _step_record(outcome: OutcomeEntry | None, row: StepRow | None, last_attempt: int) -> StepRecord:
