@@ -100,7 +100,9 @@ class FakeCursorCloud:
     def stops(self) -> list[Seen]:
         return [seen for seen in self.seen if seen.path.endswith("/stop")]
 
-    def answer(self, method: str, path: str, authorization: str, body: bytes) -> tuple[int, dict[str, str], object]:
+    def answer(
+        self, method: str, path: str, authorization: str, body: bytes
+    ) -> tuple[int, dict[str, str], object]:
         """Status, extra headers and JSON body for one request; status 0 drops the connection."""
         if not self._authorized(authorization):
             return 401, {}, {"error": "Unauthorized", "message": "Invalid API key"}
@@ -146,7 +148,11 @@ class FakeCursorCloud:
             return 0, {}, None
         code, _, retry_after = fault.partition(":")
         headers = {"Retry-After": retry_after} if retry_after else {}
-        return int(code), headers, {"error": "Too Many Requests" if code == "429" else "Internal Server Error"}
+        return (
+            int(code),
+            headers,
+            {"error": "Too Many Requests" if code == "429" else "Internal Server Error"},
+        )
 
     def _launch(self, body: dict[str, object]) -> object:
         prompt = body.get("prompt") or {}
