@@ -188,7 +188,8 @@ async def _follow(
         while current.status in _ACTIVE:
             current = await follow.next_change()
             _note(attempt, f"Cloud Agent {current.status}")
-            attempt.progress(None, _status_message(current))
+            if current.status in _ACTIVE:  # the end is reported with the agent's summary
+                attempt.progress(None, _status_message(current))
     return current
 
 
