@@ -13,7 +13,7 @@ It implements the endpoints treeflow calls, with the shapes Cursor documents:
 Requests authenticate with the key as the user name of HTTP Basic authentication, or as a Bearer
 token; a wrong key gets 401 with `{error, message}`, the error shape of https://cursor.com/docs/api.
 
-Each agent lives by the server's `Script`: so long CREATING, so long RUNNING, then its end. When an
+Each agent lives by the `Script` the server had when it was launched: so long CREATING, so long RUNNING, then its end. When an
 agent is first seen to have ended it pushes a commit to its target branch in `source.repository`,
 which in tests is the path of a local bare repository, as the real agent pushes to GitHub. Faults
 queued in `status_faults` / `launch_faults` answer the next requests instead: `"429:<seconds>"`
@@ -59,6 +59,7 @@ class Agent:
     branch: str
     model: str | None
     launched_at: float
+    script: Script
     stopped: bool = False
     pushed: bool = False
 
@@ -88,11 +89,11 @@ class FakeCursorCloud:
         if agent.stopped:
             return "EXPIRED"
         age = self.clock() - agent.launched_at
-        if age < self.script.creating_s:
+        if age < agent.script.creating_s:
             return "CREATING"
-        if age < self.script.creating_s + self.script.running_s:
+        if age < agent.script.creating_s + agent.script.running_s:
             return "RUNNING"
-        return self.script.end
+        return agent.script.end
 
     def requests(self, method: str, prefix: str = "/v0/agents") -> list[Seen]:
         return [seen for seen in self.seen if seen.method == method and seen.path.startswith(prefix)]
@@ -168,6 +169,7 @@ class FakeCursorCloud:
             branch=str(target.get("branchName") or f"cursor/agent-{agent_id}"),
             model=body.get("model") if isinstance(body.get("model"), str) else None,  # type: ignore[arg-type]
             launched_at=self.clock(),
+            script=self.script,
         )
         self.agents[agent_id] = agent
         described = self._describe(agent)
@@ -176,8 +178,8 @@ class FakeCursorCloud:
 
     def _describe(self, agent: Agent) -> object:
         status = self.status_of(agent)
-        if status in ("FINISHED", "ERROR") and self.script.push and not agent.pushed:
-            push_commit(agent, self.script.file_name)
+        if status in ("FINISHED", "ERROR") and agent.script.push and not agent.pushed:
+            push_commit(agent, agent.script.file_name)
             agent.pushed = True
         described: dict[str, object] = {
             "id": agent.id,
@@ -191,8 +193,8 @@ class FakeCursorCloud:
             },
             "createdAt": "2026-01-01T00:00:00Z",
         }
-        if status not in ("CREATING", "RUNNING") and self.script.summary is not None:
-            described["summary"] = self.script.summary
+        if status not in ("CREATING", "RUNNING") and agent.script.summary is not None:
+            described["summary"] = agent.script.summary
         return described
 
 
@@ -243,6 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many followers poll at the same instant
     fake: FakeCursorCloud
 
 
