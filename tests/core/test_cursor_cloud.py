@@ -16,6 +16,7 @@ import pytest
 from tests.agents.fake_cursor_cloud import VALID_KEY, FakeCursorCloud, Script, serving
 from tests.conftest import git
 from tests.helpers import make_run, run_workflow, wait_until_async
+from treeflow.core.cloud.remote_branches import repository_for_api
 from treeflow.core.model import StepStatus
 from treeflow.core.spec import WorkflowError, parse_workflow
 
@@ -208,3 +209,30 @@ def test_the_block_is_checked_like_any_step(tmp_path: Path) -> None:
     assert any("step `a`: agent with `use: cursor-cloud` needs a `prompt:`" in m for m in messages), messages
     assert any(":3:" in m and "heartbeat" in m for m in messages), messages
     assert not any(":4:" in m for m in messages), messages
+
+
+async def test_a_step_without_a_worktree_of_its_own_is_refused(
+    repo: Path, remote: Path, cloud: FakeCursorCloud
+) -> None:
+    text = textwrap.dedent(WORKFLOW).replace(
+        "repository: origin}", "repository: origin}\n    worktree: false"
+    )
+    run = await run_workflow(repo, text, worktrees=True)
+    assert run.steps["cloud"].error == (
+        "a Cursor Cloud Agent step needs a worktree of its own; remove `worktree: false`"
+    )
+    assert cloud.seen == []
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("git@github.com:acme/app.git", "https://github.com/acme/app"),
+        ("ssh://git@github.com/acme/app.git", "https://github.com/acme/app"),
+        ("https://github.com/acme/app.git", "https://github.com/acme/app"),
+        ("https://github.com/acme/app", "https://github.com/acme/app"),
+        ("/srv/git/app.git", "/srv/git/app.git"),
+    ],
+)
+def test_the_api_gets_a_github_remote_by_its_https_address(url: str, named: str) -> None:
+    assert repository_for_api(url) == named
