@@ -9,6 +9,12 @@ import yaml
 
 from treeflow.core.agent import DEFAULT_HEARTBEAT_S, AgentSpec, AgentStatus, AgentStep, Launch, write_task
 from treeflow.core.attempt import Attempt
+from treeflow.core.cloud.cursor_cloud import (
+    CursorCloudSpec,
+    parse_cursor_cloud,
+    run_cursor_cloud,
+    selects_cursor_cloud,
+)
 from treeflow.core.events import AgentWaiting
 from treeflow.core.model import StepStatus
 from treeflow.core.outcome import StepOutcome
@@ -22,7 +28,10 @@ class AgentKind:
     key = "agent"
     summary = "a coding-agent job"
 
-    def parse(self, block: yaml.Node, reader: SpecReader, what: str) -> AgentSpec | None:
+    def parse(self, block: yaml.Node, reader: SpecReader, what: str) -> AgentSpec | CursorCloudSpec | None:
+        # Cursor Cloud Agents: an agent on Cursor's machines, with a parser and a runner of its own.
+        if selects_cursor_cloud(block):
+            return parse_cursor_cloud(block, reader, what)
         fields = reader.mapping(block, f"{what}: agent", _KEYS)
         if fields is None:
             return None
@@ -37,7 +46,9 @@ class AgentKind:
             return None
         return AgentSpec(prompt=prompt, command=command, heartbeat_s=heartbeat or DEFAULT_HEARTBEAT_S)
 
-    async def run(self, spec: AgentSpec, attempt: Attempt) -> StepOutcome:
+    async def run(self, spec: AgentSpec | CursorCloudSpec, attempt: Attempt) -> StepOutcome:
+        if isinstance(spec, CursorCloudSpec):
+            return await run_cursor_cloud(spec, attempt)
         try:
             task = write_task(attempt.cwd, attempt.run_id, attempt.step.id, spec)
         except UnsafeWrite as exc:
