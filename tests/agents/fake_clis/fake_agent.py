@@ -62,7 +62,12 @@ def scripted(name: str, scenario: str, resumed: bool) -> list[str]:
     if scenario == "flood":
         count = int(os.environ.get("FAKE_AGENT_FLOOD", "20000"))
         return [lines[0], *[lines[1]] * count, *lines[1:]]
-    return [lines[0], '{"type": "assistant", "message": {"content": [', "!stderr warning: retrying", *lines[1:]]
+    return [
+        lines[0],
+        '{"type": "assistant", "message": {"content": [',
+        "!stderr warning: retrying",
+        *lines[1:],
+    ]
 
 
 def main(name: str) -> int:
