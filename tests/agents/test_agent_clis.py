@@ -1,5 +1,5 @@
 """Agent CLIs as steps, through the engine: fake CLIs on PATH replay the streams the real ones
-document (tests/agents/streams), including errors, crashes, slow, silent and flooding agents."""
+document (tests/agents/fake_clis/streams), including errors, crashes, slow, silent and flooding agents."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_every_adapter_has_a_fake_cli_and_streams() -> None:
     for use, adapter in ADAPTERS.items():
         program = getattr(adapter, "program", None)
         assert program is not None and (FAKE_CLIS / program).is_file(), use
-        streams = Path(__file__).parent / "streams" / program
+        streams = FAKE_CLIS / "streams" / program
         assert {"success.jsonl", "error.jsonl"} <= {path.name for path in streams.iterdir()}, use
 
 
@@ -136,6 +136,7 @@ async def test_a_malformed_line_is_skipped_and_the_run_goes_on(repo: Path, use: 
     assert "warning: retrying" in lines
 
 
+@pytest.mark.slow
 async def test_a_silent_agent_fails_at_its_heartbeat_and_is_stopped(repo: Path) -> None:
     result = await run_workflow(repo, workflow("claude", "silent", ", heartbeat: 1s"), worktrees=True)
     step = result.steps["job"]
@@ -144,6 +145,7 @@ async def test_a_silent_agent_fails_at_its_heartbeat_and_is_stopped(repo: Path) 
     assert step.duration_s is not None and step.duration_s < 10
 
 
+@pytest.mark.slow
 async def test_a_slow_agent_that_keeps_talking_outlives_its_heartbeat(repo: Path) -> None:
     result = await run_workflow(repo, workflow("codex", "slow", ", heartbeat: 1s"), worktrees=True)
     step = result.steps["job"]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.agents.test_agent_clis import FAKE_CLIS
 from treeflow.core import journal
@@ -69,6 +72,7 @@ def test_run_prints_what_the_agent_does(repo: Path) -> None:
     assert "[fix] succeeded in" in done.stdout and "5 turns, 43.6k tokens in, 218 out, $0.0412" in done.stdout
 
 
+@pytest.mark.slow
 def test_resume_continues_the_failed_agents_session(repo: Path, tmp_path: Path) -> None:
     (repo / "treeflow.yml").write_text("steps:\n  fix: {agent: {use: claude, prompt: Make the test pass}}\n")
     argv_file = tmp_path / "argv.jsonl"
@@ -104,3 +108,28 @@ def test_a_journal_from_before_agent_sessions_is_read_and_gains_the_table(repo: 
     assert treeflow(repo, "run").returncode == 0
     records = journal.read_runs(path)
     assert records[0].run.steps["fix"].agent is not None
+
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "agents"
+
+
+def test_the_examples_fake_clis_are_the_tested_ones() -> None:
+    shipped = EXAMPLE / "fake-clis"
+    for path in shipped.rglob("*"):
+        if path.is_file():
+            assert path.read_bytes() == (FAKE_CLIS / path.relative_to(shipped)).read_bytes(), path
+
+
+@pytest.mark.slow
+def test_the_example_runs_claude_and_codex_without_accounts(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    shutil.copytree(EXAMPLE, demo)
+    git_init = ["git", "init", "--quiet"], ["git", "add", "-A"], ["git", "commit", "--quiet", "-m", "demo"]
+    for argv in git_init:
+        subprocess.run(argv, cwd=demo, check=True)
+    done = subprocess.run(
+        [*TREEFLOW, "run", "clis.yml", "--json"], cwd=demo, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = json.loads(done.stdout)["steps"]
+    assert {steps[name]["agent"]["cli"] for name in ("fix", "alt")} == {"claude", "codex"}

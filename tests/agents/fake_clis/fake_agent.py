@@ -2,7 +2,7 @@
 
 The executables beside this file (`claude`, `codex`, `gemini`, `cursor-agent`, `opencode`) run it
 with their own name. It replays `<streams>/<name>/<scenario>.jsonl`, where `<streams>` is
-`FAKE_AGENT_STREAMS` (default: the `streams` folder next to this one's folder) and `<scenario>` is
+`FAKE_AGENT_STREAMS` (default: the `streams` folder beside this file) and `<scenario>` is
 `FAKE_AGENT_SCENARIO` (default `success`). In a stream file, a line starting with `#` is a comment
 (the file's first lines say which CLI version and documentation it follows), `!sleep S` pauses,
 `!stderr TEXT` writes TEXT to stderr, `!exit N` ends with that exit code, `!write PATH TEXT` writes
@@ -40,7 +40,7 @@ def resumed_session(name: str, argv: list[str]) -> str | None:
 
 
 def stream_lines(name: str, scenario: str) -> list[str]:
-    folder = Path(os.environ.get("FAKE_AGENT_STREAMS") or Path(__file__).resolve().parents[1] / "streams")
+    folder = Path(os.environ.get("FAKE_AGENT_STREAMS") or Path(__file__).resolve().parent / "streams")
     path = folder / name / f"{scenario}.jsonl"
     return [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
 
