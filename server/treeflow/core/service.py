@@ -51,6 +51,8 @@ class ResumePlan:
     completed: Mapping[str, StepResult] = field(default_factory=dict)
     start_points: Mapping[str, str] = field(default_factory=dict)
     rebase: bool = False
+    # How each step that runs again ended before: an agent continues its session from there.
+    earlier: Mapping[str, StepResult] = field(default_factory=dict)
 
 
 def plan_resume(record: RunRecord, workflow: Workflow, *, rebase: bool = False) -> ResumePlan:
@@ -91,6 +93,7 @@ def plan_resume(record: RunRecord, workflow: Workflow, *, rebase: bool = False) 
         completed=completed,
         start_points=start_points,
         rebase=rebase,
+        earlier={step_id: step.result for step_id, step in record.steps.items() if step_id not in completed},
     )
 
 
@@ -170,6 +173,7 @@ def start_run(
                 max_parallel=max_parallel,
                 run_id=resume.run_id,
                 completed=resume.completed,
+                earlier=resume.earlier,
             )
             workspace = GitWorkspace(
                 repo, workflow, base=resume.base_commit, results=resume.start_points, rebase=resume.rebase

@@ -78,10 +78,29 @@ CREATE TABLE IF NOT EXISTS discarded_runs (
     discarded_at REAL NOT NULL,
     branches TEXT NOT NULL DEFAULT '[]'
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agent_sessions (
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    cli TEXT NOT NULL,
+    session_id TEXT,
+    turns INTEGER,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cost_usd REAL,
+    PRIMARY KEY (run_id, step_id)
+) WITHOUT ROWID;
 """
 
 # Every table that holds rows of a run, keyed by its `run_id` column.
-RUN_TABLES = ("runs", "steps", "step_outcomes", "attempts", "processes", "discarded_runs")
+RUN_TABLES = (
+    "runs",
+    "steps",
+    "step_outcomes",
+    "attempts",
+    "processes",
+    "discarded_runs",
+    "agent_sessions",
+)
 
 _BUSY_TIMEOUT_S = 30.0
 
