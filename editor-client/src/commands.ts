@@ -30,7 +30,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     'treeflow.applyWorkingTree': (node?: RunsNode) => applyWork(ctx, 'working-tree', node),
     'treeflow.applySquash': (node?: RunsNode) => applyWork(ctx, 'squash', node),
     'treeflow.applyMerge': (node?: RunsNode) => applyWork(ctx, 'merge', node),
-    'treeflow.undoApply': (node?: RunsNode) => undoApply(ctx, node),
+    'treeflow.undoLastApply': (node?: RunsNode) => undoApply(ctx, node),
     'treeflow.discardRun': (node?: RunsNode) => discardRun(ctx, node),
   };
   return Object.entries(commands).map(([id, handler]) =>

@@ -9,7 +9,6 @@ import {
   REVISION_SCHEME,
   applyMessage,
   changeEntries,
-  changeStat,
   confirmedTips,
   contentText,
   discardDetail,
@@ -40,7 +39,7 @@ export async function reviewChanges(ctx: CommandContext, node?: RunsNode): Promi
     entry.original && revisionUri(entry.original),
     entry.modified && revisionUri(entry.modified),
   ]);
-  await vscode.commands.executeCommand('vscode.changes', `${title} (${changeStat(diff)})`, entries);
+  await vscode.commands.executeCommand('vscode.changes', title, entries);
 }
 
 export async function applyWork(ctx: CommandContext, mode: ApplyMode, node?: RunsNode): Promise<void> {
@@ -96,7 +95,7 @@ export async function discardRun(ctx: CommandContext, node?: RunsNode): Promise<
   }
   const discard = 'Discard';
   const choice = await vscode.window.showWarningMessage(
-    `Discard run ${plan.runId}? Its ${plan.branches.length} branches are deleted.`,
+    `Discard run ${plan.runId}? Its ${plan.branches.length} branches will be deleted.`,
     { modal: true, detail: discardDetail(plan) },
     discard,
   );
