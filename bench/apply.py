@@ -11,7 +11,8 @@ Between rounds the checkout is put back (`git reset --hard`, the 20 edits writte
 backup refs removed). It also times reading the run's changes in process (`read_changes`, what
 `treeflow diff --json` and the editor's review read), `treeflow diff RUN_ID --json` as a process, and
 the language server's `treeflow.diff` of the run (request to reply, on a server already initialized,
-as the editor's "Review Changes" and its change stat ask for it).
+as the editor's "Review Changes" and its change stat ask for it), beside the `git diff` that all of
+them run to count the lines.
 
     .venv/bin/python bench/apply.py [--files 5000] [--changed 500] [--edits 20] [--rounds 7]
 
@@ -174,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
             changes = anyio.run(read_changes, repo, base, branch)
             reads.append(time.perf_counter() - started)
         diff_cli = [_run(repo, [*TREEFLOW, "diff", run_id, "--json"]) for _ in range(args.rounds)]
+        # What every reading of the changes pays: git's own line counts of the 500 files.
+        numstat = ["git", "diff", "--raw", "--numstat", "-z", "-M", "--no-abbrev", base, branch]
+        diff_raw = [_run(repo, numstat) for _ in range(args.rounds * 3)]
         diff_lsp, lsp_files = time_lsp_diff(workdir, repo, run_id, args.rounds * 3)
         if lsp_files != len(changes.files):
             raise RuntimeError(f"treeflow.diff listed {lsp_files} files, read_changes {len(changes.files)}")
@@ -187,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         (f"read_changes in process ({len(changes.files)} files)", reads),
         ("treeflow diff --json (CLI)", diff_cli),
         ("treeflow.diff (language server)", diff_lsp),
+        ("git diff --raw --numstat -M (raw git)", diff_raw),
     ]:
         print(
             f"   {label:40} {med(values) * 1e3:7.0f}ms {min(values) * 1e3:7.0f}ms {max(values) * 1e3:7.0f}ms"
