@@ -23,8 +23,8 @@ export class StatusBar implements vscode.Disposable {
     }
     this.item.text = statusBarText(run);
     const tooltip = new vscode.MarkdownString(statusBarTooltip(run), true);
-    // A finished run's result is what the user wants next: its review.
-    const review = hasResult(run);
+    // What comes after a run that succeeded with changes is their review; after a failure, the view.
+    const review = run.status === 'succeeded' && hasResult(run);
     tooltip.appendMarkdown(review ? '\n\n_Click to review its changes._' : '\n\n_Click to show the runs._');
     this.item.command = review
       ? { command: 'treeflow.reviewChanges', title: 'Review Changes', arguments: [{ kind: 'run', runId: run.run_id }] }
