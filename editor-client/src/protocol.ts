@@ -29,6 +29,8 @@ export interface StepState {
   progress: number | null;
   message: string | null;
   summary: string | null;
+  /** What the step set for the steps after it (`$TREEFLOW_OUTPUT`, an agent's report). */
+  outputs: Record<string, string>;
 }
 
 export interface Run {

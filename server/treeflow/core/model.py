@@ -11,6 +11,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from treeflow.core.expressions import Condition
+
 
 class StepStatus(StrEnum):
     PENDING = "pending"
@@ -75,6 +77,7 @@ class Step:
     worktree: bool = True
     env: Mapping[str, str] = field(default_factory=dict)
     line: int = 0  # of the step's id in the workflow file, 1-based
+    condition: Condition | None = None  # its `if:`; without one, it runs when its needs succeeded
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,8 @@ class StepResult:
     progress: float | None = None
     message: str | None = None
     summary: str | None = None
+    # What the step set for the steps after it (its `$TREEFLOW_OUTPUT` file, an agent's report).
+    outputs: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,6 +127,7 @@ class StepResult:
             "progress": self.progress,
             "message": self.message,
             "summary": self.summary,
+            "outputs": dict(self.outputs),
         }
 
 

@@ -118,6 +118,7 @@ class StepState:
     progress: float | None
     message: str | None
     summary: str | None
+    outputs: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
