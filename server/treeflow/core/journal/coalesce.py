@@ -21,9 +21,11 @@ from treeflow.core.journal.rows import (
     NOWHERE,
     PLACE_STEP,
     UPSERT_ATTEMPT,
+    UPSERT_OUTPUTS,
     UPSERT_RUN,
     AttemptRow,
     OutcomeEntry,
+    OutputsRow,
     Place,
     PlaceRow,
     ProcessRow,
@@ -147,6 +149,7 @@ class Coalescer:
             *self._processes_of_ended_steps(batch),
             *self._outcomes_of_ended_steps(batch),
             *_attempts(batch),
+            *_outputs(batch),
             *self._runs_ended(batch),
         ]
 
@@ -208,6 +211,18 @@ class Coalescer:
     def _position(self, key: StepKey) -> int:
         run_id, step_id = key
         return self._positions.get(run_id, {}).get(step_id, 0)
+
+
+def _outputs(batch: _Batch) -> list[Write]:
+    """The outputs of the steps that ended having set some."""
+    return _rows(
+        UPSERT_OUTPUTS,
+        [
+            OutputsRow.of(ended.run_id, ended.step_id, ended.result.outputs).values()
+            for ended in batch.ended.values()
+            if ended.result.outputs
+        ],
+    )
 
 
 def _attempts(batch: _Batch) -> list[Write]:

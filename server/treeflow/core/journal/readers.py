@@ -14,7 +14,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from treeflow.core.journal.rows import RUN_COLUMNS, STEP_COLUMNS, OutcomeEntry, RunRow, StepRow
+from treeflow.core.journal.rows import (
+    OUTPUTS_COLUMNS,
+    RUN_COLUMNS,
+    STEP_COLUMNS,
+    OutcomeEntry,
+    OutputsRow,
+    RunRow,
+    StepRow,
+)
 from treeflow.core.journal.schema import connect
 from treeflow.core.model import RunResult, StepResult, StepStatus
 from treeflow.core.process import process_start_ticks
@@ -23,6 +31,7 @@ _SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _SELECT_STEPS = f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE run_id = ? ORDER BY position"
 _SELECT_OUTCOMES = "SELECT steps FROM step_outcomes WHERE run_id = ? ORDER BY batch"
 _SELECT_LAST_ATTEMPTS = "SELECT step_id, max(attempt) FROM attempts WHERE run_id = ? GROUP BY step_id"
+_SELECT_OUTPUTS = f"SELECT {', '.join(OUTPUTS_COLUMNS)} FROM step_outputs WHERE run_id = ?"
 _SELECT_DISCARDED = "SELECT discarded_at FROM discarded_runs WHERE run_id = ?"
 
 
@@ -136,11 +145,18 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
     # A running step's row was written when it started; since then, each attempt that failed and
     # each retry that started has a row of its own.
     retried: dict[str, int] = dict(connection.execute(_SELECT_LAST_ATTEMPTS, (run_id,)).fetchall())
+    outputs = {
+        row.step_id: row.mapping()
+        for row in map(OutputsRow._make, connection.execute(_SELECT_OUTPUTS, (run_id,)))
+    }
     steps: dict[str, StepRecord] = {}
     # The run's row lists its steps in order; one that never started has no row of its own.
     for step_id in [*run_row.step_ids(), *rows, *outcomes]:
         if step_id not in steps:
-            steps[step_id] = _step_record(outcomes.get(step_id), rows.get(step_id), retried.get(step_id, 1))
+            record = _step_record(outcomes.get(step_id), rows.get(step_id), retried.get(step_id, 1))
+            if outputs.get(step_id):
+                record = replace(record, result=replace(record.result, outputs=outputs[step_id]))
+            steps[step_id] = record
     run = run_row.result({step_id: step.result for step_id, step in steps.items()})
     discarded = connection.execute(_SELECT_DISCARDED, (run_id,)).fetchone()
     return RunRecord(

@@ -73,6 +73,12 @@ CREATE TABLE IF NOT EXISTS processes (
     ended INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, step_id, pgid)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS step_outputs (
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    PRIMARY KEY (run_id, step_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS discarded_runs (
     run_id TEXT PRIMARY KEY,
     discarded_at REAL NOT NULL,
@@ -81,7 +87,7 @@ CREATE TABLE IF NOT EXISTS discarded_runs (
 """
 
 # Every table that holds rows of a run, keyed by its `run_id` column.
-RUN_TABLES = ("runs", "steps", "step_outcomes", "attempts", "processes", "discarded_runs")
+RUN_TABLES = ("runs", "steps", "step_outcomes", "attempts", "processes", "step_outputs", "discarded_runs")
 
 _BUSY_TIMEOUT_S = 30.0
 

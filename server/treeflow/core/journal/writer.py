@@ -186,6 +186,12 @@ def _begin_again(connection: sqlite3.Connection, run_id: str, carried: tuple[Out
         "DELETE FROM attempts WHERE run_id = ? AND step_id = ?",
         [(run_id, step_id) for (step_id,) in retried.fetchall() if step_id not in kept],
     )
+    # So are the outputs of a step that runs again.
+    with_outputs = connection.execute("SELECT step_id FROM step_outputs WHERE run_id = ?", (run_id,))
+    connection.executemany(
+        "DELETE FROM step_outputs WHERE run_id = ? AND step_id = ?",
+        [(run_id, step_id) for (step_id,) in with_outputs.fetchall() if step_id not in kept],
+    )
     if not carried:
         return
     entries = []
