@@ -376,7 +376,11 @@ class Run:
         for need in step.needs:
             if self._step_status(need) is not StepStatus.SUCCEEDED:
                 return f"needs `{need}`, which {self._said(need)}"
-        earlier = next(name for name, status in context.before.items() if status is not StepStatus.SUCCEEDED)
+        earlier = next(
+            (name for name, status in context.before.items() if status is not StepStatus.SUCCEEDED), None
+        )
+        if earlier is None:
+            return "its condition is false"
         return f"`{earlier}`, which it needs through its needs, {self._said(earlier)}"
 
     def _warn_missing(self, step_id: str, context: StepContext) -> None:
