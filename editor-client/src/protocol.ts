@@ -44,6 +44,8 @@ export interface StepState {
   summary: string | null;
   /** Steps with `agent: {use: …}`: the agent's session, tokens and cost; else null. */
   agent: AgentState | null;
+  /** What the step set for the steps after it (`$TREEFLOW_OUTPUT`, an agent's report). */
+  outputs: Record<string, string>;
 }
 
 export interface Run {

@@ -17,6 +17,7 @@ export function step(overrides: Partial<StepState> = {}): StepState {
     message: null,
     summary: null,
     agent: null,
+    outputs: {},
     ...overrides,
   };
 }

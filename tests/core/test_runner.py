@@ -324,8 +324,9 @@ async def test_an_error_inside_a_step_ends_that_step_and_the_run_with_the_reason
     recorder = Recorder()
     workflow = """\
         steps:
-          broken: {run: "true"}
-          sleeper: {run: "sleep 60"}
+          sleeper: {run: "touch started; sleep 60"}
+          sleeping: {run: "while [ ! -e started ]; do sleep 0.01; done"}
+          broken: {run: "true", needs: [sleeping]}
           after: {run: "true", needs: [broken]}
         """
     run = await make_run(repo, workflow, recorder)
@@ -338,7 +339,7 @@ async def test_an_error_inside_a_step_ends_that_step_and_the_run_with_the_reason
     assert "null byte" in (steps["broken"].error or "")
     assert steps["sleeper"].status is StepStatus.CANCELLED
     assert steps["after"].status is StepStatus.SKIPPED
-    assert sorted(recorder.finished()) == ["after", "broken", "sleeper"]
+    assert sorted(recorder.finished()) == ["after", "broken", "sleeper", "sleeping"]
     ended = [event.run.status for event in recorder.events if isinstance(event, RunFinished)]
     assert ended == [RunStatus.FAILED]
 

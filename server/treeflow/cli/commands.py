@@ -26,7 +26,7 @@ from treeflow.cli.review_commands import (
     diff_command,
     discard_command,
 )
-from treeflow.cli.terminal_text import shown
+from treeflow.cli.terminal_text import shown, shown_line
 from treeflow.core import journal
 from treeflow.core.agent import AgentStatus, find_task, report
 from treeflow.core.agent_protocol import TASK_FILE, TREEFLOW_DIR
@@ -40,6 +40,9 @@ from treeflow.core.recovery import recover
 from treeflow.core.runner import Run, UnknownStep
 from treeflow.core.service import ResumePlan, RunRefused, find_run, load_resume, start_run
 from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
+from treeflow.core.spec_reader import SpecError
+from treeflow.core.step_outputs import OUTPUT_NAME, OUTPUT_NAME_RULE
+from treeflow.core.workflow_checks import BASE_KEYWORDS, repository_problems
 
 log = logging.getLogger("treeflow")
 
@@ -129,8 +132,22 @@ def _enclosing_repository(folder: Path) -> Path:
 def validate_command(args: argparse.Namespace) -> int:
     path = _workflow_path(args.workflow, args.repo if args.workflow else _enclosing_repository(args.repo))
     workflow = load_workflow(path)
+    if workflow.base not in BASE_KEYWORDS:
+        # Only a revision needs git; outside a repository there is nothing to check it against.
+        problems = anyio.run(_repository_problems, workflow, args.repo)
+        if problems:
+            raise WorkflowError(problems)
     print(f"{path}: ok ({len(workflow.steps)} steps)")
     return EXIT_OK
+
+
+async def _repository_problems(workflow: Workflow, folder: Path) -> list[SpecError]:
+    try:
+        repo = await open_repository(folder)
+    except NotARepository:
+        return []
+    text = await anyio.Path(workflow.path).read_text(encoding="utf-8")
+    return await repository_problems(workflow, text, repo)
 
 
 async def run_command(args: argparse.Namespace) -> int:
@@ -245,10 +262,28 @@ def agent_report_command(args: argparse.Namespace) -> int:
             f"(looked for {TREEFLOW_DIR}/{TASK_FILE} in it and its parents)"
         )
     status = AgentStatus(
-        state=args.state, progress=args.progress, message=args.message, summary=args.summary, error=args.error
+        state=args.state,
+        progress=args.progress,
+        message=args.message,
+        summary=args.summary,
+        error=args.error,
+        outputs=_agent_outputs(args.output) or None,
     )
     report(task, status)
     return EXIT_OK
+
+
+def _agent_outputs(given: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` arguments as outputs; the last value of a name given twice wins."""
+    outputs: dict[str, str] = {}
+    for argument in given:
+        name, equals, value = argument.partition("=")
+        if not equals or not OUTPUT_NAME.fullmatch(name):
+            raise UsageError(
+                f"--output {shown_line(argument)!r}: write NAME=VALUE, the name {OUTPUT_NAME_RULE}"
+            )
+        outputs[name] = value
+    return outputs
 
 
 def init_command(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ from treeflow.cli.plain_output import (
     describe_waiting,
     format_duration,
     log_tail,
+    output_lines,
     relative_path,
     runs_rows,
     summary_rows,
@@ -215,7 +216,7 @@ def print_runs(runs: list[RunResult]) -> None:
 def print_run(run: RunResult) -> None:
     console = Console()
     console.print(summary_table(run))
-    for line in agent_lines(run):
+    for line in [*agent_lines(run), *output_lines(run)]:
         console.print(Text(line))
     for warning in run.warnings:
         console.print(Text(f"warning: {shown(warning)}", style="yellow"))

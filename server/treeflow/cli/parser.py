@@ -119,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--message", metavar="M", help="what the agent is doing now")
     report.add_argument("--summary", metavar="S", help="what the agent did (with a final state)")
     report.add_argument("--error", metavar="E", help="why the agent failed")
+    report.add_argument(
+        "--output",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an output for the steps after this one (with a final state; repeatable)",
+    )
 
     serve = commands.add_parser("serve", help="run the language server over stdio (for editors)")
     serve.add_argument(

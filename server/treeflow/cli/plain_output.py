@@ -293,6 +293,15 @@ def format_table(columns: Sequence[Column], rows: list[tuple[str, ...]]) -> list
     ]
 
 
+def output_lines(run: RunResult) -> list[str]:
+    """``<step> output <name>=<value>`` for each output a step of ``run`` set, each on one line."""
+    return [
+        f"{step_id} output {name}={shown_line(value)}"
+        for step_id, step in run.steps.items()
+        for name, value in step.outputs.items()
+    ]
+
+
 def write_runs(runs: list[RunResult], stream: TextIO) -> None:
     """`treeflow runs` for a reader that is not a terminal."""
     stream.write("".join(line + "\n" for line in format_table(RUNS_COLUMNS, runs_rows(runs))))
@@ -303,6 +312,7 @@ def write_run(run: RunResult, stream: TextIO) -> None:
     lines = [f"run {run.run_id} of {shown_line(run.workflow)}"]
     lines += format_table(SUMMARY_COLUMNS, summary_rows(run))
     lines += agent_lines(run)
+    lines += output_lines(run)
     lines += [f"warning: {shown(warning)}" for warning in run.warnings]
     lines.append(describe_run(run))
     branch = describe_result_branch(run)

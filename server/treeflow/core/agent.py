@@ -40,6 +40,7 @@ from treeflow.core.agent_protocol import (
 )
 from treeflow.core.model import StepStatus
 from treeflow.core.outcome import StepOutcome
+from treeflow.core.step_outputs import OUTPUT_NAME, OUTPUT_NAME_RULE
 from treeflow.core.watch import FileWatcher
 from treeflow.core.worktree_writes import writable_folder
 from treeflow.quoting import quoted
@@ -71,6 +72,8 @@ class AgentStatus:
     summary: str | None = None
     error: str | None = None
     updated_at: str | None = None
+    # Outputs for the steps after it, given with its final state (`treeflow agent report --output`).
+    outputs: Mapping[str, str] | None = None
 
 
 class StatusProblem(Exception):
@@ -231,7 +234,30 @@ def parse_status(body: Mapping[str, Any], path: Path) -> AgentStatus:
         if value is not None and not isinstance(value, str):
             raise StatusProblem("content", f"{path}: {key} must be a string")
         texts[key] = None if value is None else _valid_text(quoted(value, MAX_STATUS_TEXT))
-    return AgentStatus(state=state, progress=None if progress is None else float(progress), **texts)
+    return AgentStatus(
+        state=state,
+        progress=None if progress is None else float(progress),
+        outputs=_outputs(body.get("outputs"), path),
+        **texts,
+    )
+
+
+def _outputs(value: object, path: Path) -> dict[str, str] | None:
+    """The `outputs` of a status: an object of output names and texts."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise StatusProblem("content", f"{path}: outputs must be an object of names and texts")
+    outputs: dict[str, str] = {}
+    for name, text in value.items():
+        if not OUTPUT_NAME.fullmatch(name):
+            raise StatusProblem(
+                "content", f"{path}: bad output name {quoted(repr(name))}: use {OUTPUT_NAME_RULE}"
+            )
+        if not isinstance(text, str) or "\0" in text:
+            raise StatusProblem("content", f"{path}: output {name} must be a text without NUL bytes")
+        outputs[name] = _valid_text(text)
+    return outputs
 
 
 class AgentStep:
@@ -349,11 +375,13 @@ class AgentStep:
         status = self._last
         if status is None or status.state not in FINAL_STATES:
             return None
+        outputs = status.outputs or {}
         if status.state == "succeeded":
-            return StepOutcome(StepStatus.SUCCEEDED, 0)
+            return StepOutcome(StepStatus.SUCCEEDED, 0, outputs=outputs)
         return StepOutcome(
             StepStatus.FAILED,
             error=f"the agent reported failure: {status.error or status.message or 'no reason'}",
+            outputs=outputs,
         )
 
 
@@ -380,5 +408,7 @@ def report(task: Task, status: AgentStatus) -> None:
             value = quoted(value, MAX_STATUS_TEXT)
         if value is not None:
             body[key] = value
+    if status.outputs:
+        body["outputs"] = dict(status.outputs)
     body["updated_at"] = now_iso()
     write_atomically(task.status_file, json.dumps(body) + "\n")

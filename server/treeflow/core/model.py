@@ -11,6 +11,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from treeflow.core.expressions import Condition
+
 
 class StepStatus(StrEnum):
     PENDING = "pending"
@@ -85,6 +87,7 @@ class Step:
     worktree: bool = True
     env: Mapping[str, str] = field(default_factory=dict)
     line: int = 0  # of the step's id in the workflow file, 1-based
+    condition: Condition | None = None  # its `if:`; without one, it runs when its needs succeeded
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ class StepResult:
     message: str | None = None
     summary: str | None = None
     agent: AgentUsage | None = None
+    # What the step set for the steps after it (its `$TREEFLOW_OUTPUT` file, an agent's report).
+    outputs: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -160,6 +165,7 @@ class StepResult:
             "message": self.message,
             "summary": self.summary,
             "agent": None if self.agent is None else self.agent.to_json(),
+            "outputs": dict(self.outputs),
         }
 
 

@@ -12,12 +12,15 @@ from treeflow.core.model import StepStatus
 @dataclass(frozen=True, slots=True)
 class StepOutcome:
     """The end of one attempt: its status, the exit code of its process if it had one, why it did not
-    succeed, and what its kind alone knows about it (an agent's token count, say) under ``facts``."""
+        succeed, what its kind alone knows about it (an agent's token count, say) under ``facts``, and
+    the outputs it set, if the kind has a way of its own to set them."""
 
     status: StepStatus
     exit_code: int | None = None
     error: str | None = None
     facts: Mapping[str, object] = field(default_factory=dict)
+    # Outputs the kind reports itself (an agent's final report), laid over the `$TREEFLOW_OUTPUT` file's.
+    outputs: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of_exit(cls, exit_code: int) -> StepOutcome:

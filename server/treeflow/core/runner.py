@@ -2,9 +2,10 @@
 
 A step starts as soon as every step it needs has succeeded (no waves), holds one slot of a
 capacity limiter while it runs (retries and their back-off included), and ends in exactly one
-final state. A failure with ``fail_fast`` cancels the task group: running steps end ``cancelled``
-(their process trees killed), the rest ``skipped``. Without ``fail_fast`` only the failed step's
-dependents are skipped.
+final state. A failure with ``fail_fast`` cancels the steps running at that moment: they end ``cancelled``
+(their process trees killed), and a step that was still to start then starts only if its `if:`
+asks for it (`always()`, `cancelled()`, `failure()`); the others end ``skipped``. Without
+``fail_fast`` only the failed step's dependents are skipped, unless their `if:` says otherwise.
 
 An error in a step's task is that step's failure, not the task group's: it ends the step `failed`
 with the error as its reason, and fail-fast goes on from there as after any failure, so a run never
@@ -37,11 +38,14 @@ from treeflow.core.events import (
     StepStarted,
 )
 from treeflow.core.executor import Executor, LocalExecutor
+from treeflow.core.expressions import ExpressionError, calls_status_function
 from treeflow.core.git import GitError, Repository, environ_without_repository
 from treeflow.core.model import AgentUsage, RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S
+from treeflow.core.step_context import StepContext
+from treeflow.core.step_outputs import OutputsError, output_variables, outputs_file, read_outputs
 from treeflow.core.steplog import StepLog
 from treeflow.core.workspace import CheckoutWorkspace, RunRefusal, StepPlace, StepSetupError
 from treeflow.quoting import quoted
@@ -71,6 +75,7 @@ class _RunningStep:
     message: str | None = None
     summary: str | None = None
     agent: AgentUsage | None = None
+    outputs: Mapping[str, str] = field(default_factory=dict)
     # Whether its setup or first attempt has begun: stopped before that, a step counts as skipped.
     began: bool = False
 
@@ -102,6 +107,7 @@ class _RunningStep:
             message=self.message,
             summary=self.summary,
             agent=self.agent,
+            outputs=self.outputs,
         )
 
 
@@ -178,7 +184,8 @@ class Run:
         self._warnings: list[str] = []
         self._done = {step_id: anyio.Event() for step_id in step_ids}
         self._cancel_scope: anyio.CancelScope | None = None
-        self._group_scope: anyio.CancelScope | None = None
+        # Each step's own scope, which a fail-fast cancels while the step runs.
+        self._step_scopes: dict[str, anyio.CancelScope] = {}
         self._cancel_requested = False
         self._failed_first: str | None = None
         # Why the run failed beyond its steps' own outcomes (its work could not be gathered, say).
@@ -251,7 +258,6 @@ class Run:
                 if self._cancel_requested:
                     self._cancel_scope.cancel()
                 async with anyio.create_task_group() as group:
-                    self._group_scope = group.cancel_scope
                     for step_id in self._steps:
                         group.start_soon(self._step_task, self.workflow.steps[step_id], limiter)
         except Exception as exc:
@@ -296,8 +302,10 @@ class Run:
     def _outcome(self) -> RunStatus:
         if self._cancel_requested:
             return RunStatus.CANCELLED
+        # A step skipped by its `if:` is no failure; one skipped for any other reason comes with one.
         if self._fault is None and all(
-            self._step_status(step_id) is StepStatus.SUCCEEDED for step_id in self._steps
+            self._step_status(step_id) in (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+            for step_id in self._steps
         ):
             return RunStatus.SUCCEEDED
         return RunStatus.FAILED
@@ -306,33 +314,90 @@ class Run:
         if step.id in self._options.completed:
             self._done[step.id].set()
             return
-        try:
-            for need in step.needs:
-                await self._done[need].wait()
-            blocked = [need for need in step.needs if self._step_status(need) is not StepStatus.SUCCEEDED]
-            if blocked:
-                need = blocked[0]
-                self._finish(step.id, StepStatus.SKIPPED, f"needs `{need}`, which {self._said(need)}")
-                return
-            async with limiter:
-                await self._run_step(step)
-            # An error raised while the step was being stopped took the place of the cancellation;
-            # the step has ended with it, and the cancellation goes on from here.
-            await anyio.lowlevel.checkpoint_if_cancelled()
-        except anyio.get_cancelled_exc_class():
-            if not self._step_status(step.id).is_final:
-                self._finish_interrupted(step.id)
-            raise
-        except Exception as exc:
-            # What `_run_step` did not get to end (its own bookkeeping failed) ends here.
-            log.debug("step %s of run %s failed", step.id, self.run_id, exc_info=True)
-            if not self._step_status(step.id).is_final:
-                self._finish_with_error(step.id, f"treeflow could not go on with it: {describe_error(exc)}")
+        with anyio.CancelScope() as self._step_scopes[step.id]:
+            try:
+                for need in step.needs:
+                    await self._done[need].wait()
+                context = self._context_to_start(step)
+                if context is not None:
+                    async with limiter:
+                        # A fail-fast while it waited for a slot may have changed its condition's mind.
+                        if not context.stopping and self._stopping():
+                            context.stopping = True
+                            context = self._context_to_start(step, context)
+                        if context is not None:
+                            await self._run_step(step, context)
+                # An error raised while the step was being stopped took the place of the cancellation;
+                # the step has ended with it, and the cancellation goes on from here.
+                await anyio.lowlevel.checkpoint_if_cancelled()
+            except anyio.get_cancelled_exc_class():
+                if not self._step_status(step.id).is_final:
+                    self._finish_interrupted(step.id)
+                raise
+            except Exception as exc:
+                # What `_run_step` did not get to end (its own bookkeeping failed) ends here.
+                log.debug("step %s of run %s failed", step.id, self.run_id, exc_info=True)
+                if not self._step_status(step.id).is_final:
+                    self._finish_with_error(
+                        step.id, f"treeflow could not go on with it: {describe_error(exc)}"
+                    )
         failed = self._step_status(step.id) in (StepStatus.FAILED, StepStatus.TIMED_OUT)
         if failed and self.workflow.fail_fast:
             self._fail_fast(step.id)
 
-    async def _run_step(self, step: Step) -> None:
+    def _context_to_start(self, step: Step, known: StepContext | None = None) -> StepContext | None:
+        """What the step's expressions see, once its needs have ended, if its condition lets it
+        start; else None, the step having ended `skipped` (or `failed`, when an expression cannot
+        be evaluated), saying why."""
+        context = known
+        try:
+            if context is None:
+                before = graph.closure(step.needs, {s.id: s.needs for s in self.workflow.steps.values()})
+                context = StepContext(
+                    step_id=step.id,
+                    needs={need: self._steps[need] for need in step.needs},
+                    before={earlier: self._step_status(earlier) for earlier in before},
+                    env={**self._base_env, **step.env},
+                    stopping=self._stopping(),
+                )
+                context.env = {**self._base_env, **context.render_env(step.env)}
+                self._warn_missing(step.id, context)
+            holds = context.holds(step.condition)
+            context.missing.clear()
+        except ExpressionError as exc:
+            self._finish(step.id, StepStatus.FAILED, f"its expressions cannot be evaluated: {exc}")
+            return None
+        if holds:
+            return context
+        self._finish(step.id, StepStatus.SKIPPED, self._skip_reason(step, context))
+        return None
+
+    def _skip_reason(self, step: Step, context: StepContext) -> str:
+        condition = step.condition
+        if condition is not None and (
+            calls_status_function(condition.expression) or context.status("success")
+        ):
+            return f"its condition is false: `if: {quoted(condition.text)}`"
+        if context.stopping:
+            return self._stop_reason(began=False)
+        for need in step.needs:
+            if self._step_status(need) is not StepStatus.SUCCEEDED:
+                return f"needs `{need}`, which {self._said(need)}"
+        earlier = next(
+            (name for name, status in context.before.items() if status is not StepStatus.SUCCEEDED), None
+        )
+        if earlier is None:
+            return "its condition is false"
+        return f"`{earlier}`, which it needs through its needs, {self._said(earlier)}"
+
+    def _warn_missing(self, step_id: str, context: StepContext) -> None:
+        """Say once which outputs the step reads that their steps did not write."""
+        for reference in dict.fromkeys(context.missing):
+            need = reference.split(".")[1]
+            self.warn(step_id, f"`{reference}` is empty: `{need}` wrote no such output")
+        context.missing.clear()
+
+    async def _run_step(self, step: Step, context: StepContext) -> None:
         """Prepare the step's place, run its setup and attempts there, and end it with their outcome.
 
         Whatever goes wrong on the way ends the step too: an error of treeflow's own (git, the
@@ -343,8 +408,10 @@ class Run:
         port = self._ports.acquire()
         place: StepPlace | None = None
         log_file = StepLog(self.log_dir / f"{step.id}.log", functools.partial(self._log_failed, step.id))
+        # It starts from the work of the needs that succeeded; a failed step's work stays on its branch.
+        from_work = tuple(need for need in step.needs if self._steps[need].status is StepStatus.SUCCEEDED)
         try:
-            async with self._executor.step_place(self.run_id, step) as place:
+            async with self._executor.step_place(self.run_id, replace(step, needs=from_work)) as place:
                 self._sink.emit(
                     StepPlaced(
                         self.run_id,
@@ -355,10 +422,10 @@ class Run:
                         place.start_commit,
                     )
                 )
-                attempt = functools.partial(self._attempt, step, result, place, port, log_file)
+                attempt = functools.partial(self._attempt, step, context, result, place, port, log_file)
                 outcome = await self._setup(step, result, place, attempt)
                 if outcome.status is StepStatus.SUCCEEDED:
-                    outcome = await self._attempts(step, result, attempt)
+                    outcome = await self._attempts(step, context, result, attempt)
                 if outcome.exit_code is not None:
                     result.exit_code = outcome.exit_code
                 result.status = outcome.status
@@ -403,6 +470,7 @@ class Run:
     def _attempt(
         self,
         step: Step,
+        context: StepContext,
         result: _RunningStep,
         place: StepPlace,
         port: int,
@@ -410,7 +478,7 @@ class Run:
         number: int,
         earlier: StepResult | None = None,
     ) -> Attempt:
-        env = {**self._base_env, **step.env}
+        env = {**context.env, **output_variables({n: r.outputs for n, r in context.needs.items()})}
         env.update(
             TREEFLOW_RUN_ID=self.run_id,
             TREEFLOW_STEP=step.id,
@@ -418,6 +486,8 @@ class Run:
             TREEFLOW_PORT=str(port),
             TREEFLOW_ATTEMPT=str(number),
         )
+        if number > 0:  # `setup.run` sets no outputs
+            env["TREEFLOW_OUTPUT"] = str(outputs_file(self.log_dir, step.id, number))
         return Attempt(
             run_id=self.run_id,
             step=step,
@@ -456,10 +526,19 @@ class Run:
         return replace(outcome, error=f"setup failed: {outcome.error}")
 
     async def _attempts(
-        self, step: Step, result: _RunningStep, attempt: Callable[[int, StepResult | None], Attempt]
+        self,
+        step: Step,
+        inputs: StepContext,
+        result: _RunningStep,
+        attempt: Callable[[int, StepResult | None], Attempt],
     ) -> StepOutcome:
         kind = kinds.kind_for(step.kind)
         policy = step.retry
+        try:
+            spec = inputs.render_spec(step.spec)
+        except ExpressionError as exc:
+            return StepOutcome(StepStatus.FAILED, error=f"its expressions cannot be evaluated: {exc}")
+        self._warn_missing(step.id, inputs)
         outcome = StepOutcome(StepStatus.FAILED)
         earlier = self._options.earlier.get(step.id)
         for number in range(1, policy.attempts + 1):
@@ -475,10 +554,38 @@ class Run:
                 await anyio.sleep(delay)
                 context.log.write(f"\n--- treeflow: attempt {number} of {policy.attempts} ---\n".encode())
             result.attempts, result.began, result.exit_code = number, True, None
+            self._fresh_outputs_file(step.id, number)
             self._sink.emit(StepStarted(self.run_id, step.id, number, context.log.path))
-            outcome = await self._timed(step, kind.run(step.spec, context))
+            outcome = await self._timed(step, kind.run(spec, context))
+            outcome = self._with_outputs(step.id, number, outcome, result)
             if outcome.status is StepStatus.SUCCEEDED:
                 break
+        return outcome
+
+    def _fresh_outputs_file(self, step_id: str, number: int) -> None:
+        """An empty outputs file for the attempt: a resumed run's attempt 1 must not find the last one's."""
+        path = outputs_file(self.log_dir, step_id, number)
+        try:
+            path.write_bytes(b"")
+        except OSError as exc:
+            self.warn(step_id, f"its outputs file {path} cannot be made: {exc.strerror or exc}")
+
+    def _with_outputs(
+        self, step_id: str, number: int, outcome: StepOutcome, result: _RunningStep
+    ) -> StepOutcome:
+        """Keep the attempt's outputs as the step's; an outputs file that cannot be read fails an
+        attempt that succeeded (and is a warning on one that did not)."""
+        path = outputs_file(self.log_dir, step_id, number)
+        try:
+            written = read_outputs(path)
+        except (OutputsError, OSError) as exc:
+            problem = f"its outputs file $TREEFLOW_OUTPUT ({path}): {exc}"
+            result.outputs = dict(outcome.outputs)
+            if outcome.status is StepStatus.SUCCEEDED:
+                return replace(outcome, status=StepStatus.FAILED, error=problem)
+            self.warn(step_id, problem)
+            return outcome
+        result.outputs = {**written, **outcome.outputs}
         return outcome
 
     async def _timed(self, step: Step, attempt: Awaitable[StepOutcome]) -> StepOutcome:
@@ -491,10 +598,13 @@ class Run:
         return outcome
 
     def _fail_fast(self, failed: str) -> None:
-        if self._failed_first is None:
-            self._failed_first = failed
-        if self._group_scope is not None:
-            self._group_scope.cancel()
+        """Stop the steps running now. Those that start later do so because their `if:` asked to
+        run after a failure, so a later failure does not stop them."""
+        if self._failed_first is not None:
+            return
+        self._failed_first = failed
+        for step_id in self._running:
+            self._step_scopes[step_id].cancel()
 
     def _stopping(self) -> bool:
         """Whether the run is stopping its steps: cancelled, or after a failure with fail-fast."""

@@ -17,6 +17,7 @@ from treeflow.core import kinds
 from treeflow.core.graph import find_cycles
 from treeflow.core.model import RetryPolicy, SetupSpec, Step, Workflow
 from treeflow.core.setup_copy import pattern_problem
+from treeflow.core.spec_expressions import ExpressionReader
 from treeflow.core.spec_reader import SpecError, SpecReader
 from treeflow.quoting import quoted
 
@@ -59,10 +60,14 @@ def load_workflow(path: Path) -> Workflow:
 
 
 def parse_workflow(text: str, path: Path) -> Workflow:
-    return _Parser(path).parse(text)
+    return _Parser(path, text).parse(text)
 
 
 class _Parser(SpecReader):
+    def __init__(self, path: Path, text: str) -> None:
+        super().__init__(path)
+        self.expressions = ExpressionReader(path, text)
+
     def parse(self, text: str) -> Workflow:
         if len(text) > MAX_WORKFLOW_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_WORKFLOW_BYTES:
             raise WorkflowError([_too_large(self.path)])
@@ -77,6 +82,7 @@ class _Parser(SpecReader):
         if root is None:
             raise WorkflowError([SpecError(self.path, 1, 1, "the file is empty: a workflow needs `steps:`")])
         workflow = self.workflow(root)
+        self.errors.extend(self.expressions.errors)
         if self.errors or workflow is None:
             raise WorkflowError(self.errors)
         return workflow
@@ -211,6 +217,9 @@ class _Parser(SpecReader):
                 steps[step_id] = step
         self.check_case_collisions(entries, key_nodes)
         self.check_needs(entries, need_nodes, key_nodes)
+        self.expressions.check_references(
+            {step_id: tuple(name for name, _ in names) for step_id, names in need_nodes.items()}, entries
+        )
         return steps
 
     def check_case_collisions(self, entries: dict[str, yaml.Node], key_nodes: dict[str, yaml.Node]) -> None:
@@ -238,6 +247,10 @@ class _Parser(SpecReader):
         retry = self.optional(fields, "retry", lambda n: self.retry(n, f"{what}: retry", defaults.retry))
         env = self.optional(fields, "env", lambda n: self.env(n, f"{what}: env")) or {}
         worktree = self.optional(fields, "worktree", lambda n: self.boolean(n, f"{what}: worktree"))
+        condition = self.optional(fields, "if", lambda n: self.expressions.condition(step_id, n, what))
+        for key in (*(key for key in fields if key in kinds.KINDS), "env"):
+            if key in fields:
+                self.expressions.templates(step_id, fields[key], f"{what}: {key}")
         step = Step(
             id=step_id,
             kind=kind,
@@ -248,6 +261,7 @@ class _Parser(SpecReader):
             worktree=defaults.worktree if worktree is None else worktree,
             env=env,
             line=line,
+            condition=condition,
         )
         return step, needs
 

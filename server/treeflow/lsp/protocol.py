@@ -153,6 +153,7 @@ class StepState:
     message: str | None
     summary: str | None
     agent: AgentState | None
+    outputs: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -29,10 +29,12 @@ from treeflow.core.journal.rows import (
     PLACE_STEP,
     UPSERT_AGENT,
     UPSERT_ATTEMPT,
+    UPSERT_OUTPUTS,
     UPSERT_RUN,
     AgentRow,
     AttemptRow,
     OutcomeEntry,
+    OutputsRow,
     Place,
     PlaceRow,
     ProcessRow,
@@ -175,6 +177,7 @@ class Coalescer:
             *self._outcomes_of_ended_steps(batch),
             *_attempts(batch),
             *_rows(UPSERT_AGENT, [agent.values() for agent in batch.agents.values()]),
+            *_outputs(batch),
             *self._runs_ended(batch),
         ]
 
@@ -236,6 +239,18 @@ class Coalescer:
     def _position(self, key: StepKey) -> int:
         run_id, step_id = key
         return self._positions.get(run_id, {}).get(step_id, 0)
+
+
+def _outputs(batch: _Batch) -> list[Write]:
+    """The outputs of the steps that ended having set some."""
+    return _rows(
+        UPSERT_OUTPUTS,
+        [
+            OutputsRow.of(ended.run_id, ended.step_id, ended.result.outputs).values()
+            for ended in batch.ended.values()
+            if ended.result.outputs
+        ],
+    )
 
 
 def _attempts(batch: _Batch) -> list[Write]:

@@ -16,10 +16,12 @@ from typing import Any
 
 from treeflow.core.journal.rows import (
     AGENT_COLUMNS,
+    OUTPUTS_COLUMNS,
     RUN_COLUMNS,
     STEP_COLUMNS,
     AgentRow,
     OutcomeEntry,
+    OutputsRow,
     RunRow,
     StepRow,
 )
@@ -32,6 +34,7 @@ _SELECT_STEPS = f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE run_id = ? O
 _SELECT_OUTCOMES = "SELECT steps FROM step_outcomes WHERE run_id = ? ORDER BY batch"
 _SELECT_AGENTS = f"SELECT {', '.join(AGENT_COLUMNS)} FROM agent_sessions WHERE run_id = ?"
 _SELECT_LAST_ATTEMPTS = "SELECT step_id, max(attempt) FROM attempts WHERE run_id = ? GROUP BY step_id"
+_SELECT_OUTPUTS = f"SELECT {', '.join(OUTPUTS_COLUMNS)} FROM step_outputs WHERE run_id = ?"
 _SELECT_DISCARDED = "SELECT discarded_at FROM discarded_runs WHERE run_id = ?"
 
 
@@ -146,6 +149,10 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
     # each retry that started has a row of its own.
     retried: dict[str, int] = dict(connection.execute(_SELECT_LAST_ATTEMPTS, (run_id,)).fetchall())
     agents = {row.step_id: row for row in map(AgentRow._make, connection.execute(_SELECT_AGENTS, (run_id,)))}
+    outputs = {
+        row.step_id: row.mapping()
+        for row in map(OutputsRow._make, connection.execute(_SELECT_OUTPUTS, (run_id,)))
+    }
     steps: dict[str, StepRecord] = {}
     # The run's row lists its steps in order; one that never started has no row of its own.
     for step_id in [*run_row.step_ids(), *rows, *outcomes]:
@@ -153,6 +160,8 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
             record = _step_record(outcomes.get(step_id), rows.get(step_id), retried.get(step_id, 1))
             if step_id in agents:
                 record = replace(record, result=replace(record.result, agent=agents[step_id].usage()))
+            if outputs.get(step_id):
+                record = replace(record, result=replace(record.result, outputs=outputs[step_id]))
             steps[step_id] = record
     run = run_row.result({step_id: step.result for step_id, step in steps.items()})
     discarded = connection.execute(_SELECT_DISCARDED, (run_id,)).fetchone()

@@ -324,6 +324,36 @@ AGENT_COLUMNS = _columns(AgentRow)
 _agent_values = _getter(AGENT_COLUMNS)
 
 
+class OutputsRow(NamedTuple):
+    """A row of `step_outputs`: the outputs a step set, as a JSON object; a step that set none has
+    no row."""
+
+    run_id: str
+    step_id: str
+    outputs: str
+
+    @classmethod
+    def of(cls, run_id: str, step_id: str, outputs: Mapping[str, str]) -> OutputsRow:
+        return cls(run_id, step_id, json.dumps(dict(outputs)))
+
+    def values(self) -> Values:
+        return _outputs_values(self)
+
+    def mapping(self) -> dict[str, str]:
+        """The outputs; none when the row does not hold a JSON object of texts."""
+        try:
+            value = json.loads(self.outputs)
+        except ValueError:
+            return {}
+        if not isinstance(value, dict):
+            return {}
+        return {name: text for name, text in value.items() if isinstance(text, str)}
+
+
+OUTPUTS_COLUMNS = _columns(OutputsRow)
+_outputs_values = _getter(OUTPUTS_COLUMNS)
+
+
 def _insert(
     table: str, columns: Sequence[str], verb: str = "INSERT", constants: Mapping[str, str] | None = None
 ) -> str:
@@ -370,3 +400,4 @@ END_PROCESSES = "UPDATE processes SET ended = 1 WHERE (run_id, step_id) IN (VALU
 UPSERT_ATTEMPT = _insert("attempts", ATTEMPT_COLUMNS, verb="INSERT OR REPLACE")
 INSERT_OUTCOMES = "INSERT INTO step_outcomes (run_id, steps) VALUES (?, ?)"
 UPSERT_AGENT = _insert("agent_sessions", AGENT_COLUMNS, verb="INSERT OR REPLACE")
+UPSERT_OUTPUTS = _insert("step_outputs", OUTPUTS_COLUMNS, verb="INSERT OR REPLACE")

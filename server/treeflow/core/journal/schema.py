@@ -73,6 +73,12 @@ CREATE TABLE IF NOT EXISTS processes (
     ended INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, step_id, pgid)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS step_outputs (
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    PRIMARY KEY (run_id, step_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS discarded_runs (
     run_id TEXT PRIMARY KEY,
     discarded_at REAL NOT NULL,
@@ -98,6 +104,7 @@ RUN_TABLES = (
     "step_outcomes",
     "attempts",
     "processes",
+    "step_outputs",
     "discarded_runs",
     "agent_sessions",
 )

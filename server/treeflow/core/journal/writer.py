@@ -188,9 +188,9 @@ def _begin_again(connection: sqlite3.Connection, run_id: str, carried: tuple[Out
             log.warning("run %s: its earlier steps cannot be read from the journal: %s", run_id, exc)
     connection.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
     connection.execute("DELETE FROM step_outcomes WHERE run_id = ?", (run_id,))
-    # The retries and the agent session of a step that runs again belong to its earlier attempt.
+    # The retries, agent session and outputs of a step that runs again belong to its earlier attempt.
     kept = {entry.step_id for entry in carried}
-    for table in ("attempts", "agent_sessions"):
+    for table in ("attempts", "agent_sessions", "step_outputs"):
         earlier_rows = connection.execute(f"SELECT DISTINCT step_id FROM {table} WHERE run_id = ?", (run_id,))
         connection.executemany(
             f"DELETE FROM {table} WHERE run_id = ? AND step_id = ?",

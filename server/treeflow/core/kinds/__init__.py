@@ -12,7 +12,7 @@ from treeflow.core.kinds.agent import AgentKind
 from treeflow.core.kinds.base import StepKind
 from treeflow.core.kinds.shell import ShellKind
 
-COMMON_STEP_KEYS = ("needs", "timeout", "retry", "env", "worktree")
+COMMON_STEP_KEYS = ("needs", "if", "timeout", "retry", "env", "worktree")
 """Keys every step may have, whatever its kind; no kind may take one of them."""
 
 KINDS: dict[str, StepKind[Any]] = {}
