@@ -12,15 +12,42 @@ from treeflow.core.attempt import Attempt
 from treeflow.core.events import AgentWaiting
 from treeflow.core.model import StepStatus
 from treeflow.core.outcome import StepOutcome
+from treeflow.core.spec_keys import Duration, Fields, Key, Text, names
 from treeflow.core.spec_reader import SpecReader
 from treeflow.core.worktree_writes import UnsafeWrite
 
-_KEYS = ("prompt", "command", "heartbeat")
+AGENT_KEYS = (
+    Key(
+        "prompt",
+        "What the agent is asked to do; written to `.treeflow/PROMPT.md`.",
+        Text("Fix the failing test", not_blank=True),
+        required=True,
+    ),
+    Key(
+        "command",
+        "Starts the agent in the worktree, as a `run:` command does, with `TREEFLOW_TASK_FILE` set. "
+        "Without it, treeflow waits for an agent started by someone else.",
+        Text("my-agent --prompt-file .treeflow/PROMPT.md", not_blank=True, wording="a command"),
+        "none: wait for an agent started elsewhere",
+    ),
+    Key(
+        "heartbeat",
+        "How long the agent may go without a new status before the step fails.",
+        Duration("2m"),
+        f"{DEFAULT_HEARTBEAT_S:g}s",
+    ),
+)
+_KEYS = names(AGENT_KEYS)
 
 
 class AgentKind:
     key = "agent"
     summary = "a coding-agent job"
+    doc = (
+        "A coding agent's job, followed through treeflow's status-file protocol: `prompt` (required), "
+        "`command`, `heartbeat`."
+    )
+    shape = Fields(AGENT_KEYS)
 
     def parse(self, block: yaml.Node, reader: SpecReader, what: str) -> AgentSpec | None:
         fields = reader.mapping(block, f"{what}: agent", _KEYS)
