@@ -45,7 +45,7 @@ def json_schema() -> dict[str, Any]:
     return {
         "$schema": DRAFT,
         "title": "treeflow workflow",
-        "description": "A treeflow workflow file (version 1): steps run in parallel, each in its own git worktree.",
+        "description": "A treeflow workflow (version 1): steps run in parallel, each in a git worktree.",
         **_fields(WORKFLOW_KEYS),
         "definitions": {"step": step},
     }
