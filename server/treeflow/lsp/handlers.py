@@ -4,6 +4,7 @@
   treeflow.resume, treeflow.listRuns, treeflow.getRun
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files the client has open
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>", for open workflow files of the workspace
+- completion, hover, step ids, symbols, folding and selection ranges: treeflow.lsp.authoring
 
 What the server reads for a client is bounded by treeflow.lsp.scope: a run only for a file inside
 the workspace folders, a file's content quoted only if it is a workflow.
@@ -32,6 +33,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.uris import from_fs_path, to_fs_path
 
+from treeflow.lsp import authoring
 from treeflow.lsp.server import TreeflowServer
 from treeflow.quoting import quoted
 
@@ -198,6 +200,8 @@ def register(server: TreeflowServer) -> None:
         from treeflow.lsp.documents import code_lenses
 
         return code_lenses(document.source, Path(document.path), uri)
+
+    authoring.register(server, _open_workflow)
 
 
 def _publish(ls: TreeflowServer, uri: str) -> None:
