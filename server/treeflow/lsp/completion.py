@@ -35,7 +35,8 @@ def completion_items(outline: Outline, at: Position) -> list[types.CompletionIte
     if spot is None or place is None:
         return []
     line, column = at
-    text = outline.lines[line] if line < len(outline.lines) else ""
+    text = outline.line(line)
+    column = min(column, len(text))
     start = column - len(_WORD_BEFORE.search(text[:column]).group())  # type: ignore[union-attr]
     replace = types.Range(types.Position(line, start), types.Position(line, column))
     if spot.key:
@@ -106,8 +107,7 @@ def spot_at(outline: Outline, at: Position) -> Spot | None:
             return Spot(top.path, key=True)
         return Spot(top.child_path() if top.mapping else top.path, key=False)
     line, column = at
-    text = outline.lines[line] if line < len(outline.lines) else ""
-    before = text[:column]
+    before = outline.line(line)[:column]
     typed = _WORD_BEFORE.search(before).group()  # type: ignore[union-attr]
     lead = before[: len(before) - len(typed)]
     indent = len(before) - len(before.lstrip())

@@ -99,6 +99,9 @@ class Outline:
     steps: dict[str, Scalar] = field(default_factory=dict)
     """Each step id's key, the first where an id is written twice."""
 
+    def line(self, number: int) -> str:
+        return self.lines[number] if 0 <= number < len(self.lines) else ""
+
     def scalar_at(self, at: Position) -> Scalar | None:
         return next((scalar for scalar in self.scalars if scalar.holds(at)), None)
 
