@@ -82,9 +82,7 @@ def _needable_steps(outline: Outline, needs_path: tuple[str, ...], at: Position)
     """The steps a step may need: every other one not already named."""
     step_id = needs_path[1]
     named = {
-        mention.text
-        for mention in outline.step_mentions()
-        if mention.path == needs_path and not mention.holds(at)
+        mention.text for mention in outline.mentions if mention.path == needs_path and not mention.holds(at)
     }
     return {
         other: step_markdown(outline, other)

@@ -18,7 +18,7 @@ def hover_at(outline: Outline, at: Position) -> tuple[str, Scalar] | None:
 
 
 def _markdown(outline: Outline, scalar: Scalar) -> str | None:
-    if scalar in outline.step_mentions():
+    if scalar in outline.mentions:
         if scalar.text not in outline.steps:
             return f"no step `{quoted(scalar.text)}` in this workflow"
         return step_markdown(outline, scalar.text)

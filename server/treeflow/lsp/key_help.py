@@ -89,7 +89,7 @@ def step_markdown(outline: Outline, step_id: str) -> str:
     if kind is not None and command is not None:
         shown = command if len(command) <= _MAX_SHOWN else command[:_MAX_SHOWN] + "…"
         lines += ["", "```sh" if kind == "run" else "```text", shown, "```"]
-    needs = [s.text for s in outline.step_mentions() if s.path[1] == step_id]
+    needs = outline.needs.get(step_id, [])
     if needs:
         lines += ["", "needs " + ", ".join(f"`{name}`" for name in needs)]
     return "\n".join(lines)

@@ -25,7 +25,7 @@ def step_id_at(outline: Outline, at: Position) -> Scalar | None:
     if scalar is None:
         return None
     is_key = scalar.role is Role.KEY and len(scalar.path) == 2 and scalar.path[0] == "steps"
-    return scalar if is_key or scalar in outline.step_mentions() else None
+    return scalar if is_key or scalar in outline.mentions else None
 
 
 def definition(outline: Outline, at: Position) -> types.Range | None:
@@ -38,7 +38,7 @@ def references(outline: Outline, at: Position, with_declaration: bool) -> list[t
     named = step_id_at(outline, at)
     if named is None:
         return []
-    found = [span(mention) for mention in outline.step_mentions() if mention.text == named.text]
+    found = [span(mention) for mention in outline.mentions if mention.text == named.text]
     declared = outline.steps.get(named.text)
     if with_declaration and declared is not None:
         found.insert(0, span(declared))
@@ -66,7 +66,7 @@ def rename_edits(outline: Outline, at: Position, new_id: str) -> list[types.Text
         raise RenameRefused(
             f"a step `{quoted(new_id)}` is already in this workflow (ids may not differ only in case)"
         )
-    written = [outline.steps[named.text], *(m for m in outline.step_mentions() if m.text == named.text)]
+    written = [outline.steps[named.text], *(m for m in outline.mentions if m.text == named.text)]
     # An id YAML would read as something else (`123`, `true`, `null`) stays a string in quotes.
     plain = new_id if isinstance(yaml.safe_load(new_id), str) else f'"{new_id}"'
     return [types.TextEdit(_inner(scalar), new_id if scalar.quoted else plain) for scalar in written]

@@ -12,8 +12,10 @@ Positions are 0-based (line, column) pairs, columns in code points, as the YAML 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
+from typing import Any, ClassVar, NamedTuple
 
 import yaml
 
@@ -30,8 +32,7 @@ class Role(Enum):
     ITEM = "item"  # a scalar in a list
 
 
-@dataclass(frozen=True, slots=True)
-class Scalar:
+class Scalar(NamedTuple):
     role: Role
     path: tuple[str, ...]
     """The keys above it; a key's path and a value's end with that key, an item's with its list's."""
@@ -51,8 +52,7 @@ class Scalar:
         return (self.start[0], self.start[1] + 1), (self.end[0], self.end[1] - 1)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """A key and its value, from the key's first character to its value's last."""
 
     path: tuple[str, ...]
@@ -81,23 +81,38 @@ class Frame:
         return (*self.path, self.key) if self.mapping and self.key is not None else self.path
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
-    kind: type[yaml.Token]
-    start: Position
-    end: Position
-    value: str
-    quoted: bool
-
-
-@dataclass(frozen=True)
 class Outline:
-    lines: tuple[str, ...]
-    tokens: tuple[_Token, ...]
-    scalars: tuple[Scalar, ...]
-    entries: tuple[Entry, ...]
-    steps: dict[str, Scalar] = field(default_factory=dict)
-    """Each step id's key, the first where an id is written twice."""
+    """What was read of one text, with the look-ups the editor's requests make, each prepared once."""
+
+    def __init__(self, text: str, tokens: list[yaml.Token], walk: _Walk) -> None:
+        self.lines = tuple(text.splitlines())
+        self.tokens = tuple(tokens)
+        self.scalars = tuple(walk.scalars)
+        self.entries = tuple(walk.entries)
+        self.steps: dict[str, Scalar] = {}
+        """Each step id's key, the first where an id is written twice."""
+        self._keys: dict[tuple[str, ...], list[str]] = {}
+        self._values: dict[tuple[str, ...], Scalar] = {}
+        for scalar in self.scalars:
+            if scalar.role is Role.KEY:
+                self._keys.setdefault(scalar.path[:-1], []).append(scalar.text)
+                if len(scalar.path) == 2 and scalar.path[0] == "steps":
+                    self.steps.setdefault(scalar.text, scalar)
+            elif scalar.role is Role.VALUE:
+                self._values.setdefault(scalar.path, scalar)
+        self.mentions = tuple(
+            scalar
+            for scalar in self.scalars
+            if scalar.role is not Role.KEY
+            and len(scalar.path) == 3
+            and scalar.path[0] == "steps"
+            and scalar.path[2] == "needs"
+        )
+        """Every step id named in a `needs`, as a single value or in a list."""
+        self.needs: dict[str, list[str]] = {}
+        """The ids each step's `needs` names, as written."""
+        for mention in self.mentions:
+            self.needs.setdefault(mention.path[1], []).append(mention.text)
 
     def line(self, number: int) -> str:
         return self.lines[number] if 0 <= number < len(self.lines) else ""
@@ -107,33 +122,17 @@ class Outline:
 
     def keys_under(self, path: tuple[str, ...]) -> list[str]:
         """The keys written in the mapping at ``path``."""
-        depth = len(path) + 1
-        return [
-            s.text
-            for s in self.scalars
-            if s.role is Role.KEY and len(s.path) == depth and s.path[:-1] == path
-        ]
+        return self._keys.get(path, [])
 
     def value_of(self, path: tuple[str, ...]) -> Scalar | None:
         """The scalar value written for the key at ``path``."""
-        return next((s for s in self.scalars if s.role is Role.VALUE and s.path == path), None)
-
-    def step_mentions(self) -> list[Scalar]:
-        """Every step id named in a `needs`, as a single value or in a list."""
-        return [
-            scalar
-            for scalar in self.scalars
-            if scalar.role is not Role.KEY
-            and len(scalar.path) == 3
-            and scalar.path[0] == "steps"
-            and scalar.path[2] == "needs"
-        ]
+        return self._values.get(path)
 
     def frames_at(self, at: Position) -> list[Frame]:
         """The collections open just before ``at``, outermost first."""
         walk = _Walk()
         for token in self.tokens:
-            if token.start >= at:
+            if (token.start_mark.line, token.start_mark.column) >= at:
                 break
             walk.take(token)
         return walk.frames
@@ -147,21 +146,16 @@ def read_outline(text: str) -> Outline:
     for token in tokens:
         walk.take(token)
     walk.finish()
-    steps: dict[str, Scalar] = {}
-    for scalar in walk.scalars:
-        if scalar.role is Role.KEY and len(scalar.path) == 2 and scalar.path[0] == "steps":
-            steps.setdefault(scalar.text, scalar)
-    return Outline(tuple(text.splitlines()), tuple(tokens), tuple(walk.scalars), tuple(walk.entries), steps)
+    return Outline(text, tokens, walk)
 
 
-def _scan(text: str) -> list[_Token]:
+def _scan(text: str) -> list[yaml.Token]:
     blanked: set[int] = set()
-    tokens: list[_Token] = []
+    tokens: list[yaml.Token] = []
     for _ in range(_MAX_REPAIRS + 1):
         tokens = []
         try:
-            for token in yaml.scan(text, Loader=_LOADER):
-                tokens.append(_slim(token))
+            tokens.extend(yaml.scan(text, Loader=_LOADER))
             return tokens
         except yaml.MarkedYAMLError as exc:
             mark = exc.context_mark or exc.problem_mark
@@ -181,18 +175,6 @@ def _blank_line(text: str, line: int) -> str:
     return "\n".join(lines)
 
 
-def _slim(token: yaml.Token) -> _Token:
-    start, end = token.start_mark, token.end_mark
-    value = getattr(token, "value", "")
-    return _Token(
-        type(token),
-        (start.line, start.column),
-        (end.line, end.column),
-        value if isinstance(value, str) else "",
-        getattr(token, "style", None) in ("'", '"'),
-    )
-
-
 class _Walk:
     """Follows the tokens in order, keeping the open collections and recording scalars and entries."""
 
@@ -202,43 +184,52 @@ class _Walk:
         self.entries: list[Entry] = []
         self._last_end: Position = (0, 0)
 
-    def take(self, token: _Token) -> None:
-        kind = token.kind
-        if kind in (yaml.BlockMappingStartToken, yaml.FlowMappingStartToken):
-            self._open(token, mapping=True, flow=kind is yaml.FlowMappingStartToken)
-        elif kind in (yaml.BlockSequenceStartToken, yaml.FlowSequenceStartToken):
-            self._open(token, mapping=False, flow=kind is yaml.FlowSequenceStartToken)
-        elif kind is yaml.BlockEntryToken:
-            top = self._top()
-            if top is not None and top.mapping:
-                self._open(token, mapping=False, flow=False, indentless=True)
-            self._last_end = token.end
-        elif kind is yaml.KeyToken:
-            self._close_indentless()
-            top = self._top()
-            if top is not None and top.mapping:
-                self._end_entry(top)
-                top.expects_key = True
-        elif kind is yaml.ValueToken:
-            top = self._top()
-            if top is not None and top.mapping:
-                top.expects_key = False
-            self._last_end = token.end
-        elif kind is yaml.FlowEntryToken:
-            top = self._top()
-            if top is not None and top.mapping:
-                self._end_entry(top)
-                top.expects_key = True
-        elif kind is yaml.BlockEndToken:
-            self._close_indentless()
-            self._close()
-        elif kind in (yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken):
-            self._close()
-            self._last_end = token.end
-        elif kind is yaml.ScalarToken:
-            self._scalar(token)
-        elif kind is yaml.AliasToken:
-            self._last_end = token.end
+    def take(self, token: yaml.Token) -> None:
+        handle = self._handlers.get(type(token))
+        if handle is not None:
+            handle(self, token)
+
+    def _mapping_start(self, token: yaml.Token) -> None:
+        self._open(token, mapping=True, flow=type(token) is yaml.FlowMappingStartToken)
+
+    def _sequence_start(self, token: yaml.Token) -> None:
+        self._open(token, mapping=False, flow=type(token) is yaml.FlowSequenceStartToken)
+
+    def _block_entry(self, token: yaml.Token) -> None:
+        top = self._top()
+        if top is not None and top.mapping:
+            self._open(token, mapping=False, flow=False, indentless=True)
+        self._last_end = _end(token)
+
+    def _key(self, token: yaml.Token) -> None:
+        self._close_indentless()
+        self._next_entry()
+
+    def _flow_entry(self, token: yaml.Token) -> None:
+        self._next_entry()
+
+    def _value(self, token: yaml.Token) -> None:
+        top = self._top()
+        if top is not None and top.mapping:
+            top.expects_key = False
+        self._last_end = _end(token)
+
+    def _block_end(self, token: yaml.Token) -> None:
+        self._close_indentless()
+        self._close()
+
+    def _flow_end(self, token: yaml.Token) -> None:
+        self._close()
+        self._last_end = _end(token)
+
+    def _alias(self, token: yaml.Token) -> None:
+        self._last_end = _end(token)
+
+    def _next_entry(self) -> None:
+        top = self._top()
+        if top is not None and top.mapping:
+            self._end_entry(top)
+            top.expects_key = True
 
     def finish(self) -> None:
         while self.frames:
@@ -247,10 +238,10 @@ class _Walk:
     def _top(self) -> Frame | None:
         return self.frames[-1] if self.frames else None
 
-    def _open(self, token: _Token, *, mapping: bool, flow: bool, indentless: bool = False) -> None:
+    def _open(self, token: yaml.Token, *, mapping: bool, flow: bool, indentless: bool = False) -> None:
         top = self._top()
         path = top.child_path() if top is not None else ()
-        self.frames.append(Frame(path, mapping, flow, token.start[1], indentless))
+        self.frames.append(Frame(path, mapping, flow, token.start_mark.column, indentless))
 
     def _close(self) -> None:
         if self.frames:
@@ -266,17 +257,38 @@ class _Walk:
             self.entries.append(Entry((*frame.path, frame.key), frame.entry_start, self._last_end))
             frame.entry_start = None
 
-    def _scalar(self, token: _Token) -> None:
-        self._last_end = token.end
+    def _scalar(self, token: yaml.ScalarToken) -> None:
+        start, end = (token.start_mark.line, token.start_mark.column), _end(token)
+        self._last_end = end
         top = self._top()
         if top is None:
             return
         if top.mapping and top.expects_key:
             self._end_entry(top)
-            top.key, top.key_line, top.entry_start = token.value, token.start[0], token.start
+            top.key, top.key_line, top.entry_start = token.value, start[0], start
             role, path = Role.KEY, (*top.path, token.value)
         elif top.mapping:
             role, path = Role.VALUE, top.child_path()
         else:
             role, path = Role.ITEM, top.path
-        self.scalars.append(Scalar(role, path, token.value, token.start, token.end, token.quoted))
+        self.scalars.append(Scalar(role, path, token.value, start, end, token.style in ("'", '"')))
+
+    _handlers: ClassVar[dict[type[yaml.Token], Callable[[_Walk, Any], None]]] = {
+        yaml.BlockMappingStartToken: _mapping_start,
+        yaml.FlowMappingStartToken: _mapping_start,
+        yaml.BlockSequenceStartToken: _sequence_start,
+        yaml.FlowSequenceStartToken: _sequence_start,
+        yaml.BlockEntryToken: _block_entry,
+        yaml.KeyToken: _key,
+        yaml.ValueToken: _value,
+        yaml.FlowEntryToken: _flow_entry,
+        yaml.BlockEndToken: _block_end,
+        yaml.FlowMappingEndToken: _flow_end,
+        yaml.FlowSequenceEndToken: _flow_end,
+        yaml.ScalarToken: _scalar,
+        yaml.AliasToken: _alias,
+    }
+
+
+def _end(token: yaml.Token) -> Position:
+    return token.end_mark.line, token.end_mark.column
