@@ -12,8 +12,8 @@ read by treeflow.lsp.outline, which copes with a file that is not valid YAML mid
 cross here between the client's units (UTF-16 by default) and the code points the outline counts.
 
 The modules doing the work are imported by each handler, by the rule of deferred imports (see
-treeflow.lsp.handlers): with the key descriptions they load the engine's parser and step kinds, about
-60 ms an editor would otherwise wait for before `initialize` is answered.
+treeflow.lsp.handlers): with the key descriptions they load the engine's parser and step kinds,
+about 90 ms that an editor would otherwise wait for before `initialize` is answered.
 """
 
 from __future__ import annotations

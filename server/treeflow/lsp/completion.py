@@ -18,6 +18,8 @@ from treeflow.lsp.key_help import choices_of, fields_of, key_markdown, place_of,
 from treeflow.lsp.outline import Frame, Outline, Position, Role, Scalar
 
 _WORD_BEFORE = re.compile(r"[\w.\-/]*$")
+# Outside a scalar, a `#` at the start of a line or after a space begins a comment.
+_COMMENT = re.compile(r"(^|\s)#")
 _FLAGS = {"true": "Yes.", "false": "No."}
 
 
@@ -37,7 +39,7 @@ def completion_items(outline: Outline, at: Position) -> list[types.CompletionIte
     line, column = at
     text = outline.line(line)
     column = min(column, len(text))
-    start = column - len(_WORD_BEFORE.search(text[:column]).group())  # type: ignore[union-attr]
+    start = column - len(_word_before(text[:column]))
     replace = types.Range(types.Position(line, start), types.Position(line, column))
     if spot.key:
         keys = fields_of(place.shape) or ()
@@ -64,6 +66,12 @@ def completion_items(outline: Outline, at: Position) -> list[types.CompletionIte
         )
         for index, (value, doc) in enumerate(offered.items())
     ]
+
+
+def _word_before(text: str) -> str:
+    """The part of a key or value already typed at the end of ``text``."""
+    match = _WORD_BEFORE.search(text)
+    return match.group() if match else ""
 
 
 def _key_item(key: Key, index: int, replace: types.Range) -> types.CompletionItem:
@@ -106,8 +114,9 @@ def spot_at(outline: Outline, at: Position) -> Spot | None:
         return Spot(top.child_path() if top.mapping else top.path, key=False)
     line, column = at
     before = outline.line(line)[:column]
-    typed = _WORD_BEFORE.search(before).group()  # type: ignore[union-attr]
-    lead = before[: len(before) - len(typed)]
+    lead = before[: len(before) - len(_word_before(before))]
+    if _COMMENT.search(lead):
+        return None
     indent = len(before) - len(before.lstrip())
     if lead.strip() == "-":
         return _list_item(frames, lead.index("-"))

@@ -3,6 +3,7 @@ descriptions (`treeflow.core.spec_keys` and each step kind's `doc` and `shape`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from treeflow.core import kinds
@@ -88,7 +89,9 @@ def step_markdown(outline: Outline, step_id: str) -> str:
     lines = [f"**step {step_id}**: {summary}"]
     if kind is not None and command is not None:
         shown = command if len(command) <= _MAX_SHOWN else command[:_MAX_SHOWN] + "…"
-        lines += ["", "```sh" if kind == "run" else "```text", shown, "```"]
+        # A fence longer than any run of backticks in the command, so that none can end it.
+        fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", shown)), default=0))
+        lines += ["", fence + ("sh" if kind == "run" else "text"), shown, fence]
     needs = outline.needs.get(step_id, [])
     if needs:
         lines += ["", "needs " + ", ".join(f"`{name}`" for name in needs)]

@@ -19,6 +19,8 @@ from typing import Any, ClassVar, NamedTuple
 
 import yaml
 
+from treeflow.core.spec import MAX_WORKFLOW_BYTES
+
 Position = tuple[int, int]
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -138,10 +140,13 @@ class Outline:
         return walk.frames
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=4)
 def read_outline(text: str) -> Outline:
-    """The outline of ``text``; the same text asked again (hover after completion, say) is not read again."""
-    tokens = _scan(text)
+    """The outline of ``text``; the same text asked again (hover after completion, say) is not read again.
+
+    A text larger than a workflow may be has none: the parser refuses it unread too.
+    """
+    tokens = _scan(text) if len(text) <= MAX_WORKFLOW_BYTES else []
     walk = _Walk()
     for token in tokens:
         walk.take(token)
