@@ -15,8 +15,8 @@ completed it returned; this process never imports treeflow, pygls or lsprotocol.
   server with no runs yet (the goal), then again once the server holds the runs below (recorded);
 - authoring: completion and hover requests on an open workflow of 200 steps (`--edit-steps`), each
   kind of request in turn: keys of a step, the step ids a `needs` may name, hover on a key, hover on
-  a step id in a `needs`, and completion right after a change to the text (the file is read again
-  first, as while typing). The goal is the p95 of each, as the client sees it;
+  a step id in a `needs` (the goal: the p95 of each, as the client sees it); then, recorded, completion
+  right after a change to the text, as while typing, which reads the whole file again first;
 - notifications: a run of N `echo` steps (max_parallel 4) started with `treeflow.run`, read to its
   final `treeflow/runUpdated`, without worktrees and, unless `--worktree-steps 0`, with one worktree
   per step. The rate goal counts `treeflow/runUpdated` in every 1 s window, as the client sees them.
@@ -71,6 +71,7 @@ GOAL_CALL_P50_S = 0.001
 GOAL_CALL_P99_S = 0.005
 GOAL_UPDATES_PER_S = 10
 GOAL_AUTHORING_P95_S = 0.020
+AFTER_CHANGE_ROW = "completion right after a change"
 
 REPLY_TIMEOUT_S = 30.0
 RUN_TIMEOUT_S = 120.0
@@ -376,7 +377,7 @@ def measure_authoring(
                 raise ServerError(f"{label}: no answer")
             if index >= warmup:
                 times[label].append(reply.at - reply.sent_at)
-    label = "completion right after a change"
+    label = AFTER_CHANGE_ROW
     times[label] = []
     for index in range(warmup + calls):
         # Each change makes a text not read before: the server reads the whole file again.
@@ -537,6 +538,7 @@ def report(results: Results) -> bool:
                 f"   {label:40} {_ms(percentile(values, 0.5)):>7} {_ms(percentile(values, 0.95)):>7} "
                 f"{_ms(max(values)):>7}"
             )
+        print(f"   ({AFTER_CHANGE_ROW}: recorded, no goal; the file is read again first)")
         print()
 
     for run in results.runs:
@@ -581,6 +583,8 @@ def report(results: Results) -> bool:
         _verdict(p99 <= GOAL_CALL_P99_S, f"listRuns p99 {_ms(p99)} ms (goal <= {_ms(GOAL_CALL_P99_S)} ms)"),
     ]
     for label, values in results.authoring.items():
+        if label == AFTER_CHANGE_ROW:
+            continue
         p95 = percentile(values, 0.95)
         verdicts.append(
             _verdict(

@@ -12,6 +12,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
+from tests.helpers import wait_until_async
+
 pytestmark = pytest.mark.asyncio
 
 CURSOR = "‸"
@@ -396,3 +398,30 @@ async def test_positions_are_in_the_clients_units(client: LanguageClient, worksp
     answer = await client.text_document_completion_async(types.CompletionParams(document(uri), position))
     assert isinstance(answer, types.CompletionList)
     assert [item.label for item in answer.items] == ["a"]
+
+
+async def test_typing_a_burst_of_changes_ends_with_the_last_ones_diagnostics(
+    client: LanguageClient, workspace: Path
+) -> None:
+    uri = open_text(client, workspace, "steps:\n  a: {run: x}\n")
+    typed = ["steps:\n  a: {run: x}\n  b: {r", "steps:\n  a: {run: x}\n  b: {run: y, needs: [c]}\n"]
+    for text in typed:
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=next(_versions)),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
+    _, position = split_cursor(typed[-1].replace("[c]", "[‸c]"))
+    answer = await client.text_document_completion_async(types.CompletionParams(document(uri), position))
+    assert isinstance(answer, types.CompletionList)
+    assert [item.label for item in answer.items] == ["a"]
+
+    def last_diagnostics() -> list[str]:
+        return [d.message for d in client.diagnostics.get(uri, [])]
+
+    await wait_until_async(
+        lambda: any("unknown step `c`" in message for message in last_diagnostics()),
+        "the last text's diagnostics",
+    )
+    assert len(last_diagnostics()) == 1

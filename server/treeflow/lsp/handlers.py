@@ -22,6 +22,7 @@ them right after. tests/cli/test_start_up.py holds this.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import typing
 from collections.abc import Awaitable, Callable
@@ -180,9 +181,21 @@ def register(server: TreeflowServer) -> None:
     def did_open(ls: TreeflowServer, params: types.DidOpenTextDocumentParams) -> None:
         _publish(ls, params.text_document.uri)
 
+    # Documents whose diagnostics wait for the messages already received to be handled.
+    publishing: set[str] = set()
+
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: TreeflowServer, params: types.DidChangeTextDocumentParams) -> None:
-        _publish(ls, params.text_document.uri)
+        # A completion request sent with a keystroke is answered before the file is checked, and a
+        # burst of changes is checked once, as it stands after the last of them.
+        uri = params.text_document.uri
+        if uri not in publishing:
+            publishing.add(uri)
+            asyncio.get_running_loop().call_soon(publish_latest, ls, uri)
+
+    def publish_latest(ls: TreeflowServer, uri: str) -> None:
+        publishing.discard(uri)
+        _publish(ls, uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TreeflowServer, params: types.DidCloseTextDocumentParams) -> None:
