@@ -13,6 +13,19 @@ export type StepStatus =
   | 'interrupted';
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
 
+/** What an agent CLI's stream said of a step's agent; null where the CLI reports none. */
+export interface AgentState {
+  /** The `use:` value: claude, codex, gemini, cursor, opencode. */
+  cli: string;
+  session_id: string | null;
+  turns: number | null;
+  input_tokens: number | null;
+  output_tokens: number | null;
+  cost_usd: number | null;
+  /** What it is doing now (a tool call, a file edited, a command run), while it runs. */
+  action: string | null;
+}
+
 export interface StepState {
   status: StepStatus;
   attempts: number;
@@ -29,6 +42,8 @@ export interface StepState {
   progress: number | null;
   message: string | null;
   summary: string | null;
+  /** Steps with `agent: {use: …}`: the agent's session, tokens and cost; else null. */
+  agent: AgentState | null;
 }
 
 export interface Run {

@@ -16,6 +16,7 @@ export function step(overrides: Partial<StepState> = {}): StepState {
     progress: null,
     message: null,
     summary: null,
+    agent: null,
     ...overrides,
   };
 }

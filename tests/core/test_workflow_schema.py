@@ -37,51 +37,50 @@ def test_the_extension_hands_the_schema_to_the_yaml_extension() -> None:
     assert "!schema/treeflow.schema.json" in (ROOT / ".vscodeignore").read_text().splitlines()
 
 
-def fields_of(shape: Shape) -> tuple[Key, ...] | None:
+Chosen = dict[tuple[str, ...], tuple[Key, ...]]
+"""For each mapping on the way to a key, the form of it the key is tried in."""
+
+
+def variants_of(shape: Shape) -> list[tuple[Key, ...]]:
     if isinstance(shape, Fields):
-        return shape.keys
+        return [shape.keys]
     if isinstance(shape, Either):
-        return next((keys for each in shape.shapes if (keys := fields_of(each)) is not None), None)
-    return None
+        return [keys for each in shape.shapes for keys in variants_of(each)]
+    return []
 
 
-def key_paths(keys: tuple[Key, ...], path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Key]]:
-    """Every key of the format with the keys above it; a step's keys under step `b`."""
+def key_paths(
+    keys: tuple[Key, ...], path: tuple[str, ...] = (), chosen: Chosen | None = None
+) -> Iterator[tuple[tuple[str, ...], Key, Chosen]]:
+    """Every key of the format, in each form of the block it is in; a step's keys under step `b`."""
+    chosen = chosen or {}
     for key in keys:
         here = (*path, key.name)
         if isinstance(key.shape, Steps):
-            yield from key_paths(kinds.step_keys(), (*here, "b"))
+            yield from key_paths(kinds.step_keys(), (*here, "b"), chosen)
             continue
-        yield here, key
-        inner = fields_of(key.shape)
-        if inner is not None:
-            yield from key_paths(inner, here)
+        yield here, key, chosen
+        for variant in variants_of(key.shape):
+            yield from key_paths(variant, here, {**chosen, here: variant})
 
 
 def minimal(keys: tuple[Key, ...]) -> dict[str, Any]:
     return {key.name: yaml.safe_load(key.shape.example) for key in keys if key.required}
 
 
-def document_with(path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    """The base workflow with ``value`` at ``path``, and what must be around it to be valid."""
+def document_with(path: tuple[str, ...], value: Any, chosen: Chosen) -> dict[str, Any]:
+    """The base workflow with ``value`` at ``path``, in the forms ``chosen`` of the blocks around it."""
     document = copy.deepcopy(BASE)
-    if path[0] != "steps":
-        place(document, WORKFLOW_KEYS, path, value)
-        return document
-    step, within = document["steps"][path[1]], path[2:]
-    if within[0] in kinds.KINDS:
-        del step["run"]
-    place(step, kinds.step_keys(), within, value)
-    return document
-
-
-def place(mapping: dict[str, Any], keys: tuple[Key, ...], path: tuple[str, ...], value: Any) -> None:
-    for name in path[:-1]:
-        inner = fields_of(next(key for key in keys if key.name == name).shape)
-        assert inner is not None
-        mapping = mapping.setdefault(name, minimal(inner))
-        keys = inner
+    mapping = document
+    if path[0] == "steps":
+        mapping = document["steps"][path[1]]
+        if path[2] in kinds.KINDS:
+            del mapping["run"]
+    start = 2 if path[0] == "steps" else 0
+    for depth in range(start + 1, len(path)):
+        mapping = mapping.setdefault(path[depth - 1], minimal(chosen[path[:depth]]))
     mapping[path[-1]] = value
+    return document
 
 
 def parser_accepts(document: dict[str, Any], tmp_path: Path) -> bool:
@@ -97,32 +96,43 @@ def schema_accepts(document: dict[str, Any]) -> bool:
 
 
 ALL_KEYS = list(key_paths(WORKFLOW_KEYS))
+IDS = [".".join(path) for path, _, _ in ALL_KEYS]
 
 
 def test_every_key_is_found() -> None:
-    found = {".".join(path) for path, _ in ALL_KEYS}
+    found = set(IDS)
     assert {"base", "defaults.retry.jitter", "setup.copy", "steps.b.run", "steps.b.agent.heartbeat"} <= found
-    assert "steps.b.needs" in found
+    assert {"steps.b.needs", "steps.b.agent.use", "steps.b.agent.repository", "steps.b.agent.report"} <= found
 
 
-@pytest.mark.parametrize(("path", "key"), ALL_KEYS, ids=[".".join(path) for path, _ in ALL_KEYS])
-def test_parser_and_schema_agree_on_the_key(path: tuple[str, ...], key: Key, tmp_path: Path) -> None:
-    if path[-1] == "steps":
-        return
-    valid = document_with(path, yaml.safe_load(key.shape.example))
+@pytest.mark.parametrize(("path", "key", "chosen"), ALL_KEYS, ids=IDS)
+def test_parser_and_schema_agree_on_the_key(
+    path: tuple[str, ...], key: Key, chosen: Chosen, tmp_path: Path
+) -> None:
+    valid = document_with(path, yaml.safe_load(key.shape.example), chosen)
     assert parser_accepts(valid, tmp_path), f"the parser refuses {valid}"
     assert schema_accepts(valid), f"the schema refuses {valid}"
-    wrong = document_with(path, WRONG_FOR_EVERY_SHAPE)
+    wrong = document_with(path, WRONG_FOR_EVERY_SHAPE, chosen)
     assert not parser_accepts(wrong, tmp_path), f"the parser takes {wrong}"
     assert not schema_accepts(wrong), f"the schema takes {wrong}"
 
 
-FIELD_PLACES = [(), *(path for path, key in ALL_KEYS if fields_of(key.shape) is not None), ("steps", "b")]
+FIELD_PLACES: list[tuple[tuple[str, ...], Chosen]] = [
+    ((), {}),
+    (("steps", "b"), {}),
+    *(
+        (path, {**chosen, path: variant})
+        for path, key, chosen in ALL_KEYS
+        for variant in variants_of(key.shape)
+    ),
+]
 
 
-@pytest.mark.parametrize("place", FIELD_PLACES, ids=[".".join(place) or "top" for place in FIELD_PLACES])
-def test_an_unknown_key_is_refused_by_both(place: tuple[str, ...], tmp_path: Path) -> None:
-    document = document_with((*place, "zz_unknown"), 1)
+@pytest.mark.parametrize(
+    ("place", "chosen"), FIELD_PLACES, ids=[".".join(p) or "top" for p, _ in FIELD_PLACES]
+)
+def test_an_unknown_key_is_refused_by_both(place: tuple[str, ...], chosen: Chosen, tmp_path: Path) -> None:
+    document = document_with((*place, "zz_unknown"), 1, chosen)
     assert not parser_accepts(document, tmp_path)
     assert not schema_accepts(document)
     with pytest.raises(WorkflowError, match="unknown key `zz_unknown`"):
@@ -136,6 +146,6 @@ def test_a_step_needs_exactly_one_kind_key_in_both(step: dict[str, Any], tmp_pat
     assert not schema_accepts(document)
 
 
-@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*/treeflow.yml")), ids=str)
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*/*.yml")), ids=str)
 def test_the_examples_fit_the_schema(example: Path) -> None:
     jsonschema.Draft7Validator(json_schema()).validate(yaml.safe_load(example.read_text()))

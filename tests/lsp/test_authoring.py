@@ -109,13 +109,45 @@ async def test_top_level_keys_are_offered_with_their_documentation(
     [
         ("steps:\n  a:\n    run: x\n    ‸\n", ["agent", "needs", "timeout", "retry", "env", "worktree"]),
         ("steps:\n  a: {run: x, ‸}\n", ["agent", "needs", "timeout", "retry", "env", "worktree"]),
-        ("steps:\n  a:\n    agent:\n      ‸\n", ["prompt", "command", "heartbeat"]),
+        (
+            "steps:\n  a:\n    agent:\n      ‸\n",
+            [
+                "prompt",
+                "command",
+                "report",
+                "heartbeat",
+                "use",
+                "model",
+                "args",
+                "env",
+                "permissions",
+                "program",
+                "repository",
+            ],
+        ),
+        (
+            "steps:\n  a:\n    agent:\n      use: claude\n      ‸\n",
+            ["prompt", "model", "args", "env", "permissions", "program", "heartbeat"],
+        ),
+        ("steps:\n  a:\n    agent: {use: cursor-cloud, ‸}\n", ["prompt", "model", "repository"]),
+        ("steps:\n  a:\n    agent: {report: exit, ‸}\n", ["command", "prompt", "heartbeat"]),
         ("steps:\n  a:\n    run: x\n    retry: {‸}\n", ["attempts", "backoff", "max_backoff", "jitter"]),
         ("defaults:\n  retry:\n    att‸\nsteps: {}\n", ["attempts", "backoff", "max_backoff", "jitter"]),
         ("setup:\n  ‸\nsteps:\n  a: {run: x}\n", ["copy", "run"]),
         ("defaults:\n  ‸\n", ["timeout", "retry", "worktree"]),
     ],
-    ids=["step", "step-flow", "agent", "retry-flow", "defaults-retry", "setup", "defaults"],
+    ids=[
+        "step",
+        "step-flow",
+        "agent",
+        "agent-cli",
+        "agent-cloud",
+        "agent-exit",
+        "retry-flow",
+        "defaults-retry",
+        "setup",
+        "defaults",
+    ],
 )
 async def test_the_keys_valid_at_the_cursor(
     client: LanguageClient, workspace: Path, marked: str, expected: list[str]
@@ -128,7 +160,7 @@ async def test_the_keys_valid_at_the_cursor(
 async def test_a_kind_key_says_what_the_kind_does(client: LanguageClient, workspace: Path) -> None:
     items = await complete(client, workspace, "steps:\n  a:\n    ‸\n")
     assert "/bin/sh -e -c" in doc_of(items["run"])
-    assert "`prompt` (required)" in doc_of(items["agent"])
+    assert "`use: cursor-cloud`" in doc_of(items["agent"])
 
 
 @pytest.mark.parametrize(
@@ -154,6 +186,16 @@ async def test_needs_leaves_out_the_steps_already_named(client: LanguageClient, 
         client, workspace, "steps:\n  a: {run: x}\n  b: {run: y}\n  c: {run: z, needs: [a, ‸]}\n"
     )
     assert list(items) == ["b"]
+
+
+async def test_use_offers_every_agent_treeflow_knows(client: LanguageClient, workspace: Path) -> None:
+    items = await complete(client, workspace, "steps:\n  a:\n    agent: {use: ‸, prompt: x}\n")
+    assert list(items) == ["claude", "codex", "gemini", "cursor", "opencode", "cursor-cloud"]
+    assert doc_of(items["claude"]) == "Claude Code"
+    assert doc_of(items["cursor-cloud"]) == "Cursor Cloud Agent"
+    shown = await hover(client, workspace, "steps:\n  a:\n    agent: {use: co‸dex, prompt: x}\n")
+    assert shown is not None
+    assert doc_of(shown) == "**codex**: " + items["codex"].documentation.value  # type: ignore[union-attr]
 
 
 async def test_values_of_base_and_of_booleans(client: LanguageClient, workspace: Path) -> None:

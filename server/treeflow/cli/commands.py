@@ -7,7 +7,6 @@ command is not `serve` (see entry.py).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -19,7 +18,14 @@ import anyio
 from treeflow.cli import interrupts
 from treeflow.cli.cursor_rule import CURSOR_RULE
 from treeflow.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from treeflow.cli.plain_output import PlainSink, write_run, write_runs
+from treeflow.cli.plain_output import PlainSink, print_json, write_run, write_runs
+from treeflow.cli.review_commands import (
+    add_changes,
+    apply_command,
+    change_lines,
+    diff_command,
+    discard_command,
+)
 from treeflow.cli.terminal_text import shown
 from treeflow.core import journal
 from treeflow.core.agent import AgentStatus, find_task, report
@@ -171,7 +177,7 @@ async def _execute(
         # would only break the report off with a traceback.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if args.json:
-        _print_json(result.to_json())
+        print_json(result.to_json())
     if result.status is RunStatus.CANCELLED:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.status is RunStatus.SUCCEEDED else EXIT_FAILED
@@ -188,7 +194,7 @@ async def runs_command(args: argparse.Namespace) -> int:
     repo = await _open_and_recover(args.repo)
     records = await anyio.to_thread.run_sync(journal.read_runs, journal.journal_path(repo), args.limit)
     if args.json:
-        _print_json([record.run.to_json() for record in records])
+        print_json([record.run.to_json() for record in records])
     elif not records:
         print("no runs yet")
     elif not sys.stdout.isatty():
@@ -204,15 +210,20 @@ async def runs_command(args: argparse.Namespace) -> int:
 async def show_command(args: argparse.Namespace) -> int:
     repo = await _open_and_recover(args.repo)
     record = await find_run(repo, args.run_id)
+    data = record.run.to_json()
+    await add_changes(repo, record, data)
     if args.json:
-        _print_json(record.run.to_json())
-    elif not sys.stdout.isatty():
+        print_json(data)
+        return EXIT_OK
+    if not sys.stdout.isatty():
         write_run(record.run, sys.stdout)
     else:
         # Deferred: rich, about 30 ms, which `--json` and a pipe do without.
         from treeflow.cli.live_output import print_run
 
         print_run(record.run)
+    for line in change_lines(data):
+        print(shown(line))
     return EXIT_OK
 
 
@@ -250,13 +261,6 @@ def init_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_json(value: object) -> None:
-    # Indented for a person at a terminal; compact for a program, which is also several times
-    # faster to write (json's C encoder does not indent).
-    indent = 2 if sys.stdout.isatty() else None
-    print(json.dumps(value, indent=indent))
-
-
 async def _cancel_on_signal(run: Run) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         if interrupts.pending():
@@ -273,4 +277,7 @@ ASYNC_COMMANDS = {
     "runs": runs_command,
     "show": show_command,
     "clean": clean_command,
+    "diff": diff_command,
+    "apply": apply_command,
+    "discard": discard_command,
 }

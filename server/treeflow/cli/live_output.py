@@ -21,10 +21,12 @@ from treeflow.cli.plain_output import (
     RUNS_COLUMNS,
     SUMMARY_COLUMNS,
     Column,
+    agent_lines,
     describe_progress,
     describe_result_branch,
     describe_run,
     describe_step,
+    describe_usage,
     describe_waiting,
     format_duration,
     log_tail,
@@ -86,6 +88,8 @@ class LiveSink:
         final = self._final
         if final is not None:
             self._console.print(summary_table(final))
+            for line in agent_lines(final):
+                self._console.print(Text(line))
             self._print_failures(final)
             branch = describe_result_branch(final)
             if branch:
@@ -98,6 +102,12 @@ class LiveSink:
                 self._last_line[event.step_id] = shown_line(event.line, _LAST_LINE_LIMIT)
             case StepStarted():
                 self._started.setdefault(event.step_id, time.monotonic())
+            case StepProgress() if event.agent is not None:
+                usage = describe_usage(event.agent)
+                doing = shown_line(event.message or "", _LAST_LINE_LIMIT)
+                self._last_line[event.step_id] = f"{shown_line(event.agent.cli)}: {doing}" + (
+                    f" · {usage}" if usage else ""
+                )
             case StepProgress():
                 self._last_line[event.step_id] = "agent: " + describe_progress(event.progress, event.message)
             case AgentWaiting():
@@ -205,6 +215,8 @@ def print_runs(runs: list[RunResult]) -> None:
 def print_run(run: RunResult) -> None:
     console = Console()
     console.print(summary_table(run))
+    for line in agent_lines(run):
+        console.print(Text(line))
     for warning in run.warnings:
         console.print(Text(f"warning: {shown(warning)}", style="yellow"))
     console.print(Text(describe_run(run)))

@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--json", action="store_true", help="print only the result as JSON on stdout")
     resume.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
 
+    _add_review_commands(commands)
+
     agent = commands.add_parser("agent", help="commands for coding agents working on a treeflow task")
     agent_commands = agent.add_subparsers(dest="agent_command", required=True, metavar="COMMAND")
     report = agent_commands.add_parser(
@@ -129,6 +131,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
     return parser
+
+
+def _add_review_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    diff = commands.add_parser("diff", help="show what a run (or one of its steps) changed")
+    diff.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID_HELP)
+    diff.add_argument("--step", metavar="ID", help="what this step changed, instead of the run's result")
+    form = diff.add_mutually_exclusive_group()
+    form.add_argument("--stat", action="store_true", help="one line per file with its line counts")
+    form.add_argument("--name-only", action="store_true", help="only the paths of the changed files")
+    diff.add_argument("--json", action="store_true", help="print the changed files as JSON")
+    diff.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
+
+    apply = commands.add_parser("apply", help="bring a run's work into your checkout (or undo that)")
+    apply.add_argument("run_id", nargs="?", metavar="RUN_ID", help=_RUN_ID_HELP)
+    apply.add_argument(
+        "--step", action="append", default=[], metavar="ID", help="apply this step's work (repeatable)"
+    )
+    apply.add_argument(
+        "--mode",
+        choices=("working-tree", "squash", "merge"),
+        default="working-tree",
+        help="uncommitted edits in your working tree (default), one commit on the current branch, "
+        "or a merge commit",
+    )
+    apply.add_argument(
+        "--conflicts",
+        choices=("refuse", "markers"),
+        default="refuse",
+        help="on conflicts, change nothing (default) or write conflict markers and apply the rest",
+    )
+    apply.add_argument("--undo", action="store_true", help="put back what the last apply changed")
+    apply.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
+
+    discard = commands.add_parser("discard", help="delete a run's branches; the journal keeps the run")
+    discard.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID_HELP)
+    discard.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    discard.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
 
 
 def _whole_number(text: str, least: int) -> int:

@@ -8,7 +8,9 @@ imports rich. Text that a step, an agent or a workflow file supplied goes throug
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -33,7 +35,7 @@ from treeflow.core.events import (
     StepRetrying,
     StepStarted,
 )
-from treeflow.core.model import RunResult, StepResult, StepStatus
+from treeflow.core.model import AgentUsage, RunResult, StepResult, StepStatus
 
 _TAIL_LINES = 15
 
@@ -83,6 +85,44 @@ def describe_progress(progress: float | None, message: str | None) -> str:
     return " ".join(part for part in parts if part)
 
 
+def describe_usage(usage: AgentUsage) -> str:
+    """``6 turns, 12.3k tokens in, 1.2k out, $0.0412``: what an agent CLI reported of its work."""
+    parts = []
+    if usage.turns is not None:
+        parts.append(f"{usage.turns} turn{'' if usage.turns == 1 else 's'}")
+    if usage.input_tokens is not None or usage.output_tokens is not None:
+        parts.append(f"{_count(usage.input_tokens)} tokens in, {_count(usage.output_tokens)} out")
+    if usage.cost_usd is not None:
+        parts.append(f"${usage.cost_usd:.4f}")
+    return ", ".join(parts)
+
+
+def describe_agent(usage: AgentUsage) -> str:
+    """``claude session 1f2e…, 6 turns, …``: an agent step's totals, as `show` prints them."""
+    session = f" session {shown_line(usage.session_id)}" if usage.session_id else ""
+    totals = describe_usage(usage)
+    return f"{shown_line(usage.cli)}{session}" + (f", {totals}" if totals else "")
+
+
+def agent_lines(run: RunResult) -> list[str]:
+    """A line for each step of ``run`` that ran an agent CLI."""
+    return [
+        f"agent of {step_id}: {describe_agent(step.agent)}"
+        for step_id, step in run.steps.items()
+        if step.agent is not None
+    ]
+
+
+def _count(tokens: int | None) -> str:
+    if tokens is None:
+        return "?"
+    if tokens < 1000:
+        return str(tokens)
+    if tokens < 1_000_000:
+        return f"{tokens / 1000:.1f}k"
+    return f"{tokens / 1_000_000:.1f}M"
+
+
 def describe_waiting(event: AgentWaiting) -> str:
     return f"waiting for an agent to take the task {event.task_file} (worktree {event.worktree})"
 
@@ -114,6 +154,8 @@ class PlainSink:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._reader_gone = False
+        # What each agent CLI was last said to be doing: its token counts change far more often.
+        self._agent_doing: dict[str, str] = {}
 
     def _write(self, text: str) -> None:
         if self._reader_gone:
@@ -135,9 +177,16 @@ class PlainSink:
                 self._write(f"[{event.step_id}] started{attempt}")
             case StepFinished():
                 line = describe_step(event.step_id, event.result).split(" ", 1)[1]
+                if event.result.agent is not None:
+                    line += f" ({describe_agent(event.result.agent)})"
                 if event.result.log is not None:
                     line += f", log: {relative_path(event.result.log)}"
                 self._write(f"[{event.step_id}] {line}")
+            case StepProgress() if event.agent is not None:
+                doing = shown_line(event.message or "")
+                if doing and self._agent_doing.get(event.step_id) != doing:
+                    self._agent_doing[event.step_id] = doing
+                    self._write(f"[{event.step_id}] {shown_line(event.agent.cli)}: {doing}")
             case StepProgress():
                 progress = describe_progress(event.progress, event.message)
                 if progress:
@@ -253,9 +302,18 @@ def write_run(run: RunResult, stream: TextIO) -> None:
     """`treeflow show` for a reader that is not a terminal."""
     lines = [f"run {run.run_id} of {shown_line(run.workflow)}"]
     lines += format_table(SUMMARY_COLUMNS, summary_rows(run))
+    lines += agent_lines(run)
     lines += [f"warning: {shown(warning)}" for warning in run.warnings]
     lines.append(describe_run(run))
     branch = describe_result_branch(run)
     if branch:
         lines.append(branch)
     stream.write("".join(line + "\n" for line in lines))
+
+
+def print_json(value: object) -> None:
+    """``value`` as JSON on stdout."""
+    # Indented for a person at a terminal; compact for a program, which is also several times
+    # faster to write (json's C encoder does not indent).
+    indent = 2 if sys.stdout.isatty() else None
+    print(json.dumps(value, indent=indent))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from treeflow.core.events import Event, EventSink, ProcessEnded, ProcessStarted, StepOutput, StepProgress
 from treeflow.core.executor import Executor
-from treeflow.core.model import Step, StepStatus
+from treeflow.core.model import AgentUsage, Step, StepResult, StepStatus
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.steplog import StepLog
 from treeflow.core.workspace import StepPlace
@@ -36,6 +36,11 @@ class Attempt:
     # Keeps the exit status of each process of the step as it ends, stopped ones included.
     note_exit: Callable[[int | None], None]
     warn: Callable[[str], None]
+    # Keeps what an agent CLI's stream said of its session, tokens and cost in the step's result.
+    note_agent: Callable[[AgentUsage], None] = lambda usage: None
+    # How the step's previous try ended: the attempt before this one, or on resume, the step in the
+    # run's earlier execution; None for a first try.
+    earlier: StepResult | None = None
 
     @property
     def cwd(self) -> Path:
@@ -52,6 +57,12 @@ class Attempt:
         """How far the step has come, in its own words; shown while it runs and kept in its result."""
         self.note_progress(fraction, message, summary)
         self.sink.emit(StepProgress(self.run_id, self.step.id, fraction, message))
+
+    def agent_progress(self, usage: AgentUsage, message: str | None) -> None:
+        """What an agent CLI is doing, from its stream; shown while it runs, its totals kept."""
+        self.note_agent(usage)
+        self.note_progress(None, message, None)
+        self.sink.emit(StepProgress(self.run_id, self.step.id, None, message, usage))
 
     def process_started(self, group: int, start_ticks: int | None) -> None:
         self.sink.emit(ProcessStarted(self.run_id, self.step.id, group, start_ticks))

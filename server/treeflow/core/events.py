@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from treeflow.core.model import RunResult, StepResult
+from treeflow.core.model import AgentUsage, RunResult, StepResult
 
 
 @dataclass(frozen=True)
@@ -74,12 +74,14 @@ class StepOutput:
 
 @dataclass(frozen=True)
 class StepProgress:
-    """An agent step reported progress (a fraction from 0 to 1, or None) and/or a message."""
+    """An agent step reported progress (a fraction from 0 to 1, or None) and/or a message; an agent
+    CLI's step also what its stream says of its session, turns, tokens and cost (``agent``)."""
 
     run_id: str
     step_id: str
     progress: float | None
     message: str | None
+    agent: AgentUsage | None = None
 
 
 @dataclass(frozen=True)

@@ -101,16 +101,18 @@ def environ_without_repository() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name not in REPOSITORY_ENV_VARS}
 
 
-async def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+async def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None, input: bytes | None = None) -> str:
     """Run git with an argument list and return its stdout without the final newline."""
-    code, out, err = await run_git(cwd, *args, env=env)
+    code, out, err = await run_git(cwd, *args, env=env, input=input)
     if code != 0:
         raise GitError(args, code, err.strip())
     return out.rstrip("\n")
 
 
-async def run_git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
-    """Run git and return (exit status, stdout, stderr) whatever the status."""
+async def run_git(
+    cwd: Path, *args: str, env: Mapping[str, str] | None = None, input: bytes | None = None
+) -> tuple[int, str, str]:
+    """Run git and return (exit status, stdout, stderr) whatever the status; ``input`` is its stdin."""
     use_pidfd_child_watcher()
     # The mark lets recovery find this git if treeflow dies before it (see treeflow.core.ownership).
     full_env = {**environ_without_repository(), **(env or {}), OWNER_VARIABLE: owner_mark()}
@@ -121,7 +123,8 @@ async def run_git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -
             ["git", *args],
             cwd=cwd,
             check=False,
-            stdin=subprocess.DEVNULL,
+            input=input,
+            stdin=subprocess.DEVNULL if input is None else None,
             env=full_env,
             start_new_session=True,
         )
@@ -323,8 +326,11 @@ async def snapshot_working_tree(repo: Repository, head: str, message: str, env: 
 
 
 def _copy_if_exists(source: Path, target: Path) -> bool:
+    # With its time: git compares each entry's time with the index file's own to find entries it
+    # cannot trust (a file changed in the second the index was written); a copy made later would
+    # hide such an edit.
     try:
-        shutil.copyfile(source, target)
+        shutil.copy2(source, target)
     except FileNotFoundError:
         return False
     return True

@@ -90,6 +90,32 @@ class Workflow:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentUsage:
+    """What a coding-agent CLI's own stream said of its work: the session it can be resumed by, its
+    turns, tokens and cost as far as the CLI reports them (None where it does not), and what it is
+    doing now (``action``, while it runs)."""
+
+    cli: str  # the `use:` value: claude, codex, …
+    session_id: str | None = None
+    turns: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    action: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cli": self.cli,
+            "session_id": self.session_id,
+            "turns": self.turns,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+            "action": self.action,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class StepResult:
     """A step's result as it stood at one moment: a value, never changed once made."""
 
@@ -106,6 +132,7 @@ class StepResult:
     progress: float | None = None
     message: str | None = None
     summary: str | None = None
+    agent: AgentUsage | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,6 +149,7 @@ class StepResult:
             "progress": self.progress,
             "message": self.message,
             "summary": self.summary,
+            "agent": None if self.agent is None else self.agent.to_json(),
         }
 
 

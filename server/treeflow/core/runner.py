@@ -38,7 +38,7 @@ from treeflow.core.events import (
 )
 from treeflow.core.executor import Executor, LocalExecutor
 from treeflow.core.git import GitError, Repository, environ_without_repository
-from treeflow.core.model import RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
+from treeflow.core.model import AgentUsage, RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S
@@ -70,11 +70,15 @@ class _RunningStep:
     progress: float | None = None
     message: str | None = None
     summary: str | None = None
+    agent: AgentUsage | None = None
     # Whether its setup or first attempt has begun: stopped before that, a step counts as skipped.
     began: bool = False
 
     def note_progress(self, fraction: float | None, message: str | None, summary: str | None) -> None:
         self.progress, self.message, self.summary = fraction, message, summary
+
+    def note_agent(self, usage: AgentUsage) -> None:
+        self.agent = usage
 
     def note_exit(self, exit_code: int | None) -> None:
         """A process of the step ended: its status stands for the step's until the attempt's
@@ -97,6 +101,7 @@ class _RunningStep:
             progress=self.progress,
             message=self.message,
             summary=self.summary,
+            agent=self.agent,
         )
 
 
@@ -108,6 +113,8 @@ class RunOptions:
     run_id: str | None = None
     # Steps that already succeeded in an earlier execution of this run (see `treeflow resume`).
     completed: Mapping[str, StepResult] = field(default_factory=dict)
+    # How the steps that run again ended in that earlier execution (an agent resumes its session).
+    earlier: Mapping[str, StepResult] = field(default_factory=dict)
 
 
 class UnknownStep(ValueError):
@@ -394,7 +401,14 @@ class Run:
         )
 
     def _attempt(
-        self, step: Step, result: _RunningStep, place: StepPlace, port: int, log_file: StepLog, number: int
+        self,
+        step: Step,
+        result: _RunningStep,
+        place: StepPlace,
+        port: int,
+        log_file: StepLog,
+        number: int,
+        earlier: StepResult | None = None,
     ) -> Attempt:
         env = {**self._base_env, **step.env}
         env.update(
@@ -417,16 +431,22 @@ class Run:
             note_progress=result.note_progress,
             note_exit=result.note_exit,
             warn=functools.partial(self.warn, step.id),
+            note_agent=result.note_agent,
+            earlier=earlier,
         )
 
     async def _setup(
-        self, step: Step, result: _RunningStep, place: StepPlace, attempt: Callable[[int], Attempt]
+        self,
+        step: Step,
+        result: _RunningStep,
+        place: StepPlace,
+        attempt: Callable[[int, StepResult | None], Attempt],
     ) -> StepOutcome:
         """Run `setup.run` in a fresh worktree (as attempt 0); its failure fails the step without retries."""
         command = self.workflow.setup.run
         if not place.fresh or command is None:
             return _SETUP_DONE
-        setup = attempt(0)
+        setup = attempt(0, None)
         result.began = True
         setup.log.write(b"--- treeflow: setup ---\n")
         outcome = await self._timed(step, setup.run_to_outcome(command))
@@ -436,13 +456,18 @@ class Run:
         return replace(outcome, error=f"setup failed: {outcome.error}")
 
     async def _attempts(
-        self, step: Step, result: _RunningStep, attempt: Callable[[int], Attempt]
+        self, step: Step, result: _RunningStep, attempt: Callable[[int, StepResult | None], Attempt]
     ) -> StepOutcome:
         kind = kinds.kind_for(step.kind)
         policy = step.retry
         outcome = StepOutcome(StepStatus.FAILED)
+        earlier = self._options.earlier.get(step.id)
         for number in range(1, policy.attempts + 1):
-            context = attempt(number)
+            if number > 1:
+                earlier = StepResult(
+                    status=outcome.status, attempts=number - 1, error=outcome.error, agent=result.agent
+                )
+            context = attempt(number, earlier)
             if number > 1:
                 delay = policy.delay_before(number, self._rng)
                 reason = outcome.error or "failed"

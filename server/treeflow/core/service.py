@@ -51,16 +51,20 @@ class ResumePlan:
     completed: Mapping[str, StepResult] = field(default_factory=dict)
     start_points: Mapping[str, str] = field(default_factory=dict)
     rebase: bool = False
+    # How each step that runs again ended before: an agent continues its session from there.
+    earlier: Mapping[str, StepResult] = field(default_factory=dict)
 
 
 def plan_resume(record: RunRecord, workflow: Workflow, *, rebase: bool = False) -> ResumePlan:
     """Plan to run again the steps of ``record`` that did not succeed, with ``workflow`` as it is now
     (and, with ``rebase``, the checkout as it is now as their base).
 
-    Raises RunRefused for a run still going on, one that succeeded, and one whose steps the
-    workflow no longer has.
+    Raises RunRefused for a run still going on, one that succeeded, one discarded, and one whose
+    steps the workflow no longer has.
     """
     run = record.run
+    if record.discarded_at is not None:
+        raise RunRefused(f"run {run.run_id} was discarded: its branches are gone; start a new run")
     if run.status is RunStatus.RUNNING:
         raise RunRefused(f"run {run.run_id} is still going on in another treeflow process")
     if run.status is RunStatus.SUCCEEDED:
@@ -89,6 +93,7 @@ def plan_resume(record: RunRecord, workflow: Workflow, *, rebase: bool = False) 
         completed=completed,
         start_points=start_points,
         rebase=rebase,
+        earlier={step_id: step.result for step_id, step in record.steps.items() if step_id not in completed},
     )
 
 
@@ -168,6 +173,7 @@ def start_run(
                 max_parallel=max_parallel,
                 run_id=resume.run_id,
                 completed=resume.completed,
+                earlier=resume.earlier,
             )
             workspace = GitWorkspace(
                 repo, workflow, base=resume.base_commit, results=resume.start_points, rebase=resume.rebase

@@ -85,7 +85,8 @@ class Fields:
 
 @dataclass(frozen=True)
 class Either:
-    """One of several shapes: `retry: 3` or `retry: {attempts: 3, backoff: 2s}`."""
+    """One of several shapes: `retry: 3` or `retry: {attempts: 3, backoff: 2s}`; several `Fields`
+    are the forms of one block, each a set of keys that go together (an agent's, say)."""
 
     shapes: tuple[Shape, ...]
 
@@ -95,7 +96,7 @@ class Either:
 
     @property
     def wording(self) -> str:
-        return " or ".join(shape.wording for shape in self.shapes)
+        return " or ".join(dict.fromkeys(shape.wording for shape in self.shapes))
 
 
 @dataclass(frozen=True)

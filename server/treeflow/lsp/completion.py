@@ -42,10 +42,14 @@ def completion_items(outline: Outline, at: Position) -> list[types.CompletionIte
     start = column - len(_word_before(text[:column]))
     replace = types.Range(types.Position(line, start), types.Position(line, column))
     if spot.key:
-        keys = fields_of(place.shape) or ()
         typed = outline.scalar_at(at)
-        present = set(outline.keys_under(spot.path)) - {typed.text if typed else ""}
-        return [_key_item(key, index, replace) for index, key in enumerate(keys) if key.name not in present]
+        written = {
+            name: (value.text if (value := outline.value_of((*spot.path, name))) else None)
+            for name in outline.keys_under(spot.path)
+            if not (typed is not None and typed.role is Role.KEY and name == typed.text)
+        }
+        keys = fields_of(place.shape, written) or ()
+        return [_key_item(key, index, replace) for index, key in enumerate(keys) if key.name not in written]
     # A value typed right after `:`, `,` or `-` needs the space YAML wants there.
     space = " " if start > 0 and text[start - 1] in ":,-" else ""
     offered: dict[str, str] = choices_of(place.shape)

@@ -4,6 +4,7 @@ descriptions (`treeflow.core.spec_keys` and each step kind's `doc` and `shape`).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from treeflow.core import kinds
@@ -31,21 +32,49 @@ def place_of(path: tuple[str, ...]) -> Place | None:
         if isinstance(place.shape, Steps):
             place = Place(None, Fields(kinds.step_keys()))
             continue
-        keys = fields_of(place.shape)
-        key = next((key for key in keys if key.name == name), None) if keys else None
-        if key is None:
+        # A key several forms of a block have (an agent's `use`) takes what any of them takes.
+        same = [key for keys in variants_of(place.shape) for key in keys if key.name == name]
+        if not same:
             return None
-        place = Place(key, key.shape)
+        shape = same[0].shape if len(same) == 1 else Either(tuple(key.shape for key in same))
+        place = Place(same[0], shape)
     return place
 
 
-def fields_of(shape: Shape) -> tuple[Key, ...] | None:
-    """The keys a mapping of ``shape`` may have, if it is one."""
+def variants_of(shape: Shape) -> list[tuple[Key, ...]]:
+    """The forms a mapping of ``shape`` may take, each the keys that go together."""
     if isinstance(shape, Fields):
-        return shape.keys
+        return [shape.keys]
     if isinstance(shape, Either):
-        return next((keys for each in shape.shapes if (keys := fields_of(each)) is not None), None)
-    return None
+        return [keys for each in shape.shapes for keys in variants_of(each)]
+    return []
+
+
+def fields_of(shape: Shape, written: Mapping[str, str | None] | None = None) -> tuple[Key, ...] | None:
+    """The keys a mapping of ``shape`` may have, if it is one; with ``written`` (the keys already
+    there and their values), only those of the forms that fit them."""
+    variants = variants_of(shape)
+    if not variants:
+        return None
+    if written:
+        variants = [keys for keys in variants if _fits(keys, written)] or variants
+    merged: dict[str, Key] = {}
+    for keys in variants:
+        for key in keys:
+            merged.setdefault(key.name, key)
+    return tuple(merged.values())
+
+
+def _fits(keys: tuple[Key, ...], written: Mapping[str, str | None]) -> bool:
+    by_name = {key.name: key for key in keys}
+    for name, value in written.items():
+        key = by_name.get(name)
+        if key is None:
+            return False
+        shape = key.shape
+        if value is not None and isinstance(shape, Text) and shape.closed and value not in shape.choices:
+            return False
+    return True
 
 
 def choices_of(shape: Shape) -> dict[str, str]:

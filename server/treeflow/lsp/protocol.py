@@ -23,6 +23,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from treeflow.core.model import RunResult, RunStatus, StepStatus
 
 __all__ = [
+    "AgentState",
     "ArgumentError",
     "CancelResult",
     "LogParams",
@@ -104,6 +105,20 @@ class WorkflowInfo:
 
 
 @attrs.frozen
+class AgentState:
+    """What an agent CLI's stream said of a step's agent: its session, turns, tokens, cost (null
+    where the CLI reports none) and, while it runs, what it is doing."""
+
+    cli: str
+    session_id: str | None
+    turns: int | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    action: str | None
+
+
+@attrs.frozen
 class StepState:
     status: StepStatus
     attempts: int
@@ -118,6 +133,7 @@ class StepState:
     progress: float | None
     message: str | None
     summary: str | None
+    agent: AgentState | None
 
 
 @attrs.frozen
@@ -160,7 +176,7 @@ class LogParams:
 
 
 # The CLI's result object, which the run object extends, has snake_case keys.
-_SNAKE_CASE: frozenset[type] = frozenset({StepState, RunPayload})
+_SNAKE_CASE: frozenset[type] = frozenset({AgentState, StepState, RunPayload})
 
 
 def run_payload(run: RunResult, error: str | None = None) -> RunPayload:
@@ -171,7 +187,13 @@ def run_payload(run: RunResult, error: str | None = None) -> RunPayload:
     """
     data = run.to_json()
     steps = {
-        step_id: StepState(**{**step, "status": StepStatus(step["status"])})
+        step_id: StepState(
+            **{
+                **step,
+                "status": StepStatus(step["status"]),
+                "agent": None if step["agent"] is None else AgentState(**step["agent"]),
+            }
+        )
         for step_id, step in data.pop("steps").items()
     }
     data["status"] = RunStatus(data["status"])

@@ -13,15 +13,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
-from treeflow.core.events import ProcessStarted, StepFinished, StepPlaced, StepRetrying, StepStarted
+from treeflow.core.events import (
+    ProcessStarted,
+    StepFinished,
+    StepPlaced,
+    StepProgress,
+    StepRetrying,
+    StepStarted,
+)
 from treeflow.core.journal.rows import (
     END_PROCESSES,
     INSERT_OUTCOMES,
     INSERT_PROCESS,
     NOWHERE,
     PLACE_STEP,
+    UPSERT_AGENT,
     UPSERT_ATTEMPT,
     UPSERT_RUN,
+    AgentRow,
     AttemptRow,
     OutcomeEntry,
     Place,
@@ -48,8 +57,18 @@ class RunEnds:
     run: RunRow
 
 
-# What the writer is handed: events, a finished step's with a copy of its result, and the rows of runs.
-Change = StepPlaced | ProcessStarted | StepRetrying | StepStarted | StepFinished | RunBegins | RunEnds
+# What the writer is handed: events, a finished step's with a copy of its result, the progress of an
+# agent whose session became known, and the rows of runs.
+Change = (
+    StepPlaced
+    | ProcessStarted
+    | StepRetrying
+    | StepStarted
+    | StepFinished
+    | StepProgress
+    | RunBegins
+    | RunEnds
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +102,7 @@ class _Batch:
     ended: dict[StepKey, StepFinished] = field(default_factory=dict)
     retries_started: list[AttemptRow] = field(default_factory=list)
     attempts_failed: list[AttemptRow] = field(default_factory=list)
+    agents: dict[StepKey, AgentRow] = field(default_factory=dict)
     runs_ended: list[RunRow] = field(default_factory=list)
 
 
@@ -97,7 +117,14 @@ def _gather(changes: Iterable[Change]) -> _Batch:
                 batch.placed[key] = change
                 batch.placed_at[key] = time.time()
             case StepFinished():
-                batch.ended[(change.run_id, change.step_id)] = change
+                key = (change.run_id, change.step_id)
+                batch.ended[key] = change
+                if change.result.agent is not None:
+                    batch.agents[key] = AgentRow.of(*key, change.result.agent)
+            case StepProgress():
+                if change.agent is not None:
+                    key = (change.run_id, change.step_id)
+                    batch.agents[key] = AgentRow.of(*key, change.agent)
             case StepRetrying():
                 failed = AttemptRow(
                     change.run_id, change.step_id, change.next_attempt - 1, None, change.reason
@@ -147,6 +174,7 @@ class Coalescer:
             *self._processes_of_ended_steps(batch),
             *self._outcomes_of_ended_steps(batch),
             *_attempts(batch),
+            *_rows(UPSERT_AGENT, [agent.values() for agent in batch.agents.values()]),
             *self._runs_ended(batch),
         ]
 

@@ -14,7 +14,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from treeflow.core.journal.rows import RUN_COLUMNS, STEP_COLUMNS, OutcomeEntry, RunRow, StepRow
+from treeflow.core.journal.rows import (
+    AGENT_COLUMNS,
+    RUN_COLUMNS,
+    STEP_COLUMNS,
+    AgentRow,
+    OutcomeEntry,
+    RunRow,
+    StepRow,
+)
 from treeflow.core.journal.schema import connect
 from treeflow.core.model import RunResult, StepResult, StepStatus
 from treeflow.core.process import process_start_ticks
@@ -22,7 +30,9 @@ from treeflow.core.process import process_start_ticks
 _SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _SELECT_STEPS = f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE run_id = ? ORDER BY position"
 _SELECT_OUTCOMES = "SELECT steps FROM step_outcomes WHERE run_id = ? ORDER BY batch"
+_SELECT_AGENTS = f"SELECT {', '.join(AGENT_COLUMNS)} FROM agent_sessions WHERE run_id = ?"
 _SELECT_LAST_ATTEMPTS = "SELECT step_id, max(attempt) FROM attempts WHERE run_id = ? GROUP BY step_id"
+_SELECT_DISCARDED = "SELECT discarded_at FROM discarded_runs WHERE run_id = ?"
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,7 @@ class RunRecord:
     owner_pid: int | None
     owner_start: int | None
     steps: dict[str, StepRecord]
+    discarded_at: float | None = None  # when `treeflow discard` deleted its branches
 
     def owner_alive(self) -> bool:
         if self.owner_pid is None:
@@ -134,13 +145,24 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
     # A running step's row was written when it started; since then, each attempt that failed and
     # each retry that started has a row of its own.
     retried: dict[str, int] = dict(connection.execute(_SELECT_LAST_ATTEMPTS, (run_id,)).fetchall())
+    agents = {row.step_id: row for row in map(AgentRow._make, connection.execute(_SELECT_AGENTS, (run_id,)))}
     steps: dict[str, StepRecord] = {}
     # The run's row lists its steps in order; one that never started has no row of its own.
     for step_id in [*run_row.step_ids(), *rows, *outcomes]:
         if step_id not in steps:
-            steps[step_id] = _step_record(outcomes.get(step_id), rows.get(step_id), retried.get(step_id, 1))
+            record = _step_record(outcomes.get(step_id), rows.get(step_id), retried.get(step_id, 1))
+            if step_id in agents:
+                record = replace(record, result=replace(record.result, agent=agents[step_id].usage()))
+            steps[step_id] = record
     run = run_row.result({step_id: step.result for step_id, step in steps.items()})
-    return RunRecord(run=run, owner_pid=run_row.owner_pid, owner_start=run_row.owner_start, steps=steps)
+    discarded = connection.execute(_SELECT_DISCARDED, (run_id,)).fetchone()
+    return RunRecord(
+        run=run,
+        owner_pid=run_row.owner_pid,
+        owner_start=run_row.owner_start,
+        steps=steps,
+        discarded_at=None if discarded is None else discarded[0],
+    )
 
 
 def _step_record(outcome: OutcomeEntry | None, row: StepRow | None, last_attempt: int) -> StepRecord:

@@ -21,7 +21,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
+from treeflow.core.model import AgentUsage, RunResult, RunStatus, StepResult, StepStatus
 from treeflow.core.process import process_start_ticks
 
 StepKey = tuple[str, str]
@@ -280,6 +280,50 @@ ATTEMPT_COLUMNS = _columns(AttemptRow)
 _attempt_values = _getter(ATTEMPT_COLUMNS)
 
 
+class AgentRow(NamedTuple):
+    """A row of `agent_sessions`: what an agent CLI's stream said of a step's session, the last
+    word kept (its totals once the step ended). A step whose kind runs no agent CLI has none."""
+
+    run_id: str
+    step_id: str
+    cli: str
+    session_id: str | None
+    turns: int | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+
+    @classmethod
+    def of(cls, run_id: str, step_id: str, usage: AgentUsage) -> AgentRow:
+        return cls(
+            run_id,
+            step_id,
+            usage.cli,
+            usage.session_id,
+            usage.turns,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cost_usd,
+        )
+
+    def values(self) -> Values:
+        return _agent_values(self)
+
+    def usage(self) -> AgentUsage:
+        return AgentUsage(
+            cli=self.cli,
+            session_id=self.session_id,
+            turns=self.turns,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_usd=self.cost_usd,
+        )
+
+
+AGENT_COLUMNS = _columns(AgentRow)
+_agent_values = _getter(AGENT_COLUMNS)
+
+
 def _insert(
     table: str, columns: Sequence[str], verb: str = "INSERT", constants: Mapping[str, str] | None = None
 ) -> str:
@@ -325,3 +369,4 @@ END_PROCESSES = "UPDATE processes SET ended = 1 WHERE (run_id, step_id) IN (VALU
 # An attempt's row is replaced whole: its start, then its outcome, each with the other left NULL.
 UPSERT_ATTEMPT = _insert("attempts", ATTEMPT_COLUMNS, verb="INSERT OR REPLACE")
 INSERT_OUTCOMES = "INSERT INTO step_outcomes (run_id, steps) VALUES (?, ?)"
+UPSERT_AGENT = _insert("agent_sessions", AGENT_COLUMNS, verb="INSERT OR REPLACE")

@@ -1,7 +1,8 @@
 """The journal's file: where it lives, its tables, and a connection to it.
 
 It lives at `<git common dir>/treeflow/journal.db`, in WAL mode, so the CLI and the language server
-can write it at once.
+can write it at once. The schema only ever gains tables (`CREATE TABLE IF NOT EXISTS`), so a journal
+written by an older treeflow is brought up to date by opening it, with no version to check.
 """
 
 from __future__ import annotations
@@ -72,10 +73,34 @@ CREATE TABLE IF NOT EXISTS processes (
     ended INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, step_id, pgid)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS discarded_runs (
+    run_id TEXT PRIMARY KEY,
+    discarded_at REAL NOT NULL,
+    branches TEXT NOT NULL DEFAULT '[]'
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agent_sessions (
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    cli TEXT NOT NULL,
+    session_id TEXT,
+    turns INTEGER,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cost_usd REAL,
+    PRIMARY KEY (run_id, step_id)
+) WITHOUT ROWID;
 """
 
 # Every table that holds rows of a run, keyed by its `run_id` column.
-RUN_TABLES = ("runs", "steps", "step_outcomes", "attempts", "processes")
+RUN_TABLES = (
+    "runs",
+    "steps",
+    "step_outcomes",
+    "attempts",
+    "processes",
+    "discarded_runs",
+    "agent_sessions",
+)
 
 _BUSY_TIMEOUT_S = 30.0
 

@@ -5,6 +5,7 @@ These are blocking: call them from a worker thread in async code.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,14 @@ def mark_run(run_id: str, status: RunStatus) -> Statement:
     return (
         "UPDATE runs SET status = ?, ended_at = coalesce(ended_at, ?) WHERE run_id = ?",
         (status.value, time.time(), run_id),
+    )
+
+
+def mark_discarded(run_id: str, branches: list[str]) -> Statement:
+    """The run's branches were deleted by `treeflow discard`; its rows stay, as history."""
+    return (
+        "INSERT OR REPLACE INTO discarded_runs (run_id, discarded_at, branches) VALUES (?, ?, ?)",
+        (run_id, time.time(), json.dumps(branches)),
     )
 
 

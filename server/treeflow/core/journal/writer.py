@@ -74,6 +74,9 @@ class Journal:
         self._ready = threading.Event()
         self._closing = threading.Event()
         self._coalescer = Coalescer()
+        # The agent session each step was last seen in: a new one is written at once, so that a
+        # resume after a crash can continue it; the rest of an agent's progress waits for its end.
+        self._agent_sessions: dict[tuple[str, str], str | None] = {}
         self._failure: JournalUnavailable | None = None
         self._thread.start()
         self._ready.wait()
@@ -97,7 +100,13 @@ class Journal:
                 self._queue.put(_run_begins(event.run))
             case RunFinished():
                 self._queue.put(RunEnds(RunRow.of(event.run, event.run.status)))
-            case StepProgress() | AgentWaiting() | RunWarning():
+            case StepProgress():
+                if event.agent is not None:
+                    key = (event.run_id, event.step_id)
+                    if self._agent_sessions.get(key) != event.agent.session_id:
+                        self._agent_sessions[key] = event.agent.session_id
+                        self._queue.put(event)
+            case AgentWaiting() | RunWarning():
                 pass
             case _:
                 assert_never(event)
@@ -179,13 +188,14 @@ def _begin_again(connection: sqlite3.Connection, run_id: str, carried: tuple[Out
             log.warning("run %s: its earlier steps cannot be read from the journal: %s", run_id, exc)
     connection.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
     connection.execute("DELETE FROM step_outcomes WHERE run_id = ?", (run_id,))
-    # The retries of a step that runs again belong to its earlier attempt.
+    # The retries and the agent session of a step that runs again belong to its earlier attempt.
     kept = {entry.step_id for entry in carried}
-    retried = connection.execute("SELECT DISTINCT step_id FROM attempts WHERE run_id = ?", (run_id,))
-    connection.executemany(
-        "DELETE FROM attempts WHERE run_id = ? AND step_id = ?",
-        [(run_id, step_id) for (step_id,) in retried.fetchall() if step_id not in kept],
-    )
+    for table in ("attempts", "agent_sessions"):
+        earlier_rows = connection.execute(f"SELECT DISTINCT step_id FROM {table} WHERE run_id = ?", (run_id,))
+        connection.executemany(
+            f"DELETE FROM {table} WHERE run_id = ? AND step_id = ?",
+            [(run_id, step_id) for (step_id,) in earlier_rows.fetchall() if step_id not in kept],
+        )
     if not carried:
         return
     entries = []
