@@ -42,27 +42,22 @@ def completion_items(outline: Outline, at: Position) -> list[types.CompletionIte
     start = column - len(_word_before(text[:column]))
     replace = types.Range(types.Position(line, start), types.Position(line, column))
     if spot.key:
-        typed = outline.scalar_at(at)
-        written = {
-            name: (value.text if (value := outline.value_of((*spot.path, name))) else None)
-            for name in outline.keys_under(spot.path)
-            if not (typed is not None and typed.role is Role.KEY and name == typed.text)
-        }
+        written = _written_keys(outline, spot.path, at)
         keys = fields_of(place.shape, written) or ()
         return [_key_item(key, index, replace) for index, key in enumerate(keys) if key.name not in written]
     # A value typed right after `:`, `,` or `-` needs the space YAML wants there.
     space = " " if start > 0 and text[start - 1] in ":,-" else ""
+    names_steps = isinstance(place.shape, TextList) and place.shape.step_ids
     offered: dict[str, str] = choices_of(place.shape)
     if isinstance(place.shape, Flag):
         offered = dict(_FLAGS)
-    if isinstance(place.shape, TextList) and place.shape.step_ids:
+    if names_steps:
         offered = _needable_steps(outline, spot.path, at)
+    kind = types.CompletionItemKind.Reference if names_steps else types.CompletionItemKind.Value
     return [
         types.CompletionItem(
             label=value,
-            kind=types.CompletionItemKind.Reference
-            if place.key and place.key.name == "needs"
-            else types.CompletionItemKind.Value,
+            kind=kind,
             documentation=types.MarkupContent(types.MarkupKind.Markdown, doc),
             text_edit=types.TextEdit(replace, space + value),
             sort_text=f"{index:04d}",
@@ -70,6 +65,17 @@ def completion_items(outline: Outline, at: Position) -> list[types.CompletionIte
         )
         for index, (value, doc) in enumerate(offered.items())
     ]
+
+
+def _written_keys(outline: Outline, path: tuple[str, ...], at: Position) -> dict[str, str | None]:
+    """The keys already in the mapping at ``path``, with their scalar values; not the one being typed."""
+    typed = outline.scalar_at(at)
+    being_typed = typed.text if typed is not None and typed.role is Role.KEY else None
+    return {
+        name: value.text if (value := outline.value_of((*path, name))) else None
+        for name in outline.keys_under(path)
+        if name != being_typed
+    }
 
 
 def _word_before(text: str) -> str:
