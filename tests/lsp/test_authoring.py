@@ -178,7 +178,10 @@ async def test_needs_offers_the_other_steps_with_their_commands(
 ) -> None:
     items = await complete(client, workspace, marked)
     assert list(items) == ["a", "b"]
-    assert "```sh\nx\n```" in doc_of(items["a"])
+    # A step's documentation comes when the client resolves the item it shows.
+    assert items["a"].documentation is None
+    resolved = await client.completion_item_resolve_async(items["a"])
+    assert "**step a**: a shell command\n\n```sh\nx\n```" in doc_of(resolved)
 
 
 async def test_needs_leaves_out_the_steps_already_named(client: LanguageClient, workspace: Path) -> None:

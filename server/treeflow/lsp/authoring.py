@@ -1,7 +1,7 @@
 """Help while writing a workflow file, as LSP methods:
 
-- `textDocument/completion`: keys valid at the cursor, step ids in `needs`, values of `base` and of
-  other keys with choices (treeflow.lsp.completion)
+- `textDocument/completion`, `completionItem/resolve`: keys valid at the cursor, step ids in `needs`
+  (documented when resolved), values of `base` and of other keys with choices (treeflow.lsp.completion)
 - `textDocument/hover`: a key's meaning and default, a step's command (treeflow.lsp.hover)
 - `textDocument/definition`, `references`, `prepareRename`, `rename`: step ids
   (treeflow.lsp.navigation)
@@ -43,7 +43,10 @@ def register(server: TreeflowServer, open_workflow: OpenWorkflow) -> None:
         document = open_workflow(ls, uri)
         return None if document is None else (_Units(document), read_outline(document.source))
 
-    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=_TRIGGERS))
+    @server.feature(
+        types.TEXT_DOCUMENT_COMPLETION,
+        types.CompletionOptions(trigger_characters=_TRIGGERS, resolve_provider=True),
+    )
     def completion(ls: TreeflowServer, params: types.CompletionParams) -> types.CompletionList | None:
         from treeflow.lsp.completion import completion_items
 
@@ -55,7 +58,21 @@ def register(server: TreeflowServer, open_workflow: OpenWorkflow) -> None:
         for item in items:
             if isinstance(item.text_edit, types.TextEdit):
                 item.text_edit.range = units.range(item.text_edit.range)
+            if item.kind == types.CompletionItemKind.Reference:
+                item.data = [params.text_document.uri, item.label]
         return types.CompletionList(is_incomplete=False, items=items)
+
+    @server.feature(types.COMPLETION_ITEM_RESOLVE)
+    def resolve_completion(ls: TreeflowServer, item: types.CompletionItem) -> types.CompletionItem:
+        from treeflow.lsp.key_help import step_markdown
+
+        match item.data:
+            case [str(uri), str(step)]:
+                found = read(ls, uri)
+                if found is not None and step in found[1].steps:
+                    markdown = step_markdown(found[1], step)
+                    item.documentation = types.MarkupContent(types.MarkupKind.Markdown, markdown)
+        return item
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     def hover(ls: TreeflowServer, params: types.HoverParams) -> types.Hover | None:

@@ -1,6 +1,6 @@
 """`textDocument/completion` in workflow files: the keys valid where the cursor is, the step ids a
-`needs` can name, and the values a key offers (`base`, booleans, a kind's closed choices such as
-`use:`), each with its documentation.
+`needs` can name, and the values a key offers (`base`, booleans, closed choices such as an agent's
+`use:`), each with its documentation (a step's when the client resolves its item).
 
 Where the cursor is comes from `outline`, which reads files mid-edit; a place it cannot tell gets
 no items rather than wrong ones.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from lsprotocol import types
 
 from treeflow.core.spec_keys import Flag, Key, TextList
-from treeflow.lsp.key_help import choices_of, fields_of, key_markdown, place_of, step_markdown
+from treeflow.lsp.key_help import choices_of, fields_of, key_markdown, place_of
 from treeflow.lsp.outline import Frame, Outline, Position, Role, Scalar
 
 _WORD_BEFORE = re.compile(r"[\w.\-/]*$")
@@ -48,20 +48,26 @@ def completion_items(outline: Outline, at: Position) -> list[types.CompletionIte
     # A value typed right after `:`, `,` or `-` needs the space YAML wants there.
     space = " " if start > 0 and text[start - 1] in ":,-" else ""
     names_steps = isinstance(place.shape, TextList) and place.shape.step_ids
-    offered: dict[str, str] = choices_of(place.shape)
-    if isinstance(place.shape, Flag):
-        offered = dict(_FLAGS)
     if names_steps:
-        offered = _needable_steps(outline, spot.path, at)
-    kind = types.CompletionItemKind.Reference if names_steps else types.CompletionItemKind.Value
+        # A step's documentation is made when the client shows it (`completionItem/resolve`): a
+        # list of every step is long, and only the focused item's is read.
+        return [
+            types.CompletionItem(
+                label=step,
+                kind=types.CompletionItemKind.Reference,
+                text_edit=types.TextEdit(replace, space + step),
+                sort_text=f"{index:04d}",
+            )
+            for index, step in enumerate(_needable_steps(outline, spot.path, at))
+        ]
+    offered = dict(_FLAGS) if isinstance(place.shape, Flag) else choices_of(place.shape)
     return [
         types.CompletionItem(
             label=value,
-            kind=kind,
+            kind=types.CompletionItemKind.Value,
             documentation=types.MarkupContent(types.MarkupKind.Markdown, doc),
             text_edit=types.TextEdit(replace, space + value),
             sort_text=f"{index:04d}",
-            filter_text=value,
         )
         for index, (value, doc) in enumerate(offered.items())
     ]
@@ -92,21 +98,16 @@ def _key_item(key: Key, index: int, replace: types.Range) -> types.CompletionIte
         documentation=types.MarkupContent(types.MarkupKind.Markdown, key_markdown(key)),
         text_edit=types.TextEdit(replace, f"{key.name}: "),
         sort_text=f"{index:04d}",
-        filter_text=key.name,
     )
 
 
-def _needable_steps(outline: Outline, needs_path: tuple[str, ...], at: Position) -> dict[str, str]:
+def _needable_steps(outline: Outline, needs_path: tuple[str, ...], at: Position) -> list[str]:
     """The steps a step may need: every other one not already named."""
     step_id = needs_path[1]
     named = {
         mention.text for mention in outline.mentions if mention.path == needs_path and not mention.holds(at)
     }
-    return {
-        other: step_markdown(outline, other)
-        for other in outline.steps
-        if other != step_id and other not in named
-    }
+    return [other for other in outline.steps if other != step_id and other not in named]
 
 
 def spot_at(outline: Outline, at: Position) -> Spot | None:
