@@ -9,11 +9,15 @@ Each round times, in alternating order, from the same starting state:
 
 Between rounds the checkout is put back (`git reset --hard`, the 20 edits written again, treeflow's
 backup refs removed). It also times reading the run's changes in process (`read_changes`, what
-`treeflow diff --json` and the editor's review read) and `treeflow diff RUN_ID --json` as a process.
+`treeflow diff --json` and the editor's review read), `treeflow diff RUN_ID --json` as a process, and
+the language server's `treeflow.diff` of the run (request to reply, on a server already initialized,
+as the editor's "Review Changes" and its change stat ask for it), beside the `git diff` that all of
+them run to count the lines.
 
     .venv/bin/python bench/apply.py [--files 5000] [--changed 500] [--edits 20] [--rounds 7]
 
-Exits 0 when the median ratio treeflow / raw is at most 1.5, 1 when it is not.
+Exits 0 when the median ratio treeflow / raw is at most 1.5 and the median `treeflow.diff` takes at
+most 200 ms, 1 when either is not met.
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ from pathlib import Path
 import anyio
 
 from _common import GIT_IDENTITY, child_env, compile_treeflow, percentile, print_header
+from lsp import Setup, initialize_params, load_capabilities, spawned
 from treeflow.core.changes import read_changes
 from worktree import generate_repo
 
 GOAL_RATIO = 1.5
+GOAL_LSP_DIFF_P50_S = 0.200
 TREEFLOW = [sys.executable, "-m", "treeflow.cli"]
 
 
@@ -95,6 +101,24 @@ def check_applied(repo: Path, changed: Sequence[str], edits: dict[str, str]) -> 
             raise RuntimeError(f"the uncommitted edit of {path} was lost")
 
 
+def time_lsp_diff(root: Path, repo: Path, run_id: str, calls: int) -> tuple[list[float], int]:
+    """``calls`` round trips of `treeflow.diff` through a `treeflow serve` on ``repo``, after one
+    that warms it; and how many files the reply listed."""
+    capabilities, _ = load_capabilities()
+    setup = Setup(root, repo, child_env(), capabilities)
+    times = []
+    with spawned(setup) as server:
+        server.request("initialize", initialize_params(setup))
+        server.notify("initialized", {})
+        arguments = {"command": "treeflow.diff", "arguments": [{"runId": run_id}]}
+        files = len(server.request("workspace/executeCommand", arguments).result["files"])
+        for _ in range(calls):
+            reply = server.request("workspace/executeCommand", arguments)
+            times.append(reply.at - reply.sent_at)
+        server.shutdown()
+    return times, files
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--files", type=int, default=5000, help="files in the repository (default 5000)")
@@ -151,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
             changes = anyio.run(read_changes, repo, base, branch)
             reads.append(time.perf_counter() - started)
         diff_cli = [_run(repo, [*TREEFLOW, "diff", run_id, "--json"]) for _ in range(args.rounds)]
+        # What every reading of the changes pays: git's own line counts of the 500 files.
+        numstat = ["git", "diff", "--raw", "--numstat", "-z", "-M", "--no-abbrev", base, branch]
+        diff_raw = [_run(repo, numstat) for _ in range(args.rounds * 3)]
+        diff_lsp, lsp_files = time_lsp_diff(workdir, repo, run_id, args.rounds * 3)
+        if lsp_files != len(changes.files):
+            raise RuntimeError(f"treeflow.diff listed {lsp_files} files, read_changes {len(changes.files)}")
 
     med = statistics.median
     ratio = med(treeflow_s) / med(raw_s)
@@ -160,16 +190,25 @@ def main(argv: list[str] | None = None) -> int:
         ("git stash; merge --squash; stash pop", raw_s),
         (f"read_changes in process ({len(changes.files)} files)", reads),
         ("treeflow diff --json (CLI)", diff_cli),
+        ("treeflow.diff (language server)", diff_lsp),
+        ("git diff --raw --numstat -M (raw git)", diff_raw),
     ]:
         print(
             f"   {label:40} {med(values) * 1e3:7.0f}ms {min(values) * 1e3:7.0f}ms {max(values) * 1e3:7.0f}ms"
         )
     print(f"   read_changes p95: {percentile(reads, 0.95) * 1e3:.0f}ms")
+    print(f"   treeflow.diff p95: {percentile(diff_lsp, 0.95) * 1e3:.0f}ms")
     print()
     passed = ratio <= GOAL_RATIO
     verdict = "met" if passed else "NOT met"
     print(f"ratio treeflow apply / raw git: {ratio:.2f} (goal <= {GOAL_RATIO}): {verdict}")
-    return 0 if passed else 1
+    lsp_p50 = med(diff_lsp)
+    lsp_passed = lsp_p50 <= GOAL_LSP_DIFF_P50_S
+    print(
+        f"treeflow.diff through the language server: p50 {lsp_p50 * 1e3:.0f}ms "
+        f"(goal <= {GOAL_LSP_DIFF_P50_S * 1e3:.0f}ms): {'met' if lsp_passed else 'NOT met'}"
+    )
+    return 0 if passed and lsp_passed else 1
 
 
 if __name__ == "__main__":

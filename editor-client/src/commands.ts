@@ -1,6 +1,8 @@
 // The palette and view commands. Failures are shown to the user, never thrown at VS Code.
 import * as vscode from 'vscode';
+import type { ChangeStats } from './changeStats';
 import type { ServerClient } from './client';
+import { applyWork, discardRun, reviewChanges, undoApply } from './reviewCommands';
 import { cancelRun, resumeRun, runWorkflow } from './runCommands';
 import type { RunStore } from './runStore';
 import type { RunsNode } from './runsView';
@@ -8,6 +10,7 @@ import type { RunsNode } from './runsView';
 export interface CommandContext {
   server: ServerClient;
   store: RunStore;
+  stats: ChangeStats;
   channel: vscode.LogOutputChannel;
   refresh(): Promise<void>;
 }
@@ -23,6 +26,12 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     'treeflow.refreshRuns': () => ctx.refresh(),
     'treeflow.openStepLog': (node?: RunsNode) => openStepLog(ctx, node),
     'treeflow.copyBranch': (node?: RunsNode) => copyBranch(ctx, node),
+    'treeflow.reviewChanges': (node?: RunsNode) => reviewChanges(ctx, node),
+    'treeflow.applyWorkingTree': (node?: RunsNode) => applyWork(ctx, 'working-tree', node),
+    'treeflow.applySquash': (node?: RunsNode) => applyWork(ctx, 'squash', node),
+    'treeflow.applyMerge': (node?: RunsNode) => applyWork(ctx, 'merge', node),
+    'treeflow.undoLastApply': (node?: RunsNode) => undoApply(ctx, node),
+    'treeflow.discardRun': (node?: RunsNode) => discardRun(ctx, node),
   };
   return Object.entries(commands).map(([id, handler]) =>
     vscode.commands.registerCommand(id, async (...args: never[]) => {

@@ -1,10 +1,12 @@
 // Entry point: wires the output channel, the language client, the run store and the UI together.
 import * as vscode from 'vscode';
+import { ChangeStats } from './changeStats';
 import { ServerClient } from './client';
 import { registerCommands } from './commands';
 import { isFailure, prefixLines } from './format';
 import { isFinal, type Run } from './protocol';
 import { onDidChangeInterpreter } from './python';
+import { offerReview, registerRevisionContent } from './reviewCommands';
 import { RunStore } from './runStore';
 import { RunsView } from './runsView';
 import { affectsServer, configuredPython } from './settings';
@@ -19,10 +21,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const store = new RunStore();
   const client = new ServerClient(channel, {
     started: () => void refresh(),
-    runUpdated: ({ run }) => logOutcome(channel, run, store.update(run)),
+    runUpdated: ({ run }) => {
+      const before = store.update(run);
+      logOutcome(channel, run, before);
+      void offerReview(ctx, run, before).catch((error) => channel.warn(`Offering the review: ${String(error)}`));
+    },
     log: ({ stepId, text }) => channel.info(prefixLines(stepId, text)),
   });
   server = client;
+  const stats = new ChangeStats((runId) => client.execute('treeflow.diff', { runId }));
+  const ctx = { server: client, store, stats, channel, refresh };
 
   async function refresh(): Promise<void> {
     const since = store.mark();
@@ -37,8 +45,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     channel,
     client,
     new StatusBar(store),
-    new RunsView(store),
-    ...registerCommands({ server: client, store, channel, refresh }),
+    new RunsView(store, stats),
+    ...registerCommands(ctx),
+    registerRevisionContent(ctx),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (affectsServer(event)) {
         void client.restart('treeflow.python changed');

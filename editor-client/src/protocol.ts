@@ -112,6 +112,118 @@ export interface CancelResult {
   cancelled: boolean;
 }
 
+// Reviewing and applying a run's work, with the semantics of `treeflow diff`, `apply`, `discard`.
+
+export type ChangeStatus = 'added' | 'modified' | 'deleted' | 'renamed' | 'mode';
+export type ApplyMode = 'working-tree' | 'squash' | 'merge';
+export type ConflictPolicy = 'refuse' | 'markers';
+export type ApplyOutcome = 'applied' | 'already_applied' | 'conflicts';
+
+export interface DiffArgs {
+  runId: string;
+  /** The work of these steps, merged; the run's result when absent. */
+  steps?: string[];
+}
+
+export interface FileChange {
+  path: string;
+  /** Where a renamed file was. */
+  oldPath: string | null;
+  status: ChangeStatus;
+  additions: number;
+  deletions: number;
+  binary: boolean;
+}
+
+export interface DiffResult {
+  runId: string;
+  steps: string[];
+  /** The repository's folder; paths are relative to it. */
+  root: string;
+  /** Full commit ids: `commit` compared with `base`. */
+  base: string;
+  commit: string;
+  additions: number;
+  deletions: number;
+  files: FileChange[];
+}
+
+export interface ApplyArgs {
+  runId: string;
+  steps?: string[];
+  mode?: ApplyMode;
+  conflicts?: ConflictPolicy;
+}
+
+export interface FileConflict {
+  path: string;
+  /** The steps of the run that changed it. */
+  steps: string[];
+}
+
+export interface ApplyResult {
+  outcome: ApplyOutcome;
+  mode: ApplyMode;
+  /** `run <id>` or `step <id> of run <id>`. */
+  work: string;
+  files: string[];
+  conflicts: FileConflict[];
+  /** What the work conflicted with: `your working tree`, `HEAD`, … */
+  conflictsWith: string;
+  backup: string | null;
+  commit: string | null;
+}
+
+export interface UndoArgs {
+  /** Undo the last apply in this run's repository, which must be one of this run. */
+  runId?: string | null;
+}
+
+export interface UndoResult {
+  backup: string;
+  work: string;
+  files: string[];
+  /** Where HEAD was put back to, when the apply had moved it. */
+  head: string | null;
+}
+
+export interface DiscardArgs {
+  runId: string;
+  /** Branch name to the tip the plan showed; absent: only the plan, nothing deleted. */
+  confirmed?: Record<string, string> | null;
+}
+
+export interface DiscardBranch {
+  name: string;
+  tip: string;
+  /** `<short id> <subject>` of each commit found nowhere outside the run. */
+  uniqueCommits: string[];
+  checkedOut: boolean;
+}
+
+export interface DiscardResult {
+  runId: string;
+  branches: DiscardBranch[];
+  discarded: boolean;
+  deleted: string[];
+  kept: string[];
+}
+
+export interface ReadFileArgs {
+  /** A commit id. */
+  rev: string;
+  /** The absolute path of a file in a repository of the workspace. */
+  path: string;
+}
+
+export interface FileContent {
+  exists: boolean;
+  binary: boolean;
+  size: number;
+  /** Null when the file does not exist at that revision, is binary or too large. */
+  text: string | null;
+}
+
 /** `workspace/executeCommand` commands of the server: [argument, result]. */
 export interface ServerCommands {
   'treeflow.listWorkflows': [undefined, WorkflowInfo[]];
@@ -120,6 +232,11 @@ export interface ServerCommands {
   'treeflow.resume': [ResumeArgs, RunStarted];
   'treeflow.listRuns': [undefined, Run[]];
   'treeflow.getRun': [RunIdArgs, Run];
+  'treeflow.diff': [DiffArgs, DiffResult];
+  'treeflow.apply': [ApplyArgs, ApplyResult];
+  'treeflow.undoApply': [UndoArgs, UndoResult];
+  'treeflow.discard': [DiscardArgs, DiscardResult];
+  'treeflow.readFile': [ReadFileArgs, FileContent];
 }
 
 export function isFinal(status: StepStatus | RunStatus): boolean {

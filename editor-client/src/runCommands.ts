@@ -110,12 +110,12 @@ async function pickRun(ctx: CommandContext, choice: RunChoice): Promise<string |
 }
 
 /** True in a trusted workspace; otherwise says why `what` is refused and offers to manage trust. */
-async function ensureTrusted(what: string): Promise<boolean> {
+export async function ensureTrusted(what: string, why = 'a run executes the commands in the workflow'): Promise<boolean> {
   if (vscode.workspace.isTrusted) {
     return true;
   }
   const choice = await vscode.window.showErrorMessage(
-    `Treeflow ${what} only in a trusted workspace, because a run executes the commands in the workflow.`,
+    `Treeflow ${what} only in a trusted workspace, because ${why}.`,
     'Manage Workspace Trust',
   );
   if (choice) {

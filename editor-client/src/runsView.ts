@@ -1,5 +1,6 @@
 // The "Runs" tree: runs newest first, each with its steps.
 import * as vscode from 'vscode';
+import type { ChangeStats } from './changeStats';
 import type { RunStore, Subscription } from './runStore';
 import { runItem, stepItem, type ItemShape } from './treeItems';
 
@@ -10,12 +11,18 @@ export class RunsView implements vscode.TreeDataProvider<RunsNode>, vscode.Dispo
   private readonly changed = new vscode.EventEmitter<RunsNode | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   private readonly view: vscode.TreeView<RunsNode>;
-  private readonly subscription: Subscription;
+  private readonly subscriptions: Subscription[];
 
-  constructor(private readonly store: RunStore) {
+  constructor(
+    private readonly store: RunStore,
+    private readonly stats: ChangeStats,
+  ) {
     this.view = vscode.window.createTreeView('treeflow.runs', { treeDataProvider: this, showCollapseAll: true });
     // Adding or dropping a run moves every row, so the whole tree is refreshed; it is small.
-    this.subscription = store.onDidChange(() => this.changed.fire(undefined));
+    this.subscriptions = [
+      store.onDidChange(() => this.changed.fire(undefined)),
+      stats.onDidChange(() => this.changed.fire(undefined)),
+    ];
   }
 
   getChildren(node?: RunsNode): RunsNode[] {
@@ -32,7 +39,7 @@ export class RunsView implements vscode.TreeDataProvider<RunsNode>, vscode.Dispo
       return new vscode.TreeItem(node.runId);
     }
     if (node.kind === 'run') {
-      return toTreeItem(runItem(run, this.store.list()[0]?.run_id === run.run_id));
+      return toTreeItem(runItem(run, this.store.list()[0]?.run_id === run.run_id, this.stats.peek(run)));
     }
     return run.steps[node.stepId] ? toTreeItem(stepItem(run, node.stepId), node) : new vscode.TreeItem(node.stepId);
   }
@@ -42,7 +49,7 @@ export class RunsView implements vscode.TreeDataProvider<RunsNode>, vscode.Dispo
   }
 
   dispose(): void {
-    this.subscription.dispose();
+    this.subscriptions.forEach((subscription) => subscription.dispose());
     this.view.dispose();
     this.changed.dispose();
   }

@@ -1,6 +1,7 @@
 // One status bar item following the current run (see RunStore.current).
 import * as vscode from 'vscode';
 import { attention } from './format';
+import { hasResult } from './review';
 import type { RunStore, Subscription } from './runStore';
 import { statusBarText, statusBarTooltip } from './statusText';
 
@@ -10,7 +11,6 @@ export class StatusBar implements vscode.Disposable {
 
   constructor(private readonly store: RunStore) {
     this.item.name = 'Treeflow';
-    this.item.command = 'treeflow.showRuns';
     this.subscription = store.onDidChange(() => this.render());
     this.render();
   }
@@ -23,7 +23,12 @@ export class StatusBar implements vscode.Disposable {
     }
     this.item.text = statusBarText(run);
     const tooltip = new vscode.MarkdownString(statusBarTooltip(run), true);
-    tooltip.appendMarkdown('\n\n_Click to show the runs._');
+    // What comes after a run that succeeded with changes is their review; after a failure, the view.
+    const review = run.status === 'succeeded' && hasResult(run);
+    tooltip.appendMarkdown(review ? '\n\n_Click to review its changes._' : '\n\n_Click to show the runs._');
+    this.item.command = review
+      ? { command: 'treeflow.reviewChanges', title: 'Review Changes', arguments: [{ kind: 'run', runId: run.run_id }] }
+      : 'treeflow.showRuns';
     this.item.tooltip = tooltip;
     const level = attention(run);
     this.item.backgroundColor = level ? new vscode.ThemeColor(`statusBarItem.${level}Background`) : undefined;

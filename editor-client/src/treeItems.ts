@@ -1,6 +1,6 @@
 // The runs view's items as plain data, so that their content is testable without VS Code.
 import { formatDuration, isResumable, runIcon, startTime, stepDescription, stepIcon, statusWord, type Icon } from './format';
-import type { Run } from './protocol';
+import { isFinal, type Run } from './protocol';
 import { runSummary } from './statusText';
 
 export interface ItemShape {
@@ -12,7 +12,9 @@ export interface ItemShape {
   icon: Icon;
   /**
    * Space-separated flags that the manifest's menus match with regular expressions:
-   * `run` or `step`, then `running`, `resumable`, `log`, `branch` where they apply.
+   * `run` or `step`, then `running`, `resumable`, `log`, `branch` where they apply, `work` on a
+   * finished run with a result or a finished run's step with a branch (review, apply, undo), and
+   * `discardable` on a finished run that has branches.
    */
   contextValue: string;
   /** Undefined for a leaf. */
@@ -21,7 +23,8 @@ export interface ItemShape {
   log?: string;
 }
 
-export function runItem(run: Run, newest: boolean): ItemShape {
+/** `stat` is the change stat of the run's result (`+120 −14 in 7 files`), once known. */
+export function runItem(run: Run, newest: boolean, stat?: string): ItemShape {
   const flags = ['run'];
   if (run.status === 'running') {
     flags.push('running');
@@ -32,6 +35,12 @@ export function runItem(run: Run, newest: boolean): ItemShape {
   if (run.result_branch) {
     flags.push('branch');
   }
+  if (isFinal(run.status) && run.result_branch) {
+    flags.push('work');
+  }
+  if (isFinal(run.status) && (run.result_branch || Object.values(run.steps).some((step) => step.branch))) {
+    flags.push('discardable');
+  }
   const time = startTime(run);
   const tooltip = [`${run.workflow}: ${runSummary(run)}`, `run ${run.run_id}`, run.workflow_path];
   if (run.error) {
@@ -41,10 +50,13 @@ export function runItem(run: Run, newest: boolean): ItemShape {
     tooltip.push(`result: ${run.result_branch}`);
   }
   tooltip.push(...run.warnings.map((warning) => `warning: ${warning}`));
+  if (stat) {
+    tooltip.splice(1, 0, `changes: ${stat}`);
+  }
   return {
     id: run.run_id,
     label: run.workflow,
-    description: time ? `${runSummary(run)} · ${time}` : runSummary(run),
+    description: [runSummary(run), stat, time].filter(Boolean).join(' · '),
     tooltip: tooltip.join('\n'),
     icon: runIcon(run),
     contextValue: flags.join(' '),
@@ -63,6 +75,9 @@ export function stepItem(run: Run, stepId: string): ItemShape {
   }
   if (step.branch) {
     flags.push('branch');
+  }
+  if (step.branch && isFinal(run.status)) {
+    flags.push('work');
   }
   const tooltip = [`${stepId}: ${statusWord(step.status)}`];
   if (step.duration_s !== null) {

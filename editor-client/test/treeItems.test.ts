@@ -21,7 +21,7 @@ test('a run item shows the workflow, its outcome and start time, with a stable i
   assert.equal(item.label, 'checks');
   assert.match(item.description, /^failed: unit · \d\d:\d\d:\d\d$/);
   assert.deepEqual(item.icon, { id: 'error', color: 'testing.iconFailed' });
-  assert.equal(item.contextValue, 'run resumable branch');
+  assert.equal(item.contextValue, 'run resumable branch work discardable');
   assert.equal(item.expanded, true);
   assert.match(item.tooltip, /result: treeflow\/runs\/20261128-093012-4f2a/);
 });
@@ -41,7 +41,7 @@ test('a step item shows state, duration and icon; only steps with a log open it'
   assert.equal(lint.label, 'lint');
   assert.equal(lint.description, 'succeeded · 0.5s');
   assert.equal(lint.icon.id, 'pass');
-  assert.equal(lint.contextValue, 'step log branch');
+  assert.equal(lint.contextValue, 'step log branch work');
   assert.equal(lint.log, '/repo/.git/treeflow/logs/r/lint.log');
   assert.equal(lint.expanded, undefined);
 
@@ -88,4 +88,20 @@ test('a run in a status this client does not know still makes items', () => {
   const item = runItem(run({ status: 'paused' as RunStatus }), true);
   assert.equal(item.icon.id, 'question');
   assert.match(item.description, /^paused/);
+});
+
+test('a finished run with a result shows its change stat; review actions only once it has ended', () => {
+  const done = run({ status: 'succeeded', duration_s: 1.5, result_branch: 'treeflow/runs/r', ended_at: '2026-11-28T09:30:14+00:00' });
+  const item = runItem(done, true, '+120 −14 in 7 files');
+  assert.match(item.description, /^succeeded in 1\.5s · \+120 −14 in 7 files · \d\d:\d\d:\d\d$/);
+  assert.match(item.tooltip, /\nchanges: \+120 −14 in 7 files\n/);
+  assert.equal(item.contextValue, 'run branch work discardable');
+  assert.match(runItem(done, true).description, /^succeeded in 1\.5s · \d\d:\d\d:\d\d$/);
+
+  const going = run({ result_branch: 'treeflow/runs/r', steps: { a: step({ status: 'succeeded', branch: 'treeflow/r/a' }) } });
+  assert.equal(runItem(going, true).contextValue, 'run running branch');
+  assert.equal(stepItem(going, 'a').contextValue, 'step branch');
+  const failedWithStepWork = run({ status: 'failed', steps: { a: step({ status: 'succeeded', branch: 'treeflow/r/a' }) } });
+  assert.equal(runItem(failedWithStepWork, true).contextValue, 'run resumable discardable');
+  assert.equal(stepItem(failedWithStepWork, 'a').contextValue, 'step branch work');
 });

@@ -48,8 +48,11 @@ test(
     await succeeded.waitFor();
     await editor.shot('05-succeeded');
 
-    // Clicking the status bar item shows the runs view, newest run expanded.
+    // Clicking the status bar item of a run that succeeded with changes opens their review and
+    // shows the runs view, newest run expanded.
     await succeeded.click();
+    await page.locator('.tabs-container .tab', { hasText: /checks: run \d{8}-/ }).waitFor();
+    await page.locator('.editor-instance', { hasText: 'build.txt' }).first().waitFor();
     await editor.sidebarRow(/checks.*succeeded in/).waitFor();
     for (const stepId of ['lint', 'unit', 'build']) {
       await editor.sidebarRow(new RegExp(`^${stepId}\\s*succeeded`)).waitFor();

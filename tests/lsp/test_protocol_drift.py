@@ -21,7 +21,14 @@ from treeflow.lsp.handlers import COMMANDS, command_types
 PROTOCOL_TS = Path(__file__).parents[2] / "editor-client" / "src" / "protocol.ts"
 # Every TypeScript interface is the Python class of the same name, except this one.
 TS_NAMES = {"Run": "RunPayload"}
-STATUS_UNIONS = {"StepStatus": protocol.StepStatus, "RunStatus": protocol.RunStatus}
+STATUS_UNIONS: dict[str, type[Enum]] = {
+    "StepStatus": protocol.StepStatus,
+    "RunStatus": protocol.RunStatus,
+    "ChangeStatus": protocol.ChangeStatus,
+    "ApplyMode": protocol.ApplyMode,
+    "ConflictPolicy": protocol.ConflictPolicy,
+    "ApplyOutcome": protocol.ApplyOutcome,
+}
 CONSTANTS = {"RUN_UPDATED": protocol.RUN_UPDATED, "LOG": protocol.LOG}
 
 
@@ -168,6 +175,7 @@ TS_EDITS = {
         "'treeflow.cancel': [RunIdArgs, boolean]",
     ),
     "a notification renamed": ("'treeflow/log'", "'treeflow/output'"),
+    "an apply mode added": ("'squash' | 'merge';", "'squash' | 'merge' | 'rebase';"),
 }
 
 

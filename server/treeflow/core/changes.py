@@ -8,7 +8,6 @@ loop of the CLI or the language server never waits on it. Nothing here changes t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,9 @@ import anyio
 from git import Repo
 from git.exc import BadName, GitCommandError
 
+from treeflow.core.model import ChangeStatus
 
-class ChangeStatus(StrEnum):
-    ADDED = "added"
-    MODIFIED = "modified"
-    DELETED = "deleted"
-    RENAMED = "renamed"
-    MODE = "mode"  # only the file's mode changed (its executable bit)
+__all__ = ["ChangeSet", "ChangeStatus", "FileChange", "read_changes", "read_file_at", "read_patch"]
 
 
 @dataclass(frozen=True)

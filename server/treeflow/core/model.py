@@ -35,6 +35,16 @@ class RunStatus(StrEnum):
     INTERRUPTED = "interrupted"  # the treeflow process running it died; see `treeflow resume`
 
 
+class ChangeStatus(StrEnum):
+    """How a file changed between two commits."""
+
+    ADDED = "added"
+    MODIFIED = "modified"
+    DELETED = "deleted"
+    RENAMED = "renamed"
+    MODE = "mode"  # only the file's mode changed (its executable bit)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often a step is tried, and how long to wait between tries.

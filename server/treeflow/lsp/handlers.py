@@ -1,7 +1,8 @@
 """LSP methods of the treeflow server: each parses its parameters, calls the engine, and returns.
 
 - `workspace/executeCommand`: treeflow.listWorkflows, treeflow.run, treeflow.cancel,
-  treeflow.resume, treeflow.listRuns, treeflow.getRun
+  treeflow.resume, treeflow.listRuns, treeflow.getRun; treeflow.diff, treeflow.apply,
+  treeflow.undoApply, treeflow.discard, treeflow.readFile (through treeflow.lsp.review)
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files the client has open
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>", for open workflow files of the workspace
 - completion, hover, step ids, symbols, folding and selection ranges: treeflow.lsp.authoring
@@ -27,7 +28,7 @@ import functools
 import typing
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
 from lsprotocol import types
@@ -43,16 +44,28 @@ if TYPE_CHECKING:
 
     from treeflow.core.git import Repository
     from treeflow.lsp.protocol import (
+        ApplyArgs,
+        ApplyResult,
         CancelResult,
+        DiffArgs,
+        DiffResult,
+        DiscardArgs,
+        DiscardResult,
+        FileContent,
+        ReadFileArgs,
         ResumeArgs,
         RunArgs,
         RunIdArgs,
         RunPayload,
         RunStarted,
+        UndoArgs,
+        UndoResult,
         WorkflowInfo,
     )
 
 CommandHandler = Callable[..., Awaitable[object]]
+ArgsT = TypeVar("ArgsT")
+ResultT = TypeVar("ResultT")
 
 
 async def list_workflows(ls: TreeflowServer) -> list[WorkflowInfo]:
@@ -121,6 +134,52 @@ async def get_run(ls: TreeflowServer, args: RunIdArgs) -> RunPayload:
         raise JsonRpcInvalidParams(str(exc)) from exc
 
 
+async def diff(ls: TreeflowServer, args: DiffArgs) -> DiffResult:
+    from treeflow.lsp import review
+
+    return await _reviewed(ls, review.diff, args)
+
+
+async def apply(ls: TreeflowServer, args: ApplyArgs) -> ApplyResult:
+    from treeflow.lsp import review
+
+    return await _reviewed(ls, review.apply, args)
+
+
+async def undo_apply(ls: TreeflowServer, args: UndoArgs) -> UndoResult:
+    from treeflow.lsp import review
+
+    return await _reviewed(ls, review.undo, args)
+
+
+async def discard(ls: TreeflowServer, args: DiscardArgs) -> DiscardResult:
+    from treeflow.lsp import review
+
+    return await _reviewed(ls, review.discard, args)
+
+
+async def read_file(ls: TreeflowServer, args: ReadFileArgs) -> FileContent:
+    from treeflow.lsp import review
+
+    return await _reviewed(ls, review.read_file, args)
+
+
+async def _reviewed(
+    ls: TreeflowServer,
+    action: Callable[[list[Repository], ArgsT], Awaitable[ResultT]],
+    args: ArgsT,
+) -> ResultT:
+    """``action`` on the workspace's repositories, once crashed runs are recovered (until then
+    the journal calls them running); its refusals as InvalidParams."""
+    from treeflow.lsp.review import ReviewRequestError
+
+    await ls.supervisor.wait_recovered()
+    try:
+        return await action(await _repositories(ls), args)
+    except ReviewRequestError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from exc
+
+
 # `workspace/executeCommand`: each handler takes the server and, if the command has one, its
 # argument as a class of treeflow.lsp.protocol, and returns a protocol class (or a list of them).
 COMMANDS: dict[str, CommandHandler] = {
@@ -130,6 +189,11 @@ COMMANDS: dict[str, CommandHandler] = {
     "treeflow.resume": resume,
     "treeflow.listRuns": list_runs,
     "treeflow.getRun": get_run,
+    "treeflow.diff": diff,
+    "treeflow.apply": apply,
+    "treeflow.undoApply": undo_apply,
+    "treeflow.discard": discard,
+    "treeflow.readFile": read_file,
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from typing import Any, TypeVar
 
 import attrs
@@ -20,13 +21,29 @@ import cattrs
 from cattrs.errors import ClassValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from treeflow.core.model import RunResult, RunStatus, StepStatus
+from treeflow.core.apply import ApplyMode, ApplyOutcome, ConflictPolicy
+from treeflow.core.model import ChangeStatus, RunResult, RunStatus, StepStatus
 
 __all__ = [
     "AgentState",
+    "ApplyArgs",
+    "ApplyMode",
+    "ApplyOutcome",
+    "ApplyResult",
     "ArgumentError",
     "CancelResult",
+    "ChangeStatus",
+    "ConflictPolicy",
+    "DiffArgs",
+    "DiffResult",
+    "DiscardArgs",
+    "DiscardBranch",
+    "DiscardResult",
+    "FileChange",
+    "FileConflict",
+    "FileContent",
     "LogParams",
+    "ReadFileArgs",
     "ResumeArgs",
     "RunArgs",
     "RunIdArgs",
@@ -36,6 +53,8 @@ __all__ = [
     "RunUpdatedParams",
     "StepState",
     "StepStatus",
+    "UndoArgs",
+    "UndoResult",
     "WorkflowInfo",
     "parse_argument",
     "run_payload",
@@ -175,6 +194,142 @@ class LogParams:
     text: str
 
 
+# Reviewing and applying a run's work: the same semantics as `treeflow diff`, `apply`, `discard`
+
+
+@attrs.frozen
+class DiffArgs:
+    """`treeflow.diff`: what the run's result changed since the run's base; with ``steps``, what
+    the work of those steps, merged, changed."""
+
+    run_id: str = attrs.field(metadata=_doc("the id of a run"))
+    steps: list[str] = attrs.field(factory=list, metadata=_doc("a list of step ids"))
+
+
+@attrs.frozen
+class FileChange:
+    path: str
+    old_path: str | None
+    status: ChangeStatus
+    additions: int
+    deletions: int
+    binary: bool
+
+
+@attrs.frozen
+class DiffResult:
+    """``commit`` against ``base``, both full commit ids; paths are relative to ``root``, the
+    repository's folder."""
+
+    run_id: str
+    steps: list[str]
+    root: str
+    base: str
+    commit: str
+    additions: int
+    deletions: int
+    files: list[FileChange]
+
+
+@attrs.frozen
+class ApplyArgs:
+    """`treeflow.apply`."""
+
+    run_id: str = attrs.field(metadata=_doc("the id of a run"))
+    steps: list[str] = attrs.field(factory=list, metadata=_doc("a list of step ids"))
+    mode: ApplyMode = attrs.field(
+        default=ApplyMode.WORKING_TREE, metadata=_doc("working-tree, squash or merge")
+    )
+    conflicts: ConflictPolicy = attrs.field(default=ConflictPolicy.REFUSE, metadata=_doc("refuse or markers"))
+
+
+@attrs.frozen
+class FileConflict:
+    """A file the work conflicts in, and the steps of the run that changed it."""
+
+    path: str
+    steps: list[str]
+
+
+@attrs.frozen
+class ApplyResult:
+    """``files`` were written or removed; ``conflicts`` refused the apply (outcome `conflicts`:
+    nothing changed) or got conflict markers; ``backup`` holds the checkout as it was."""
+
+    outcome: ApplyOutcome
+    mode: ApplyMode
+    work: str
+    files: list[str]
+    conflicts: list[FileConflict]
+    conflicts_with: str
+    backup: str | None
+    commit: str | None
+
+
+@attrs.frozen
+class UndoArgs:
+    """`treeflow.undoApply`: the newest apply in the workspace's repositories; with ``runId``, the
+    newest in that run's repository, which must be an apply of that run."""
+
+    run_id: str | None = attrs.field(default=None, metadata=_doc("the id of a run"))
+
+
+@attrs.frozen
+class UndoResult:
+    backup: str
+    work: str
+    files: list[str]
+    head: str | None
+
+
+@attrs.frozen
+class DiscardArgs:
+    """`treeflow.discard`: without ``confirmed``, only the plan; with it (branch name to the tip
+    the plan showed), deletes those branches, each only if still at that tip."""
+
+    run_id: str = attrs.field(metadata=_doc("the id of a run"))
+    confirmed: dict[str, str] | None = attrs.field(
+        default=None, metadata=_doc("an object of branch names to commit ids")
+    )
+
+
+@attrs.frozen
+class DiscardBranch:
+    """``uniqueCommits``: `<short id> <subject>` of each commit found nowhere outside the run."""
+
+    name: str
+    tip: str
+    unique_commits: list[str]
+    checked_out: bool
+
+
+@attrs.frozen
+class DiscardResult:
+    run_id: str
+    branches: list[DiscardBranch]
+    discarded: bool
+    deleted: list[str]
+    kept: list[str]
+
+
+@attrs.frozen
+class ReadFileArgs:
+    """`treeflow.readFile`: ``path``, a file of a workspace repository, as it is at ``rev``."""
+
+    rev: str = attrs.field(metadata=_doc("a commit id"))
+    path: str = attrs.field(metadata=_doc("the path of a file in a repository of the workspace"))
+
+
+@attrs.frozen
+class FileContent:
+    """``text`` is null when the revision has no such file, or holds a binary or too large one."""
+
+    exists: bool
+    binary: bool
+    size: int
+    text: str | None
+
+
 # The CLI's result object, which the run object extends, has snake_case keys.
 _SNAKE_CASE: frozenset[type] = frozenset({AgentState, StepState, RunPayload})
 
@@ -287,6 +442,12 @@ def _exactly(kind: type, *also: type) -> Callable[[object, type], object]:
     return structure
 
 
+def _enum_value(value: object, kind: type[StrEnum]) -> StrEnum:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return kind(value)
+
+
 def _is_list(annotation: object) -> bool:
     return typing.get_origin(annotation) is list
 
@@ -297,6 +458,9 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(bool, _exactly(bool))
     converter.register_structure_hook(int, _exactly(int))
     converter.register_structure_hook(float, _exactly(float, int))
+    # Registered for StrEnum, which comes before str in an enum's MRO: the str hook would take
+    # any string as, say, an ApplyMode.
+    converter.register_structure_hook(StrEnum, _enum_value)
 
     def structure_list(value: object, annotation: type) -> list[object]:
         if not isinstance(value, list):

@@ -210,6 +210,10 @@ class Supervisor:
         finally:
             self._recovered.set()
 
+    async def wait_recovered(self) -> None:
+        """Until the first recovery is over, a run a crash interrupted still reads as running."""
+        await self._recovered.wait()
+
     async def list_runs(self, repos: Sequence[Repository]) -> list[RunPayload]:
         """The runs of this server and, from the journals of ``repos``, earlier ones; newest first."""
         await self._recovered.wait()
