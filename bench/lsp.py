@@ -13,6 +13,10 @@ completed it returned; this process never imports treeflow, pygls or lsprotocol.
   when the machine is slower than that;
 - round trip: sequential `workspace/executeCommand` `treeflow.listRuns` calls on an initialized
   server with no runs yet (the goal), then again once the server holds the runs below (recorded);
+- authoring: completion and hover requests on an open workflow of 200 steps (`--edit-steps`), each
+  kind of request in turn: keys of a step, the step ids a `needs` may name, hover on a key, hover on
+  a step id in a `needs` (the goal: the p95 of each, as the client sees it); then, recorded, completion
+  right after a change to the text, as while typing, which reads the whole file again first;
 - notifications: a run of N `echo` steps (max_parallel 4) started with `treeflow.run`, read to its
   final `treeflow/runUpdated`, without worktrees and, unless `--worktree-steps 0`, with one worktree
   per step. The rate goal counts `treeflow/runUpdated` in every 1 s window, as the client sees them.
@@ -21,7 +25,8 @@ The client announces the capabilities of VS Code 1.65 as pytest-lsp records them
 is installed (a realistic amount of `initialize` work), else only work-done progress support, which
 the server needs before it sends `$/progress`.
 
-    .venv/bin/python bench/lsp.py [--starts 10] [--calls 1000] [--steps 200] [--worktree-steps 200]
+    .venv/bin/python bench/lsp.py [--starts 10] [--calls 1000] [--edits 200] [--edit-steps 200]
+                                  [--steps 200] [--worktree-steps 200]
 
 Exits 0 when every goal is met, 1 when one is not.
 """
@@ -65,6 +70,8 @@ GOAL_FLOOR_S = 0.380
 GOAL_CALL_P50_S = 0.001
 GOAL_CALL_P99_S = 0.005
 GOAL_UPDATES_PER_S = 10
+GOAL_AUTHORING_P95_S = 0.020
+AFTER_CHANGE_ROW = "completion right after a change"
 
 REPLY_TIMEOUT_S = 30.0
 RUN_TIMEOUT_S = 120.0
@@ -315,6 +322,80 @@ def measure_calls(server: Connection, calls: int, warmup: int) -> tuple[list[flo
     return times, size
 
 
+# --- completion and hover ------------------------------------------------------------------------
+
+EDITED_STEP = "probe"
+
+
+def authoring_text(steps: int) -> str:
+    """A workflow of ``steps`` steps, each needing the one before, and in the middle a step being
+    written: a blank line where its next key goes, and a `needs` list."""
+    width = len(str(steps))
+    lines = ["version: 1", "name: authoring", "max_parallel: 4", "steps:"]
+    for index in range(steps):
+        step = f"s{index:0{width}d}"
+        lines += [f"  {step}:", f"    run: make target-{index}"]
+        if index:
+            lines.append(f"    needs: [s{index - 1:0{width}d}]")
+        if index == steps // 2:
+            lines += [f"  {EDITED_STEP}:", "    timeout: 5m", f"    needs: [{step}]", "    "]
+    return "\n".join(lines) + "\n"
+
+
+def position_of(text: str, line_text: str, column_in_line: int) -> dict[str, int]:
+    line = text.split("\n").index(line_text)
+    return {"line": line, "character": column_in_line}
+
+
+def measure_authoring(
+    server: Connection, setup: Setup, steps: int, calls: int, warmup: int
+) -> dict[str, list[float]]:
+    """Round trips of completion and hover requests on an open workflow of ``steps`` steps."""
+    text = authoring_text(steps)
+    uri = (setup.repo / "treeflow.yml").as_uri()
+    document = {"uri": uri}
+    server.notify(
+        "textDocument/didOpen",
+        {"textDocument": {**document, "languageId": "yaml", "version": 1, "text": text}},
+    )
+    middle = f"s{steps // 2:0{len(str(steps))}d}"
+    needs_line = f"    needs: [{middle}]"
+    at_needs = position_of(text, needs_line, len(needs_line) - 2)
+    at_blank = position_of(text, "    ", 4)
+    requests = {
+        "completion: keys of a step": ("textDocument/completion", at_blank),
+        f"completion: step ids in needs ({steps})": ("textDocument/completion", at_needs),
+        "hover: a key": ("textDocument/hover", position_of(text, "    timeout: 5m", 6)),
+        "hover: a step id in needs": ("textDocument/hover", at_needs),
+    }
+    times: dict[str, list[float]] = {}
+    for label, (method, position) in requests.items():
+        times[label] = []
+        for index in range(warmup + calls):
+            reply = server.request(method, {"textDocument": document, "position": position})
+            if reply.result is None:
+                raise ServerError(f"{label}: no answer")
+            if index >= warmup:
+                times[label].append(reply.at - reply.sent_at)
+    label = AFTER_CHANGE_ROW
+    times[label] = []
+    for index in range(warmup + calls):
+        # Each change makes a text not read before: the server reads the whole file again.
+        changed = text.replace("    timeout: 5m", f"    timeout: {index + 1}m", 1)
+        server.notify(
+            "textDocument/didChange",
+            {
+                "textDocument": {**document, "version": index + 2},
+                "contentChanges": [{"text": changed}],
+            },
+        )
+        reply = server.request("textDocument/completion", {"textDocument": document, "position": at_blank})
+        if index >= warmup:
+            times[label].append(reply.at - reply.sent_at)
+    server.notify("textDocument/didClose", {"textDocument": document})
+    return times
+
+
 # --- notifications during a run -----------------------------------------------------------------
 
 
@@ -418,6 +499,7 @@ class Results:
     runs: list[RunStats]
     loaded_calls: list[float]
     loaded_size: int
+    authoring: dict[str, list[float]]
 
 
 def report(results: Results) -> bool:
@@ -447,6 +529,17 @@ def report(results: Results) -> bool:
             f"{_ms(min(values)):>7} {_ms(max(values)):>7} {_ms(statistics.fmean(values)):>7}"
         )
     print()
+
+    if results.authoring:
+        print("-- completion and hover on an open workflow (ms)")
+        print(f"   {'':40} {'p50':>7} {'p95':>7} {'max':>7}")
+        for label, values in results.authoring.items():
+            print(
+                f"   {label:40} {_ms(percentile(values, 0.5)):>7} {_ms(percentile(values, 0.95)):>7} "
+                f"{_ms(max(values)):>7}"
+            )
+        print(f"   ({AFTER_CHANGE_ROW}: recorded, no goal; the file is read again first)")
+        print()
 
     for run in results.runs:
         gaps = run.gaps_s()
@@ -489,6 +582,16 @@ def report(results: Results) -> bool:
         _verdict(p50 <= GOAL_CALL_P50_S, f"listRuns p50 {_ms(p50)} ms (goal <= {_ms(GOAL_CALL_P50_S)} ms)"),
         _verdict(p99 <= GOAL_CALL_P99_S, f"listRuns p99 {_ms(p99)} ms (goal <= {_ms(GOAL_CALL_P99_S)} ms)"),
     ]
+    for label, values in results.authoring.items():
+        if label == AFTER_CHANGE_ROW:
+            continue
+        p95 = percentile(values, 0.95)
+        verdicts.append(
+            _verdict(
+                p95 <= GOAL_AUTHORING_P95_S,
+                f"{label}: p95 {_ms(p95)} ms (goal <= {_ms(GOAL_AUTHORING_P95_S)} ms)",
+            )
+        )
     for run in results.runs:
         most = run.max_in_window()
         verdicts.append(
@@ -507,6 +610,11 @@ def run_all(setup: Setup, args: argparse.Namespace) -> Results:
         server.request("initialize", initialize_params(setup))
         server.notify("initialized", {})
         calls, calls_size = measure_calls(server, args.calls, args.call_warmup)
+        authoring = (
+            measure_authoring(server, setup, args.edit_steps, args.edits, args.edit_warmup)
+            if args.edits
+            else {}
+        )
         runs = []
         if args.steps:
             runs.append(measure_run(server, setup, "plain", args.steps, worktrees=False))
@@ -516,7 +624,7 @@ def run_all(setup: Setup, args: argparse.Namespace) -> Results:
         code = server.shutdown()
     if code != 0:
         raise ServerError(f"the server exited with status {code} after shutdown and exit")
-    return Results(starts, calls, calls_size, runs, loaded_calls, loaded_size)
+    return Results(starts, calls, calls_size, runs, loaded_calls, loaded_size, authoring)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -525,6 +633,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-warmup", type=int, default=1, help="unmeasured start rounds (default 1)")
     parser.add_argument("--calls", type=int, default=1000, help="measured listRuns calls (default 1000)")
     parser.add_argument("--call-warmup", type=int, default=100, help="unmeasured calls first (default 100)")
+    parser.add_argument(
+        "--edits",
+        type=int,
+        default=200,
+        help="measured requests of each authoring kind; 0 skips them (default 200)",
+    )
+    parser.add_argument(
+        "--edit-warmup", type=int, default=20, help="unmeasured authoring requests first (default 20)"
+    )
+    parser.add_argument(
+        "--edit-steps", type=int, default=200, help="steps of the workflow completion works on (default 200)"
+    )
     parser.add_argument(
         "--steps", type=int, default=200, help="steps of the run without worktrees (default 200)"
     )
@@ -537,7 +657,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.starts < 1 or args.calls < 1:
         parser.error("--starts and --calls must be at least 1")
-    if min(args.start_warmup, args.call_warmup, args.steps, args.worktree_steps) < 0:
+    if args.edit_steps < 2:
+        parser.error("--edit-steps must be at least 2")
+    if (
+        min(
+            args.start_warmup, args.call_warmup, args.steps, args.worktree_steps, args.edits, args.edit_warmup
+        )
+        < 0
+    ):
         parser.error("warm-ups and step counts cannot be negative")
 
     capabilities, described = load_capabilities()
@@ -549,6 +676,8 @@ def main(argv: list[str] | None = None) -> int:
             f"client   : raw JSON-RPC over pipes; capabilities: {described}",
             f"start    : {args.start_warmup} warm-up + {args.starts} measured rounds, rows rotated",
             f"calls    : {args.call_warmup} warm-up + {args.calls} sequential treeflow.listRuns",
+            f"authoring: {args.edit_warmup} warm-up + {args.edits} of each request, "
+            f"on a workflow of {args.edit_steps} steps",
             f"runs     : {args.steps} steps without worktrees, {args.worktree_steps} with; `echo N` each",
         ],
     )

@@ -36,7 +36,11 @@ from treeflow.core.kinds.base import StepKind
 from treeflow.core.model import RunStatus, StepStatus
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.spec import WorkflowError, parse_workflow
+from treeflow.core.spec_keys import Duration
 from treeflow.core.spec_reader import SpecReader
+from treeflow.core.workflow_schema import json_schema
+from treeflow.lsp.completion import completion_items
+from treeflow.lsp.outline import read_outline
 
 pytestmark = pytest.mark.usefixtures("tests_importable_by_scripts")
 
@@ -53,6 +57,8 @@ class WaitKind:
 
     key = "wait"
     summary = "a pause"
+    doc = "Waits that long, then succeeds."
+    shape = Duration("1s")
 
     def parse(self, block: yaml.Node, reader: SpecReader, what: str) -> WaitSpec | None:
         seconds = reader.duration(block, f"{what}: wait")
@@ -126,6 +132,14 @@ def test_a_bad_wait_is_reported_where_it_is(tmp_path: Path, wait_kind: StepKind[
     (error,) = raised.value.errors
     assert (error.line, error.column) == (3, 11)
     assert error.message.startswith("step `pause`: wait: bad duration 'banana'")
+
+
+def test_the_schema_and_completion_know_the_kind(wait_kind: StepKind[WaitSpec]) -> None:
+    step = json_schema()["definitions"]["step"]
+    assert step["properties"]["wait"]["description"] == "Waits that long, then succeeds."
+    assert {"required": ["wait"]} in step["oneOf"]
+    offered = completion_items(read_outline("steps:\n  a:\n    \n"), (2, 4))
+    assert "wait" in [item.label for item in offered]
 
 
 @pytest.mark.anyio

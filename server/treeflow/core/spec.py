@@ -18,6 +18,7 @@ from treeflow.core.graph import find_cycles
 from treeflow.core.model import RetryPolicy, SetupSpec, Step, Workflow
 from treeflow.core.setup_copy import pattern_problem
 from treeflow.core.spec_expressions import ExpressionReader
+from treeflow.core.spec_keys import DEFAULTS_KEYS, RETRY_KEYS, SETUP_KEYS, WORKFLOW_KEYS, names
 from treeflow.core.spec_reader import SpecError, SpecReader
 from treeflow.quoting import quoted
 
@@ -27,10 +28,10 @@ STEP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Far above any real workflow, and small enough that parsing one stays quick and light.
 MAX_WORKFLOW_BYTES = 1024 * 1024
 
-_TOP_KEYS = ("version", "name", "max_parallel", "fail_fast", "base", "defaults", "setup", "env", "steps")
-_DEFAULT_KEYS = ("timeout", "retry", "worktree")
-_RETRY_KEYS = ("attempts", "backoff", "max_backoff", "jitter")
-_SETUP_KEYS = ("copy", "run")
+_TOP_KEYS = names(WORKFLOW_KEYS)
+_DEFAULT_KEYS = names(DEFAULTS_KEYS)
+_RETRY_KEYS = names(RETRY_KEYS)
+_SETUP_KEYS = names(SETUP_KEYS)
 
 
 class WorkflowError(Exception):

@@ -5,6 +5,7 @@
   treeflow.undoApply, treeflow.discard, treeflow.readFile (through treeflow.lsp.review)
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files the client has open
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>", for open workflow files of the workspace
+- completion, hover, step ids, symbols, folding and selection ranges: treeflow.lsp.authoring
 
 What the server reads for a client is bounded by treeflow.lsp.scope: a run only for a file inside
 the workspace folders, a file's content quoted only if it is a workflow.
@@ -22,6 +23,7 @@ them right after. tests/cli/test_start_up.py holds this.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import typing
 from collections.abc import Awaitable, Callable
@@ -33,6 +35,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.uris import from_fs_path, to_fs_path
 
+from treeflow.lsp import authoring
 from treeflow.lsp.server import TreeflowServer
 from treeflow.quoting import quoted
 
@@ -242,9 +245,21 @@ def register(server: TreeflowServer) -> None:
     def did_open(ls: TreeflowServer, params: types.DidOpenTextDocumentParams) -> None:
         _publish(ls, params.text_document.uri)
 
+    # Documents whose diagnostics wait for the messages already received to be handled.
+    publishing: set[str] = set()
+
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: TreeflowServer, params: types.DidChangeTextDocumentParams) -> None:
-        _publish(ls, params.text_document.uri)
+        # A completion request sent with a keystroke is answered before the file is checked, and a
+        # burst of changes is checked once, as it stands after the last of them.
+        uri = params.text_document.uri
+        if uri not in publishing:
+            publishing.add(uri)
+            asyncio.get_running_loop().call_soon(publish_latest, ls, uri)
+
+    def publish_latest(ls: TreeflowServer, uri: str) -> None:
+        publishing.discard(uri)
+        _publish(ls, uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TreeflowServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -262,6 +277,8 @@ def register(server: TreeflowServer) -> None:
         from treeflow.lsp.documents import code_lenses
 
         return code_lenses(document.source, Path(document.path), uri)
+
+    authoring.register(server, _open_workflow)
 
 
 def _publish(ls: TreeflowServer, uri: str) -> None:

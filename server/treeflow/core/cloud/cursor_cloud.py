@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import anyio
 import yaml
@@ -43,11 +44,34 @@ from treeflow.core.cloud.remote_branches import (
 )
 from treeflow.core.model import StepStatus
 from treeflow.core.outcome import StepOutcome
+from treeflow.core.spec_keys import Key, Text, names
 from treeflow.core.spec_reader import SpecReader
 from treeflow.quoting import quoted
 
 USE = "cursor-cloud"
-_KEYS = ("use", "prompt", "model", "repository")
+CLOUD_KEYS = (
+    Key(
+        "use",
+        "`cursor-cloud`: a Cursor Cloud Agent does the job on Cursor's machines (key from `CURSOR_API_KEY`).",
+        Text(USE, MappingProxyType({USE: "Cursor Cloud Agent"}), closed=True, wording="an agent's name"),
+        required=True,
+    ),
+    Key(
+        "prompt",
+        "What the agent is asked to do.",
+        Text("Fix the failing test", not_blank=True),
+        required=True,
+    ),
+    Key("model", "The model the agent uses.", Text("auto", not_blank=True), "Cursor's default"),
+    Key(
+        "repository",
+        "The git remote the step's start is pushed to, and the agent's work fetched from.",
+        Text("origin", not_blank=True, wording="a git remote"),
+        "origin",
+    ),
+)
+"""The keys of `agent: {use: cursor-cloud, …}` (see `kinds.agent_keys`)."""
+_KEYS = names(CLOUD_KEYS)
 _ACTIVE = frozenset({"CREATING", "RUNNING"})
 # Bounds on the clean-up a cancelled or ended attempt does under a shield: it must not hold the
 # run's end for long when the network is gone.

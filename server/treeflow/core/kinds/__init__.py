@@ -11,8 +11,9 @@ from typing import Any
 from treeflow.core.kinds.agent import AgentKind
 from treeflow.core.kinds.base import StepKind
 from treeflow.core.kinds.shell import ShellKind
+from treeflow.core.spec_keys import STEP_KEYS, Key, names
 
-COMMON_STEP_KEYS = ("needs", "if", "timeout", "retry", "env", "worktree")
+COMMON_STEP_KEYS = names(STEP_KEYS)
 """Keys every step may have, whatever its kind; no kind may take one of them."""
 
 KINDS: dict[str, StepKind[Any]] = {}
@@ -34,6 +35,11 @@ def register(kind: StepKind[Any]) -> None:
 def unregister(key: str) -> None:
     """Forget the kind selected by ``key``, if there is one."""
     KINDS.pop(key, None)
+
+
+def step_keys() -> tuple[Key, ...]:
+    """Every key a step may have: each kind's, then the common ones."""
+    return (*(Key(kind.key, kind.doc, kind.shape) for kind in KINDS.values()), *STEP_KEYS)
 
 
 def kind_for(key: str) -> StepKind[Any]:

@@ -32,14 +32,14 @@ from treeflow.core.cloud.cursor_cloud import (
     selects_cursor_cloud,
 )
 from treeflow.core.events import AgentWaiting
+from treeflow.core.kinds.agent_keys import AGENT_SHAPE, CLI_ONLY_KEYS, LOCAL_AGENT_KEYS
 from treeflow.core.model import StepStatus
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.spec_reader import SpecReader
 from treeflow.core.worktree_writes import UnsafeWrite
 
-_KEYS = ("use", "prompt", "command", "report", "heartbeat", "model", "args", "env", "permissions", "program")
-# Keys that only an agent named by `use` takes.
-_USE_KEYS = ("model", "args", "env", "permissions", "program")
+_KEYS = LOCAL_AGENT_KEYS
+_USE_KEYS = CLI_ONLY_KEYS
 _REPORTS = ("status", "exit")
 
 
@@ -58,6 +58,12 @@ Spec = AgentSpec | UseAgentSpec | ExitAgentSpec | CursorCloudSpec
 class AgentKind:
     key = "agent"
     summary = "a coding-agent job"
+    doc = (
+        "A coding agent's job: an agent CLI named by `use:` (Claude Code, Codex, …), a Cursor Cloud "
+        "Agent (`use: cursor-cloud`), any program whose exit code says how it ended (`command:` with "
+        "`report: exit`), or an agent speaking treeflow's status-file protocol (`command:`)."
+    )
+    shape = AGENT_SHAPE
 
     def parse(self, block: yaml.Node, reader: SpecReader, what: str) -> Spec | None:
         # Cursor Cloud Agents: an agent on Cursor's machines, with keys and a runner of its own.

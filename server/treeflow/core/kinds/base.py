@@ -8,6 +8,7 @@ import yaml
 
 from treeflow.core.attempt import Attempt
 from treeflow.core.outcome import StepOutcome
+from treeflow.core.spec_keys import Shape
 from treeflow.core.spec_reader import SpecReader
 
 SpecT = TypeVar("SpecT")
@@ -27,6 +28,17 @@ class StepKind(Protocol[SpecT]):
 
     summary: str
     """What a step of this kind is, for messages: "a shell command"."""
+
+    @property
+    def doc(self) -> str:
+        """What its key does, in a sentence or two of Markdown, for the editor and the JSON Schema."""
+        ...
+
+    @property
+    def shape(self) -> Shape:
+        """What its key takes (`spec_keys`): the schema, completion and hover read it, and ``parse``
+        reads the keys it names."""
+        ...
 
     def parse(self, block: yaml.Node, reader: SpecReader, what: str) -> SpecT | None:
         """The step's description from ``block``; ``what`` names the step in messages ("step `a`")."""

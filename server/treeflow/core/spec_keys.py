@@ -1,0 +1,256 @@
+"""The keys of a workflow file as data: where each may be written, what its value is, what it does.
+
+The parser takes the keys it accepts at each place from here, and the editor's completion and hover
+and the published JSON Schema are built from the same descriptions, so none of them can know a key
+the others do not. Each step kind describes its own key (`StepKind.doc`, `StepKind.shape`); the
+keys every step has are `STEP_KEYS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string; ``not_blank``, with something in it besides spaces. ``choices`` are values worth
+    offering, each with what it means; with ``closed``, they are the only ones accepted."""
+
+    example: str = "text"
+    choices: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    closed: bool = False
+    not_blank: bool = False
+    wording: str = "a string"
+
+
+@dataclass(frozen=True)
+class Whole:
+    minimum: int
+    example: str = "1"
+
+    @property
+    def wording(self) -> str:
+        return f"a whole number, at least {self.minimum}"
+
+
+@dataclass(frozen=True)
+class Flag:
+    example: str = "true"
+    wording: str = "true or false"
+
+
+@dataclass(frozen=True)
+class Fraction:
+    example: str = "0.1"
+    wording: str = "a number from 0 to 1"
+
+
+@dataclass(frozen=True)
+class Duration:
+    example: str = "10m"
+    wording: str = "a duration: 250ms, 10s, 5m, 1h, 1h30m, or a number of seconds (at most 720h)"
+
+
+@dataclass(frozen=True)
+class TextList:
+    """A list of strings, or one string. ``step_ids``: each names a step of the workflow."""
+
+    example: str = "[a, b]"
+    step_ids: bool = False
+    wording: str = "a list of strings, or one string"
+
+
+@dataclass(frozen=True)
+class Variables:
+    """Environment variables: any names, each with a value as written."""
+
+    example: str = "{NAME: value}"
+    wording: str = "a mapping of environment variable names to values"
+
+
+@dataclass(frozen=True)
+class Fields:
+    """A mapping whose keys are ``keys`` and no others."""
+
+    keys: tuple[Key, ...]
+    wording: str = "a mapping"
+
+    @property
+    def example(self) -> str:
+        required = [f"{key.name}: {key.shape.example}" for key in self.keys if key.required]
+        return "{" + ", ".join(required) + "}"
+
+
+@dataclass(frozen=True)
+class Either:
+    """One of several shapes: `retry: 3` or `retry: {attempts: 3, backoff: 2s}`; several `Fields`
+    are the forms of one block, each a set of keys that go together (an agent's, say)."""
+
+    shapes: tuple[Shape, ...]
+
+    @property
+    def example(self) -> str:
+        return self.shapes[0].example
+
+    @property
+    def wording(self) -> str:
+        return " or ".join(dict.fromkeys(shape.wording for shape in self.shapes))
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The steps, by id; each step's keys are its kind's key and `STEP_KEYS` (see `kinds.step_keys`)."""
+
+    example: str = "{a: {run: 'true'}}"
+    wording: str = "a mapping of step ids to steps"
+
+
+Shape = Text | Whole | Flag | Fraction | Duration | TextList | Variables | Fields | Either | Steps
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    doc: str
+    """What the key does, in a sentence or two of Markdown."""
+    shape: Shape
+    default: str | None = None
+    """What applies without the key, as a user would read it."""
+    required: bool = False
+
+
+def names(keys: tuple[Key, ...]) -> tuple[str, ...]:
+    return tuple(key.name for key in keys)
+
+
+RETRY_KEYS = (
+    Key("attempts", "How many times the step is tried in all; 1 is no retry.", Whole(1, "3"), "1"),
+    Key(
+        "backoff",
+        "The wait before the first retry; it doubles before each next one.",
+        Duration("1s"),
+        "1s",
+    ),
+    Key("max_backoff", "The longest wait between two attempts.", Duration("30s"), "30s"),
+    Key(
+        "jitter",
+        "Each wait is moved by up to this fraction either way, so that parallel retries do not "
+        "fall into lockstep.",
+        Fraction(),
+        "0.1",
+    ),
+)
+
+_RETRY = Either((Whole(1, "3"), Fields(RETRY_KEYS)))
+_RETRY_DOC = (
+    "How the step is retried after a failure or a timeout (never after a cancellation): "
+    "`{attempts, backoff, max_backoff, jitter}`, or a number meaning `attempts`. A step's own "
+    "settings are merged over `defaults.retry`."
+)
+_TIMEOUT_DOC = (
+    "How long one attempt may take; past it the step ends `timed_out` and its process tree is killed."
+)
+_WORKTREE_DOC = (
+    "`false` runs the step in your checkout itself instead of a worktree of its own; for steps "
+    "that only read."
+)
+
+STEP_KEYS = (
+    Key(
+        "needs",
+        "Ids of the steps that must succeed before this one starts; it starts from the merge of their work.",
+        TextList("[a]", step_ids=True),
+        "none: the step starts at once",
+    ),
+    Key(
+        "if",
+        "A condition: the step runs only when it holds, else it ends skipped. `success()`, "
+        "`failure()`, `always()`, `cancelled()`, comparisons of `needs.<id>.status`, "
+        "`needs.<id>.outputs.<name>` and `env.<NAME>`, with `&&`, `||`, `!` and parentheses.",
+        Text("failure()", not_blank=True, wording="a condition"),
+        "`success()`: every earlier step succeeded",
+    ),
+    Key("timeout", _TIMEOUT_DOC, Duration(), "`defaults.timeout`, else none"),
+    Key("retry", _RETRY_DOC, _RETRY, "`defaults.retry`, else 1 attempt"),
+    Key(
+        "env",
+        "Extra environment variables for the step; they override the workflow's `env`.",
+        Variables(),
+        "none",
+    ),
+    Key("worktree", _WORKTREE_DOC, Flag(), "`defaults.worktree`, else true"),
+)
+"""The keys every step may have, whatever its kind."""
+
+DEFAULTS_KEYS = (
+    Key("timeout", _TIMEOUT_DOC + " For every step without its own.", Duration(), "none"),
+    Key("retry", _RETRY_DOC, _RETRY, "1 attempt, backoff 1s, max_backoff 30s, jitter 0.1"),
+    Key("worktree", _WORKTREE_DOC + " For every step without its own.", Flag(), "true"),
+)
+
+SETUP_KEYS = (
+    Key(
+        "copy",
+        "Glob patterns of files copied from your checkout into each fresh worktree (ignored files "
+        "such as `.env`, say); never committed, links kept as links.",
+        TextList("['.env']"),
+        "none",
+    ),
+    Key(
+        "run",
+        "A command run in each fresh worktree before the step's own.",
+        Text("npm ci", not_blank=True, wording="a command"),
+        "none",
+    ),
+)
+
+BASES = MappingProxyType(
+    {
+        "working": "Your checkout as it is, uncommitted changes included.",
+        "head": "The last commit of your checkout (HEAD), without uncommitted changes.",
+    }
+)
+
+WORKFLOW_KEYS = (
+    Key("version", "The version of the workflow format; only 1 is understood.", Whole(1), "1"),
+    Key(
+        "name", "The workflow's name, as runs show it.", Text("checks"), "the file name without its extension"
+    ),
+    Key(
+        "max_parallel",
+        "How many steps may run at once; `--max-parallel` overrides it.",
+        Whole(1, "4"),
+        "the number of CPUs",
+    ),
+    Key(
+        "fail_fast",
+        "`true`: the first failure cancels every running step and skips the rest. `false`: only "
+        "the steps that need the failed one are skipped.",
+        Flag(),
+        "true",
+    ),
+    Key(
+        "base",
+        "What the steps start from: `working`, `head`, or any git revision.",
+        Text("working", BASES, not_blank=True, wording="`working`, `head` or a git revision"),
+        "working",
+    ),
+    Key("defaults", "Settings for every step that does not give its own.", Fields(DEFAULTS_KEYS), "none"),
+    Key("setup", "What each fresh worktree gets before its step runs.", Fields(SETUP_KEYS), "none"),
+    Key(
+        "env",
+        "Extra environment variables for every step; a step's own `env` overrides them.",
+        Variables(),
+        "none",
+    ),
+    Key(
+        "steps",
+        "The steps, by id: 1 to 64 letters, digits, `-` or `_`, not starting with `-`. Each has one "
+        "kind key (`run:`, `agent:`, …) and may have `needs`, `timeout`, `retry`, `env`, `worktree`.",
+        Steps(),
+        required=True,
+    ),
+)
+"""The keys at the top of a workflow file."""
