@@ -54,9 +54,14 @@ async def test_an_agent_steps_transcript_is_its_stream_as_markdown(
     )
     run_id = (await command(client, "treeflow.run", {"workflow": path.as_uri()}))["runId"]
     run = await final_update(client, run_id)
-    assert run["steps"]["fix"]["agent"]["last_message"] == "The test passes now: api.py returned the wrong value."
+    assert (
+        run["steps"]["fix"]["agent"]["last_message"]
+        == "The test passes now: api.py returned the wrong value."
+    )
 
-    markdown = (await command(client, "treeflow.agentTranscript", {"runId": run_id, "stepId": "fix"}))["markdown"]
+    markdown = (await command(client, "treeflow.agentTranscript", {"runId": run_id, "stepId": "fix"}))[
+        "markdown"
+    ]
     assert markdown.startswith("# fix: Claude Code\n")
     assert "```sh\nclaude -p --output-format stream-json" in markdown
     assert "I'll run the failing test first." in markdown
