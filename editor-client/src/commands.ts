@@ -26,6 +26,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     'treeflow.refreshRuns': () => ctx.refresh(),
     'treeflow.openStepLog': (node?: RunsNode) => openStepLog(ctx, node),
     'treeflow.copyBranch': (node?: RunsNode) => copyBranch(ctx, node),
+    'treeflow.openAgentTranscript': (node?: RunsNode) => openAgentTranscript(ctx, node),
     'treeflow.reviewChanges': (node?: RunsNode) => reviewChanges(ctx, node),
     'treeflow.applyWorkingTree': (node?: RunsNode) => applyWork(ctx, 'working-tree', node),
     'treeflow.applySquash': (node?: RunsNode) => applyWork(ctx, 'squash', node),
@@ -56,6 +57,17 @@ async function openStepLog(ctx: CommandContext, node?: RunsNode): Promise<void> 
     return;
   }
   await vscode.window.showTextDocument(vscode.Uri.file(step.log), { preview: true });
+}
+
+/** The step's log as the server renders it, in a Markdown preview of an untitled document. */
+async function openAgentTranscript(ctx: CommandContext, node?: RunsNode): Promise<void> {
+  if (node?.kind !== 'step') {
+    return;
+  }
+  const { markdown } = await ctx.server.execute('treeflow.agentTranscript', { runId: node.runId, stepId: node.stepId });
+  const document = await vscode.workspace.openTextDocument({ language: 'markdown', content: markdown });
+  await vscode.window.showTextDocument(document, { preview: true });
+  await vscode.commands.executeCommand('markdown.showPreview', document.uri);
 }
 
 async function copyBranch(ctx: CommandContext, node?: RunsNode): Promise<void> {

@@ -1,5 +1,6 @@
 // Words and icons for runs and steps, shared by the status bar and the runs view.
 import type { Run, RunStatus, StepState, StepStatus } from './protocol';
+import { agentUsage } from './agentText';
 
 export interface Icon {
   /** A codicon id, as in `$(id)`. */
@@ -92,7 +93,10 @@ export function failedSteps(run: Run): string[] {
     .map(([id]) => id);
 }
 
-/** `running · 40% · compiling`, `succeeded · 1.2s`, `failed · 0.3s · exit status 1`. */
+/**
+ * `running · 40% · compiling`, `succeeded · 1.2s`, `failed · 0.3s · exit status 1`; an agent CLI's
+ * step adds its usage: `running · Bash: pytest -q · 3 turns · 14.2k tokens · $0.0120`.
+ */
 export function stepDescription(step: StepState): string {
   const parts = [statusWord(step.status)];
   if (step.status === 'running') {
@@ -102,10 +106,15 @@ export function stepDescription(step: StepState): string {
   } else {
     parts.push(formatDuration(step.duration_s));
   }
-  if (step.status === 'running' && step.message) {
+  if (step.status === 'running' && step.agent?.action) {
+    parts.push(step.agent.action);
+  } else if (step.status === 'running' && step.message) {
     parts.push(step.message);
   } else if (step.error && step.status !== 'cancelled' && step.status !== 'skipped') {
     parts.push(step.error);
+  }
+  if (step.agent) {
+    parts.push(agentUsage(step.agent));
   }
   return parts.filter((part) => part !== '').join(' · ');
 }

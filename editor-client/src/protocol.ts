@@ -24,6 +24,8 @@ export interface AgentState {
   cost_usd: number | null;
   /** What it is doing now (a tool call, a file edited, a command run), while it runs. */
   action: string | null;
+  /** The last thing the agent said (at most 2000 characters). */
+  last_message: string | null;
 }
 
 export interface StepState {
@@ -103,6 +105,16 @@ export interface ResumeArgs {
   runId: string;
   /** Start the steps that run again from the checkout as it is now, not from the run's base. */
   rebase?: boolean;
+}
+
+export interface StepArgs {
+  runId: string;
+  stepId: string;
+}
+
+/** An agent step's log as Markdown: what the agent said, its tool calls and their results, its totals. */
+export interface AgentTranscript {
+  markdown: string;
 }
 
 export interface RunStarted {
@@ -239,6 +251,7 @@ export interface ServerCommands {
   'treeflow.undoApply': [UndoArgs, UndoResult];
   'treeflow.discard': [DiscardArgs, DiscardResult];
   'treeflow.readFile': [ReadFileArgs, FileContent];
+  'treeflow.agentTranscript': [StepArgs, AgentTranscript];
 }
 
 export function isFinal(status: StepStatus | RunStatus): boolean {

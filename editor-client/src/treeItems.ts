@@ -1,4 +1,5 @@
 // The runs view's items as plain data, so that their content is testable without VS Code.
+import { agentTooltip } from './agentText';
 import { formatDuration, isResumable, runIcon, startTime, stepDescription, stepIcon, statusWord, type Icon } from './format';
 import { isFinal, type Run } from './protocol';
 import { runSummary } from './statusText';
@@ -12,7 +13,8 @@ export interface ItemShape {
   icon: Icon;
   /**
    * Space-separated flags that the manifest's menus match with regular expressions:
-   * `run` or `step`, then `running`, `resumable`, `log`, `branch` where they apply, `work` on a
+   * `run` or `step`, then `running`, `resumable`, `log`, `branch`, `agent` (an agent CLI's step,
+   * which has a transcript) where they apply, `work` on a
    * finished run with a result or a finished run's step with a branch (review, apply, undo), and
    * `discardable` on a finished run that has branches.
    */
@@ -79,6 +81,9 @@ export function stepItem(run: Run, stepId: string): ItemShape {
   if (step.branch && isFinal(run.status)) {
     flags.push('work');
   }
+  if (step.agent && step.log) {
+    flags.push('agent');
+  }
   const tooltip = [`${stepId}: ${statusWord(step.status)}`];
   if (step.duration_s !== null) {
     tooltip.push(`duration: ${formatDuration(step.duration_s)}`);
@@ -91,7 +96,7 @@ export function stepItem(run: Run, stepId: string): ItemShape {
   }
   for (const [name, value] of [
     ['error', step.error],
-    ['message', step.message],
+    ['message', step.agent ? null : step.message],
     ['summary', step.summary],
     ['branch', step.branch],
     ['log', step.log],
@@ -99,6 +104,9 @@ export function stepItem(run: Run, stepId: string): ItemShape {
     if (value) {
       tooltip.push(`${name}: ${value}`);
     }
+  }
+  if (step.agent) {
+    tooltip.push(...agentTooltip(step.agent));
   }
   const item: ItemShape = {
     id: `${run.run_id}/${stepId}`,

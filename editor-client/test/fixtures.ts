@@ -1,5 +1,5 @@
 // Run payloads shaped like the server's, with only what a test cares about spelled out.
-import type { Run, StepState } from '../src/protocol';
+import type { AgentState, Run, StepState } from '../src/protocol';
 
 export function step(overrides: Partial<StepState> = {}): StepState {
   return {
@@ -41,5 +41,19 @@ export function run(overrides: Partial<Run> = {}): Run {
     error: null,
     ...overrides,
     steps,
+  };
+}
+
+export function agent(overrides: Partial<AgentState> = {}): AgentState {
+  return {
+    cli: 'claude',
+    session_id: null,
+    turns: null,
+    input_tokens: null,
+    output_tokens: null,
+    cost_usd: null,
+    action: null,
+    last_message: null,
+    ...overrides,
   };
 }

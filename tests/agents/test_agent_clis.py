@@ -81,6 +81,7 @@ async def test_codex_totals_come_from_its_turns(repo: Path) -> None:
         input_tokens=24567,
         output_tokens=612,
         cost_usd=None,
+        last_message="Fixed src/api.py; the test passes.",
     )
 
 

@@ -56,7 +56,11 @@ def test_run_json_and_show_carry_the_agents_totals(repo: Path) -> None:
     assert result["steps"]["alt"]["agent"]["output_tokens"] == 612
 
     shown = treeflow(repo, "show", "last", "--json")
-    assert json.loads(shown.stdout)["steps"]["fix"]["agent"] == {**claude, "action": None}
+    assert json.loads(shown.stdout)["steps"]["fix"]["agent"] == {
+        **claude,
+        "action": None,
+        "last_message": None,
+    }
     table = treeflow(repo, "show", "last")
     assert (
         f"agent of fix: claude session {claude['session_id']}, 5 turns, 43.6k tokens in, 218 out, $0.0412"

@@ -40,3 +40,40 @@ async def test_an_agent_clis_progress_and_totals_reach_the_client(
     assert "0/1 · running: fix (Bash: pytest -q tests/test_api.py)" in messages
     logged = "".join(entry["text"] for entry in client.logs if entry["stepId"] == "fix")  # type: ignore[attr-defined]
     assert "→ Edit: /work/repo/src/api.py" in logged
+
+
+async def test_an_agent_steps_transcript_is_its_stream_as_markdown(
+    client: LanguageClient, workspace: Path
+) -> None:
+    variables = {"PATH": f"{FAKE_CLIS}:{os.environ['PATH']}", "FAKE_AGENT_SCENARIO": "malformed"}
+    path = write_workflow(
+        workspace,
+        f"env: {json.dumps(variables)}\nsteps:\n"
+        "  fix: {agent: {use: claude, prompt: Make the test pass}}\n"
+        "  plain: {run: echo hello}\n",
+    )
+    run_id = (await command(client, "treeflow.run", {"workflow": path.as_uri()}))["runId"]
+    run = await final_update(client, run_id)
+    assert (
+        run["steps"]["fix"]["agent"]["last_message"]
+        == "The test passes now: api.py returned the wrong value."
+    )
+
+    markdown = (await command(client, "treeflow.agentTranscript", {"runId": run_id, "stepId": "fix"}))[
+        "markdown"
+    ]
+    assert markdown.startswith("# fix: Claude Code\n")
+    assert "```sh\nclaude -p --output-format stream-json" in markdown
+    assert "I'll run the failing test first." in markdown
+    assert "**→ Bash: pytest \\-q tests/test\\_api.py**" in markdown
+    assert "Result:\n\n```\nF\n1 failed in 0.02s\n```" in markdown
+    assert "```\nwarning: retrying\n```" in markdown
+    assert "_1 line(s) that were not complete events were skipped._" in markdown
+    assert "**Totals:** 5 turns · 43,568 tokens in, 218 out · $0.0412" in markdown
+    assert "**Result:** succeeded" in markdown
+    assert '"type"' not in markdown
+
+    with pytest.raises(Exception, match="not an agent CLI step"):
+        await command(client, "treeflow.agentTranscript", {"runId": run_id, "stepId": "plain"})
+    with pytest.raises(Exception, match="has no step"):
+        await command(client, "treeflow.agentTranscript", {"runId": run_id, "stepId": "nope"})

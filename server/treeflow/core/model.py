@@ -106,7 +106,7 @@ class Workflow:
 class AgentUsage:
     """What a coding-agent CLI's own stream said of its work: the session it can be resumed by, its
     turns, tokens and cost as far as the CLI reports them (None where it does not), and what it is
-    doing now (``action``, while it runs)."""
+    doing now (``action``, while it runs) and the last thing it said (``last_message``)."""
 
     cli: str  # the `use:` value: claude, codex, …
     session_id: str | None = None
@@ -115,6 +115,7 @@ class AgentUsage:
     output_tokens: int | None = None
     cost_usd: float | None = None
     action: str | None = None
+    last_message: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -125,6 +126,7 @@ class AgentUsage:
             "output_tokens": self.output_tokens,
             "cost_usd": self.cost_usd,
             "action": self.action,
+            "last_message": self.last_message,
         }
 
 

@@ -2,7 +2,8 @@
 
 - `workspace/executeCommand`: treeflow.listWorkflows, treeflow.run, treeflow.cancel,
   treeflow.resume, treeflow.listRuns, treeflow.getRun; treeflow.diff, treeflow.apply,
-  treeflow.undoApply, treeflow.discard, treeflow.readFile (through treeflow.lsp.review)
+  treeflow.undoApply, treeflow.discard, treeflow.readFile (through treeflow.lsp.review),
+  treeflow.agentTranscript
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files the client has open
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>", for open workflow files of the workspace
 - completion, hover, step ids, symbols, folding and selection ranges: treeflow.lsp.authoring
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
     from treeflow.core.git import Repository
     from treeflow.lsp.protocol import (
+        AgentTranscript,
         ApplyArgs,
         ApplyResult,
         CancelResult,
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
         RunIdArgs,
         RunPayload,
         RunStarted,
+        StepArgs,
         UndoArgs,
         UndoResult,
         WorkflowInfo,
@@ -164,6 +167,17 @@ async def read_file(ls: TreeflowServer, args: ReadFileArgs) -> FileContent:
     return await _reviewed(ls, review.read_file, args)
 
 
+async def agent_transcript(ls: TreeflowServer, args: StepArgs) -> AgentTranscript:
+    from treeflow.lsp import transcripts
+    from treeflow.lsp.protocol import RunIdArgs
+
+    run = await get_run(ls, RunIdArgs(args.run_id))
+    try:
+        return await transcripts.agent_transcript(run, args.step_id)
+    except transcripts.TranscriptError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from exc
+
+
 async def _reviewed(
     ls: TreeflowServer,
     action: Callable[[list[Repository], ArgsT], Awaitable[ResultT]],
@@ -194,6 +208,7 @@ COMMANDS: dict[str, CommandHandler] = {
     "treeflow.undoApply": undo_apply,
     "treeflow.discard": discard,
     "treeflow.readFile": read_file,
+    "treeflow.agentTranscript": agent_transcript,
 }
 
 

@@ -26,6 +26,7 @@ from treeflow.core.model import ChangeStatus, RunResult, RunStatus, StepStatus
 
 __all__ = [
     "AgentState",
+    "AgentTranscript",
     "ApplyArgs",
     "ApplyMode",
     "ApplyOutcome",
@@ -51,6 +52,7 @@ __all__ = [
     "RunStarted",
     "RunStatus",
     "RunUpdatedParams",
+    "StepArgs",
     "StepState",
     "StepStatus",
     "UndoArgs",
@@ -101,6 +103,21 @@ class ResumeArgs:
 
 
 @attrs.frozen
+class StepArgs:
+    """`treeflow.agentTranscript`."""
+
+    run_id: str = attrs.field(metadata=_doc("the id of a run"))
+    step_id: str = attrs.field(metadata=_doc("the id of a step of that run"))
+
+
+@attrs.frozen
+class AgentTranscript:
+    """An agent step's log as Markdown: what the agent said, its tool calls and their results, its totals."""
+
+    markdown: str
+
+
+@attrs.frozen
 class RunStarted:
     run_id: str
 
@@ -126,7 +143,7 @@ class WorkflowInfo:
 @attrs.frozen
 class AgentState:
     """What an agent CLI's stream said of a step's agent: its session, turns, tokens, cost (null
-    where the CLI reports none) and, while it runs, what it is doing."""
+    where the CLI reports none), while it runs what it is doing, and the last thing it said."""
 
     cli: str
     session_id: str | None
@@ -135,6 +152,7 @@ class AgentState:
     output_tokens: int | None
     cost_usd: float | None
     action: str | None
+    last_message: str | None
 
 
 @attrs.frozen

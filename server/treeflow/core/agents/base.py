@@ -104,6 +104,28 @@ class StreamReader:
     def finish(self, tally: AgentTally, exit_code: int) -> FinalResult | None:
         return tally.final
 
+    def transcript(self, event: Mapping[str, Any], tally: AgentTally) -> list[str]:
+        """The event as Markdown blocks for a person reading the whole session afterwards; reads
+        it into ``tally`` as ``read`` does. By default the lines ``read`` shows, one per block."""
+        return [markdown_line(line) for line in self.read(event, tally)]
+
+
+def markdown_line(text: str) -> str:
+    """``text`` as one Markdown paragraph that shows its characters as they are."""
+    escaped = "".join("\\" + char if char in _MARKDOWN_SPECIAL else char for char in text)
+    return escaped.replace("\n", "  \n")
+
+
+_MARKDOWN_SPECIAL = frozenset("\\`*_[]<>#+-|~")
+
+
+def fenced(text: str, language: str = "") -> str:
+    """``text`` in a fenced code block whose fence no line of it can close."""
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}{language}\n{text.rstrip()}\n{fence}"
+
 
 def text_of(value: object) -> str | None:
     """``value`` if it is a string with something in it."""

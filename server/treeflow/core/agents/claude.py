@@ -19,7 +19,9 @@ from treeflow.core.agents.base import (
     Permissions,
     StreamReader,
     describe_call,
+    fenced,
     first_line,
+    markdown_line,
     number_of,
     text_of,
 )
@@ -61,6 +63,24 @@ class ClaudeReader(StreamReader):
             return self._result(event, tally)
         return []
 
+    def transcript(self, event: Mapping[str, Any], tally: AgentTally) -> list[str]:
+        self.read(event, tally)
+        kind = event.get("type")
+        content = (event.get("message") or {}).get("content") if kind in ("assistant", "user") else None
+        if not isinstance(content, list):
+            return []
+        blocks = []
+        for block in content:
+            if block.get("type") == "text" and text_of(block.get("text")):
+                blocks.append(block["text"].strip())  # the agent writes Markdown itself
+            elif block.get("type") == "tool_use":
+                call = describe_call(str(block.get("name")), block.get("input"))
+                blocks.append(f"**→ {markdown_line(call)}**")
+            elif block.get("type") == "tool_result":
+                failed = " (error)" if block.get("is_error") else ""
+                blocks.append(f"Result{failed}:\n\n" + fenced(_result_text(block.get("content"))))
+        return blocks
+
     def _assistant(self, message: Mapping[str, Any], tally: AgentTally) -> list[str]:
         message_id = str(message.get("id") or len(self._usage))
         if message_id not in self._usage:
@@ -96,6 +116,14 @@ class ClaudeReader(StreamReader):
         tally.final = FinalResult(ok=not failed, text=text)
         tally.action = None
         return []
+
+
+def _result_text(content: object) -> str:
+    """A tool result's content: a string, or a list of blocks of which the text ones are shown."""
+    if isinstance(content, list):
+        texts = [block.get("text") for block in content if isinstance(block, Mapping)]
+        return "\n".join(text for text in texts if isinstance(text, str))
+    return content if isinstance(content, str) else ""
 
 
 def _input_tokens(usage: Mapping[str, Any]) -> int:

@@ -40,6 +40,7 @@ from treeflow.quoting import quoted
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.1
+LAST_MESSAGE_LIMIT = 2000  # characters of the agent's last message sent with each progress update
 _TAIL_LINES = 10
 # Readers take what they know from events and skip the rest; an event shaped unlike its
 # documentation raises one of these, and counts as a malformed line.
@@ -227,6 +228,7 @@ class _Follower:
             output_tokens=tally.output_tokens,
             cost_usd=tally.cost_usd,
             action=tally.action,
+            last_message=_bounded(tally.message, LAST_MESSAGE_LIMIT),
         )
         message = tally.action or (first_line(tally.message) if tally.message else None)
         if (usage, message) != self._sent:
@@ -258,6 +260,12 @@ class _Follower:
             exit_code,
             f"{title} ended without a result ({exit_description(exit_code)}{skipped}); it said:\n{last}",
         )
+
+
+def _bounded(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
 
 
 def _json_object(text: str) -> Mapping[str, Any] | None:
