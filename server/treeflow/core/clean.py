@@ -456,7 +456,9 @@ async def _clean_branches(
             continue
         # Branches deleted above count as gone, as they are once a dry run is done for real.
         excluded = [f"--exclude={ref}" for ref in (f"refs/heads/{name}", *sorted(deleted))]
-        count = await git(repo.root, "rev-list", "--count", tip, "--not", *excluded, "--all")
+        # Every ref, but not the HEADs of worktrees (`--all` has them): a pooled worktree's HEAD
+        # holds the last step's commit only until `clean` empties the pool.
+        count = await git(repo.root, "rev-list", "--count", tip, "--not", *excluded, "--glob=refs/*")
         actions.append(Action(f"kept branch {name}", f"{count} commit(s) found on no other branch", False))
 
 

@@ -190,11 +190,12 @@ class GitWorkspace:
             return
         branch = step_branch(run_id, step.id)
         path = self._root / run_id / step.id
-        if await anyio.to_thread.run_sync(os.path.lexists, path):
+        kept = await anyio.to_thread.run_sync(self._pool.kept_for, branch)
+        if kept is not None or await anyio.to_thread.run_sync(os.path.lexists, path):
             # Kept by an earlier attempt of this run whose work could not be saved: it is the user's
             # to look at, and a new worktree must not take its branch from under it.
             raise StepSetupError(
-                f"its earlier worktree {path} is still there, kept because its work could not be "
+                f"its earlier worktree {kept or path} is still there, kept because its work could not be "
                 "saved; look at it, save what you need, remove it (`treeflow clean` saves and removes "
                 "what it can), then resume"
             )

@@ -281,6 +281,17 @@ class WorktreePool:
         _release(slot, SlotNote(IDLE, time.time(), head=head, keep=self.settings.keep))
         return True
 
+    def kept_for(self, branch: str) -> Path | None:
+        """The pooled worktree kept, its work unsaved, from a step that worked on ``branch``."""
+        for name in _slot_names(self._claims):
+            try:
+                note = SlotNote.decode((self._claims / f"{name}.lock").read_bytes())
+            except OSError:
+                continue
+            if note is not None and note.state == KEPT and note.branch == branch:
+                return slot_path(self._repo, name)
+        return None
+
     def keep(self, pooled: PooledWorktree, reason: str) -> None:
         """Leave a step's worktree as it is (its work could not be saved): never handed out again."""
         _keep(pooled.slot, reason)
