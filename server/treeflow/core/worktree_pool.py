@@ -145,7 +145,7 @@ class WorktreePool:
         to give and no room for another (the caller then makes a worktree of its own)."""
         if not self.settings.enabled:
             return None
-        chosen, expired, count = await anyio.to_thread.run_sync(self._claim_idle)
+        chosen, expired = await anyio.to_thread.run_sync(self._claim_idle)
         for slot in expired:
             with anyio.CancelScope(shield=True):
                 await self._retire(slot, warn)
@@ -155,14 +155,11 @@ class WorktreePool:
                 moved = await self._move(chosen, note, branch, start, warn)
             if moved:
                 return PooledWorktree(chosen, self)
-            count -= 1
-        if count - len(expired) >= self.size:
-            return None
         return await self._new_slot(note, branch, start)
 
-    def _claim_idle(self) -> tuple[Slot | None, list[Slot], int]:
+    def _claim_idle(self) -> tuple[Slot | None, list[Slot]]:
         """Claim one idle slot (the most recently used: its kept folders are the freshest) and
-        every expired one; also count the slots, whatever their state."""
+        every expired one."""
         expired_before = time.time() - self.settings.idle_s
         idle: list[Slot] = []
         expired: list[Slot] = []
@@ -180,12 +177,15 @@ class WorktreePool:
         idle.sort(key=lambda slot: slot.note.since, reverse=True)
         for slot in idle[1:]:
             slot.close()
-        return (idle[0] if idle else None), expired, len(names)
+        return (idle[0] if idle else None), expired
 
     async def _move(self, slot: Slot, note: SlotNote, branch: str, start: str, warn: Say) -> bool:
         """Move an idle slot, verified clean first, to ``note.moving_to`` on ``note.branch``;
         False (the slot given back as it was, or kept) when it cannot be."""
         slot.write(replace(note, keep=self.settings.keep))
+        if not await anyio.to_thread.run_sync(os.path.lexists, slot.path):
+            await _forget_slot(self._repo, self._lock, slot)  # removed by hand: nothing in it to save
+            return False
         try:
             problem = await _checked_out_state(slot.path)
             if problem is not None:
@@ -217,11 +217,16 @@ class WorktreePool:
         await git_locked(self._lock, self._repo.root, "update-ref", f"refs/heads/{branch}", start, "")
         await git(slot.path, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
 
-    async def _new_slot(self, note: SlotNote, branch: str, start: str) -> PooledWorktree:
+    async def _new_slot(self, note: SlotNote, branch: str, start: str) -> PooledWorktree | None:
         name = f"w{os.urandom(5).hex()}"
         path = slot_path(self._repo, name)
         claim_path = self._claims / f"{name}.lock"
-        claim = await anyio.to_thread.run_sync(try_lock_file, claim_path)
+        # Counting and claiming under the repository lock, so that steps starting together do not
+        # all see room for one more.
+        async with self._lock:
+            if len(await anyio.to_thread.run_sync(_slot_names, self._claims)) >= self.size:
+                return None
+            claim = await anyio.to_thread.run_sync(try_lock_file, claim_path)
         if claim is None:
             raise OSError(f"could not claim {claim_path}")
         slot = Slot(name, path, claim_path, claim, note)
@@ -272,11 +277,7 @@ class WorktreePool:
             _keep(slot, f"it could not be made clean for the next step: {exc}")
             warn(f"the pooled worktree {slot.path} is kept as it is: {exc}")
             return True
-        if (
-            not self.settings.enabled
-            or len(await anyio.to_thread.run_sync(_slot_names, self._claims)) > self.size
-        ):
-            await self._retire(slot, warn)
+        if await self._retired_if_over(slot, warn):
             return False
         _release(slot, SlotNote(IDLE, time.time(), head=head, keep=self.settings.keep))
         return True
@@ -299,6 +300,22 @@ class WorktreePool:
     async def forget(self, pooled: PooledWorktree) -> None:
         """Drop a slot whose folder is gone (a step removed it): nothing in it is left to save."""
         await _forget_slot(self._repo, self._lock, pooled.slot)
+
+    async def _retired_if_over(self, slot: Slot, warn: Say) -> bool:
+        """Remove ``slot`` if the pool holds more than its size (or is off): counted and removed
+        under the repository lock, so that steps ending together do not all remove theirs."""
+        async with self._lock:
+            count = len(await anyio.to_thread.run_sync(_slot_names, self._claims))
+            if self.settings.enabled and count <= self.size:
+                return False
+            try:
+                await git(self._repo.root, "worktree", "remove", "--force", "--force", str(slot.path))
+            except GitError as exc:
+                _keep(slot, f"it could not be removed: {exc}")
+                warn(f"could not remove the pooled worktree {slot.path}: {exc}; `treeflow clean` removes it")
+                return True
+            await anyio.to_thread.run_sync(_forget_claim, slot)
+        return True
 
     async def _retire(self, slot: Slot, warn: Say) -> None:
         try:
@@ -473,6 +490,13 @@ async def settle_pool(
                 )
             continue
         try:
+            if empty and slot.note.state == KEPT and not await _fixed_since(slot):
+                reason = (
+                    f"{slot.note.reason}; save what you need, then remove it yourself "
+                    f"(`git worktree remove --force --force {slot.path}`)"
+                )
+                actions.append(PoolAction(f"kept pooled worktree {slot.path}", reason, False, failed=True))
+                continue
             if dry_run:
                 if empty or slot.note.state == TAKEN:
                     verb = "remove" if empty else "save and give back"
@@ -493,6 +517,17 @@ async def settle_pool(
         finally:
             slot.close()
     return actions
+
+
+async def _fixed_since(slot: Slot) -> bool:
+    """Whether a kept slot can be saved now: its folder is gone (nothing to save), or it is back
+    on its step's branch."""
+    if not await anyio.to_thread.run_sync(os.path.lexists, slot.path):
+        return True
+    if not await anyio.to_thread.run_sync(os.path.lexists, slot.path / ".git"):
+        return False
+    code, head, _ = await run_git(slot.path, "symbolic-ref", "--quiet", "HEAD")
+    return code == 0 and head.strip() == f"refs/heads/{slot.note.branch}"
 
 
 def _why(slot: Slot) -> str:
@@ -538,7 +573,7 @@ async def _settle(repo: Repository, lock: RepoLock, slot: Slot, identity: Mappin
             False,
             failed=True,
         )
-    _release(slot, SlotNote(IDLE, time.time(), head=head, keep=slot.note.keep))
+    slot.write(SlotNote(IDLE, time.time(), head=head, keep=slot.note.keep))
     return PoolAction(
         f"gave back pooled worktree {slot.path}",
         "; ".join(filter(None, said)) or "it held nothing to save",
