@@ -162,8 +162,6 @@ def test_kill_9_while_a_step_works_in_a_pooled_worktree_saves_its_work_and_gives
     assert processes_inside(Path(path)) == []
     assert pooled_paths(repo) == [path]
     assert worktrees_left(repo) == []
-    assert treeflow(repo, "resume", run["run_id"]).returncode != 0 or True
-    assert worktrees_left(repo) == []
 
 
 def test_kill_9_while_a_pooled_worktree_moves_leaves_it_clean_and_saves_nothing_twice(

@@ -495,7 +495,9 @@ async def settle_pool(
                     f"{slot.note.reason}; save what you need, then remove it yourself "
                     f"(`git worktree remove --force --force {slot.path}`)"
                 )
-                actions.append(PoolAction(f"kept pooled worktree {slot.path}", reason, False, failed=True))
+                actions.append(
+                    PoolAction(f"kept pooled worktree {slot.path}", reason, False, failed=not dry_run)
+                )
                 continue
             if dry_run:
                 if empty or slot.note.state == TAKEN:
