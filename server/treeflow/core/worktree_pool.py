@@ -188,11 +188,15 @@ class WorktreePool:
             return False
         try:
             problem = await _checked_out_state(slot.path)
-            if problem is not None:
-                _keep(slot, problem)
-                warn(f"the pooled worktree {slot.path} is not used: {problem}")
-                return False
-            await self._save_unexpected(slot, (), warn)
+            if problem is None:
+                await self._save_unexpected(slot, (), warn)
+        except (GitError, OSError) as exc:
+            problem = f"what it holds could not be checked or saved: {exc}"
+        if problem is not None:
+            _keep(slot, problem)
+            warn(f"the pooled worktree {slot.path} is not used: {problem}")
+            return False
+        try:
             await git(slot.path, "read-tree", "-u", "-m", "HEAD", start)
             await self._attach(slot, branch, start)
         except (GitError, OSError) as exc:
