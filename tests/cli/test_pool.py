@@ -279,3 +279,21 @@ def test_setup_runs_again_when_what_it_made_is_gone(repo: Path, tmp_path: Path) 
     ignore(repo, "deps/")
     assert run_json(repo)["status"] == "succeeded"
     assert count.read_text().count("ran") == 2
+
+
+def test_steps_starting_together_each_take_a_pooled_worktree(repo: Path, tmp_path: Path) -> None:
+    ignore(repo, "deps/")
+    count = tmp_path / "count"
+    (repo / "lock.txt").write_text("v1\n")
+    git(repo, "add", "lock.txt")
+    steps = "".join(f"  s{i}: {{run: 'cmp lock.txt deps/lock.txt'}}\n" for i in range(4))
+    (repo / "treeflow.yml").write_text(
+        "max_parallel: 4\npool: {keep: [deps]}\n"
+        f'setup: {{run: "echo ran >> {count} && mkdir -p deps && cp lock.txt deps/", when_changed: [lock.txt]}}\n'
+        f"steps:\n{steps}"
+    )
+    assert run_json(repo)["status"] == "succeeded"
+    assert count.read_text().count("ran") == 4
+    for _ in range(2):
+        assert run_json(repo)["status"] == "succeeded"
+    assert count.read_text().count("ran") == 4

@@ -158,26 +158,36 @@ class WorktreePool:
         return await self._new_slot(note, branch, start)
 
     def _claim_idle(self) -> tuple[Slot | None, list[Slot]]:
-        """Claim one idle slot (the most recently used: its kept folders are the freshest) and
-        every expired one."""
+        """Claim one idle slot, the most recently used first (its kept folders are the freshest),
+        and every expired one. Claims are tried one at a time, so that steps looking at once each
+        get one."""
         expired_before = time.time() - self.settings.idle_s
-        idle: list[Slot] = []
+        notes = []
+        for name in _slot_names(self._claims):
+            try:
+                note = SlotNote.decode((self._claims / f"{name}.lock").read_bytes())
+            except OSError:
+                continue
+            if note is not None and note.state == IDLE:
+                notes.append((note.since, name))
+        chosen: Slot | None = None
         expired: list[Slot] = []
-        names = _slot_names(self._claims)
-        for name in names:
+        for since, name in sorted(notes, reverse=True):
+            if chosen is not None and since >= expired_before:
+                continue
             slot = _claim(self._repo, name)
             if slot is None:
                 continue
+            # Read again now that it is held: it may have been taken and given back since.
             if slot.note.state != IDLE:
                 slot.close()
             elif slot.note.since < expired_before:
                 expired.append(slot)
+            elif chosen is None:
+                chosen = slot
             else:
-                idle.append(slot)
-        idle.sort(key=lambda slot: slot.note.since, reverse=True)
-        for slot in idle[1:]:
-            slot.close()
-        return (idle[0] if idle else None), expired
+                slot.close()
+        return chosen, expired
 
     async def _move(self, slot: Slot, note: SlotNote, branch: str, start: str, warn: Say) -> bool:
         """Move an idle slot, verified clean first, to ``note.moving_to`` on ``note.branch``;
