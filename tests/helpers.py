@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import textwrap
 import time
 from collections.abc import Callable
@@ -156,3 +158,30 @@ async def wait_until_async(condition: Callable[[], T], what: str, timeout_s: flo
             raise AssertionError(f"waited {timeout_s:g} s for {what}; last seen: {value!r}")
         await anyio.sleep(POLL_INTERVAL_S)
     return value
+
+
+def worktrees_left(repo: Path) -> list[str]:
+    """The worktrees of ``repo`` besides its checkout, but for the pool's idle ones: a pooled
+    worktree counts as left behind unless it is detached, locked, idle and clean."""
+    listing = _git_out(repo, "worktree", "list", "--porcelain")
+    left = []
+    for block in listing.strip().split("\n\n"):
+        lines = block.splitlines()
+        path = Path(lines[0].removeprefix("worktree "))
+        if path == repo:
+            continue
+        if (
+            path.parent.name == "pool"
+            and "detached" in lines
+            and any(line.startswith("locked") for line in lines)
+        ):
+            claim = repo / ".git" / "treeflow" / "pool" / f"{path.name}.lock"
+            note = json.loads(claim.read_text()) if claim.exists() else {}
+            if note.get("state") == "idle" and not _git_out(path, "status", "--porcelain", "-uall"):
+                continue
+        left.append(str(path))
+    return left
+
+
+def _git_out(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
-from tests.helpers import pid_alive, read_pids, wait_for_files
+from tests.helpers import pid_alive, read_pids, wait_for_files, worktrees_left
 from treeflow.cli.plain_output import PlainSink
 from treeflow.core.events import StepProgress
 
@@ -211,7 +211,7 @@ def test_ctrl_c_while_worktrees_are_made_leaves_no_worktree_and_no_branch(repo: 
             _, stderr = process.communicate(timeout=30)
         assert process.returncode in (0, 130), stderr
         assert "Traceback" not in stderr
-    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert worktrees_left(repo) == []
     assert git(repo, "branch", "--list", "treeflow/*") == ""
     assert git(repo, "status", "--porcelain") == "?? treeflow.yml"
 

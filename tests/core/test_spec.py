@@ -845,3 +845,31 @@ def test_find_workflow_says_what_it_looked_for(tmp_path: Path, with_empty_folder
     assert str(tmp_path) in message
     assert "treeflow.yml" in message
     assert ".treeflow/*.yml" in message
+
+
+def test_pool_settings_are_read_with_their_defaults(tmp_path: Path) -> None:
+    steps = "steps:\n  a: {run: 'true'}\n"
+    default = load_workflow(write(tmp_path, steps)).pool
+    assert (default.enabled, default.size, default.idle_s, default.keep) == (True, None, 3600.0, ())
+    chosen = load_workflow(
+        write(tmp_path, "pool: {size: 3, idle: 10m, keep: [node_modules, .venv]}\n" + steps)
+    )
+    assert (chosen.pool.size, chosen.pool.idle_s, chosen.pool.keep) == (3, 600.0, ("node_modules", ".venv"))
+    assert not load_workflow(write(tmp_path, "pool: false\n" + steps)).pool.enabled
+    assert not load_workflow(write(tmp_path, "pool: {size: 0}\n" + steps)).pool.enabled
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "words"),
+    [
+        ("pool: {size: -1}\n", 1, 14, ("pool.size",)),
+        ("pool: {idle: soon}\n", 1, 14, ("pool.idle", "bad duration")),
+        ("pool: {keep: [../x]}\n", 1, 15, ("pool.keep",)),
+        ("pool: {kept: [x]}\n", 1, 8, ("unknown key", "keep")),
+        ("setup: {when_changed: [package-lock.json]}\n", 1, 23, ("when_changed", "setup.run")),
+    ],
+)
+def test_bad_pool_and_when_changed(
+    tmp_path: Path, text: str, line: int, column: int, words: tuple[str, ...]
+) -> None:
+    assert_error(only_error(write(tmp_path, text + "steps:\n  a: {run: 'true'}\n")), line, column, *words)

@@ -68,6 +68,10 @@ def minimal(keys: tuple[Key, ...]) -> dict[str, Any]:
     return {key.name: yaml.safe_load(key.shape.example) for key in keys if key.required}
 
 
+# Keys the parser takes only beside another, which the schema does not express.
+GOES_WITH: dict[tuple[str, ...], dict[str, Any]] = {("setup", "when_changed"): {"run": "npm ci"}}
+
+
 def document_with(path: tuple[str, ...], value: Any, chosen: Chosen) -> dict[str, Any]:
     """The base workflow with ``value`` at ``path``, in the forms ``chosen`` of the blocks around it."""
     document = copy.deepcopy(BASE)
@@ -80,6 +84,9 @@ def document_with(path: tuple[str, ...], value: Any, chosen: Chosen) -> dict[str
     for depth in range(start + 1, len(path)):
         mapping = mapping.setdefault(path[depth - 1], minimal(chosen[path[:depth]]))
     mapping[path[-1]] = value
+    mapping.update(
+        {name: sibling for name, sibling in GOES_WITH.get(path, {}).items() if name not in mapping}
+    )
     return document
 
 

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from tests.conftest import git
-from tests.helpers import make_run, run_workflow
+from tests.helpers import make_run, run_workflow, worktrees_left
 from treeflow.core.git import RepoLock, git_locked, open_repository
 from treeflow.core.git_workspace import WorkspaceError
 from treeflow.core.model import RunStatus, StepStatus
@@ -19,9 +19,8 @@ pytestmark = pytest.mark.anyio
 
 
 def treeflow_worktrees(repo: Path) -> list[str]:
-    listing = git(repo, "worktree", "list", "--porcelain")
-    paths = [line.split(" ", 1)[1] for line in listing.splitlines() if line.startswith("worktree ")]
-    return [path for path in paths if Path(path) != repo]
+    """Worktrees left behind: any but the checkout and the pool's clean, idle ones."""
+    return worktrees_left(repo)
 
 
 def branches(repo: Path) -> list[str]:
@@ -53,7 +52,10 @@ async def test_sixteen_parallel_steps_twenty_times_without_a_git_error(
             assert show(repo, step.branch, f"out/s{i}.txt") == str(i)
             assert show(repo, step.branch, f"out/s{i}.who") == f"s{i}"
     assert treeflow_worktrees(repo) == []
-    assert not any(worktree_root.rglob("*.txt"))
+    # Pooled worktrees hold the files of the last step they served, at its commit.
+    assert not any(
+        path for path in worktree_root.rglob("*.txt") if "pool" not in path.relative_to(worktree_root).parts
+    )
 
 
 async def test_the_users_checkout_is_untouched_and_its_changes_are_the_base(repo: Path) -> None:
@@ -413,7 +415,8 @@ async def test_a_worktree_that_cannot_be_removed_is_reported_not_ignored(repo: P
     # A locked worktree makes `git worktree remove --force` refuse, as a busy file system might.
     result = await run_workflow(
         repo,
-        "steps:\n  s: {run: 'echo w > w.txt && git worktree lock \"$TREEFLOW_WORKTREE\"'}\n",
+        # Without the pool, whose worktrees are never removed at a step's end.
+        "pool: false\nsteps:\n  s: {run: 'echo w > w.txt && git worktree lock \"$TREEFLOW_WORKTREE\"'}\n",
         worktrees=True,
     )
     step = result.steps["s"]

@@ -93,6 +93,7 @@ async def test_top_level_keys_are_offered_with_their_documentation(
         "base",
         "defaults",
         "setup",
+        "pool",
         "env",
         "steps",
     ]
@@ -136,7 +137,7 @@ async def test_top_level_keys_are_offered_with_their_documentation(
         ("steps:\n  a:\n    agent: {report: exit, ‸}\n", ["command", "prompt", "heartbeat"]),
         ("steps:\n  a:\n    run: x\n    retry: {‸}\n", ["attempts", "backoff", "max_backoff", "jitter"]),
         ("defaults:\n  retry:\n    att‸\nsteps: {}\n", ["attempts", "backoff", "max_backoff", "jitter"]),
-        ("setup:\n  ‸\nsteps:\n  a: {run: x}\n", ["copy", "run"]),
+        ("setup:\n  ‸\nsteps:\n  a: {run: x}\n", ["copy", "run", "when_changed"]),
         ("defaults:\n  ‸\n", ["timeout", "retry", "worktree"]),
     ],
     ids=[

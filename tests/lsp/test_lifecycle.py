@@ -17,7 +17,7 @@ from typing import IO, Any
 import pytest
 
 from tests.conftest import git
-from tests.helpers import pid_alive, read_pids, wait_for_files
+from tests.helpers import pid_alive, read_pids, wait_for_files, worktrees_left
 from tests.lsp.conftest import write_workflow
 
 SERVER = [sys.executable, "-m", "treeflow.cli", "serve", "--log-file", "/dev/null"]
@@ -101,8 +101,7 @@ def test_the_server_exits_and_cleans_up_when_the_client_vanishes(workspace: Path
         assert time.monotonic() - closed_at < 5
         assert code == (0 if stop == "stdin closed" else 128 + signal.Signals[stop])
     assert [name for name, pid in read_pids(pids).items() if pid_alive(pid)] == []
-    listing = git(workspace, "worktree", "list", "--porcelain")
-    assert listing.count("worktree ") == 1
+    assert worktrees_left(workspace) == []
     branch = next(
         b for b in git(workspace, "branch", "--format=%(refname:short)").split() if b.endswith("/tree")
     )

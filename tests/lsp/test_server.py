@@ -16,7 +16,7 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from tests.conftest import git
-from tests.helpers import has_text, pid_alive, read_pids
+from tests.helpers import has_text, pid_alive, read_pids, worktrees_left
 from tests.lsp.conftest import write_workflow
 
 pytestmark = pytest.mark.asyncio
@@ -42,8 +42,8 @@ async def final_update(client: LanguageClient, run_id: str) -> dict[str, Any]:
 
 
 def treeflow_worktrees(repo: Path) -> list[str]:
-    listing = git(repo, "worktree", "list", "--porcelain")
-    return [line for line in listing.splitlines() if line.startswith("worktree ") and Path(line[9:]) != repo]
+    """Worktrees left behind: any but the checkout and the pool's clean, idle ones."""
+    return worktrees_left(repo)
 
 
 async def test_list_workflows_finds_the_workspace_workflows(client: LanguageClient, workspace: Path) -> None:

@@ -48,6 +48,7 @@ from treeflow.core.ownership import end_orphaned_git, scratch_index_name
 from treeflow.core.setup_copy import copied_files, copies_expected
 from treeflow.core.spec import WorkflowError, load_workflow
 from treeflow.core.step_worktree import why_not_savable
+from treeflow.core.worktree_pool import is_pooled, settle_pool
 
 _NAMES_SHOWN = 5
 
@@ -140,10 +141,13 @@ async def _clean_worktrees(
     actions: list[Action],
 ) -> None:
     root = worktree_root(repo)
+    # Pooled worktrees are the pool's to save and remove, whichever step last used them.
+    for pooled in await settle_pool(repo, empty=True, dry_run=dry_run):
+        actions.append(Action(pooled.what, pooled.reason, pooled.done, pooled.failed))
     for worktree in await _list_worktrees(repo):
         # Only treeflow makes worktrees under its root; one elsewhere is the user's, even on a
         # treeflow branch (`git worktree add ../review treeflow/runs/…`), and is never touched.
-        if not worktree.path.is_relative_to(root):
+        if not worktree.path.is_relative_to(root) or is_pooled(repo, worktree.path):
             continue
         run_id = _run_of_worktree(worktree, root)
         if run_id is None:
@@ -179,7 +183,11 @@ async def _clean_unknown_folders(
     root = worktree_root(repo)
     known = {w.path for w in await _list_worktrees(repo, with_main=True)}
     known |= {path.resolve() for path in known}
-    folders = await anyio.to_thread.run_sync(_step_folders, root)
+    folders = [
+        (run_id, folder)
+        for run_id, folder in await anyio.to_thread.run_sync(_step_folders, root)
+        if not is_pooled(repo, folder)
+    ]
     unknown = []
     for run_id, folder in folders:
         if folder in known or folder.resolve() in known:
@@ -384,7 +392,11 @@ async def save_worktrees_of_run(
     root = worktree_root(repo)
     actions = []
     for worktree in await _list_worktrees(repo):
-        if not worktree.path.is_relative_to(root) or worktree.path in besides:
+        if (
+            not worktree.path.is_relative_to(root)
+            or worktree.path in besides
+            or is_pooled(repo, worktree.path)
+        ):
             continue
         if _run_of_worktree(worktree, root) != run_id:
             continue
@@ -444,7 +456,9 @@ async def _clean_branches(
             continue
         # Branches deleted above count as gone, as they are once a dry run is done for real.
         excluded = [f"--exclude={ref}" for ref in (f"refs/heads/{name}", *sorted(deleted))]
-        count = await git(repo.root, "rev-list", "--count", tip, "--not", *excluded, "--all")
+        # Every ref, but not the HEADs of worktrees (`--all` has them): a pooled worktree's HEAD
+        # holds the last step's commit only until `clean` empties the pool.
+        count = await git(repo.root, "rev-list", "--count", tip, "--not", *excluded, "--glob=refs/*")
         actions.append(Action(f"kept branch {name}", f"{count} commit(s) found on no other branch", False))
 
 

@@ -43,6 +43,7 @@ from treeflow.core.locations import (
 from treeflow.core.model import RunResult, Step, StepStatus, Workflow
 from treeflow.core.step_worktree import StepWorktree, step_worktree
 from treeflow.core.workspace import RunRefusal, StepPlace, StepSetupError, Warn
+from treeflow.core.worktree_pool import WorktreePool
 
 _BASE_NAME = "the run's new base"
 
@@ -62,9 +63,11 @@ class GitWorkspace:
         base: str | None = None,
         results: Mapping[str, str] | None = None,
         rebase: bool = False,
+        max_parallel: int | None = None,
     ) -> None:
         """``base`` and ``results`` (the commit each already finished step left) resume a run;
-        ``rebase`` resumes it from the checkout as it is now instead of ``base``."""
+        ``rebase`` resumes it from the checkout as it is now instead of ``base``. The worktree pool
+        holds ``max_parallel`` worktrees unless the workflow's `pool.size` says otherwise."""
         self._repo = repo
         self._workflow = workflow
         self._warn: Warn = lambda step_id, message: None
@@ -78,6 +81,8 @@ class GitWorkspace:
         self._carried = frozenset(self._results)
         self._root = worktree_root(repo)
         self._run_lock: int | None = None
+        size = max_parallel or workflow.max_parallel or os.cpu_count() or 1
+        self._pool = WorktreePool(repo, self._lock, workflow.pool, size)
 
     async def open(self, run: RunResult, warn: Warn) -> str:
         self._warn = warn
@@ -185,11 +190,12 @@ class GitWorkspace:
             return
         branch = step_branch(run_id, step.id)
         path = self._root / run_id / step.id
-        if await anyio.to_thread.run_sync(os.path.lexists, path):
+        kept = await anyio.to_thread.run_sync(self._pool.kept_for, branch)
+        if kept is not None or await anyio.to_thread.run_sync(os.path.lexists, path):
             # Kept by an earlier attempt of this run whose work could not be saved: it is the user's
             # to look at, and a new worktree must not take its branch from under it.
             raise StepSetupError(
-                f"its earlier worktree {path} is still there, kept because its work could not be "
+                f"its earlier worktree {kept or path} is still there, kept because its work could not be "
                 "saved; look at it, save what you need, remove it (`treeflow clean` saves and removes "
                 "what it can), then resume"
             )
@@ -207,7 +213,9 @@ class GitWorkspace:
                 commit_message=f"treeflow: work of step {step.id}\n\nRun {run_id} of {self._workflow.name}.",
                 identity=self._identity,
                 warn=lambda message: self._warn(step.id, message),
+                pool=self._pool,
             ) as worktree:
+                place.cwd = place.worktree = worktree.path
                 yield place
         finally:
             # Runs after the worktree's own exit, which is what commits the work.

@@ -86,3 +86,15 @@ def worktree_root(repo: Repository) -> Path:
         base = Path(cache) / "treeflow" / "worktrees"
     digest = hashlib.sha256(str(repo.common_dir).encode()).hexdigest()[:10]
     return base / f"{repo.root.name}-{digest}"
+
+
+def pool_folder(repo: Repository) -> Path:
+    """Where the warm worktree pool keeps its worktrees: beside the runs' folders, under a name no
+    run id can take."""
+    return worktree_root(repo) / "pool"
+
+
+def pool_claims_folder(repo: Repository) -> Path:
+    """One claim file per pooled worktree (``<slot>.lock``): held (flock) by the process whose step
+    uses it, and holding a note of its state."""
+    return repo.state_dir / "pool"

@@ -74,6 +74,20 @@ class RetryPolicy:
 class SetupSpec:
     copy: tuple[str, ...] = ()
     run: str | None = None
+    # Files whose content decides whether `run` has to run again in a worktree it already ran in.
+    when_changed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """The warm worktree pool (see `treeflow.core.worktree_pool`): on or off, how many worktrees it
+    keeps (None: the run's max_parallel), how long one may stay idle, and the ignored folders
+    (gitignore patterns) that survive from one step to the next."""
+
+    enabled: bool = True
+    size: int | None = None
+    idle_s: float = 3600.0
+    keep: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,7 @@ class Workflow:
     base: str = "working"
     setup: SetupSpec = SetupSpec()
     env: Mapping[str, str] = field(default_factory=dict)
+    pool: PoolSettings = PoolSettings()
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from treeflow.core.process import (
 from treeflow.core.setup_copy import copied_files
 from treeflow.core.spec import WorkflowError, load_workflow
 from treeflow.core.step_worktree import StepWorktree, save_and_remove
+from treeflow.core.worktree_pool import is_pooled, settle_pool
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ async def recover(repo: Repository, say: Callable[[str], None]) -> list[str]:
             unlock_file(lock)
     recovered.extend(await _recover_unrecorded(repo, path, orphans, say))
     with anyio.CancelScope(shield=True):
+        # After the runs: their processes, which could still write in a pooled worktree, are gone.
+        for action in await settle_pool(repo, empty=False, before=orphans.end):
+            say(str(action))
         await _remove_stale_scratch_indexes(repo, orphans, say)
     return recovered
 
@@ -234,7 +238,14 @@ async def _recover_run(
         result = step.result
         if result.status.is_final:
             continue
-        if step.worktree is not None and step.work_branch and step.start_commit and step.worktree.is_dir():
+        # A pooled worktree is saved by `settle_pool`, once every dead run's processes are ended.
+        if (
+            step.worktree is not None
+            and step.work_branch
+            and step.start_commit
+            and step.worktree.is_dir()
+            and not is_pooled(repo, step.worktree)
+        ):
             known.add(step.worktree)
             worktree = StepWorktree(path=step.worktree, branch=step.work_branch, start=step.start_commit)
             worktree.copied = await copied_files(step.worktree, repo.root, copied)

@@ -44,6 +44,7 @@ from treeflow.core.model import AgentUsage, RunResult, RunStatus, Step, StepResu
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S
+from treeflow.core.setup_record import record_setup, setup_digest, setup_is_current
 from treeflow.core.step_context import StepContext
 from treeflow.core.step_outputs import OutputsError, output_variables, outputs_file, read_outputs
 from treeflow.core.steplog import StepLog
@@ -517,11 +518,19 @@ class Run:
         if not place.fresh or command is None:
             return _SETUP_DONE
         setup = attempt(0, None)
+        digest = await setup_digest(place.worktree, command, self.workflow.setup.when_changed)
+        if digest is not None and await setup_is_current(digest):
+            setup.log.write(
+                b"--- treeflow: setup skipped: done in this worktree, when_changed files unchanged ---\n"
+            )
+            return _SETUP_DONE
         result.began = True
         setup.log.write(b"--- treeflow: setup ---\n")
         outcome = await self._timed(step, setup.run_to_outcome(command))
         setup.log.write(b"--- treeflow: end of setup ---\n")
         if outcome.status is StepStatus.SUCCEEDED:
+            if digest is not None:
+                await record_setup(digest)
             return _SETUP_DONE
         return replace(outcome, error=f"setup failed: {outcome.error}")
 

@@ -166,7 +166,7 @@ def start_run(
     try:
         if resume is None:
             options = RunOptions(select=tuple(steps), max_parallel=max_parallel)
-            workspace = GitWorkspace(repo, workflow)
+            workspace = GitWorkspace(repo, workflow, max_parallel=max_parallel)
         else:
             options = RunOptions(
                 select=resume.steps,
@@ -176,7 +176,12 @@ def start_run(
                 earlier=resume.earlier,
             )
             workspace = GitWorkspace(
-                repo, workflow, base=resume.base_commit, results=resume.start_points, rebase=resume.rebase
+                repo,
+                workflow,
+                base=resume.base_commit,
+                results=resume.start_points,
+                rebase=resume.rebase,
+                max_parallel=max_parallel,
             )
         run = Run(workflow, repo, FanOut([run_journal, sink]), options, LocalExecutor(workspace))
     except BaseException:

@@ -15,10 +15,10 @@ import yaml
 
 from treeflow.core import kinds
 from treeflow.core.graph import find_cycles
-from treeflow.core.model import RetryPolicy, SetupSpec, Step, Workflow
+from treeflow.core.model import PoolSettings, RetryPolicy, SetupSpec, Step, Workflow
 from treeflow.core.setup_copy import pattern_problem
 from treeflow.core.spec_expressions import ExpressionReader
-from treeflow.core.spec_keys import DEFAULTS_KEYS, RETRY_KEYS, SETUP_KEYS, WORKFLOW_KEYS, names
+from treeflow.core.spec_keys import DEFAULTS_KEYS, POOL_KEYS, RETRY_KEYS, SETUP_KEYS, WORKFLOW_KEYS, names
 from treeflow.core.spec_reader import SpecError, SpecReader
 from treeflow.quoting import quoted
 
@@ -32,6 +32,7 @@ _TOP_KEYS = names(WORKFLOW_KEYS)
 _DEFAULT_KEYS = names(DEFAULTS_KEYS)
 _RETRY_KEYS = names(RETRY_KEYS)
 _SETUP_KEYS = names(SETUP_KEYS)
+_POOL_KEYS = names(POOL_KEYS)
 
 
 class WorkflowError(Exception):
@@ -117,6 +118,7 @@ class _Parser(SpecReader):
         defaults = self.defaults(fields.get("defaults"))
         setup = self.setup(fields.get("setup"))
         env = self.optional(fields, "env", lambda n: self.env(n, "env")) or {}
+        pool = self.pool(fields.get("pool"))
         steps = self.steps(fields.get("steps"), root, defaults)
         return Workflow(
             name=name,
@@ -127,6 +129,7 @@ class _Parser(SpecReader):
             base=base,
             setup=setup,
             env=env,
+            pool=pool,
         )
 
     def defaults(self, node: yaml.Node | None) -> Step:
@@ -183,7 +186,38 @@ class _Parser(SpecReader):
             else:
                 self.error(item, f"setup.copy: {quoted(value)!r} {problem}")
         run = self.optional(fields, "run", lambda n: self.command(n, "setup.run"))
-        return SetupSpec(copy=tuple(copy), run=run)
+        when_changed = self.patterns(fields, "when_changed", "setup.when_changed")
+        if when_changed and run is None:
+            self.error(fields["when_changed"], "setup.when_changed needs a setup.run to decide about")
+        return SetupSpec(copy=tuple(copy), run=run, when_changed=when_changed)
+
+    def pool(self, node: yaml.Node | None) -> PoolSettings:
+        if node is None:
+            return PoolSettings()
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:bool":
+            return PoolSettings(enabled=bool(self.boolean(node, "pool")))
+        fields = self.mapping(node, "pool (false, or a mapping)", _POOL_KEYS)
+        if fields is None:
+            return PoolSettings()
+        size = self.optional(fields, "size", lambda n: self.integer(n, "pool.size", 0))
+        idle = self.optional(fields, "idle", lambda n: self.duration(n, "pool.idle"))
+        return PoolSettings(
+            enabled=size != 0,
+            size=size or None,
+            idle_s=PoolSettings.idle_s if idle is None else idle,
+            keep=self.patterns(fields, "keep", "pool.keep"),
+        )
+
+    def patterns(self, fields: dict[str, yaml.Node], key: str, what: str) -> tuple[str, ...]:
+        """Paths or globs relative to the repository root, as `setup.copy` takes them."""
+        chosen = []
+        for value, item in self.string_list(fields[key], what) if key in fields else []:
+            problem = pattern_problem(value)
+            if problem is None:
+                chosen.append(value)
+            else:
+                self.error(item, f"{what}: {quoted(value)!r} {problem}")
+        return tuple(chosen)
 
     def steps(self, node: yaml.Node | None, root: yaml.Node, defaults: Step) -> dict[str, Step]:
         if node is None:

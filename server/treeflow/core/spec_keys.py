@@ -204,6 +204,24 @@ SETUP_KEYS = (
         Text("npm ci", not_blank=True, wording="a command"),
         "none",
     ),
+    Key(
+        "when_changed",
+        "Glob patterns of files (a lockfile, say): `run` runs in a worktree only when they, or the "
+        "command, changed since it last succeeded there, or what it made is gone.",
+        TextList("[package-lock.json]"),
+        "none: `run` runs in every worktree",
+    ),
+)
+POOL_KEYS = (
+    Key("size", "How many worktrees the pool keeps; 0 turns it off.", Whole(0, "4"), "`max_parallel`"),
+    Key("idle", "How long a pooled worktree may stay unused before it is removed.", Duration("1h"), "1h"),
+    Key(
+        "keep",
+        "Ignored folders that survive in a pooled worktree from one step to the next "
+        "(`node_modules`, `.venv`, `target`); everything else untracked is removed.",
+        TextList("[node_modules, .venv]"),
+        "none",
+    ),
 )
 
 BASES = MappingProxyType(
@@ -239,6 +257,13 @@ WORKFLOW_KEYS = (
     ),
     Key("defaults", "Settings for every step that does not give its own.", Fields(DEFAULTS_KEYS), "none"),
     Key("setup", "What each fresh worktree gets before its step runs.", Fields(SETUP_KEYS), "none"),
+    Key(
+        "pool",
+        "The warm worktree pool: worktrees whose work was saved are kept and moved to the next "
+        "step's start commit instead of checked out anew. `false` turns it off.",
+        Either((Flag(), Fields(POOL_KEYS))),
+        "on, `size` = `max_parallel`, `idle` 1h",
+    ),
     Key(
         "env",
         "Extra environment variables for every step; a step's own `env` overrides them.",

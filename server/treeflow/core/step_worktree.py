@@ -29,6 +29,7 @@ from treeflow.core.git import (
 )
 from treeflow.core.setup_copy import RECORD_NAME, copy_setup_files
 from treeflow.core.step_stash import move_stashed_work, stash_entries
+from treeflow.core.worktree_pool import PooledWorktree, WorktreePool
 
 
 @dataclass
@@ -42,6 +43,7 @@ class StepWorktree:
     removed: bool = False
     unsaved: str | None = None  # why its work could not be committed; it is then kept as it is
     stash_before: frozenset[str] | None = None  # the stash list's commits before the step started
+    pooled: PooledWorktree | None = None  # lent by the pool, given back instead of removed
 
 
 @asynccontextmanager
@@ -56,26 +58,44 @@ async def step_worktree(
     commit_message: str,
     identity: Mapping[str, str],
     warn: Callable[[str], None],
+    pool: WorktreePool | None = None,
 ) -> AsyncIterator[StepWorktree]:
-    """A fresh worktree at ``path`` on new branch ``branch`` starting at ``start``.
+    """A worktree on new branch ``branch`` starting at ``start``: one of ``pool``'s when it has one
+    to give, else a fresh one at ``path``.
 
     Registration runs under the repository lock; populating the files runs outside it, in parallel
     with other steps, which is what keeps concurrent creation both safe and fast.
     """
-    await anyio.to_thread.run_sync(lambda: path.parent.mkdir(parents=True, exist_ok=True))
-    # A `worktree add` stopped half-way leaves a registration that no `finally` below would undo,
-    # or even one that breaks `git log --all`; it takes milliseconds, so it always completes.
-    with anyio.CancelScope(shield=True):
-        await git_locked(
-            lock, repo.root, "worktree", "add", "--no-checkout", "--no-track", "-b", branch, str(path), start
-        )
-    worktree = StepWorktree(path=path, branch=branch, start=start)
-    populated = False
+    pooled = await pool.take(branch, start, warn) if pool is not None else None
+    if pooled is not None:
+        worktree = StepWorktree(path=pooled.path, branch=branch, start=start, pooled=pooled)
+    else:
+        await anyio.to_thread.run_sync(lambda: path.parent.mkdir(parents=True, exist_ok=True))
+        # A `worktree add` stopped half-way leaves a registration that no `finally` below would
+        # undo, or even one that breaks `git log --all`; it takes milliseconds, so it always completes.
+        with anyio.CancelScope(shield=True):
+            await git_locked(
+                lock,
+                repo.root,
+                "worktree",
+                "add",
+                "--no-checkout",
+                "--no-track",
+                "-b",
+                branch,
+                str(path),
+                start,
+            )
+        worktree = StepWorktree(path=path, branch=branch, start=start)
+    populated = pooled is not None
     try:
-        # Not `reset --hard`: that rewrites the branch ref (and ORIG_HEAD) too, and a cancel kills
-        # it mid-way, which can leave the branch's lock file behind and the branch undeletable.
-        await git(path, "read-tree", "-u", "--reset", "HEAD")
-        populated = True
+        if not populated:
+            # Not `reset --hard`: that rewrites the branch ref (and ORIG_HEAD) too, and a cancel
+            # kills it mid-way, which can leave the branch's lock file behind and the branch
+            # undeletable.
+            await git(worktree.path, "read-tree", "-u", "--reset", "HEAD")
+            populated = True
+        path = worktree.path
         worktree.stash_before = frozenset(entry.commit for entry in await stash_entries(path))
         if copy:
             record = Path(await git(path, "rev-parse", "--absolute-git-dir")) / RECORD_NAME
@@ -102,6 +122,7 @@ async def save_and_remove(
             problem = await why_not_savable(worktree.path, worktree.branch)
             if problem is not None:
                 worktree.unsaved = problem
+                await _keep_as_it_is(worktree, problem)
                 warn(f"{problem}; its worktree {worktree.path} is kept as it is")
                 return
             held_back = [TREEFLOW_DIR, *worktree.copied]
@@ -120,16 +141,21 @@ async def save_and_remove(
         tip = await git(repo.root, "rev-parse", f"refs/heads/{worktree.branch}")
     except (GitError, OSError) as exc:
         worktree.unsaved = f"could not commit the work in {worktree.path}: {exc}"
+        await _keep_as_it_is(worktree, worktree.unsaved)
         warn(f"{worktree.unsaved}; the worktree is kept as it is")
         return
     worktree.has_work = tip != worktree.start
     worktree.commit = tip if worktree.has_work else None
-    try:
-        await git_locked(lock, repo.root, "worktree", "remove", "--force", str(worktree.path))
+    if worktree.pooled is not None:
+        await worktree.pooled.pool.give_back(worktree.pooled, tip, warn)
         worktree.removed = True
-    except (GitError, OSError) as exc:
-        warn(f"could not remove worktree {worktree.path}: {exc}; `treeflow clean` removes it later")
-        return
+    else:
+        try:
+            await git_locked(lock, repo.root, "worktree", "remove", "--force", str(worktree.path))
+            worktree.removed = True
+        except (GitError, OSError) as exc:
+            warn(f"could not remove worktree {worktree.path}: {exc}; `treeflow clean` removes it later")
+            return
     if not worktree.has_work:
         try:
             # The expected old value makes git refuse if anything moved the branch meanwhile.
@@ -138,6 +164,18 @@ async def save_and_remove(
             )
         except GitError as exc:
             warn(f"could not delete its branch {worktree.branch}, which holds no work: {exc}")
+
+
+async def _keep_as_it_is(worktree: StepWorktree, reason: str) -> None:
+    """A pooled worktree whose work could not be saved leaves the pool, kept for the user; one
+    whose folder the step removed is dropped, since nothing in it is left."""
+    pooled = worktree.pooled
+    if pooled is None:
+        return
+    if await anyio.to_thread.run_sync(os.path.lexists, worktree.path):
+        pooled.pool.keep(pooled, reason)
+    else:
+        await pooled.pool.forget(pooled)
 
 
 async def why_not_savable(path: Path, branch: str | None) -> str | None:
