@@ -51,7 +51,13 @@ async function runAction(action) {
   await row.click({ button: 'right' });
   const item = editor.page.getByRole('menuitem', { name: action }).first();
   await item.waitFor();
-  await item.click();
+  // A click that lands while the menu is still animating in is lost: click until the menu closes.
+  await waitFor(`the ${action} menu item to be taken`, async () => {
+    if (await item.isVisible()) {
+      await item.click({ timeout: 2000 }).catch(() => {});
+    }
+    return !(await item.isVisible());
+  }, 10000);
 }
 
 test(
