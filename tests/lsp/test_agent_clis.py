@@ -39,7 +39,7 @@ async def test_an_agent_clis_progress_and_totals_reach_the_client(
     messages = [report.message for report in client.progress_reports[f"treeflow/run/{run_id}"][1:-1]]
     assert "0/1 · running: fix (Bash: pytest -q tests/test_api.py)" in messages
     logged = "".join(entry["text"] for entry in client.logs if entry["stepId"] == "fix")  # type: ignore[attr-defined]
-    assert "→ Edit: /work/repo/src/api.py" in logged
+    assert "→ Edit: /home/dev/project/src/api.py" in logged
 
 
 async def test_an_agent_steps_transcript_is_its_stream_as_markdown(
