@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from treeflow.core.model import Combination, Step, StepResult, StepStatus
@@ -140,15 +140,15 @@ def matrix_steps(steps: Mapping[str, Step]) -> dict[str, list[str]]:
     return found
 
 
-def named_steps(steps: Mapping[str, Step], name: str) -> list[str]:
-    """The steps ``name`` names: a step, every combination of a matrix step, or one combination by
-    its id or its safe name; none when it names nothing."""
-    if name in steps:
+def named_steps(step_ids: Collection[str], name: str) -> list[str]:
+    """The steps of ``step_ids`` that ``name`` names: a step, every combination of a matrix step, or
+    one combination by its id or its safe name; none when it names nothing."""
+    if name in step_ids:
         return [name]
-    combinations_of = matrix_steps(steps).get(name)
-    if combinations_of is not None:
+    combinations_of = [step_id for step_id in step_ids if "[" in step_id and written_id(step_id) == name]
+    if combinations_of:
         return combinations_of
-    return [step_id for step_id in steps if "[" in step_id and safe_name(step_id) == name][:1]
+    return [step_id for step_id in step_ids if "[" in step_id and safe_name(step_id) == name][:1]
 
 
 def written_ids(steps: Iterable[str]) -> list[str]:

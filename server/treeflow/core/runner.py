@@ -138,7 +138,7 @@ def select_steps(workflow: Workflow, selected: Iterable[str]) -> list[str]:
     names = list(selected)
     if not names:
         return list(workflow.steps)
-    named = {name: matrix.named_steps(workflow.steps, name) for name in names}
+    named = {name: matrix.named_steps(workflow.steps.keys(), name) for name in names}
     unknown = [name for name, found in named.items() if not found]
     if unknown:
         known = ", ".join(matrix.written_ids(workflow.steps))
