@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import git
 from tests.helpers import run_workflow
+from treeflow.core.locations import run_of_branch
 from treeflow.core.matrix import Matrix, combinations, combined_result, safe_name
 from treeflow.core.model import RunStatus, StepResult, StepStatus
 from treeflow.core.runner import UnknownStep, select_steps
@@ -100,7 +101,10 @@ def test_each_combination_is_a_step_with_a_branch_safe_name() -> None:
     odd = "deploy[target=eu west/1..2,tag=@{x},n=a.lock]"
     assert safe_name(odd) == "deploy.target-eu_west_1.2.tag-__x_.n-a.lock_"
     assert safe_name(safe_name(odd)) == safe_name(odd)
-    assert git_accepts_branch(f"treeflow/20260101-093000-ab12/{safe_name(odd)}")
+    branch = f"treeflow/20260101-093000-ab12/{safe_name(odd)}"
+    assert git_accepts_branch(branch)
+    # `treeflow clean` and recovery know the branch as treeflow's own.
+    assert run_of_branch(branch) == run_of_branch(f"{branch}.interrupted-2") == "20260101-093000-ab12"
 
     assert select_steps(workflow, ["test"]) == ["lint", *ids]
     assert select_steps(workflow, ["test[python=3.10,shard=2]"]) == ["lint", ids[3]]
