@@ -9,7 +9,10 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from tests.lsp.conftest import write_workflow
 from tests.lsp.test_authoring import doc_of, document, hover, open_text
+from tests.lsp.test_server import command, final_update
+from treeflow.core import journal
 
 pytestmark = pytest.mark.asyncio
 
@@ -78,3 +81,34 @@ async def test_hover_on_matrix_and_its_include(client: LanguageClient, workspace
     shown = await hover(client, workspace, text.replace("mat‸rix", "matrix").replace("include", "inc‸lude"))
     assert shown is not None
     assert doc_of(shown).startswith("**include**: a list of mappings of matrix keys to values")
+
+
+async def test_a_matrix_step_is_listed_once_and_running_it_runs_every_combination(
+    client: LanguageClient, workspace: Path
+) -> None:
+    path = write_workflow(
+        workspace,
+        """\
+        steps:
+          other: {run: "true"}
+          test: {matrix: {shard: [1, 2]}, run: "echo ${{ matrix.shard }} > shard.txt"}
+        """,
+    )
+    listed = await command(client, "treeflow.listWorkflows")
+    [entry] = [entry for entry in listed if entry["uri"] == path.as_uri()]
+    assert entry["steps"] == ["other", "test"]
+    run_id = (await command(client, "treeflow.run", {"workflow": path.as_uri(), "steps": ["test"]}))["runId"]
+    final = await final_update(client, run_id)
+    assert final["status"] == "succeeded"
+    # The test client reads the notification into named tuples, which cannot keep a key such as
+    # `test[shard=1]`; the journal has the ids as the server sent them.
+    record = journal.read_run(workspace / ".git" / "treeflow" / "journal.db", run_id)
+    assert record is not None
+    assert {step_id: step.result.status.value for step_id, step in record.steps.items()} == {
+        "test[shard=1]": "succeeded",
+        "test[shard=2]": "succeeded",
+    }
+    assert [step["branch"] for step in final["steps"].values()] == [
+        f"treeflow/{run_id}/test.shard-1",
+        f"treeflow/{run_id}/test.shard-2",
+    ]
