@@ -95,7 +95,7 @@ def _values(reader: SpecReader, node: yaml.Node, what: str) -> tuple[str, ...] |
     if not node.value:
         reader.error(node, f"{what} is an empty list: give it at least one value")
         return None
-    values: list[str] = []
+    values: dict[str, None] = {}
     for item in node.value:
         value = _value(reader, item, f"{what}: each value")
         if value is None:
@@ -103,7 +103,7 @@ def _values(reader: SpecReader, node: yaml.Node, what: str) -> tuple[str, ...] |
         if value in values:
             reader.error(item, f"{what}: {quoted(repr(value))} is listed twice")
             continue
-        values.append(value)
+        values[value] = None
     return tuple(values)
 
 
