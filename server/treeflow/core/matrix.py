@@ -19,7 +19,7 @@ import itertools
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from treeflow.core.model import Combination, Step, StepResult, StepStatus
 
@@ -52,12 +52,7 @@ class Matrix:
 
     axes: Mapping[str, tuple[str, ...]]
     include: tuple[Mapping[str, str], ...] = ()
-    exclude: tuple[Mapping[str, str], ...] = field(default=())
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        """Every key a combination may have: the matrix's own, then those only `include` adds."""
-        return tuple(dict.fromkeys([*self.axes, *(key for entry in self.include for key in entry)]))
+    exclude: tuple[Mapping[str, str], ...] = ()
 
     def product_size(self) -> int:
         """How many combinations the keys' values make before `exclude` and `include`."""
@@ -67,9 +62,13 @@ class Matrix:
 def combinations(matrix: Matrix) -> list[dict[str, str]]:
     """The combinations of ``matrix``, each its values by key, in order (see the module's docstring)."""
     keys = list(matrix.axes)
-    made = [dict(zip(keys, values, strict=True)) for values in itertools.product(*matrix.axes.values())]
-    if not keys:
-        made = []
+    # Without keys of its own, a matrix is its `include` entries (the product of nothing is not one
+    # empty combination here).
+    made = (
+        [dict(zip(keys, values, strict=True)) for values in itertools.product(*matrix.axes.values())]
+        if keys
+        else []
+    )
     kept = [values for values in made if not any(_matches(values, entry) for entry in matrix.exclude)]
     added: list[dict[str, str]] = []
     for entry in matrix.include:
