@@ -110,9 +110,12 @@ async def test_top_level_keys_are_offered_with_their_documentation(
     [
         (
             "steps:\n  a:\n    run: x\n    ‸\n",
-            ["agent", "needs", "if", "timeout", "retry", "env", "worktree"],
+            ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "matrix"],
         ),
-        ("steps:\n  a: {run: x, ‸}\n", ["agent", "needs", "if", "timeout", "retry", "env", "worktree"]),
+        (
+            "steps:\n  a: {run: x, ‸}\n",
+            ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "matrix"],
+        ),
         (
             "steps:\n  a:\n    agent:\n      ‸\n",
             [
@@ -139,6 +142,7 @@ async def test_top_level_keys_are_offered_with_their_documentation(
         ("defaults:\n  retry:\n    att‸\nsteps: {}\n", ["attempts", "backoff", "max_backoff", "jitter"]),
         ("setup:\n  ‸\nsteps:\n  a: {run: x}\n", ["copy", "run", "when_changed"]),
         ("defaults:\n  ‸\n", ["timeout", "retry", "worktree"]),
+        ("steps:\n  a:\n    run: x\n    matrix:\n      python: ['3.12']\n      ‸\n", ["include", "exclude"]),
     ],
     ids=[
         "step",
@@ -151,6 +155,7 @@ async def test_top_level_keys_are_offered_with_their_documentation(
         "defaults-retry",
         "setup",
         "defaults",
+        "matrix",
     ],
 )
 async def test_the_keys_valid_at_the_cursor(

@@ -35,6 +35,7 @@ from treeflow.core.events import EventSink, NullSink
 from treeflow.core.git import NotARepository, Repository, open_repository
 from treeflow.core.git_workspace import WorkspaceError
 from treeflow.core.journal import JournalUnavailable
+from treeflow.core.matrix import written_ids
 from treeflow.core.model import RunStatus, Workflow
 from treeflow.core.recovery import recover
 from treeflow.core.runner import Run, UnknownStep
@@ -137,7 +138,9 @@ def validate_command(args: argparse.Namespace) -> int:
         problems = anyio.run(_repository_problems, workflow, args.repo)
         if problems:
             raise WorkflowError(problems)
-    print(f"{path}: ok ({len(workflow.steps)} steps)")
+    written = len(written_ids(workflow.steps))
+    expanded = "" if written == len(workflow.steps) else f", {len(workflow.steps)} with matrix combinations"
+    print(f"{path}: ok ({written} steps{expanded})")
     return EXIT_OK
 
 

@@ -43,6 +43,7 @@ from treeflow.core.locations import (
     step_branch,
     worktree_root,
 )
+from treeflow.core.matrix import safe_name
 from treeflow.core.model import RunStatus
 from treeflow.core.ownership import end_orphaned_git, scratch_index_name
 from treeflow.core.setup_copy import copied_files, copies_expected
@@ -262,7 +263,9 @@ async def _commits_a_step_folder_may_hold(
         (f"refs/heads/{step_branch(run_id, step_id)}", step_branch(run_id, step_id)),
         (f"refs/heads/{run_branch(run_id)}", run_branch(run_id)),
     ]
-    step = record.steps.get(step_id) if record is not None else None
+    # The folder bears the step's safe name (a matrix combination's differs from its id).
+    steps = record.steps if record is not None else {}
+    step = next((step for known, step in steps.items() if safe_name(known) == step_id), None)
     if step is not None and step.start_commit:
         named.append((step.start_commit, f"the commit step {step_id} started from"))
     if record is not None and record.run.base_commit:

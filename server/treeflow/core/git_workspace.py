@@ -40,6 +40,7 @@ from treeflow.core.locations import (
     step_branch,
     worktree_root,
 )
+from treeflow.core.matrix import safe_name
 from treeflow.core.model import RunResult, Step, StepStatus, Workflow
 from treeflow.core.step_worktree import StepWorktree, step_worktree
 from treeflow.core.workspace import RunRefusal, StepPlace, StepSetupError, Warn
@@ -189,7 +190,7 @@ class GitWorkspace:
             yield StepPlace(cwd=self._repo.root, start_commit=start)
             return
         branch = step_branch(run_id, step.id)
-        path = self._root / run_id / step.id
+        path = self._root / run_id / safe_name(step.id)
         kept = await anyio.to_thread.run_sync(self._pool.kept_for, branch)
         if kept is not None or await anyio.to_thread.run_sync(os.path.lexists, path):
             # Kept by an earlier attempt of this run whose work could not be saved: it is the user's

@@ -91,6 +91,16 @@ class PoolSettings:
 
 
 @dataclass(frozen=True)
+class Combination:
+    """What makes a step one combination of a matrix (see `treeflow.core.matrix`): the id of the
+    step written in the file, and the values of this combination, under every key of the matrix
+    (the empty text under a key an `include` gave other combinations only)."""
+
+    of: str
+    values: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Step:
     id: str
     kind: str = ""  # the step key that selects its kind (`run`, `agent`, …; see `treeflow.core.kinds`)
@@ -102,6 +112,7 @@ class Step:
     env: Mapping[str, str] = field(default_factory=dict)
     line: int = 0  # of the step's id in the workflow file, 1-based
     condition: Condition | None = None  # its `if:`; without one, it runs when its needs succeeded
+    matrix: Combination | None = None  # set on each step a `matrix:` expanded into
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import anyio
 
-from treeflow.core import graph, kinds
+from treeflow.core import graph, kinds, matrix
 from treeflow.core.attempt import Attempt
 from treeflow.core.events import (
     EventSink,
@@ -140,14 +140,17 @@ def new_run_id() -> str:
 
 
 def select_steps(workflow: Workflow, selected: Iterable[str]) -> list[str]:
-    """The ids to run, in file order: all steps, or the selected ones and everything they need."""
-    wanted = list(selected)
-    if not wanted:
+    """The ids to run, in file order: all steps, or the selected ones and everything they need (a
+    matrix step selected by its id is every combination of it)."""
+    names = list(selected)
+    if not names:
         return list(workflow.steps)
-    unknown = [step_id for step_id in wanted if step_id not in workflow.steps]
+    named = {name: matrix.named_steps(workflow.steps.keys(), name) for name in names}
+    unknown = [name for name, found in named.items() if not found]
     if unknown:
-        known = ", ".join(workflow.steps)
+        known = ", ".join(matrix.written_ids(workflow.steps))
         raise UnknownStep(f"unknown step {quoted(', '.join(unknown))} in {workflow.path} (steps: {known})")
+    wanted = [step_id for found in named.values() for step_id in found]
     needs = {step_id: step.needs for step_id, step in workflow.steps.items()}
     chosen = graph.closure(wanted, needs)
     return [step_id for step_id in workflow.steps if step_id in chosen]
@@ -363,10 +366,11 @@ class Run:
                 before = graph.closure(step.needs, {s.id: s.needs for s in self.workflow.steps.values()})
                 context = StepContext(
                     step_id=step.id,
-                    needs={need: self._steps[need] for need in step.needs},
+                    needs=matrix.needs_results(step.needs, self.workflow.steps, self._steps),
                     before={earlier: self._step_status(earlier) for earlier in before},
                     env={**self._base_env, **step.env},
                     stopping=self._stopping(),
+                    matrix=None if step.matrix is None else step.matrix.values,
                 )
                 context.env = {**self._base_env, **context.render_env(step.env)}
                 self._warn_missing(step.id, context)
@@ -416,7 +420,7 @@ class Run:
         port = self._ports.acquire()
         place: StepPlace | None = None
         log_file = result.log_file = StepLog(
-            self.log_dir / f"{step.id}.log", functools.partial(self._log_failed, step.id)
+            self._log_path(step.id), functools.partial(self._log_failed, step.id)
         )
         # It starts from the work of the needs that succeeded; a failed step's work stays on its branch.
         from_work = tuple(need for need in step.needs if self._steps[need].status is StepStatus.SUCCEEDED)
@@ -472,10 +476,11 @@ class Run:
             result.duration_s = time.monotonic() - started
         self._finish(step.id, result.status, result.error)
 
+    def _log_path(self, step_id: str) -> Path:
+        return self.log_dir / f"{matrix.safe_name(step_id)}.log"
+
     def _log_failed(self, step_id: str, error: OSError) -> None:
-        self.warn(
-            step_id, f"its log {self.log_dir / f'{step_id}.log'} is incomplete: {error.strerror or error}"
-        )
+        self.warn(step_id, f"its log {self._log_path(step_id)} is incomplete: {error.strerror or error}")
 
     def _attempt(
         self,

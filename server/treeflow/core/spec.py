@@ -15,10 +15,12 @@ import yaml
 
 from treeflow.core import kinds
 from treeflow.core.graph import find_cycles
+from treeflow.core.matrix import expand
 from treeflow.core.model import PoolSettings, RetryPolicy, SetupSpec, Step, Workflow
 from treeflow.core.setup_copy import pattern_problem
 from treeflow.core.spec_expressions import ExpressionReader
 from treeflow.core.spec_keys import DEFAULTS_KEYS, POOL_KEYS, RETRY_KEYS, SETUP_KEYS, WORKFLOW_KEYS, names
+from treeflow.core.spec_matrix import read_matrix, written_keys
 from treeflow.core.spec_reader import SpecError, SpecReader
 from treeflow.quoting import quoted
 
@@ -69,6 +71,9 @@ class _Parser(SpecReader):
     def __init__(self, path: Path, text: str) -> None:
         super().__init__(path)
         self.expressions = ExpressionReader(path, text)
+        # The combinations of each step with a `matrix:`, and the keys its matrix names, by step id.
+        self.matrices: dict[str, list[dict[str, str]]] = {}
+        self.matrix_keys: dict[str, tuple[str, ...]] = {}
 
     def parse(self, text: str) -> Workflow:
         if len(text) > MAX_WORKFLOW_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_WORKFLOW_BYTES:
@@ -253,9 +258,11 @@ class _Parser(SpecReader):
         self.check_case_collisions(entries, key_nodes)
         self.check_needs(entries, need_nodes, key_nodes)
         self.expressions.check_references(
-            {step_id: tuple(name for name, _ in names) for step_id, names in need_nodes.items()}, entries
+            {step_id: tuple(name for name, _ in names) for step_id, names in need_nodes.items()},
+            entries,
+            self.matrix_keys,
         )
-        return steps
+        return expand(steps, self.matrices)
 
     def check_case_collisions(self, entries: dict[str, yaml.Node], key_nodes: dict[str, yaml.Node]) -> None:
         """Ids are branch names, and branches equal but for case collide on case-insensitive file systems."""
@@ -283,6 +290,11 @@ class _Parser(SpecReader):
         env = self.optional(fields, "env", lambda n: self.env(n, f"{what}: env")) or {}
         worktree = self.optional(fields, "worktree", lambda n: self.boolean(n, f"{what}: worktree"))
         condition = self.optional(fields, "if", lambda n: self.expressions.condition(step_id, n, what))
+        if "matrix" in fields:
+            self.matrix_keys[step_id] = written_keys(fields["matrix"])
+            made = read_matrix(self, step_id, fields["matrix"], what)
+            if made is not None:
+                self.matrices[step_id] = made
         for key in (*(key for key in fields if key in kinds.KINDS), "env"):
             if key in fields:
                 self.expressions.templates(step_id, fields[key], f"{what}: {key}")

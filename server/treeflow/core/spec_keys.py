@@ -107,7 +107,38 @@ class Steps:
     wording: str = "a mapping of step ids to steps"
 
 
-Shape = Text | Whole | Flag | Fraction | Duration | TextList | Variables | Fields | Either | Steps
+@dataclass(frozen=True)
+class Combinations:
+    """A list of mappings, each of matrix keys to values: a matrix's `include` or `exclude`."""
+
+    example: str = "[{python: '3.13'}]"
+    wording: str = "a list of mappings of matrix keys to values"
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """Keys the user names, each with a list of values, beside the fixed ``keys`` (`include`,
+    `exclude`)."""
+
+    keys: tuple[Key, ...]
+    example: str = "{python: ['3.11', '3.12']}"
+    wording: str = "a mapping of keys to lists of values, with `include` and `exclude`"
+
+
+Shape = (
+    Text
+    | Whole
+    | Flag
+    | Fraction
+    | Duration
+    | TextList
+    | Variables
+    | Fields
+    | Either
+    | Steps
+    | Combinations
+    | Matrix
+)
 
 
 @dataclass(frozen=True)
@@ -157,6 +188,22 @@ _WORKTREE_DOC = (
     "that only read."
 )
 
+MATRIX_KEYS = (
+    Key(
+        "include",
+        "Combinations to add: an entry extends each combination whose values it keeps (with its "
+        "other keys), else it is a combination of its own.",
+        Combinations(),
+        "none",
+    ),
+    Key(
+        "exclude",
+        "Combinations to leave out: each combination that has every value of an entry.",
+        Combinations("[{python: '3.11', shard: 3}]"),
+        "none",
+    ),
+)
+
 STEP_KEYS = (
     Key(
         "needs",
@@ -168,7 +215,8 @@ STEP_KEYS = (
         "if",
         "A condition: the step runs only when it holds, else it ends skipped. `success()`, "
         "`failure()`, `always()`, `cancelled()`, comparisons of `needs.<id>.status`, "
-        "`needs.<id>.outputs.<name>` and `env.<NAME>`, with `&&`, `||`, `!` and parentheses.",
+        "`needs.<id>.outputs.<name>`, `env.<NAME>` and `matrix.<key>`, with `&&`, `||`, `!` and "
+        "parentheses.",
         Text("failure()", not_blank=True, wording="a condition"),
         "`success()`: every earlier step succeeded",
     ),
@@ -181,6 +229,14 @@ STEP_KEYS = (
         "none",
     ),
     Key("worktree", _WORKTREE_DOC, Flag(), "`defaults.worktree`, else true"),
+    Key(
+        "matrix",
+        "Runs the step once per combination of these values, each combination a step of its own "
+        "(`test[python=3.11,shard=1]`, on branch `…/test.python-3.11.shard-1`) that reads its values "
+        "as `${{ matrix.<key> }}`. Steps that need it wait for every combination.",
+        Matrix(MATRIX_KEYS),
+        "none: the step runs once",
+    ),
 )
 """The keys every step may have, whatever its kind."""
 
@@ -273,7 +329,8 @@ WORKFLOW_KEYS = (
     Key(
         "steps",
         "The steps, by id: 1 to 64 letters, digits, `-` or `_`, not starting with `-`. Each has one "
-        "kind key (`run:`, `agent:`, …) and may have `needs`, `timeout`, `retry`, `env`, `worktree`.",
+        "kind key (`run:`, `agent:`, …) and may have `needs`, `if`, `timeout`, `retry`, `env`, "
+        "`worktree`, `matrix`.",
         Steps(),
         required=True,
     ),

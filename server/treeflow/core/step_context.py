@@ -60,7 +60,9 @@ def reference_problem(
         if len(path) != 2:
             return "write `matrix.<key>` to read a value of the step's matrix"
         if path[1] not in matrix:
-            return f"unknown matrix key `{quoted(path[1])}` (keys: {', '.join(matrix)})"
+            message = f"unknown matrix key `{quoted(path[1])}` (keys: {', '.join(matrix) or 'none'})"
+            close = difflib.get_close_matches(path[1], list(matrix), n=1, cutoff=0.6)
+            return f"{message}; did you mean `{quoted(close[0])}`?" if close else message
         return None
     contexts = ", ".join(f"`{name}`" for name in CONTEXTS)
     return f"unknown name `{quoted(head)}`: an expression reads {contexts}, or calls a status function"

@@ -398,6 +398,7 @@ def _workflow_files(ls: TreeflowServer) -> list[Path]:
 
 
 def _describe_workflow(ls: TreeflowServer, path: Path) -> WorkflowInfo:
+    from treeflow.core.matrix import written_ids
     from treeflow.core.spec import WorkflowError, load_workflow
     from treeflow.lsp.protocol import WorkflowInfo
     from treeflow.lsp.scope import OutsideWorkspace, resolve_in_workspace
@@ -409,4 +410,5 @@ def _describe_workflow(ls: TreeflowServer, path: Path) -> WorkflowInfo:
         return WorkflowInfo(uri=uri, name=path.stem, steps=[], errors=[str(exc)])
     except WorkflowError as exc:
         return WorkflowInfo(uri=uri, name=path.stem, steps=[], errors=[str(error) for error in exc.errors])
-    return WorkflowInfo(uri=uri, name=workflow.name, steps=list(workflow.steps), errors=[])
+    # A matrix step is offered once, by its id, which runs every combination of it.
+    return WorkflowInfo(uri=uri, name=workflow.name, steps=written_ids(workflow.steps), errors=[])
