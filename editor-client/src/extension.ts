@@ -12,6 +12,7 @@ import { RunsView } from './runsView';
 import { affectsServer, configuredPython } from './settings';
 import { StatusBar } from './statusBar';
 import { runSummary } from './statusText';
+import { TranscriptDocuments } from './transcripts';
 
 let server: ServerClient | undefined;
 
@@ -48,6 +49,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     new RunsView(store, stats),
     ...registerCommands(ctx),
     registerRevisionContent(ctx),
+    new TranscriptDocuments(client, store),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (affectsServer(event)) {
         void client.restart('treeflow.python changed');

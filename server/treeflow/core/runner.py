@@ -79,6 +79,8 @@ class _RunningStep:
     outputs: Mapping[str, str] = field(default_factory=dict)
     # Whether its setup or first attempt has begun: stopped before that, a step counts as skipped.
     began: bool = False
+    # Its log while it runs: named in the result from its first write, so that it can be read live.
+    log_file: StepLog | None = None
 
     def note_progress(self, fraction: float | None, message: str | None, summary: str | None) -> None:
         self.progress, self.message, self.summary = fraction, message, summary
@@ -92,6 +94,11 @@ class _RunningStep:
         if exit_code is not None:
             self.exit_code = exit_code
 
+    def _log_so_far(self) -> Path | None:
+        if self.log is None and self.log_file is not None and self.log_file.created:
+            return self.log_file.path
+        return self.log
+
     def result(self) -> StepResult:
         return StepResult(
             status=self.status,
@@ -101,7 +108,7 @@ class _RunningStep:
             ended_at=self.ended_at,
             branch=self.branch,
             commit=self.commit,
-            log=self.log,
+            log=self._log_so_far(),
             error=self.error,
             duration_s=self.duration_s,
             progress=self.progress,
@@ -412,7 +419,9 @@ class Run:
         started = time.monotonic()
         port = self._ports.acquire()
         place: StepPlace | None = None
-        log_file = StepLog(self._log_path(step.id), functools.partial(self._log_failed, step.id))
+        log_file = result.log_file = StepLog(
+            self._log_path(step.id), functools.partial(self._log_failed, step.id)
+        )
         # It starts from the work of the needs that succeeded; a failed step's work stays on its branch.
         from_work = tuple(need for need in step.needs if self._steps[need].status is StepStatus.SUCCEEDED)
         try:
