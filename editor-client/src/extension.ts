@@ -4,6 +4,7 @@ import { ChangeStats } from './changeStats';
 import { ServerClient } from './client';
 import { registerCommands } from './commands';
 import { isFailure, prefixLines } from './format';
+import { registerInterpreterCommands } from './interpreterCommands';
 import { isFinal, type Run } from './protocol';
 import { onDidChangeInterpreter } from './python';
 import { offerReview, registerRevisionContent } from './reviewCommands';
@@ -20,6 +21,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   // First, so that everything after it can log.
   const channel = vscode.window.createOutputChannel('Treeflow', { log: true });
   const store = new RunStore();
+  // The language server and its dependencies travel in the .vsix (scripts/bundle-server).
+  const entryScript = context.asAbsolutePath('editor-client/bundled/tool/treeflow_server.py');
   const client = new ServerClient(channel, {
     started: () => void refresh(),
     runUpdated: ({ run }) => {
@@ -28,7 +31,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       void offerReview(ctx, run, before).catch((error) => channel.warn(`Offering the review: ${String(error)}`));
     },
     log: ({ stepId, text }) => channel.info(prefixLines(stepId, text)),
-  });
+  }, entryScript);
   server = client;
   const stats = new ChangeStats((runId) => client.execute('treeflow.diff', { runId }));
   const ctx = { server: client, store, stats, channel, refresh };
@@ -48,6 +51,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     new StatusBar(store),
     new RunsView(store, stats),
     ...registerCommands(ctx),
+    ...registerInterpreterCommands(entryScript),
     registerRevisionContent(ctx),
     new TranscriptDocuments(client, store),
     vscode.workspace.onDidChangeConfiguration((event) => {

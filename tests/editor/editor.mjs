@@ -11,7 +11,9 @@ const shots = process.env.EDITOR_TEST_SHOTS ?? path.join(root, 'test-artifacts',
 
 /**
  * Starts an editor on a new workspace under `<lab>/run/<name>/`; `trusted: false` opens it in
- * Restricted Mode. `prepare({ workspace, runDir, pidFile, python })` runs before the editor starts.
+ * Restricted Mode. `prepare({ workspace, runDir, pidFile, python })` runs before the editor starts,
+ * and may return `{ python, env }`: the `treeflow.python` to set (null: none) and environment
+ * variables for code-server.
  */
 export async function launch(name, { trusted = true, prepare } = {}) {
   const vsix = process.env.TREEFLOW_VSIX;
@@ -24,14 +26,15 @@ export async function launch(name, { trusted = true, prepare } = {}) {
   fs.mkdirSync(shots, { recursive: true });
   createWorkspace(workspace, pidFile);
   const python = process.env.TREEFLOW_PYTHON ?? path.join(root, '.venv', 'bin', 'python');
-  await prepare?.({ workspace, runDir, pidFile, python });
+  const prepared = (await prepare?.({ workspace, runDir, pidFile, python })) ?? {};
   const server = await startCodeServer({
     codeServer: path.join(lab, 'code-server', 'bin', 'code-server'),
     vsix,
-    python,
+    python: prepared.python === undefined ? python : prepared.python,
     runDir,
     workspace,
     trusted,
+    env: prepared.env ?? {},
   });
   const { page } = await openEditor(server.url, runDir);
   const editor = new Editor(page, server, pidFile, runDir);

@@ -2,7 +2,8 @@
 
 It lives at `<git common dir>/treeflow/journal.db`, in WAL mode, so the CLI and the language server
 can write it at once. The schema only ever gains tables (`CREATE TABLE IF NOT EXISTS`), so a journal
-written by an older treeflow is brought up to date by opening it, with no version to check.
+written by an older treeflow is brought up to date by opening it; one written by a newer treeflow in
+a format this one does not know is refused (`compatibility`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from treeflow.core.git import Repository
+from treeflow.core.journal.compatibility import check_format, claim_journal
+from treeflow.core.journal.errors import JournalUnavailable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -84,6 +87,11 @@ CREATE TABLE IF NOT EXISTS discarded_runs (
     discarded_at REAL NOT NULL,
     branches TEXT NOT NULL DEFAULT '[]'
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS treeflow_versions (
+    version TEXT PRIMARY KEY,
+    format INTEGER NOT NULL,
+    last_opened REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agent_sessions (
     run_id TEXT NOT NULL,
     step_id TEXT NOT NULL,
@@ -118,10 +126,6 @@ def journal_path(repo: Repository) -> Path:
     return repo.state_dir / "journal.db"
 
 
-class JournalUnavailable(Exception):
-    """The journal file cannot be opened: no permission, a folder in its place, not a database."""
-
-
 @contextmanager
 def connect(path: Path) -> Iterator[sqlite3.Connection]:
     """A connection with the journal's schema; several processes may hold one at once."""
@@ -135,11 +139,18 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         if not prepared:
             # WAL mode is stored in the file, and the schema too: once per process is enough.
             _use_wal(connection)
+            check_format(connection, path)
             connection.executescript(SCHEMA)
+            claim_journal(connection, path)
             _prepared.add(path)
-    except (OSError, sqlite3.Error) as exc:
+        else:
+            # A newer treeflow (the CLI beside the editor's server, say) may have moved it on since.
+            check_format(connection, path)
+    except (OSError, sqlite3.Error, JournalUnavailable) as exc:
         if connection is not None:
             connection.close()
+        if isinstance(exc, JournalUnavailable):
+            raise
         raise JournalUnavailable(f"cannot open the run journal {path}: {exc}") from exc
     try:
         yield connection

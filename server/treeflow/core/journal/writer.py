@@ -40,6 +40,7 @@ from treeflow.core.journal.coalesce import (
     RunEnds,
     Write,
 )
+from treeflow.core.journal.errors import JournalUnavailable
 from treeflow.core.journal.readers import RunRecord, read_run_from
 from treeflow.core.journal.rows import (
     INSERT_OUTCOMES,
@@ -50,7 +51,7 @@ from treeflow.core.journal.rows import (
     StepState,
     Values,
 )
-from treeflow.core.journal.schema import JournalUnavailable, connect, journal_path
+from treeflow.core.journal.schema import connect, journal_path
 from treeflow.core.model import RunResult, RunStatus, StepStatus
 
 log = logging.getLogger(__name__)
