@@ -22,6 +22,8 @@ from lsprotocol import types
 
 from treeflow.core.events import (
     AgentWaiting,
+    ApprovalDecided,
+    ApprovalRequested,
     Event,
     ProcessEnded,
     ProcessStarted,
@@ -127,7 +129,7 @@ class RunReporter:
                     log.dropped += 1
                 log.lines.append(event.line)
                 self._dirty.set()
-            case StepStarted() | StepFinished() | StepProgress():
+            case StepStarted() | StepFinished() | StepProgress() | ApprovalRequested() | ApprovalDecided():
                 self._dirty.set()
             case RunFinished():
                 self._finished = True
