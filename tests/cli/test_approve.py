@@ -85,11 +85,17 @@ def test_a_run_waits_at_its_gate_until_approve_from_another_process(gated: Path)
     assert shown["steps"]["announce"]["status"] == "succeeded"
     approval = shown["steps"]["deploy"]["approval"]
     assert approval["message"] == "Deploy to staging?"
-    assert (approval["decision"], approval["decided_by"], approval["via"]) == ("approved", current_user(), "cli")
+    assert (approval["decision"], approval["decided_by"], approval["via"]) == (
+        "approved",
+        current_user(),
+        "cli",
+    )
     assert approval["note"] == "go ahead"
     assert approval["decided_at"] >= approval["requested_at"]
     text = treeflow(gated, "show", "last").stdout
-    assert f"approval of deploy (Deploy to staging?): approved by {current_user()} (cli): go ahead at " in text
+    assert (
+        f"approval of deploy (Deploy to staging?): approved by {current_user()} (cli): go ahead at " in text
+    )
 
 
 def test_a_rejection_fails_the_step_with_its_message_and_the_run(gated: Path) -> None:
