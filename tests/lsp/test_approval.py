@@ -60,6 +60,13 @@ async def test_the_run_shows_the_gate_waiting_and_approve_lets_it_go_on(
     assert waiting["steps"]["build"]["status"] == "succeeded"
     assert waiting["steps"]["deploy"]["approval"]["message"] == "Deploy to staging?"
     assert waiting["steps"]["deploy"]["approval"]["expires_at"] is not None
+    await wait_until_async(
+        lambda: any(
+            "waiting for approval: deploy" in (report.message or "")
+            for report in client.progress_reports.get(f"treeflow/run/{run_id}", [])
+        ),
+        "the progress to say deploy waits",
+    )
 
     decided = await command(
         client, "treeflow.approve", {"runId": run_id, "stepId": "deploy", "approve": True}
