@@ -1,5 +1,6 @@
 // The palette and view commands. Failures are shown to the user, never thrown at VS Code.
 import * as vscode from 'vscode';
+import { decideFromView } from './approvalCommands';
 import type { ChangeStats } from './changeStats';
 import type { ServerClient } from './client';
 import { applyWork, discardRun, reviewChanges, undoApply } from './reviewCommands';
@@ -21,6 +22,8 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     'treeflow.runWorkflow': () => runWorkflow(ctx),
     'treeflow.cancelRun': (node?: RunsNode) => cancelRun(ctx, node),
     'treeflow.resumeRun': (node?: RunsNode) => resumeRun(ctx, node),
+    'treeflow.approveStep': (node?: RunsNode) => decideFromView(ctx, true, node),
+    'treeflow.rejectStep': (node?: RunsNode) => decideFromView(ctx, false, node),
     'treeflow.showRuns': () => vscode.commands.executeCommand('treeflow.runs.focus'),
     'treeflow.showOutput': () => ctx.channel.show(),
     'treeflow.restartServer': () => ctx.server.restart('asked for'),

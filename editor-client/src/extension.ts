@@ -1,5 +1,6 @@
 // Entry point: wires the output channel, the language client, the run store and the UI together.
 import * as vscode from 'vscode';
+import { ApprovalOffers } from './approvalCommands';
 import { ChangeStats } from './changeStats';
 import { ServerClient } from './client';
 import { registerCommands } from './commands';
@@ -29,17 +30,23 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       const before = store.update(run);
       logOutcome(channel, run, before);
       void offerReview(ctx, run, before).catch((error) => channel.warn(`Offering the review: ${String(error)}`));
+      approvals.offer(run);
     },
     log: ({ stepId, text }) => channel.info(prefixLines(stepId, text)),
   }, entryScript);
   server = client;
   const stats = new ChangeStats((runId) => client.execute('treeflow.diff', { runId }));
   const ctx = { server: client, store, stats, channel, refresh };
+  const approvals = new ApprovalOffers(ctx);
 
   async function refresh(): Promise<void> {
     const since = store.mark();
     try {
       store.replace(await client.execute('treeflow.listRuns'), since);
+      // After a restart of the server, a run stopped at a gate is offered again.
+      for (const run of store.list()) {
+        approvals.offer(run);
+      }
     } catch (error) {
       channel.warn(`Could not list runs: ${String(error)}`);
     }

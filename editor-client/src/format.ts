@@ -41,6 +41,25 @@ export function stepIcon(status: StepStatus): Icon {
   return lookUp(STEP_ICONS, status);
 }
 
+const WAITING_FOR_APPROVAL: Icon = { id: 'bell', color: 'list.warningForeground' };
+
+/** A step's icon: its status's, or a bell while it waits for a person to approve it. */
+export function stepItemIcon(step: StepState): Icon {
+  return waitsForApproval(step) ? WAITING_FOR_APPROVAL : stepIcon(step.status);
+}
+
+/** A step at its approval gate with no decision yet (a server without gates sends no `approval`). */
+export function waitsForApproval(step: StepState): boolean {
+  return Boolean(step.approval) && step.approval?.decision === null;
+}
+
+/** The steps of `run` that wait for approval, in file order. */
+export function stepsWaitingForApproval(run: Run): string[] {
+  return Object.entries(run.steps)
+    .filter(([, step]) => waitsForApproval(step))
+    .map(([id]) => id);
+}
+
 export function runIcon(run: Run): Icon {
   return isFailure(run) ? RUN_ICONS.failed : lookUp(RUN_ICONS, run.status);
 }
@@ -98,6 +117,10 @@ export function failedSteps(run: Run): string[] {
  * step adds its usage: `running · Bash: pytest -q · 3 turns · 14.2k tokens · $0.0120`.
  */
 export function stepDescription(step: StepState): string {
+  if (step.approval && waitsForApproval(step)) {
+    const waiting = ['waiting for approval', step.approval.message];
+    return (step.status === 'pending' ? waiting : [statusWord(step.status), ...waiting]).join(' · ');
+  }
   const parts = [statusWord(step.status)];
   if (step.status === 'running') {
     if (step.progress !== null) {

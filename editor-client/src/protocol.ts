@@ -12,6 +12,26 @@ export type StepStatus =
   | 'skipped'
   | 'interrupted';
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
+/** How an approval gate was decided: by a person, or by treeflow on a timeout or a stopped run. */
+export type Decision = 'approved' | 'rejected' | 'timed_out' | 'withdrawn';
+/** Where it was decided. */
+export type Channel = 'terminal' | 'cli' | 'editor' | 'treeflow';
+
+/** A step's approval gate: asked (`decision` null while it waits), then decided. */
+export interface ApprovalState {
+  /** The question, as the workflow's `approve.message` has it. */
+  message: string;
+  requested_at: string | null;
+  /** When it times out; null without a timeout. */
+  expires_at: string | null;
+  decision: Decision | null;
+  /** The user who decided (`treeflow` for a timeout or a withdrawal). */
+  decided_by: string | null;
+  via: Channel | null;
+  decided_at: string | null;
+  /** The message given with the decision. */
+  note: string | null;
+}
 
 /** What an agent CLI's stream said of a step's agent; null where the CLI reports none. */
 export interface AgentState {
@@ -48,6 +68,8 @@ export interface StepState {
   agent: AgentState | null;
   /** What the step set for the steps after it (`$TREEFLOW_OUTPUT`, an agent's report). */
   outputs: Record<string, string>;
+  /** Steps with `approve:` once they reached their gate; else null. */
+  approval: ApprovalState | null;
 }
 
 export interface Run {
@@ -105,6 +127,20 @@ export interface ResumeArgs {
   runId: string;
   /** Start the steps that run again from the checkout as it is now, not from the run's base. */
   rebase?: boolean;
+}
+
+export interface ApproveArgs {
+  runId: string;
+  stepId: string;
+  /** False rejects. */
+  approve: boolean;
+  message?: string | null;
+}
+
+export interface ApproveResult {
+  approval: ApprovalState;
+  /** No process waited at the gate (its server had stopped): the server resumed the run. */
+  resumed: boolean;
 }
 
 export interface StepArgs {
@@ -244,6 +280,7 @@ export interface ServerCommands {
   'treeflow.run': [RunArgs, RunStarted];
   'treeflow.cancel': [RunIdArgs, CancelResult];
   'treeflow.resume': [ResumeArgs, RunStarted];
+  'treeflow.approve': [ApproveArgs, ApproveResult];
   'treeflow.listRuns': [undefined, Run[]];
   'treeflow.getRun': [RunIdArgs, Run];
   'treeflow.diff': [DiffArgs, DiffResult];

@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--json", action="store_true", help="print only the result as JSON on stdout")
     resume.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
 
+    approve = commands.add_parser("approve", help="approve (or reject) a step waiting at its approval gate")
+    approve.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID_HELP)
+    approve.add_argument("step", metavar="STEP", help="the id of the step waiting for approval")
+    approve.add_argument("--reject", action="store_true", help="reject it: the step fails")
+    approve.add_argument("--message", metavar="M", help="why, kept with the decision")
+    approve.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
+
     _add_review_commands(commands)
 
     agent = commands.add_parser("agent", help="commands for coding agents working on a treeflow task")

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from treeflow.core.expressions import Condition
+from treeflow.core.gates import Approval, Gate
 
 
 class StepStatus(StrEnum):
@@ -113,6 +114,7 @@ class Step:
     line: int = 0  # of the step's id in the workflow file, 1-based
     condition: Condition | None = None  # its `if:`; without one, it runs when its needs succeeded
     matrix: Combination | None = None  # set on each step a `matrix:` expanded into
+    gate: Gate | None = None  # its `approve:`: a person decides before it starts
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,8 @@ class StepResult:
     agent: AgentUsage | None = None
     # What the step set for the steps after it (its `$TREEFLOW_OUTPUT` file, an agent's report).
     outputs: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # Its approval gate's request and decision, once the step has reached its gate.
+    approval: Approval | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -194,6 +198,7 @@ class StepResult:
             "summary": self.summary,
             "agent": None if self.agent is None else self.agent.to_json(),
             "outputs": dict(self.outputs),
+            "approval": None if self.approval is None else self.approval.to_json(),
         }
 
 

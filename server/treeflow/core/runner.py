@@ -28,6 +28,8 @@ import anyio
 from treeflow.core import graph, kinds, matrix
 from treeflow.core.attempt import Attempt
 from treeflow.core.events import (
+    ApprovalDecided,
+    ApprovalRequested,
     EventSink,
     RunFinished,
     RunStarted,
@@ -39,6 +41,8 @@ from treeflow.core.events import (
 )
 from treeflow.core.executor import Executor, LocalExecutor
 from treeflow.core.expressions import ExpressionError, calls_status_function
+from treeflow.core.gatekeeper import Gatekeeper
+from treeflow.core.gates import Approval, Decision
 from treeflow.core.git import GitError, Repository, environ_without_repository
 from treeflow.core.model import AgentUsage, RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
 from treeflow.core.outcome import StepOutcome
@@ -77,6 +81,7 @@ class _RunningStep:
     summary: str | None = None
     agent: AgentUsage | None = None
     outputs: Mapping[str, str] = field(default_factory=dict)
+    approval: Approval | None = None
     # Whether its setup or first attempt has begun: stopped before that, a step counts as skipped.
     began: bool = False
     # Its log while it runs: named in the result from its first write, so that it can be read live.
@@ -116,6 +121,7 @@ class _RunningStep:
             summary=self.summary,
             agent=self.agent,
             outputs=self.outputs,
+            approval=self.approval,
         )
 
 
@@ -202,6 +208,9 @@ class Run:
         # Why the run failed beyond its steps' own outcomes (its work could not be gathered, say).
         self._fault: str | None = None
         self.log_dir = repo.state_dir / "logs" / self.run_id
+        self._gatekeeper = Gatekeeper(repo, self.run_id)
+        # The scope of each step waiting at its approval gate, which a fail-fast cancels.
+        self._gate_scopes: dict[str, anyio.CancelScope] = {}
 
     @property
     def max_parallel(self) -> int:
@@ -212,6 +221,12 @@ class Run:
         self._cancel_requested = True
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
+
+    def leave_gates_open(self) -> None:
+        """Keep the requests of the steps waiting at their approval gates open when the run is
+        cancelled (by a process that is stopping, not by a person): its next resume offers them
+        again, and acts on a decision made in between."""
+        self._gatekeeper.keep_open = True
 
     def snapshot(self) -> RunResult:
         """The run's result as it stands now, its steps' results included; a value the run goes on
@@ -330,6 +345,8 @@ class Run:
                 for need in step.needs:
                     await self._done[need].wait()
                 context = self._context_to_start(step)
+                if context is not None and step.gate is not None:
+                    context = await self._wait_at_gate(step, context)
                 if context is not None:
                     async with limiter:
                         # A fail-fast while it waited for a slot may have changed its condition's mind.
@@ -384,6 +401,38 @@ class Run:
         self._finish(step.id, StepStatus.SKIPPED, self._skip_reason(step, context))
         return None
 
+    async def _wait_at_gate(self, step: Step, context: StepContext) -> StepContext | None:
+        """Wait for a person to approve the step; None once it ended otherwise (rejected, timed
+        out, or skipped after a fail-fast withdrew its request and its condition said so)."""
+        assert step.gate is not None
+        while True:
+            with anyio.CancelScope() as self._gate_scopes[step.id]:
+                note = functools.partial(self._note_approval, step.id)
+                approval = await self._gatekeeper.pass_gate(step.id, step.gate, note)
+            withdrawn = self._gate_scopes.pop(step.id).cancelled_caught
+            if not withdrawn:
+                break
+            context.stopping = True
+            known = self._context_to_start(step, context)
+            if known is None:
+                return None
+            context = known
+        if approval.decision is Decision.APPROVED:
+            return context
+        if approval.decision is Decision.TIMED_OUT:
+            waited = _seconds(step.gate.timeout_s or 0)
+            self._finish(step.id, StepStatus.TIMED_OUT, f"no decision on its approval gate within {waited}")
+        else:
+            self._finish(step.id, StepStatus.FAILED, approval.describe())
+        return None
+
+    def _note_approval(self, step_id: str, approval: Approval) -> None:
+        self._steps[step_id] = replace(self._steps[step_id], approval=approval)
+        if approval.waiting:
+            self._sink.emit(ApprovalRequested(self.run_id, step_id, approval))
+        else:
+            self._sink.emit(ApprovalDecided(self.run_id, step_id, approval))
+
     def _skip_reason(self, step: Step, context: StepContext) -> str:
         condition = step.condition
         if condition is not None and (
@@ -415,7 +464,9 @@ class Run:
         Whatever goes wrong on the way ends the step too: an error of treeflow's own (git, the
         disk, anything unexpected) fails it with that error, saying so.
         """
-        result = self._running[step.id] = _RunningStep(started_at=time.time())
+        result = self._running[step.id] = _RunningStep(
+            started_at=time.time(), approval=self._steps[step.id].approval
+        )
         started = time.monotonic()
         port = self._ports.acquire()
         place: StepPlace | None = None
@@ -628,6 +679,9 @@ class Run:
         self._failed_first = failed
         for step_id in self._running:
             self._step_scopes[step_id].cancel()
+        # Nobody should be asked to approve a step the run is stopping.
+        for scope in self._gate_scopes.values():
+            scope.cancel()
 
     def _stopping(self) -> bool:
         """Whether the run is stopping its steps: cancelled, or after a failure with fail-fast."""

@@ -14,12 +14,21 @@ from pathlib import Path
 import yaml
 
 from treeflow.core import kinds
+from treeflow.core.gates import Gate
 from treeflow.core.graph import find_cycles
 from treeflow.core.matrix import expand
 from treeflow.core.model import PoolSettings, RetryPolicy, SetupSpec, Step, Workflow
 from treeflow.core.setup_copy import pattern_problem
 from treeflow.core.spec_expressions import ExpressionReader
-from treeflow.core.spec_keys import DEFAULTS_KEYS, POOL_KEYS, RETRY_KEYS, SETUP_KEYS, WORKFLOW_KEYS, names
+from treeflow.core.spec_keys import (
+    APPROVE_KEYS,
+    DEFAULTS_KEYS,
+    POOL_KEYS,
+    RETRY_KEYS,
+    SETUP_KEYS,
+    WORKFLOW_KEYS,
+    names,
+)
 from treeflow.core.spec_matrix import read_matrix, written_keys
 from treeflow.core.spec_reader import SpecError, SpecReader
 from treeflow.quoting import quoted
@@ -35,6 +44,7 @@ _DEFAULT_KEYS = names(DEFAULTS_KEYS)
 _RETRY_KEYS = names(RETRY_KEYS)
 _SETUP_KEYS = names(SETUP_KEYS)
 _POOL_KEYS = names(POOL_KEYS)
+_APPROVE_KEYS = names(APPROVE_KEYS)
 
 
 class WorkflowError(Exception):
@@ -295,6 +305,7 @@ class _Parser(SpecReader):
             made = read_matrix(self, step_id, fields["matrix"], what)
             if made is not None:
                 self.matrices[step_id] = made
+        gate = self.optional(fields, "approve", lambda n: self.gate(n, f"{what}: approve"))
         for key in (*(key for key in fields if key in kinds.KINDS), "env"):
             if key in fields:
                 self.expressions.templates(step_id, fields[key], f"{what}: {key}")
@@ -309,8 +320,24 @@ class _Parser(SpecReader):
             env=env,
             line=line,
             condition=condition,
+            gate=gate,
         )
         return step, needs
+
+    def gate(self, node: yaml.Node, what: str) -> Gate | None:
+        """`approve: "Deploy?"` or `approve: {message: "Deploy?", timeout: 1h}`."""
+        if isinstance(node, yaml.ScalarNode):
+            message = self.command(node, f"{what} (its message)")
+            return None if message is None else Gate(message)
+        fields = self.mapping(node, f"{what} (a message, or a mapping)", _APPROVE_KEYS)
+        if fields is None:
+            return None
+        if "message" not in fields:
+            self.error(node, f"{what} needs `message:`, the question a person answers")
+            return None
+        message = self.command(fields["message"], f"{what}.message")
+        timeout = self.optional(fields, "timeout", lambda n: self.duration(n, f"{what}.timeout"))
+        return None if message is None else Gate(message, timeout)
 
     def kind(self, node: yaml.Node, fields: dict[str, yaml.Node], what: str) -> tuple[str, object]:
         """The step's kind key and the kind's reading of its block; each kind block is read, so that

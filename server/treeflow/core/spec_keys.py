@@ -204,6 +204,23 @@ MATRIX_KEYS = (
     ),
 )
 
+APPROVE_KEYS = (
+    Key(
+        "message",
+        "The question a person answers, in the terminal prompt, the editor's notification and "
+        "`treeflow show`.",
+        Text("Deploy to staging?", not_blank=True, wording="a question"),
+        required=True,
+    ),
+    Key(
+        "timeout",
+        "How long to wait for a decision; past it the step ends `timed_out` and the steps that "
+        "need it are skipped.",
+        Duration("1h"),
+        "none: it waits until someone decides or the run is cancelled",
+    ),
+)
+
 STEP_KEYS = (
     Key(
         "needs",
@@ -236,6 +253,14 @@ STEP_KEYS = (
         "as `${{ matrix.<key> }}`. Steps that need it wait for every combination.",
         Matrix(MATRIX_KEYS),
         "none: the step runs once",
+    ),
+    Key(
+        "approve",
+        "An approval gate: once its needs are done, the step waits, holding no slot and no "
+        "worktree, until a person approves (at the terminal's prompt, with `treeflow approve`, or "
+        "in the editor); a rejection fails it. A string is the `message`.",
+        Either((Text("Deploy to staging?", not_blank=True, wording="a question"), Fields(APPROVE_KEYS))),
+        "none: the step starts as soon as its needs allow",
     ),
 )
 """The keys every step may have, whatever its kind."""

@@ -1,7 +1,7 @@
 """LSP methods of the treeflow server: each parses its parameters, calls the engine, and returns.
 
 - `workspace/executeCommand`: treeflow.listWorkflows, treeflow.run, treeflow.cancel,
-  treeflow.resume, treeflow.listRuns, treeflow.getRun; treeflow.diff, treeflow.apply,
+  treeflow.resume, treeflow.approve, treeflow.listRuns, treeflow.getRun; treeflow.diff, treeflow.apply,
   treeflow.undoApply, treeflow.discard, treeflow.readFile (through treeflow.lsp.review),
   treeflow.agentTranscript
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files the client has open
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
         AgentTranscript,
         ApplyArgs,
         ApplyResult,
+        ApproveArgs,
+        ApproveResult,
         CancelResult,
         DiffArgs,
         DiffResult,
@@ -117,6 +119,25 @@ async def resume(ls: TreeflowServer, args: ResumeArgs) -> RunStarted:
         raise JsonRpcInvalidParams(f"invalid workflow:\n{exc}") from exc
     except RunRequestError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
+
+
+async def approve(ls: TreeflowServer, args: ApproveArgs) -> ApproveResult:
+    from treeflow.core.spec import WorkflowError
+    from treeflow.lsp.protocol import ApproveResult, approval_state
+    from treeflow.lsp.supervisor import RunRequestError
+
+    try:
+        repos = await _repositories(ls)
+        approval, resumed = await ls.supervisor.approve(
+            args.run_id, args.step_id, repos, approve=args.approve, note=args.message
+        )
+    except WorkflowError as exc:
+        raise JsonRpcInvalidParams(f"decision recorded, but the run cannot go on:\n{exc}") from exc
+    except RunRequestError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from exc
+    state = approval_state(approval.to_json())
+    assert state is not None
+    return ApproveResult(approval=state, resumed=resumed)
 
 
 async def list_runs(ls: TreeflowServer) -> list[RunPayload]:
@@ -201,6 +222,7 @@ COMMANDS: dict[str, CommandHandler] = {
     "treeflow.run": run,
     "treeflow.cancel": cancel,
     "treeflow.resume": resume,
+    "treeflow.approve": approve,
     "treeflow.listRuns": list_runs,
     "treeflow.getRun": get_run,
     "treeflow.diff": diff,

@@ -103,6 +103,21 @@ CREATE TABLE IF NOT EXISTS agent_sessions (
     cost_usd REAL,
     PRIMARY KEY (run_id, step_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS approvals (
+    request INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    expires_at REAL,
+    decision TEXT,
+    decided_by TEXT,
+    via TEXT,
+    decided_at REAL,
+    note TEXT,
+    settled_at REAL
+);
+CREATE INDEX IF NOT EXISTS approvals_by_step ON approvals (run_id, step_id);
 """
 
 # Every table that holds rows of a run, keyed by its `run_id` column.
@@ -115,6 +130,7 @@ RUN_TABLES = (
     "step_outputs",
     "discarded_runs",
     "agent_sessions",
+    "approvals",
 )
 
 _BUSY_TIMEOUT_S = 30.0

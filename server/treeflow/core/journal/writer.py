@@ -17,6 +17,8 @@ from typing import assert_never
 
 from treeflow.core.events import (
     AgentWaiting,
+    ApprovalDecided,
+    ApprovalRequested,
     Event,
     ProcessEnded,
     ProcessStarted,
@@ -31,6 +33,7 @@ from treeflow.core.events import (
     StepStarted,
 )
 from treeflow.core.git import Repository
+from treeflow.core.journal.approvals import forget_settled_approvals
 from treeflow.core.journal.coalesce import (
     BeginAgain,
     Change,
@@ -109,6 +112,8 @@ class Journal:
                         self._queue.put(event)
             case AgentWaiting() | RunWarning():
                 pass
+            case ApprovalRequested() | ApprovalDecided():
+                pass  # the gatekeeper writes its rows itself, at once: other processes read them
             case _:
                 assert_never(event)
 
@@ -154,6 +159,7 @@ class Journal:
                         _write_rows(connection, write.sql, write.values)
                     case BeginAgain():
                         _begin_again(connection, write.run_id, write.carried)
+                        forget_settled_approvals(connection, write.run_id, write.carried, write.started_at)
                     case _:
                         assert_never(write)
             connection.execute("COMMIT")
