@@ -3,7 +3,7 @@
 - `workspace/executeCommand`: treeflow.listWorkflows, treeflow.run, treeflow.cancel,
   treeflow.resume, treeflow.listRuns, treeflow.getRun; treeflow.diff, treeflow.apply,
   treeflow.undoApply, treeflow.discard, treeflow.readFile (through treeflow.lsp.review),
-  treeflow.agentTranscript
+  treeflow.agentTranscript, treeflow.createWorkflow (through treeflow.lsp.create_workflow)
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files the client has open
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>", for open workflow files of the workspace
 - completion, hover, step ids, symbols, folding and selection ranges: treeflow.lsp.authoring
@@ -49,6 +49,8 @@ if TYPE_CHECKING:
         ApplyArgs,
         ApplyResult,
         CancelResult,
+        CreatedWorkflow,
+        CreateWorkflowArgs,
         DiffArgs,
         DiffResult,
         DiscardArgs,
@@ -178,6 +180,12 @@ async def agent_transcript(ls: TreeflowServer, args: StepArgs) -> AgentTranscrip
         raise JsonRpcInvalidParams(str(exc)) from exc
 
 
+async def create_workflow(ls: TreeflowServer, args: CreateWorkflowArgs) -> CreatedWorkflow:
+    from treeflow.lsp.create_workflow import create_workflow
+
+    return await create_workflow(args, _folders(ls))
+
+
 async def _reviewed(
     ls: TreeflowServer,
     action: Callable[[list[Repository], ArgsT], Awaitable[ResultT]],
@@ -209,6 +217,7 @@ COMMANDS: dict[str, CommandHandler] = {
     "treeflow.discard": discard,
     "treeflow.readFile": read_file,
     "treeflow.agentTranscript": agent_transcript,
+    "treeflow.createWorkflow": create_workflow,
 }
 
 
