@@ -73,8 +73,8 @@ def _scalar(value: str, indent: str) -> str:
     """``value`` as a YAML scalar: a literal block for several lines, plain where YAML reads it
     back unchanged, else quoted."""
     if "\n" in value:
-        block = "|\n" + "".join(f"{indent}{line}\n" if line.strip() else "\n" for line in value.split("\n"))
-        if _reads_back(block.rstrip("\n"), value + "\n"):
+        block = "|-\n" + "".join(f"{indent}{line}\n" if line.strip() else "\n" for line in value.split("\n"))
+        if _reads_back(block.rstrip("\n"), value):
             return block.rstrip("\n")
         value_text: str = yaml.safe_dump(value, default_style='"', width=1 << 30)
         return value_text.rstrip("\n")
