@@ -6,8 +6,8 @@ import { ensureTrusted } from './runCommands';
 import { createdMessage } from './starterText';
 
 export async function createWorkflow(ctx: CommandContext): Promise<void> {
-  // Not that writing the file runs anything, but the server that reads the repository starts
-  // only in a trusted workspace, and the next step is running it.
+  // The server, which reads the repository, starts only in a trusted workspace; and what comes
+  // next is a run.
   if (!(await ensureTrusted('creates workflows'))) {
     return;
   }
@@ -15,7 +15,7 @@ export async function createWorkflow(ctx: CommandContext): Promise<void> {
   if (!folder) {
     return;
   }
-  const created = await ctx.server.execute('treeflow.createWorkflow', { folder: folder.uri.toString() });
+  const created = await ctx.server.execute('treeflow.initWorkflow', { folder: folder.uri.toString() });
   const document = await vscode.workspace.openTextDocument(vscode.Uri.parse(created.uri));
   await vscode.window.showTextDocument(document);
   ctx.channel.info(createdMessage(created));

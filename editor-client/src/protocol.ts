@@ -71,12 +71,12 @@ export interface Run {
 }
 
 /** A starter treeflow.yml in `folder`, a workspace folder (the first one when absent). */
-export interface CreateWorkflowArgs {
+export interface InitWorkflowArgs {
   /** The URI or path of a workspace folder. */
   folder?: string | null;
 }
 
-export interface CreatedWorkflow {
+export interface InitWorkflowResult {
   uri: string;
   /** False when the folder had a workflow already: `uri` is that file, unchanged. */
   created: boolean;
@@ -267,7 +267,7 @@ export interface ServerCommands {
   'treeflow.discard': [DiscardArgs, DiscardResult];
   'treeflow.readFile': [ReadFileArgs, FileContent];
   'treeflow.agentTranscript': [StepArgs, AgentTranscript];
-  'treeflow.createWorkflow': [CreateWorkflowArgs, CreatedWorkflow];
+  'treeflow.initWorkflow': [InitWorkflowArgs, InitWorkflowResult];
 }
 
 export function isFinal(status: StepStatus | RunStatus): boolean {

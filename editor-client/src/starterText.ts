@@ -1,7 +1,7 @@
 // What "Create Workflow" tells the user, built without the `vscode` import.
-import type { CreatedWorkflow } from './protocol';
+import type { InitWorkflowResult } from './protocol';
 
-export function createdMessage(created: CreatedWorkflow): string {
+export function createdMessage(created: InitWorkflowResult): string {
   const name = fileName(created.uri);
   if (!created.created) {
     return `${name} already exists; opened it unchanged.`;

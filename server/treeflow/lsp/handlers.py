@@ -3,7 +3,7 @@
 - `workspace/executeCommand`: treeflow.listWorkflows, treeflow.run, treeflow.cancel,
   treeflow.resume, treeflow.listRuns, treeflow.getRun; treeflow.diff, treeflow.apply,
   treeflow.undoApply, treeflow.discard, treeflow.readFile (through treeflow.lsp.review),
-  treeflow.agentTranscript, treeflow.createWorkflow (through treeflow.lsp.create_workflow)
+  treeflow.agentTranscript, treeflow.initWorkflow (through treeflow.lsp.init_workflow)
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files the client has open
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>", for open workflow files of the workspace
 - completion, hover, step ids, symbols, folding and selection ranges: treeflow.lsp.authoring
@@ -49,13 +49,13 @@ if TYPE_CHECKING:
         ApplyArgs,
         ApplyResult,
         CancelResult,
-        CreatedWorkflow,
-        CreateWorkflowArgs,
         DiffArgs,
         DiffResult,
         DiscardArgs,
         DiscardResult,
         FileContent,
+        InitWorkflowArgs,
+        InitWorkflowResult,
         ReadFileArgs,
         ResumeArgs,
         RunArgs,
@@ -180,10 +180,10 @@ async def agent_transcript(ls: TreeflowServer, args: StepArgs) -> AgentTranscrip
         raise JsonRpcInvalidParams(str(exc)) from exc
 
 
-async def create_workflow(ls: TreeflowServer, args: CreateWorkflowArgs) -> CreatedWorkflow:
-    from treeflow.lsp.create_workflow import create_workflow
+async def init_workflow(ls: TreeflowServer, args: InitWorkflowArgs) -> InitWorkflowResult:
+    from treeflow.lsp.init_workflow import init_workflow
 
-    return await create_workflow(args, _folders(ls))
+    return await init_workflow(args, _folders(ls))
 
 
 async def _reviewed(
@@ -217,7 +217,7 @@ COMMANDS: dict[str, CommandHandler] = {
     "treeflow.discard": discard,
     "treeflow.readFile": read_file,
     "treeflow.agentTranscript": agent_transcript,
-    "treeflow.createWorkflow": create_workflow,
+    "treeflow.initWorkflow": init_workflow,
 }
 
 

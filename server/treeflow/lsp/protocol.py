@@ -35,8 +35,6 @@ __all__ = [
     "CancelResult",
     "ChangeStatus",
     "ConflictPolicy",
-    "CreateWorkflowArgs",
-    "CreatedWorkflow",
     "DiffArgs",
     "DiffResult",
     "DiscardArgs",
@@ -45,6 +43,8 @@ __all__ = [
     "FileChange",
     "FileConflict",
     "FileContent",
+    "InitWorkflowArgs",
+    "InitWorkflowResult",
     "LogParams",
     "ReadFileArgs",
     "ResumeArgs",
@@ -132,15 +132,15 @@ class CancelResult:
 
 
 @attrs.frozen
-class CreateWorkflowArgs:
-    """`treeflow.createWorkflow`: a starter treeflow.yml in ``folder``, a workspace folder (the
+class InitWorkflowArgs:
+    """`treeflow.initWorkflow`: a starter treeflow.yml in ``folder``, a workspace folder (the
     first one when absent)."""
 
     folder: str | None = attrs.field(default=None, metadata=_doc("the URI or path of a workspace folder"))
 
 
 @attrs.frozen
-class CreatedWorkflow:
+class InitWorkflowResult:
     """``created`` is false when the folder had a workflow already: ``uri`` is that file, unchanged.
     ``sources`` names what the starter's steps were read from; empty when nothing was found."""
 

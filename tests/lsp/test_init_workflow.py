@@ -1,4 +1,4 @@
-"""`treeflow.createWorkflow` through a real LSP client: the starter is written, its code lens runs it."""
+"""`treeflow.initWorkflow` through a real LSP client: the starter is written, its code lens runs it."""
 
 from __future__ import annotations
 
@@ -32,11 +32,11 @@ def open_document(client: LanguageClient, path: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_create_workflow_writes_the_starter_and_its_lens_runs_it(
+async def test_init_workflow_writes_the_starter_and_its_lens_runs_it(
     client: LanguageClient, workspace: Path
 ) -> None:
     add_makefile(workspace)
-    created = await command(client, "treeflow.createWorkflow", {"folder": workspace.as_uri()})
+    created = await command(client, "treeflow.initWorkflow", {"folder": workspace.as_uri()})
     uri = (workspace / "treeflow.yml").as_uri()
     assert created == {
         "uri": uri,
@@ -58,10 +58,10 @@ async def test_create_workflow_writes_the_starter_and_its_lens_runs_it(
     assert list(run["steps"]) == ["lint", "test", "build"]
 
 
-async def test_create_workflow_without_a_folder_uses_the_first_workspace_folder(
+async def test_init_workflow_without_a_folder_uses_the_first_workspace_folder(
     client: LanguageClient, workspace: Path
 ) -> None:
-    created = await command(client, "treeflow.createWorkflow", {})
+    created = await command(client, "treeflow.initWorkflow", {})
     assert created["uri"] == (workspace / "treeflow.yml").as_uri()
     assert created["steps"] == ["hello"]
     assert created["sources"] == []
@@ -70,7 +70,7 @@ async def test_create_workflow_without_a_folder_uses_the_first_workspace_folder(
 async def test_an_existing_workflow_is_returned_unchanged(client: LanguageClient, workspace: Path) -> None:
     mine = "steps:\n  mine: {run: 'true'}\n"
     (workspace / "treeflow.yml").write_text(mine)
-    created = await command(client, "treeflow.createWorkflow", {"folder": str(workspace)})
+    created = await command(client, "treeflow.initWorkflow", {"folder": str(workspace)})
     assert created == {
         "uri": (workspace / "treeflow.yml").as_uri(),
         "created": False,
@@ -86,6 +86,6 @@ async def test_a_folder_outside_the_workspace_is_refused(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     with pytest.raises(Exception, match="is not a workspace folder") as caught:
-        await command(client, "treeflow.createWorkflow", {"folder": elsewhere.as_uri()})
+        await command(client, "treeflow.initWorkflow", {"folder": elsewhere.as_uri()})
     assert "JsonRpc" in type(caught.value).__name__
     assert not (elsewhere / "treeflow.yml").exists()

@@ -1,4 +1,4 @@
-"""`treeflow.createWorkflow`: a starter treeflow.yml written into a workspace folder, from what the
+"""`treeflow.initWorkflow`: a starter treeflow.yml written into a workspace folder, from what the
 repository there already runs (treeflow.core.starter)."""
 
 from __future__ import annotations
@@ -12,29 +12,29 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from treeflow.core.spec import WorkflowError, load_workflow
 from treeflow.core.starter import WorkflowExists, write_starter
-from treeflow.lsp.protocol import CreatedWorkflow, CreateWorkflowArgs
+from treeflow.lsp.protocol import InitWorkflowArgs, InitWorkflowResult
 from treeflow.quoting import quoted
 
 
-async def create_workflow(args: CreateWorkflowArgs, folders: Sequence[Path]) -> CreatedWorkflow:
+async def init_workflow(args: InitWorkflowArgs, folders: Sequence[Path]) -> InitWorkflowResult:
     folder = _workspace_folder(args.folder, folders)
     try:
         written = await anyio.to_thread.run_sync(write_starter, folder)
     except WorkflowExists as exc:
         steps = await anyio.to_thread.run_sync(_steps, exc.path)
-        return CreatedWorkflow(uri=_uri(exc.path), created=False, steps=steps, sources=[])
+        return InitWorkflowResult(uri=_uri(exc.path), created=False, steps=steps, sources=[])
     except OSError as exc:
-        message = f"treeflow.createWorkflow: cannot write in {folder}: {exc.strerror}"
+        message = f"treeflow.initWorkflow: cannot write in {folder}: {exc.strerror}"
         raise JsonRpcInvalidParams(message) from None
     steps = await anyio.to_thread.run_sync(_steps, written.path)
     sources = list(written.starter.sources)
-    return CreatedWorkflow(uri=_uri(written.path), created=True, steps=steps, sources=sources)
+    return InitWorkflowResult(uri=_uri(written.path), created=True, steps=steps, sources=sources)
 
 
 def _workspace_folder(given: str | None, folders: Sequence[Path]) -> Path:
     """The workspace folder ``given`` names; a workflow is never written anywhere else."""
     if not folders:
-        raise JsonRpcInvalidParams("treeflow.createWorkflow: open a folder first")
+        raise JsonRpcInvalidParams("treeflow.initWorkflow: open a folder first")
     if not given:
         return folders[0]
     path = to_fs_path(given) if given.startswith("file:") else given
@@ -42,7 +42,7 @@ def _workspace_folder(given: str | None, folders: Sequence[Path]) -> Path:
     for folder in folders:
         if folder.resolve() == wanted:
             return folder
-    raise JsonRpcInvalidParams(f"treeflow.createWorkflow: {quoted(given)} is not a workspace folder")
+    raise JsonRpcInvalidParams(f"treeflow.initWorkflow: {quoted(given)} is not a workspace folder")
 
 
 def _steps(path: Path) -> list[str]:
