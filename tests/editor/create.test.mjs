@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { launch } from './editor.mjs';
-import { runEnv } from './harness.mjs';
+import { runEnv, waitFor } from './harness.mjs';
 
 let editor;
 
@@ -75,6 +75,20 @@ test(
     for (const title of ['Create a workflow', 'Run it', 'Watch the Runs view', 'Review and apply the result']) {
       await walkthrough.getByText(title, { exact: true }).first().waitFor();
     }
+    // The selected step's Markdown (editor-client/media/walkthrough/create.md) renders in a webview.
+    await waitFor(
+      "the first step's Markdown",
+      async () => {
+        for (const frame of page.frames()) {
+          const text = await frame.evaluate(() => document.body?.innerText ?? '').catch(() => '');
+          if (text.includes('An existing workflow is never overwritten')) {
+            return true;
+          }
+        }
+        return false;
+      },
+      30000,
+    );
     await editor.shot('create-3-walkthrough');
   }),
 );
