@@ -428,3 +428,10 @@ def test_several_workflows_in_the_treeflow_folder_count_as_existing(repo: Path) 
     with pytest.raises(WorkflowExists) as raised:
         write_starter(repo)
     assert raised.value.path == repo / ".treeflow" / "a.yaml"
+
+
+def test_script_names_are_quoted_and_a_command_with_a_nul_byte_is_left_out(repo: Path) -> None:
+    package(repo, {"lint all": "eslint .", "TEST\u0000": "jest", "build": "tsc"})
+    workflow = written(repo)
+    assert commands(workflow) == {"lint-all": "npm run 'lint all'", "build": "npm run build"}
+    assert needs(workflow) == {"build": ["lint-all"]}

@@ -75,7 +75,7 @@ def _run_lines(job: dict[str, Any]) -> Iterator[str]:
         if not isinstance(step, dict) or not isinstance(step.get("run"), str) or "uses" in step:
             continue
         command = step["run"].strip()
-        shell = str(step.get("shell", job_shell or "bash")).split()[0]
+        shell = (str(step.get("shell", job_shell or "bash")).split() or [""])[0]
         folder = step.get("working-directory", job_folder)
         if not command or shell not in _SHELLS or _INSTALLS.match(command) or "\0" in command:
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ class PackageManager:
     def run_script(self, script: str) -> str:
         if self.name == "npm" and script == "test":
             return "npm test"
-        return f"{self.name} run {script}"
+        return f"{self.name} run {shlex.quote(script)}"
 
 
 # In order of preference when a repository holds several lockfiles.

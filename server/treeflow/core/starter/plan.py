@@ -42,7 +42,9 @@ def plan(found: Sequence[Found]) -> Starter:
         # earlier step running the same command.
         ids: dict[str, str] = {}
         added: list[FoundCommand] = []
-        ordered = sorted(source.commands, key=lambda command: _ORDER[command.role])
+        # No command can hold a NUL byte (the parser refuses one).
+        usable = [command for command in source.commands if "\0" not in command.run]
+        ordered = sorted(usable, key=lambda command: _ORDER[command.role])
         for command in ordered:
             key = " ".join(command.run.split())
             if key in by_command:
@@ -54,9 +56,9 @@ def plan(found: Sequence[Found]) -> Starter:
         if not added:
             continue
         sources.append(source.source)
-        explicit = any(command.needs for command in source.commands)
+        explicit = any(command.needs for command in usable)
         for command in added:
-            needs = _needs(command, source.commands, ids, implicit=not explicit)
+            needs = _needs(command, usable, ids, implicit=not explicit)
             own = ids[command.name]
             steps[own] = StarterStep(own, command.run, tuple(n for n in needs if n != own), command.origin)
             if find_cycles({sid: step.needs for sid, step in steps.items()}):
