@@ -11,12 +11,12 @@ from treeflow.core.starter.plan import Starter, StarterStep
 NAME = "checks"
 _INDENT = "    "
 _HEADER = """\
-# A starter workflow written by `treeflow init` from {sources}.
+# A starter workflow, made by treeflow from {sources}.
 # Each step runs in its own git worktree and branch; steps without `needs` start at once.
 # Edit it freely: `treeflow validate` checks it, `treeflow run` runs it.
 """
 _NOTHING_FOUND = """\
-# A starter workflow written by `treeflow init`. It found no lint, test or build commands here
+# A starter workflow, made by treeflow, which found no lint, test or build commands here
 # (package.json scripts, pyproject.toml tools, Makefile targets, .github/workflows jobs).
 # Each step runs in its own git worktree and branch. Replace the step below with yours:
 #   lint:  {run: ruff check .}
@@ -91,4 +91,5 @@ def _reads_back(text: str, expected: str) -> bool:
 
 
 def _flow(items: tuple[str, ...]) -> str:
-    return "[" + ", ".join(_scalar(item, "") for item in items) + "]"
+    text: str = yaml.safe_dump(list(items), default_flow_style=True, width=1 << 30)
+    return text.strip()
