@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import { decideFromView } from './approvalCommands';
 import type { ChangeStats } from './changeStats';
 import type { ServerClient } from './client';
+import { createWorkflow } from './createWorkflow';
 import { applyWork, discardRun, reviewChanges, undoApply } from './reviewCommands';
 import { cancelRun, resumeRun, runWorkflow } from './runCommands';
 import type { RunStore } from './runStore';
@@ -37,6 +38,9 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     'treeflow.applyMerge': (node?: RunsNode) => applyWork(ctx, 'merge', node),
     'treeflow.undoLastApply': (node?: RunsNode) => undoApply(ctx, node),
     'treeflow.discardRun': (node?: RunsNode) => discardRun(ctx, node),
+    'treeflow.createWorkflow': () => createWorkflow(ctx),
+    'treeflow.openWalkthrough': () =>
+      vscode.commands.executeCommand('workbench.action.openWalkthrough', 'treeflow.treeflow#start', false),
   };
   return Object.entries(commands).map(([id, handler]) =>
     vscode.commands.registerCommand(id, async (...args: never[]) => {

@@ -92,6 +92,21 @@ export interface Run {
   error?: string | null;
 }
 
+/** A starter treeflow.yml in `folder`, a workspace folder (the first one when absent). */
+export interface InitWorkflowArgs {
+  /** The URI or path of a workspace folder. */
+  folder?: string | null;
+}
+
+export interface InitWorkflowResult {
+  uri: string;
+  /** False when the folder had a workflow already: `uri` is that file, unchanged. */
+  created: boolean;
+  steps: string[];
+  /** What the steps were read from (package.json, Makefile, …); empty when nothing was found. */
+  sources: string[];
+}
+
 export interface WorkflowInfo {
   uri: string;
   name: string;
@@ -289,6 +304,7 @@ export interface ServerCommands {
   'treeflow.discard': [DiscardArgs, DiscardResult];
   'treeflow.readFile': [ReadFileArgs, FileContent];
   'treeflow.agentTranscript': [StepArgs, AgentTranscript];
+  'treeflow.initWorkflow': [InitWorkflowArgs, InitWorkflowResult];
 }
 
 export function isFinal(status: StepStatus | RunStatus): boolean {

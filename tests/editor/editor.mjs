@@ -13,9 +13,10 @@ const shots = process.env.EDITOR_TEST_SHOTS ?? path.join(root, 'test-artifacts',
  * Starts an editor on a new workspace under `<lab>/run/<name>/`; `trusted: false` opens it in
  * Restricted Mode. `prepare({ workspace, runDir, pidFile, python })` runs before the editor starts,
  * and may return `{ python, env }`: the `treeflow.python` to set (null: none) and environment
- * variables for code-server.
+ * variables for code-server. `shows` is a file of the workspace the explorer lists once the
+ * workbench has loaded it.
  */
-export async function launch(name, { trusted = true, prepare } = {}) {
+export async function launch(name, { trusted = true, prepare, shows = 'treeflow.yml' } = {}) {
   const vsix = process.env.TREEFLOW_VSIX;
   assert.ok(vsix && fs.existsSync(vsix), 'TREEFLOW_VSIX must name the packed extension');
   const runDir = path.join(lab, 'run', name);
@@ -40,7 +41,7 @@ export async function launch(name, { trusted = true, prepare } = {}) {
   const editor = new Editor(page, server, pidFile, runDir);
   // The explorer lists the workspace once the workbench has loaded it; the Treeflow icon in the
   // activity bar shows that the extension's contributions (and so its commands) are registered.
-  await page.locator('.explorer-folders-view').getByText('treeflow.yml', { exact: true }).waitFor({ timeout: 60000 });
+  await page.locator('.explorer-folders-view').getByText(shows, { exact: true }).waitFor({ timeout: 60000 });
   await page.locator('.part.activitybar [aria-label^="Treeflow"]').first().waitFor({ timeout: 60000 });
   return editor;
 }

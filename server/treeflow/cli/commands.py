@@ -18,7 +18,14 @@ import anyio
 from treeflow.cli import interrupts
 from treeflow.cli.approval_prompt import TerminalApprovals
 from treeflow.cli.cursor_rule import CURSOR_RULE
-from treeflow.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NOT_WAITING, EXIT_OK, EXIT_USAGE
+from treeflow.cli.exit_codes import (
+    EXIT_EXISTS,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_WAITING,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 from treeflow.cli.plain_output import PlainSink, print_json, write_run, write_runs
 from treeflow.cli.review_commands import (
     add_changes,
@@ -45,6 +52,7 @@ from treeflow.core.runner import Run, UnknownStep
 from treeflow.core.service import ResumePlan, RunRefused, find_run, load_resume, start_run
 from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
 from treeflow.core.spec_reader import SpecError
+from treeflow.core.starter import STARTER_NAME, WorkflowExists, write_starter
 from treeflow.core.step_outputs import OUTPUT_NAME, OUTPUT_NAME_RULE
 from treeflow.core.workflow_checks import BASE_KEYWORDS, repository_problems
 
@@ -320,12 +328,22 @@ def _agent_outputs(given: list[str]) -> dict[str, str]:
 
 
 def init_command(args: argparse.Namespace) -> int:
-    if not args.cursor:
-        raise UsageError("say what to set up: treeflow init --cursor")
-    target = args.repo / ".cursor" / "rules" / "treeflow.mdc"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(CURSOR_RULE, encoding="utf-8")
-    print(f"wrote {target}")
+    if args.cursor:
+        target = args.repo / ".cursor" / "rules" / "treeflow.mdc"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(CURSOR_RULE, encoding="utf-8")
+        print(f"wrote {target}")
+        return EXIT_OK
+    folder = _enclosing_repository(args.repo)
+    try:
+        path = write_starter(folder, force=args.force).path
+    except WorkflowExists as exc:
+        print(f"treeflow: {shown(str(exc))}", file=sys.stderr)
+        return EXIT_EXISTS
+    except OSError as exc:
+        raise UsageError(f"cannot write {folder / STARTER_NAME}: {exc.strerror}") from exc
+    workflow = load_workflow(path)
+    print(f"wrote {path} ({len(workflow.steps)} steps); run it with: treeflow run")
     return EXIT_OK
 
 

@@ -139,9 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-file", type=Path, default=_default_server_log(), metavar="FILE", help="where the server logs"
     )
 
-    init = commands.add_parser("init", help="set up editor integrations in this repository")
+    init = commands.add_parser(
+        "init", help="write a starter treeflow.yml from the repository's scripts, tools, Makefile and CI jobs"
+    )
+    init.add_argument("--force", action="store_true", help="replace an existing treeflow.yml")
     init.add_argument(
-        "--cursor", action="store_true", help="write .cursor/rules/treeflow.mdc for Cursor's agents"
+        "--cursor",
+        action="store_true",
+        help="instead, write .cursor/rules/treeflow.mdc for Cursor's agents",
     )
     init.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
     return parser

@@ -3,7 +3,7 @@
 - `workspace/executeCommand`: treeflow.listWorkflows, treeflow.run, treeflow.cancel,
   treeflow.resume, treeflow.approve, treeflow.listRuns, treeflow.getRun; treeflow.diff, treeflow.apply,
   treeflow.undoApply, treeflow.discard, treeflow.readFile (through treeflow.lsp.review),
-  treeflow.agentTranscript
+  treeflow.agentTranscript, treeflow.initWorkflow (through treeflow.lsp.init_workflow)
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files the client has open
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>", for open workflow files of the workspace
 - completion, hover, step ids, symbols, folding and selection ranges: treeflow.lsp.authoring
@@ -56,6 +56,8 @@ if TYPE_CHECKING:
         DiscardArgs,
         DiscardResult,
         FileContent,
+        InitWorkflowArgs,
+        InitWorkflowResult,
         ReadFileArgs,
         ResumeArgs,
         RunArgs,
@@ -199,6 +201,12 @@ async def agent_transcript(ls: TreeflowServer, args: StepArgs) -> AgentTranscrip
         raise JsonRpcInvalidParams(str(exc)) from exc
 
 
+async def init_workflow(ls: TreeflowServer, args: InitWorkflowArgs) -> InitWorkflowResult:
+    from treeflow.lsp.init_workflow import init_workflow
+
+    return await init_workflow(args, _folders(ls))
+
+
 async def _reviewed(
     ls: TreeflowServer,
     action: Callable[[list[Repository], ArgsT], Awaitable[ResultT]],
@@ -231,6 +239,7 @@ COMMANDS: dict[str, CommandHandler] = {
     "treeflow.discard": discard,
     "treeflow.readFile": read_file,
     "treeflow.agentTranscript": agent_transcript,
+    "treeflow.initWorkflow": init_workflow,
 }
 
 

@@ -49,6 +49,8 @@ __all__ = [
     "FileChange",
     "FileConflict",
     "FileContent",
+    "InitWorkflowArgs",
+    "InitWorkflowResult",
     "LogParams",
     "ReadFileArgs",
     "ResumeArgs",
@@ -144,6 +146,25 @@ class CancelResult:
     """False when the run had already ended."""
 
     cancelled: bool
+
+
+@attrs.frozen
+class InitWorkflowArgs:
+    """`treeflow.initWorkflow`: a starter treeflow.yml in ``folder``, a workspace folder (the
+    first one when absent)."""
+
+    folder: str | None = attrs.field(default=None, metadata=_doc("the URI or path of a workspace folder"))
+
+
+@attrs.frozen
+class InitWorkflowResult:
+    """``created`` is false when the folder had a workflow already: ``uri`` is that file, unchanged.
+    ``sources`` names what the starter's steps were read from; empty when nothing was found."""
+
+    uri: str
+    created: bool
+    steps: list[str]
+    sources: list[str]
 
 
 @attrs.frozen
