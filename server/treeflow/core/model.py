@@ -18,6 +18,8 @@ class StepStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
+    # Succeeded without running: the work of an earlier run with the same cache key was replayed.
+    CACHED = "cached"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
@@ -27,6 +29,11 @@ class StepStatus(StrEnum):
     @property
     def is_final(self) -> bool:
         return self not in (StepStatus.PENDING, StepStatus.RUNNING)
+
+    @property
+    def is_success(self) -> bool:
+        """Succeeded, by running or from the cache: its dependents start from its work."""
+        return self in (StepStatus.SUCCEEDED, StepStatus.CACHED)
 
 
 class RunStatus(StrEnum):
@@ -91,6 +98,14 @@ class PoolSettings:
 
 
 @dataclass(frozen=True)
+class CacheSpec:
+    """`cache:` on a step: the files its result depends on (glob patterns, as `setup.copy` takes
+    them), or None for the whole tree (`cache: true`)."""
+
+    inputs: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Step:
     id: str
     kind: str = ""  # the step key that selects its kind (`run`, `agent`, …; see `treeflow.core.kinds`)
@@ -102,6 +117,7 @@ class Step:
     env: Mapping[str, str] = field(default_factory=dict)
     line: int = 0  # of the step's id in the workflow file, 1-based
     condition: Condition | None = None  # its `if:`; without one, it runs when its needs succeeded
+    cache: CacheSpec | None = None  # its `cache:`; None: it always runs
 
 
 @dataclass(frozen=True)
@@ -165,6 +181,8 @@ class StepResult:
     agent: AgentUsage | None = None
     # What the step set for the steps after it (its `$TREEFLOW_OUTPUT` file, an agent's report).
     outputs: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # For a `cached` step: where its work was replayed from, as `<run_id>/<step_id>`.
+    cached_from: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -183,6 +201,7 @@ class StepResult:
             "summary": self.summary,
             "agent": None if self.agent is None else self.agent.to_json(),
             "outputs": dict(self.outputs),
+            "cached_from": self.cached_from,
         }
 
 

@@ -40,11 +40,13 @@ from treeflow.core.events import (
 from treeflow.core.executor import Executor, LocalExecutor
 from treeflow.core.expressions import ExpressionError, calls_status_function
 from treeflow.core.git import GitError, Repository, environ_without_repository
+from treeflow.core.journal.schema import JournalUnavailable
 from treeflow.core.model import AgentUsage, RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S
 from treeflow.core.setup_record import record_setup, setup_digest, setup_is_current
+from treeflow.core.step_cache import CacheLookup, ReplayConflict, StepCache
 from treeflow.core.step_context import StepContext
 from treeflow.core.step_outputs import OutputsError, output_variables, outputs_file, read_outputs
 from treeflow.core.steplog import StepLog
@@ -77,6 +79,7 @@ class _RunningStep:
     summary: str | None = None
     agent: AgentUsage | None = None
     outputs: Mapping[str, str] = field(default_factory=dict)
+    cached_from: str | None = None
     # Whether its setup or first attempt has begun: stopped before that, a step counts as skipped.
     began: bool = False
 
@@ -109,6 +112,7 @@ class _RunningStep:
             summary=self.summary,
             agent=self.agent,
             outputs=self.outputs,
+            cached_from=self.cached_from,
         )
 
 
@@ -122,6 +126,8 @@ class RunOptions:
     completed: Mapping[str, StepResult] = field(default_factory=dict)
     # How the steps that run again ended in that earlier execution (an agent resumes its session).
     earlier: Mapping[str, StepResult] = field(default_factory=dict)
+    # Where steps with `cache:` look up and keep their work; None: every step runs.
+    cache: StepCache | None = None
 
 
 class UnknownStep(ValueError):
@@ -191,6 +197,8 @@ class Run:
         self._failed_first: str | None = None
         # Why the run failed beyond its steps' own outcomes (its work could not be gathered, say).
         self._fault: str | None = None
+        # The cache keys of the steps with `cache:` that ran, for their work to be kept under.
+        self._cache_lookups: dict[str, CacheLookup] = {}
         self.log_dir = repo.state_dir / "logs" / self.run_id
 
     @property
@@ -305,7 +313,7 @@ class Run:
             return RunStatus.CANCELLED
         # A step skipped by its `if:` is no failure; one skipped for any other reason comes with one.
         if self._fault is None and all(
-            self._step_status(step_id) in (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+            self._step_status(step_id).is_success or self._step_status(step_id) is StepStatus.SKIPPED
             for step_id in self._steps
         ):
             return RunStatus.SUCCEEDED
@@ -326,7 +334,7 @@ class Run:
                         if not context.stopping and self._stopping():
                             context.stopping = True
                             context = self._context_to_start(step, context)
-                        if context is not None:
+                        if context is not None and not await self._replayed(step, context):
                             await self._run_step(step, context)
                 # An error raised while the step was being stopped took the place of the cancellation;
                 # the step has ended with it, and the cancellation goes on from here.
@@ -382,11 +390,9 @@ class Run:
         if context.stopping:
             return self._stop_reason(began=False)
         for need in step.needs:
-            if self._step_status(need) is not StepStatus.SUCCEEDED:
+            if not self._step_status(need).is_success:
                 return f"needs `{need}`, which {self._said(need)}"
-        earlier = next(
-            (name for name, status in context.before.items() if status is not StepStatus.SUCCEEDED), None
-        )
+        earlier = next((name for name, status in context.before.items() if not status.is_success), None)
         if earlier is None:
             return "its condition is false"
         return f"`{earlier}`, which it needs through its needs, {self._said(earlier)}"
@@ -410,7 +416,7 @@ class Run:
         place: StepPlace | None = None
         log_file = StepLog(self.log_dir / f"{step.id}.log", functools.partial(self._log_failed, step.id))
         # It starts from the work of the needs that succeeded; a failed step's work stays on its branch.
-        from_work = tuple(need for need in step.needs if self._steps[need].status is StepStatus.SUCCEEDED)
+        from_work = tuple(need for need in step.needs if self._steps[need].status.is_success)
         try:
             async with self._executor.step_place(self.run_id, replace(step, needs=from_work)) as place:
                 self._sink.emit(
@@ -461,7 +467,70 @@ class Run:
                     result.error = f"its work was not saved: {place.unsaved}"
             self._ports.release(port)
             result.duration_s = time.monotonic() - started
+        if result.status is StepStatus.SUCCEEDED and step.id in self._cache_lookups:
+            await self._keep_in_cache(step.id, result)
         self._finish(step.id, result.status, result.error)
+
+    async def _replayed(self, step: Step, context: StepContext) -> bool:
+        """Whether the step ended `cached`: its key matched the work of an earlier success, which was
+        replayed onto its start commit with its log and outputs. Else it runs, and the key found is
+        kept for its work; a replay that conflicts says so in its log."""
+        cache = self._options.cache
+        if cache is None or step.cache is None:
+            return False
+        started_at, started = time.time(), time.monotonic()
+        placed = replace(step, needs=tuple(n for n in step.needs if self._steps[n].status.is_success))
+        try:
+            lookup = await cache.look_up(self.run_id, placed, context, self.workflow)
+        except (StepSetupError, ExpressionError):
+            return False  # the step reports it as it starts
+        except (GitError, OSError, JournalUnavailable) as exc:
+            self.warn(step.id, f"its cache could not be looked up, so it runs: {describe_error(exc)}")
+            return False
+        self._cache_lookups[step.id] = lookup
+        entry = lookup.entry
+        if entry is None:
+            return False
+        try:
+            replayed = await cache.replay(self.run_id, placed, lookup)
+        except (GitError, OSError, JournalUnavailable) as exc:
+            why = describe_error(exc)
+            self._note_in_log(step.id, f"the cached work of {entry.source} could not be replayed ({why})")
+            return False
+        if isinstance(replayed, ReplayConflict):
+            files = ", ".join(replayed.files)
+            self._note_in_log(step.id, f"the cached work of {entry.source} conflicts here (in {files})")
+            return False
+        result = self._running[step.id] = _RunningStep(started_at=started_at, began=True)
+        result.branch, result.commit = replayed.branch, replayed.commit
+        result.outputs, result.cached_from = dict(entry.outputs), entry.source
+        self._sink.emit(StepPlaced(self.run_id, step.id, replayed.cwd, None, None, lookup.start))
+        with StepLog(
+            self.log_dir / f"{step.id}.log", functools.partial(self._log_failed, step.id)
+        ) as log_file:
+            log_file.write(f"--- treeflow: cached: the work of {entry.source}, replayed ---\n".encode())
+            log_file.write(await cache.cached_log(entry))
+        result.log = log_file.path if log_file.created else None
+        result.duration_s = time.monotonic() - started
+        self._finish(step.id, StepStatus.CACHED, None)
+        return True
+
+    def _note_in_log(self, step_id: str, note: str) -> None:
+        with StepLog(
+            self.log_dir / f"{step_id}.log", functools.partial(self._log_failed, step_id)
+        ) as log_file:
+            log_file.write(f"--- treeflow: {note}; the step runs ---\n".encode())
+
+    async def _keep_in_cache(self, step_id: str, result: _RunningStep) -> None:
+        """Keep a succeeded step's work, log and outputs under the key it was looked up by."""
+        cache = self._options.cache
+        assert cache is not None
+        lookup = self._cache_lookups[step_id]
+        try:
+            with anyio.CancelScope(shield=True):
+                await cache.store(self.run_id, step_id, lookup, result.commit, result.log, result.outputs)
+        except (GitError, OSError, JournalUnavailable) as exc:
+            self.warn(step_id, f"its work could not be kept in the cache: {describe_error(exc)}")
 
     def _log_failed(self, step_id: str, error: OSError) -> None:
         self.warn(

@@ -15,10 +15,18 @@ import yaml
 
 from treeflow.core import kinds
 from treeflow.core.graph import find_cycles
-from treeflow.core.model import PoolSettings, RetryPolicy, SetupSpec, Step, Workflow
+from treeflow.core.model import CacheSpec, PoolSettings, RetryPolicy, SetupSpec, Step, Workflow
 from treeflow.core.setup_copy import pattern_problem
 from treeflow.core.spec_expressions import ExpressionReader
-from treeflow.core.spec_keys import DEFAULTS_KEYS, POOL_KEYS, RETRY_KEYS, SETUP_KEYS, WORKFLOW_KEYS, names
+from treeflow.core.spec_keys import (
+    CACHE_KEYS,
+    DEFAULTS_KEYS,
+    POOL_KEYS,
+    RETRY_KEYS,
+    SETUP_KEYS,
+    WORKFLOW_KEYS,
+    names,
+)
 from treeflow.core.spec_reader import SpecError, SpecReader
 from treeflow.quoting import quoted
 
@@ -33,6 +41,7 @@ _DEFAULT_KEYS = names(DEFAULTS_KEYS)
 _RETRY_KEYS = names(RETRY_KEYS)
 _SETUP_KEYS = names(SETUP_KEYS)
 _POOL_KEYS = names(POOL_KEYS)
+_CACHE_KEYS = names(CACHE_KEYS)
 
 
 class WorkflowError(Exception):
@@ -283,6 +292,9 @@ class _Parser(SpecReader):
         env = self.optional(fields, "env", lambda n: self.env(n, f"{what}: env")) or {}
         worktree = self.optional(fields, "worktree", lambda n: self.boolean(n, f"{what}: worktree"))
         condition = self.optional(fields, "if", lambda n: self.expressions.condition(step_id, n, what))
+        cache = self.cache(fields.get("cache"), what)
+        if cache is not None and not (defaults.worktree if worktree is None else worktree):
+            self.error(fields["cache"], f"{what}: cache needs a worktree of its own, not `worktree: false`")
         for key in (*(key for key in fields if key in kinds.KINDS), "env"):
             if key in fields:
                 self.expressions.templates(step_id, fields[key], f"{what}: {key}")
@@ -297,8 +309,23 @@ class _Parser(SpecReader):
             env=env,
             line=line,
             condition=condition,
+            cache=cache,
         )
         return step, needs
+
+    def cache(self, node: yaml.Node | None, what: str) -> CacheSpec | None:
+        """`cache: true` (the whole tree), `false`, or `{inputs: [...]}`."""
+        if node is None:
+            return None
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:bool":
+            return CacheSpec() if self.boolean(node, f"{what}: cache") else None
+        fields = self.mapping(node, f"{what}: cache (true, false, or a mapping)", _CACHE_KEYS)
+        if fields is None:
+            return None
+        if "inputs" not in fields:
+            self.error(node, f"{what}: cache needs `inputs` (or write `cache: true` for the whole tree)")
+            return None
+        return CacheSpec(inputs=self.patterns(fields, "inputs", f"{what}: cache.inputs"))
 
     def kind(self, node: yaml.Node, fields: dict[str, yaml.Node], what: str) -> tuple[str, object]:
         """The step's kind key and the kind's reading of its block; each kind block is read, so that
