@@ -6,6 +6,7 @@ export type StepStatus =
   | 'pending'
   | 'running'
   | 'succeeded'
+  | 'cached'
   | 'failed'
   | 'timed_out'
   | 'cancelled'
@@ -48,6 +49,8 @@ export interface StepState {
   agent: AgentState | null;
   /** What the step set for the steps after it (`$TREEFLOW_OUTPUT`, an agent's report). */
   outputs: Record<string, string>;
+  /** A `cached` step: the `<run_id>/<step_id>` whose work was replayed; else null. */
+  cached_from?: string | null;
 }
 
 export interface Run {

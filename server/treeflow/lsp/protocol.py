@@ -172,6 +172,7 @@ class StepState:
     summary: str | None
     agent: AgentState | None
     outputs: dict[str, str] = attrs.field(factory=dict)
+    cached_from: str | None = None
 
 
 @attrs.frozen
