@@ -199,6 +199,8 @@ class Run:
         self._fault: str | None = None
         # The cache keys of the steps with `cache:` that ran, for their work to be kept under.
         self._cache_lookups: dict[str, CacheLookup] = {}
+        # Why a step's cached work was not used, for the top of its log.
+        self._cache_notes: dict[str, bytes] = {}
         self.log_dir = repo.state_dir / "logs" / self.run_id
 
     @property
@@ -415,6 +417,8 @@ class Run:
         port = self._ports.acquire()
         place: StepPlace | None = None
         log_file = StepLog(self.log_dir / f"{step.id}.log", functools.partial(self._log_failed, step.id))
+        if step.id in self._cache_notes:
+            log_file.write(self._cache_notes.pop(step.id))
         # It starts from the work of the needs that succeeded; a failed step's work stays on its branch.
         from_work = tuple(need for need in step.needs if self._steps[need].status.is_success)
         try:
@@ -516,10 +520,7 @@ class Run:
         return True
 
     def _note_in_log(self, step_id: str, note: str) -> None:
-        with StepLog(
-            self.log_dir / f"{step_id}.log", functools.partial(self._log_failed, step_id)
-        ) as log_file:
-            log_file.write(f"--- treeflow: {note}; the step runs ---\n".encode())
+        self._cache_notes[step_id] = f"--- treeflow: {note}; the step runs ---\n".encode()
 
     async def _keep_in_cache(self, step_id: str, result: _RunningStep) -> None:
         """Keep a succeeded step's work, log and outputs under the key it was looked up by."""
