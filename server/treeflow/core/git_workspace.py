@@ -99,12 +99,16 @@ class GitWorkspace:
             start = self._starts[step.id] = await self._start_commit(run_id, step)
         return start
 
-    async def adopt_work(self, run_id: str, step: Step, start: str, tree: str, message: str) -> StepPlace:
-        """End ``step`` without a worktree: ``tree`` is its work, committed on ``start`` to its
-        branch (no commit and no branch when ``tree`` is the start's own), for the steps after it."""
+    async def adopt_work(
+        self, run_id: str, step: Step, start: str, trees: tuple[str, str], message: str
+    ) -> StepPlace:
+        """End ``step`` without a worktree: ``trees`` are its start commit's tree and the tree of
+        its work, committed on ``start`` to its branch (no commit and no branch when the two are
+        the same), for the steps after it."""
         self._results[step.id] = start
         place = StepPlace(cwd=self._repo.root, start_commit=start)
-        if tree == await git(self._repo.root, "rev-parse", f"{start}^{{tree}}"):
+        start_tree, tree = trees
+        if tree == start_tree:
             return place
         commit = await git(
             self._repo.root,
@@ -118,7 +122,8 @@ class GitWorkspace:
             env=self._identity,
         )
         branch = step_branch(run_id, step.id)
-        await self._move_aside(branch)
+        if self._given_base is not None:
+            await self._move_aside(branch)  # a resumed run's step may have left earlier work on it
         with anyio.CancelScope(shield=True):
             await git_locked(self._lock, self._repo.root, "update-ref", f"refs/heads/{branch}", commit, "")
         self._results[step.id] = commit

@@ -20,15 +20,15 @@ from pathlib import Path
 import anyio
 
 from treeflow.core.cache_key import inputs_digest, step_key
-from treeflow.core.git import Repository, environ_without_repository, git, identity_env
+from treeflow.core.git import GitError, Repository, environ_without_repository, git, identity_env, run_git
 from treeflow.core.git_workspace import GitWorkspace
 from treeflow.core.journal.schema import connect, journal_path
 from treeflow.core.model import Step, Workflow
 from treeflow.core.step_context import StepContext
-from treeflow.core.three_way import merge_trees
 from treeflow.core.workspace import StepPlace
 
 CACHE_REFS = "refs/treeflow/cache/"
+_MERGE_TREE = ("merge-tree", "--write-tree", "--name-only", "--no-messages")
 # How many entries `treeflow clean` keeps at most, the ones used last, unless told otherwise.
 DEFAULT_CACHE_ENTRIES = 1000
 LOG_NAME = "log"
@@ -138,28 +138,53 @@ class StepCache:
         """Commit the entry's changes onto the step's start commit, on its branch, and note the hit."""
         entry = lookup.entry
         assert entry is not None
-        root = self._repo.root
-        identity = await self._identity_env()
-        start_tree, result_tree = (
-            await git(root, "rev-parse", f"{lookup.start}^{{tree}}", f"{entry.result_commit}^{{tree}}")
-        ).split()
-        merged = await merge_trees(
-            self._repo,
-            self._workspace.lock,
-            entry.start_commit,
-            ("start", start_tree),
-            ("cached", result_tree),
-            identity,
-        )
-        if merged.conflicts:
-            return ReplayConflict(merged.conflicts)
+        merged = await self._replayed_tree(entry, lookup.start)
+        if isinstance(merged, ReplayConflict):
+            return merged
         message = (
             f"treeflow: work of step {step.id}, replayed from the cache\n\n"
             f"Run {run_id}; the work of step {entry.step_id} of run {entry.run_id}."
         )
-        place = await self._workspace.adopt_work(run_id, step, lookup.start, merged.tree, message)
+        place = await self._workspace.adopt_work(run_id, step, lookup.start, merged, message)
         await anyio.to_thread.run_sync(self._note_hit, run_id, step.id, entry)
         return place
+
+    async def _replayed_tree(self, entry: CacheEntry, start: str) -> tuple[str, str] | ReplayConflict:
+        """The start's tree and the tree of the entry's changes merged onto it, three-way with the
+        entry's own start as the base; the files that conflict when they do not merge cleanly."""
+        root = self._repo.root
+        trees = await git(
+            root,
+            "rev-parse",
+            f"{entry.start_commit}^{{tree}}",
+            f"{start}^{{tree}}",
+            f"{entry.result_commit}^{{tree}}",
+        )
+        base_tree, start_tree, result_tree = trees.split()
+        if result_tree == base_tree or start_tree == result_tree:
+            return start_tree, start_tree
+        if start_tree == base_tree:
+            return start_tree, result_tree
+        # merge-tree finds the merge base itself: a side whose one parent is the entry's start makes
+        # that start the base, since the entry's result descends from it.
+        side = await git(
+            root,
+            "commit-tree",
+            "--no-gpg-sign",
+            start_tree,
+            "-p",
+            entry.start_commit,
+            "-m",
+            "treeflow: replay side",
+            env=await self._identity_env(),
+        )
+        code, out, err = await run_git(root, *_MERGE_TREE, side, entry.result_commit)
+        lines = out.splitlines()
+        if code == 1:
+            return ReplayConflict(tuple(dict.fromkeys(line for line in lines[1:] if line)))
+        if code != 0:
+            raise GitError(_MERGE_TREE, code, err.strip())
+        return start_tree, lines[0]
 
     def _note_hit(self, run_id: str, step_id: str, entry: CacheEntry) -> None:
         with connect(self._journal) as connection:
