@@ -46,7 +46,7 @@ from treeflow.core.outcome import StepOutcome
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S
 from treeflow.core.setup_record import record_setup, setup_digest, setup_is_current
-from treeflow.core.step_cache import CacheLookup, ReplayConflict, StepCache
+from treeflow.core.step_cache import CacheMiss, StepCache
 from treeflow.core.step_context import StepContext
 from treeflow.core.step_outputs import OutputsError, output_variables, outputs_file, read_outputs
 from treeflow.core.steplog import StepLog
@@ -197,10 +197,9 @@ class Run:
         self._failed_first: str | None = None
         # Why the run failed beyond its steps' own outcomes (its work could not be gathered, say).
         self._fault: str | None = None
-        # The cache keys of the steps with `cache:` that ran, for their work to be kept under.
-        self._cache_lookups: dict[str, CacheLookup] = {}
         # Why a step's cached work was not used, for the top of its log.
         self._cache_notes: dict[str, bytes] = {}
+        self._replay_limiter = anyio.CapacityLimiter(self.max_parallel)
         self.log_dir = repo.state_dir / "logs" / self.run_id
 
     @property
@@ -330,13 +329,15 @@ class Run:
                 for need in step.needs:
                     await self._done[need].wait()
                 context = self._context_to_start(step)
+                if context is not None and await self._replayed(step, context):
+                    context = None
                 if context is not None:
                     async with limiter:
                         # A fail-fast while it waited for a slot may have changed its condition's mind.
                         if not context.stopping and self._stopping():
                             context.stopping = True
                             context = self._context_to_start(step, context)
-                        if context is not None and not await self._replayed(step, context):
+                        if context is not None:
                             await self._run_step(step, context)
                 # An error raised while the step was being stopped took the place of the cancellation;
                 # the step has ended with it, and the cancellation goes on from here.
@@ -471,65 +472,47 @@ class Run:
                     result.error = f"its work was not saved: {place.unsaved}"
             self._ports.release(port)
             result.duration_s = time.monotonic() - started
-        if result.status is StepStatus.SUCCEEDED and step.id in self._cache_lookups:
+        if result.status is StepStatus.SUCCEEDED and self._options.cache is not None:
             await self._keep_in_cache(step.id, result)
         self._finish(step.id, result.status, result.error)
 
     async def _replayed(self, step: Step, context: StepContext) -> bool:
-        """Whether the step ended `cached`: its key matched the work of an earlier success, which was
-        replayed onto its start commit with its log and outputs. Else it runs, and the key found is
-        kept for its work; a replay that conflicts says so in its log."""
+        """Whether the step ended `cached`: its key matched the work of an earlier success, which
+        was replayed onto its start commit with its log and outputs. Else it runs, and when an entry
+        was found but not used, its log begins by saying why."""
         cache = self._options.cache
-        if cache is None or step.cache is None:
+        if cache is None or step.cache is None or self._stopping():
             return False
         started_at, started = time.time(), time.monotonic()
         placed = replace(step, needs=tuple(n for n in step.needs if self._steps[n].status.is_success))
-        try:
-            lookup = await cache.look_up(self.run_id, placed, context, self.workflow)
-        except (StepSetupError, ExpressionError):
-            return False  # the step reports it as it starts
-        except (GitError, OSError, JournalUnavailable) as exc:
-            self.warn(step.id, f"its cache could not be looked up, so it runs: {describe_error(exc)}")
-            return False
-        self._cache_lookups[step.id] = lookup
-        entry = lookup.entry
-        if entry is None:
-            return False
-        try:
-            replayed = await cache.replay(self.run_id, placed, lookup)
-        except (GitError, OSError, JournalUnavailable) as exc:
-            why = describe_error(exc)
-            self._note_in_log(step.id, f"the cached work of {entry.source} could not be replayed ({why})")
-            return False
-        if isinstance(replayed, ReplayConflict):
-            files = ", ".join(replayed.files)
-            self._note_in_log(step.id, f"the cached work of {entry.source} conflicts here (in {files})")
+        # Replays run no command of the step's: they take no slot of max_parallel, only one of
+        # their own, so that they go on beside the steps that run.
+        async with self._replay_limiter:
+            reused = await cache.reuse(self.run_id, placed, context, self.workflow)
+        if isinstance(reused, CacheMiss):
+            if reused.note is not None:
+                self._cache_notes[step.id] = f"--- treeflow: {reused.note}; the step runs ---\n".encode()
             return False
         result = self._running[step.id] = _RunningStep(started_at=started_at, began=True)
-        result.branch, result.commit = replayed.branch, replayed.commit
+        place, entry = reused.place, reused.entry
+        result.branch, result.commit = place.branch, place.commit
         result.outputs, result.cached_from = dict(entry.outputs), entry.source
-        self._sink.emit(StepPlaced(self.run_id, step.id, replayed.cwd, None, None, lookup.start))
+        self._sink.emit(StepPlaced(self.run_id, step.id, place.cwd, None, None, place.start_commit))
         with StepLog(
             self.log_dir / f"{step.id}.log", functools.partial(self._log_failed, step.id)
         ) as log_file:
             log_file.write(f"--- treeflow: cached: the work of {entry.source}, replayed ---\n".encode())
-            log_file.write(await cache.cached_log(entry))
+            log_file.write(reused.log)
         result.log = log_file.path if log_file.created else None
         result.duration_s = time.monotonic() - started
         self._finish(step.id, StepStatus.CACHED, None)
         return True
 
-    def _note_in_log(self, step_id: str, note: str) -> None:
-        self._cache_notes[step_id] = f"--- treeflow: {note}; the step runs ---\n".encode()
-
     async def _keep_in_cache(self, step_id: str, result: _RunningStep) -> None:
         """Keep a succeeded step's work, log and outputs under the key it was looked up by."""
-        cache = self._options.cache
-        assert cache is not None
-        lookup = self._cache_lookups[step_id]
+        assert self._options.cache is not None
         try:
-            with anyio.CancelScope(shield=True):
-                await cache.store(self.run_id, step_id, lookup, result.commit, result.log, result.outputs)
+            await self._options.cache.keep(self.run_id, step_id, result.commit, result.log, result.outputs)
         except (GitError, OSError, JournalUnavailable) as exc:
             self.warn(step_id, f"its work could not be kept in the cache: {describe_error(exc)}")
 

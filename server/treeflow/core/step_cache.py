@@ -11,6 +11,7 @@ when they do not apply cleanly, the step runs. `treeflow clean` expires entries 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -20,12 +21,13 @@ from pathlib import Path
 import anyio
 
 from treeflow.core.cache_key import inputs_digest, step_key
+from treeflow.core.expressions import ExpressionError
 from treeflow.core.git import GitError, Repository, environ_without_repository, git, identity_env, run_git
 from treeflow.core.git_workspace import GitWorkspace
-from treeflow.core.journal.schema import connect, journal_path
+from treeflow.core.journal.schema import JournalUnavailable, connect, journal_path
 from treeflow.core.model import Step, Workflow
 from treeflow.core.step_context import StepContext
-from treeflow.core.workspace import StepPlace
+from treeflow.core.workspace import StepPlace, StepSetupError
 
 CACHE_REFS = "refs/treeflow/cache/"
 _MERGE_TREE = ("merge-tree", "--write-tree", "--name-only", "--no-messages")
@@ -79,6 +81,22 @@ class ReplayConflict:
     files: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class CacheHit:
+    """A step's earlier work, replayed: where it is now, the entry it came from, and its log."""
+
+    place: StepPlace
+    entry: CacheEntry
+    log: bytes
+
+
+@dataclass(frozen=True)
+class CacheMiss:
+    """The step runs; ``note`` says why the entry found was not used (None: there was none)."""
+
+    note: str | None = None
+
+
 class StepCache:
     """The cache as one run uses it: keys of its steps, look-ups, replays and new entries.
 
@@ -92,7 +110,46 @@ class StepCache:
         self._reuse = reuse
         self._journal = journal_path(repo)
         self._keys: dict[str, str] = {}
+        self._lookups: dict[str, CacheLookup] = {}
         self._identity: dict[str, str] | None = None
+
+    async def reuse(
+        self, run_id: str, step: Step, context: StepContext, workflow: Workflow
+    ) -> CacheHit | CacheMiss:
+        """The earlier work of ``step`` (its needs, as it takes them, ended already) replayed onto
+        its start commit, when its key has an entry that applies cleanly; else why it runs."""
+        try:
+            lookup = await self.look_up(run_id, step, context, workflow)
+        except (StepSetupError, ExpressionError):
+            return CacheMiss()  # the step says so itself as it starts
+        except (GitError, OSError, JournalUnavailable) as exc:
+            return CacheMiss(f"its cache key could not be made ({exc})")
+        self._lookups[step.id] = lookup
+        entry = lookup.entry
+        if entry is None:
+            return CacheMiss()
+        try:
+            replayed = await self.replay(run_id, step, lookup)
+            if isinstance(replayed, ReplayConflict):
+                files = ", ".join(replayed.files)
+                return CacheMiss(f"the cached work of {entry.source} conflicts here (in {files})")
+            return CacheHit(replayed, entry, await self.cached_log(entry))
+        except (GitError, OSError, JournalUnavailable) as exc:
+            return CacheMiss(f"the cached work of {entry.source} could not be replayed ({exc})")
+
+    async def keep(
+        self,
+        run_id: str,
+        step_id: str,
+        result_commit: str | None,
+        log: Path | None,
+        outputs: Mapping[str, str],
+    ) -> None:
+        """Keep the work of a step that succeeded after `reuse` found no entry for it (see `store`)."""
+        lookup = self._lookups.pop(step_id, None)
+        if lookup is not None:
+            with anyio.CancelScope(shield=True):
+                await self.store(run_id, step_id, lookup, result_commit, log, outputs)
 
     async def look_up(self, run_id: str, step: Step, context: StepContext, workflow: Workflow) -> CacheLookup:
         """The key of ``step`` (its needs, as it takes them, ended already) and the entry under it.
@@ -195,6 +252,11 @@ class StepCache:
         """The log the entry's step wrote; empty when it wrote none."""
         if entry.log_blob is None:
             return b""
+        # The log file of a step that succeeded never changes once it ended: read it while it is
+        # there (until `treeflow clean` forgets its run) rather than start git.
+        kept = self._repo.state_dir / "logs" / entry.run_id / f"{entry.step_id}.log"
+        with contextlib.suppress(OSError):
+            return await anyio.Path(kept).read_bytes()
         # Read as bytes: a log is kept byte for byte, whatever its encoding.
         done = await anyio.run_process(
             ["git", "cat-file", "blob", entry.log_blob],
