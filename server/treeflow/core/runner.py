@@ -483,11 +483,11 @@ class Run:
         cache = self._options.cache
         if cache is None or step.cache is None or self._stopping():
             return False
-        started_at, started = time.time(), time.monotonic()
         placed = replace(step, needs=tuple(n for n in step.needs if self._steps[n].status.is_success))
         # Replays run no command of the step's: they take no slot of max_parallel, only one of
         # their own, so that they go on beside the steps that run.
         async with self._replay_limiter:
+            started_at, started = time.time(), time.monotonic()
             reused = await cache.reuse(self.run_id, placed, context, self.workflow)
         if isinstance(reused, CacheMiss):
             if reused.note is not None:
