@@ -112,6 +112,17 @@ def test_a_hit_replays_the_work_and_restores_log_and_outputs(project: Path) -> N
     assert f"cached from {first['run_id']}/build" in table
 
 
+def test_with_nothing_changed_the_steps_take_the_same_commits(project: Path) -> None:
+    first = run_json(project)
+    second = run_json(project)
+
+    assert statuses(second) == {"build": "cached", "test": "cached"}
+    for step_id in ("build", "test"):
+        assert second["steps"][step_id]["commit"] == first["steps"][step_id]["commit"]
+        assert second["steps"][step_id]["branch"] == f"treeflow/{second['run_id']}/{step_id}"
+    assert git(project, "rev-parse", f"treeflow/{second['run_id']}/test") == first["steps"]["test"]["commit"]
+
+
 def test_a_changed_input_reruns_the_step_and_its_key_reaches_the_steps_after_it(project: Path) -> None:
     run_json(project)
     ran(project)

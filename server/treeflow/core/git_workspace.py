@@ -99,28 +99,13 @@ class GitWorkspace:
             start = self._starts[step.id] = await self._start_commit(run_id, step)
         return start
 
-    async def adopt_work(
-        self, run_id: str, step: Step, start: str, trees: tuple[str, str], message: str
-    ) -> StepPlace:
-        """End ``step`` without a worktree: ``trees`` are its start commit's tree and the tree of
-        its work, committed on ``start`` to its branch (no commit and no branch when the two are
-        the same), for the steps after it."""
+    async def adopt_work(self, run_id: str, step: Step, start: str, commit: str | None) -> StepPlace:
+        """End ``step`` without a worktree: ``commit`` (None: no work) holds its work on ``start``
+        and becomes its branch, for the steps after it."""
         self._results[step.id] = start
         place = StepPlace(cwd=self._repo.root, start_commit=start)
-        start_tree, tree = trees
-        if tree == start_tree:
+        if commit is None:
             return place
-        commit = await git(
-            self._repo.root,
-            "commit-tree",
-            "--no-gpg-sign",
-            tree,
-            "-p",
-            start,
-            "-m",
-            message,
-            env=self._identity,
-        )
         branch = step_branch(run_id, step.id)
         if self._given_base is not None:
             await self._move_aside(branch)  # a resumed run's step may have left earlier work on it

@@ -195,16 +195,35 @@ class StepCache:
         """Commit the entry's changes onto the step's start commit, on its branch, and note the hit."""
         entry = lookup.entry
         assert entry is not None
-        merged = await self._replayed_tree(entry, lookup.start)
-        if isinstance(merged, ReplayConflict):
-            return merged
+        if entry.start_commit == lookup.start:
+            # Nothing before it changed (a clean checkout at the same commit): the same work, as is.
+            work: str | None = None if entry.result_commit == entry.start_commit else entry.result_commit
+        else:
+            merged = await self._replayed_tree(entry, lookup.start)
+            if isinstance(merged, ReplayConflict):
+                return merged
+            start_tree, tree = merged
+            work = None if tree == start_tree else await self._commit(step, run_id, entry, tree, lookup.start)
+        place = await self._workspace.adopt_work(run_id, step, lookup.start, work)
+        await anyio.to_thread.run_sync(self._note_hit, run_id, step.id, entry)
+        return place
+
+    async def _commit(self, step: Step, run_id: str, entry: CacheEntry, tree: str, start: str) -> str:
         message = (
             f"treeflow: work of step {step.id}, replayed from the cache\n\n"
             f"Run {run_id}; the work of step {entry.step_id} of run {entry.run_id}."
         )
-        place = await self._workspace.adopt_work(run_id, step, lookup.start, merged, message)
-        await anyio.to_thread.run_sync(self._note_hit, run_id, step.id, entry)
-        return place
+        return await git(
+            self._repo.root,
+            "commit-tree",
+            "--no-gpg-sign",
+            tree,
+            "-p",
+            start,
+            "-m",
+            message,
+            env=await self._identity_env(),
+        )
 
     async def _replayed_tree(self, entry: CacheEntry, start: str) -> tuple[str, str] | ReplayConflict:
         """The start's tree and the tree of the entry's changes merged onto it, three-way with the
