@@ -17,6 +17,7 @@ const STEP_ICONS: Record<StepStatus, Icon> = {
   pending: { id: 'circle-outline' },
   running: { id: 'sync~spin' },
   succeeded: { id: 'pass', color: 'testing.iconPassed' },
+  cached: { id: 'pass-filled', color: 'testing.iconPassed' },
   failed: { id: 'error', color: 'testing.iconFailed' },
   timed_out: { id: 'watch', color: 'testing.iconFailed' },
   cancelled: { id: 'circle-slash', color: 'testing.iconSkipped' },
@@ -135,6 +136,9 @@ export function stepDescription(step: StepState): string {
     parts.push(step.message);
   } else if (step.error && step.status !== 'cancelled' && step.status !== 'skipped') {
     parts.push(step.error);
+  }
+  if (step.cached_from) {
+    parts.push(`from ${step.cached_from}`);
   }
   if (step.agent) {
     parts.push(agentUsage(step.agent));

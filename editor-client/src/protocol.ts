@@ -6,6 +6,7 @@ export type StepStatus =
   | 'pending'
   | 'running'
   | 'succeeded'
+  | 'cached'
   | 'failed'
   | 'timed_out'
   | 'cancelled'
@@ -70,6 +71,8 @@ export interface StepState {
   outputs: Record<string, string>;
   /** Steps with `approve:` once they reached their gate; else null. */
   approval: ApprovalState | null;
+  /** A `cached` step: the `<run_id>/<step_id>` whose work was replayed; else null. */
+  cached_from?: string | null;
 }
 
 export interface Run {

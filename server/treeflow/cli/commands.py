@@ -203,7 +203,13 @@ async def _execute(
         else:
             display = PlainSink(sys.stdout)
         started = start_run(
-            repo, workflow, display, steps=steps, max_parallel=args.max_parallel, resume=resume
+            repo,
+            workflow,
+            display,
+            steps=steps,
+            max_parallel=args.max_parallel,
+            resume=resume,
+            reuse_cache=not args.no_cache,
         )
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on_signal, started.run)
@@ -287,7 +293,7 @@ async def approve_command(args: argparse.Namespace) -> int:
 
 async def clean_command(args: argparse.Namespace) -> int:
     repo = await _open_and_recover(args.repo)
-    actions = await clean(repo, dry_run=args.dry_run, keep_days=args.keep_days)
+    actions = await clean(repo, dry_run=args.dry_run, keep_days=args.keep_days, keep_cache=args.keep_cache)
     for action in actions:
         print(action)
     if not actions:

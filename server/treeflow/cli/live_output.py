@@ -63,6 +63,7 @@ _LAST_LINE_LIMIT = 100
 
 _STYLE = {
     StepStatus.SUCCEEDED: "green",
+    StepStatus.CACHED: "green",
     StepStatus.FAILED: "red",
     StepStatus.TIMED_OUT: "red",
     StepStatus.CANCELLED: "yellow",
@@ -191,7 +192,7 @@ def summary_table(run: RunResult) -> Table:
     table = _table(SUMMARY_COLUMNS, title=title)
     for row in summary_rows(run):
         step_id, status, *rest = row
-        table.add_row(step_id, Text(status, style=_STYLE[StepStatus(status)]), *rest)
+        table.add_row(step_id, Text(status, style=_STYLE[StepStatus(status.split()[0])]), *rest)
     return table
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from treeflow.core.agent_protocol import STATES
 
 _RUN_ID_HELP = "a run id, any unique prefix of one, or `last` for the newest run"
+_NO_CACHE_HELP = "run every step, even those whose work the cache holds (what succeeds is still kept)"
 
 
 # Options whose value is free text an agent wrote, which may start with '-' ("--force was needed").
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run this step and what it needs (repeatable)",
     )
     run.add_argument("--max-parallel", type=_positive_int, metavar="N", help="at most N steps at once")
+    run.add_argument("--no-cache", action="store_true", help=_NO_CACHE_HELP)
     run.add_argument("--json", action="store_true", help="print only the result as JSON on stdout")
     run.add_argument(
         "--repo",
@@ -80,7 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_days,
         default=30,
         metavar="N",
-        help="forget runs (journal rows and logs) that ended more than N days ago (default 30)",
+        help="forget runs (journal rows and logs) that ended more than N days ago, and cached step "
+        "results not used for N days (default 30)",
+    )
+    clean.add_argument(
+        "--keep-cache",
+        type=_days,
+        default=1000,
+        metavar="N",
+        help="keep at most the N cached step results used last (default 1000)",
     )
     clean.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
 
@@ -104,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the steps that run again from your checkout as it is now, not from the run's base",
     )
     resume.add_argument("--max-parallel", type=_positive_int, metavar="N", help="at most N steps at once")
+    resume.add_argument("--no-cache", action="store_true", help=_NO_CACHE_HELP)
     resume.add_argument("--json", action="store_true", help="print only the result as JSON on stdout")
     resume.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
 

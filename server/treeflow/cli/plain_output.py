@@ -62,7 +62,9 @@ def describe_step(step_id: str, result: StepResult) -> str:
     text = f"{step_id} {words} in {format_duration(result.duration_s)}"
     if result.attempts > 1:
         text += f" after {result.attempts} attempts"
-    if result.status is not StepStatus.SUCCEEDED and result.error:
+    if result.cached_from:
+        text += f" (from {result.cached_from})"
+    if not result.status.is_success and result.error:
         text += f" ({shown_lines(result.error)})"
     return text
 
@@ -276,7 +278,7 @@ def summary_rows(run: RunResult) -> list[tuple[str, ...]]:
     return [
         (
             step_id,
-            step.status.value,
+            f"{step.status.value} from {step.cached_from}" if step.cached_from else step.status.value,
             str(step.attempts) if step.attempts else "-",
             format_duration(step.duration_s),
             step.branch or "-",
@@ -290,7 +292,7 @@ def runs_rows(runs: list[RunResult]) -> list[tuple[str, ...]]:
     """A row of RUNS_COLUMNS for each of ``runs``."""
     rows: list[tuple[str, ...]] = []
     for run in runs:
-        succeeded = sum(1 for step in run.steps.values() if step.status is StepStatus.SUCCEEDED)
+        succeeded = sum(1 for step in run.steps.values() if step.status.is_success)
         started = (
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at)) if run.started_at else "-"
         )

@@ -19,6 +19,8 @@ class StepStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
+    # Succeeded without running: the work of an earlier run with the same cache key was replayed.
+    CACHED = "cached"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
@@ -28,6 +30,11 @@ class StepStatus(StrEnum):
     @property
     def is_final(self) -> bool:
         return self not in (StepStatus.PENDING, StepStatus.RUNNING)
+
+    @property
+    def is_success(self) -> bool:
+        """Succeeded, by running or from the cache: its dependents start from its work."""
+        return self in (StepStatus.SUCCEEDED, StepStatus.CACHED)
 
 
 class RunStatus(StrEnum):
@@ -102,6 +109,14 @@ class Combination:
 
 
 @dataclass(frozen=True)
+class CacheSpec:
+    """`cache:` on a step: the files its result depends on (glob patterns, as `setup.copy` takes
+    them), or None for the whole tree (`cache: true`)."""
+
+    inputs: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Step:
     id: str
     kind: str = ""  # the step key that selects its kind (`run`, `agent`, …; see `treeflow.core.kinds`)
@@ -115,6 +130,7 @@ class Step:
     condition: Condition | None = None  # its `if:`; without one, it runs when its needs succeeded
     matrix: Combination | None = None  # set on each step a `matrix:` expanded into
     gate: Gate | None = None  # its `approve:`: a person decides before it starts
+    cache: CacheSpec | None = None  # its `cache:`; None: it always runs
 
 
 @dataclass(frozen=True)
@@ -180,6 +196,8 @@ class StepResult:
     outputs: Mapping[str, str] = field(default_factory=dict, hash=False)
     # Its approval gate's request and decision, once the step has reached its gate.
     approval: Approval | None = None
+    # For a `cached` step: where its work was replayed from, as `<run_id>/<step_id>`.
+    cached_from: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -199,6 +217,7 @@ class StepResult:
             "agent": None if self.agent is None else self.agent.to_json(),
             "outputs": dict(self.outputs),
             "approval": None if self.approval is None else self.approval.to_json(),
+            "cached_from": self.cached_from,
         }
 
 

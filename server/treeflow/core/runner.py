@@ -44,11 +44,13 @@ from treeflow.core.expressions import ExpressionError, calls_status_function
 from treeflow.core.gatekeeper import Gatekeeper
 from treeflow.core.gates import Approval, Decision
 from treeflow.core.git import GitError, Repository, environ_without_repository
+from treeflow.core.journal.errors import JournalUnavailable
 from treeflow.core.model import AgentUsage, RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S
 from treeflow.core.setup_record import record_setup, setup_digest, setup_is_current
+from treeflow.core.step_cache import CacheMiss, StepCache
 from treeflow.core.step_context import StepContext
 from treeflow.core.step_outputs import OutputsError, output_variables, outputs_file, read_outputs
 from treeflow.core.steplog import StepLog
@@ -82,6 +84,7 @@ class _RunningStep:
     agent: AgentUsage | None = None
     outputs: Mapping[str, str] = field(default_factory=dict)
     approval: Approval | None = None
+    cached_from: str | None = None
     # Whether its setup or first attempt has begun: stopped before that, a step counts as skipped.
     began: bool = False
     # Its log while it runs: named in the result from its first write, so that it can be read live.
@@ -122,6 +125,7 @@ class _RunningStep:
             agent=self.agent,
             outputs=self.outputs,
             approval=self.approval,
+            cached_from=self.cached_from,
         )
 
 
@@ -135,6 +139,8 @@ class RunOptions:
     completed: Mapping[str, StepResult] = field(default_factory=dict)
     # How the steps that run again ended in that earlier execution (an agent resumes its session).
     earlier: Mapping[str, StepResult] = field(default_factory=dict)
+    # Where steps with `cache:` look up and keep their work; None: every step runs.
+    cache: StepCache | None = None
 
 
 class UnknownStep(ValueError):
@@ -207,6 +213,9 @@ class Run:
         self._failed_first: str | None = None
         # Why the run failed beyond its steps' own outcomes (its work could not be gathered, say).
         self._fault: str | None = None
+        # Why a step's cached work was not used, for the top of its log.
+        self._cache_notes: dict[str, bytes] = {}
+        self._replay_limiter = anyio.CapacityLimiter(self.max_parallel)
         self.log_dir = repo.state_dir / "logs" / self.run_id
         self._gatekeeper = Gatekeeper(repo, self.run_id)
         # The scope of each step waiting at its approval gate, which a fail-fast cancels.
@@ -330,7 +339,7 @@ class Run:
             return RunStatus.CANCELLED
         # A step skipped by its `if:` is no failure; one skipped for any other reason comes with one.
         if self._fault is None and all(
-            self._step_status(step_id) in (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+            self._step_status(step_id).is_success or self._step_status(step_id) is StepStatus.SKIPPED
             for step_id in self._steps
         ):
             return RunStatus.SUCCEEDED
@@ -347,6 +356,8 @@ class Run:
                 context = self._context_to_start(step)
                 if context is not None and step.gate is not None:
                     context = await self._wait_at_gate(step, context)
+                if context is not None and await self._replayed(step, context):
+                    context = None
                 if context is not None:
                     async with limiter:
                         # A fail-fast while it waited for a slot may have changed its condition's mind.
@@ -442,11 +453,9 @@ class Run:
         if context.stopping:
             return self._stop_reason(began=False)
         for need in step.needs:
-            if self._step_status(need) is not StepStatus.SUCCEEDED:
+            if not self._step_status(need).is_success:
                 return f"needs `{need}`, which {self._said(need)}"
-        earlier = next(
-            (name for name, status in context.before.items() if status is not StepStatus.SUCCEEDED), None
-        )
+        earlier = next((name for name, status in context.before.items() if not status.is_success), None)
         if earlier is None:
             return "its condition is false"
         return f"`{earlier}`, which it needs through its needs, {self._said(earlier)}"
@@ -473,8 +482,10 @@ class Run:
         log_file = result.log_file = StepLog(
             self._log_path(step.id), functools.partial(self._log_failed, step.id)
         )
+        if step.id in self._cache_notes:
+            log_file.write(self._cache_notes.pop(step.id))
         # It starts from the work of the needs that succeeded; a failed step's work stays on its branch.
-        from_work = tuple(need for need in step.needs if self._steps[need].status is StepStatus.SUCCEEDED)
+        from_work = tuple(need for need in step.needs if self._steps[need].status.is_success)
         try:
             async with self._executor.step_place(self.run_id, replace(step, needs=from_work)) as place:
                 self._sink.emit(
@@ -525,10 +536,50 @@ class Run:
                     result.error = f"its work was not saved: {place.unsaved}"
             self._ports.release(port)
             result.duration_s = time.monotonic() - started
+        if result.status is StepStatus.SUCCEEDED and self._options.cache is not None:
+            await self._keep_in_cache(step.id, result)
         self._finish(step.id, result.status, result.error)
 
     def _log_path(self, step_id: str) -> Path:
         return self.log_dir / f"{matrix.safe_name(step_id)}.log"
+
+    async def _replayed(self, step: Step, context: StepContext) -> bool:
+        """Whether the step ended `cached`: its key matched the work of an earlier success, which
+        was replayed onto its start commit with its log and outputs. Else it runs, and when an entry
+        was found but not used, its log begins by saying why."""
+        cache = self._options.cache
+        if cache is None or step.cache is None or self._stopping():
+            return False
+        placed = replace(step, needs=tuple(n for n in step.needs if self._steps[n].status.is_success))
+        # Replays run no command of the step's: they take no slot of max_parallel, only one of
+        # their own, so that they go on beside the steps that run.
+        async with self._replay_limiter:
+            started_at, started = time.time(), time.monotonic()
+            reused = await cache.reuse(self.run_id, placed, context, self.workflow)
+        if isinstance(reused, CacheMiss):
+            if reused.note is not None:
+                self._cache_notes[step.id] = f"--- treeflow: {reused.note}; the step runs ---\n".encode()
+            return False
+        result = self._running[step.id] = _RunningStep(started_at=started_at, began=True)
+        place, entry = reused.place, reused.entry
+        result.branch, result.commit = place.branch, place.commit
+        result.outputs, result.cached_from = dict(entry.outputs), entry.source
+        self._sink.emit(StepPlaced(self.run_id, step.id, place.cwd, None, None, place.start_commit))
+        with StepLog(self._log_path(step.id), functools.partial(self._log_failed, step.id)) as log_file:
+            log_file.write(f"--- treeflow: cached: the work of {entry.source}, replayed ---\n".encode())
+            log_file.write(reused.log)
+        result.log = log_file.path if log_file.created else None
+        result.duration_s = time.monotonic() - started
+        self._finish(step.id, StepStatus.CACHED, None)
+        return True
+
+    async def _keep_in_cache(self, step_id: str, result: _RunningStep) -> None:
+        """Keep a succeeded step's work, log and outputs under the key it was looked up by."""
+        assert self._options.cache is not None
+        try:
+            await self._options.cache.keep(self.run_id, step_id, result.commit, result.log, result.outputs)
+        except (GitError, OSError, JournalUnavailable) as exc:
+            self.warn(step_id, f"its work could not be kept in the cache: {describe_error(exc)}")
 
     def _log_failed(self, step_id: str, error: OSError) -> None:
         self.warn(step_id, f"its log {self._log_path(step_id)} is incomplete: {error.strerror or error}")

@@ -17,11 +17,12 @@ from treeflow.core import kinds
 from treeflow.core.gates import Gate
 from treeflow.core.graph import find_cycles
 from treeflow.core.matrix import expand
-from treeflow.core.model import PoolSettings, RetryPolicy, SetupSpec, Step, Workflow
+from treeflow.core.model import CacheSpec, PoolSettings, RetryPolicy, SetupSpec, Step, Workflow
 from treeflow.core.setup_copy import pattern_problem
 from treeflow.core.spec_expressions import ExpressionReader
 from treeflow.core.spec_keys import (
     APPROVE_KEYS,
+    CACHE_KEYS,
     DEFAULTS_KEYS,
     POOL_KEYS,
     RETRY_KEYS,
@@ -45,6 +46,7 @@ _RETRY_KEYS = names(RETRY_KEYS)
 _SETUP_KEYS = names(SETUP_KEYS)
 _POOL_KEYS = names(POOL_KEYS)
 _APPROVE_KEYS = names(APPROVE_KEYS)
+_CACHE_KEYS = names(CACHE_KEYS)
 
 
 class WorkflowError(Exception):
@@ -306,6 +308,9 @@ class _Parser(SpecReader):
             if made is not None:
                 self.matrices[step_id] = made
         gate = self.optional(fields, "approve", lambda n: self.gate(n, f"{what}: approve"))
+        cache = self.cache(fields.get("cache"), what)
+        if cache is not None and not (defaults.worktree if worktree is None else worktree):
+            self.error(fields["cache"], f"{what}: cache needs a worktree of its own, not `worktree: false`")
         for key in (*(key for key in fields if key in kinds.KINDS), "env"):
             if key in fields:
                 self.expressions.templates(step_id, fields[key], f"{what}: {key}")
@@ -321,6 +326,7 @@ class _Parser(SpecReader):
             line=line,
             condition=condition,
             gate=gate,
+            cache=cache,
         )
         return step, needs
 
@@ -338,6 +344,20 @@ class _Parser(SpecReader):
         message = self.command(fields["message"], f"{what}.message")
         timeout = self.optional(fields, "timeout", lambda n: self.duration(n, f"{what}.timeout"))
         return None if message is None else Gate(message, timeout)
+
+    def cache(self, node: yaml.Node | None, what: str) -> CacheSpec | None:
+        """`cache: true` (the whole tree), `false`, or `{inputs: [...]}`."""
+        if node is None:
+            return None
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:bool":
+            return CacheSpec() if self.boolean(node, f"{what}: cache") else None
+        fields = self.mapping(node, f"{what}: cache (true, false, or a mapping)", _CACHE_KEYS)
+        if fields is None:
+            return None
+        if "inputs" not in fields:
+            self.error(node, f"{what}: cache needs `inputs` (or write `cache: true` for the whole tree)")
+            return None
+        return CacheSpec(inputs=self.patterns(fields, "inputs", f"{what}: cache.inputs"))
 
     def kind(self, node: yaml.Node, fields: dict[str, yaml.Node], what: str) -> tuple[str, object]:
         """The step's kind key and the kind's reading of its block; each kind block is read, so that

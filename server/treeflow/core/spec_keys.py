@@ -221,6 +221,23 @@ APPROVE_KEYS = (
     ),
 )
 
+CACHE_KEYS = (
+    Key(
+        "inputs",
+        "Glob patterns of the files the step's result depends on (`src/**`, `package.json`), "
+        "relative to the repository root; a folder matched brings everything under it.",
+        TextList("['src/**', package.json]"),
+        "the whole tree",
+        required=True,
+    ),
+)
+_CACHE_DOC = (
+    "Reuse the step's work from an earlier run when nothing it depends on changed: the content of "
+    "its `inputs` at its start commit (`true`: the whole tree), its command or prompt, its `env` and "
+    "the cache keys of its needs. On a hit the step does not run; its changes are replayed onto its "
+    "start commit and it ends `cached`. `--no-cache` runs every step."
+)
+
 STEP_KEYS = (
     Key(
         "needs",
@@ -262,6 +279,7 @@ STEP_KEYS = (
         Either((Text("Deploy to staging?", not_blank=True, wording="a question"), Fields(APPROVE_KEYS))),
         "none: the step starts as soon as its needs allow",
     ),
+    Key("cache", _CACHE_DOC, Either((Flag(), Fields(CACHE_KEYS))), "false: the step always runs"),
 )
 """The keys every step may have, whatever its kind."""
 

@@ -235,6 +235,7 @@ class StepState:
     agent: AgentState | None
     outputs: dict[str, str] = attrs.field(factory=dict)
     approval: ApprovalState | None = None
+    cached_from: str | None = None
 
 
 @attrs.frozen

@@ -118,6 +118,24 @@ CREATE TABLE IF NOT EXISTS approvals (
     settled_at REAL
 );
 CREATE INDEX IF NOT EXISTS approvals_by_step ON approvals (run_id, step_id);
+CREATE TABLE IF NOT EXISTS step_cache (
+    cache_key TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    start_commit TEXT NOT NULL,
+    result_commit TEXT NOT NULL,
+    log_blob TEXT,
+    outputs TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    used_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS step_cache_by_use ON step_cache (used_at);
+CREATE TABLE IF NOT EXISTS cached_steps (
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    cached_from TEXT NOT NULL,
+    PRIMARY KEY (run_id, step_id)
+) WITHOUT ROWID;
 """
 
 # Every table that holds rows of a run, keyed by its `run_id` column.
@@ -131,6 +149,7 @@ RUN_TABLES = (
     "discarded_runs",
     "agent_sessions",
     "approvals",
+    "cached_steps",
 )
 
 _BUSY_TIMEOUT_S = 30.0
