@@ -17,7 +17,7 @@ import anyio
 
 from treeflow.cli import interrupts
 from treeflow.cli.cursor_rule import CURSOR_RULE
-from treeflow.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from treeflow.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NOT_INSTALLED, EXIT_OK, EXIT_USAGE
 from treeflow.cli.plain_output import PlainSink, print_json, write_run, write_runs
 from treeflow.cli.review_commands import (
     add_changes,
@@ -37,6 +37,7 @@ from treeflow.core.git_workspace import WorkspaceError
 from treeflow.core.journal import JournalUnavailable
 from treeflow.core.model import RunStatus, Workflow
 from treeflow.core.recovery import recover
+from treeflow.core.remote.choice import ExecutorRefused, ExecutorUnavailable, choose_executor
 from treeflow.core.runner import Run, UnknownStep
 from treeflow.core.service import ResumePlan, RunRefused, find_run, load_resume, start_run
 from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
@@ -71,6 +72,7 @@ _USER_ERRORS = (
     WorkspaceError,
     JournalUnavailable,
     RunRefused,
+    ExecutorRefused,
 )
 
 
@@ -88,6 +90,8 @@ def _report_user_error(error: BaseException) -> int:
         print(f"{count} error{'s' if count != 1 else ''} in the workflow", file=sys.stderr)
     else:
         print(f"treeflow: {shown(str(error))}", file=sys.stderr)
+    if isinstance(error, ExecutorUnavailable):
+        return EXIT_NOT_INSTALLED
     return EXIT_USAGE
 
 
@@ -183,8 +187,17 @@ async def _execute(
             display = stack.enter_context(LiveSink())
         else:
             display = PlainSink(sys.stdout)
+        executor = choose_executor(
+            workflow, given=args.executor, scheduler=args.dask_scheduler, insecure=args.insecure
+        )
         started = start_run(
-            repo, workflow, display, steps=steps, max_parallel=args.max_parallel, resume=resume
+            repo,
+            workflow,
+            display,
+            steps=steps,
+            max_parallel=args.max_parallel,
+            resume=resume,
+            executor=executor,
         )
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on_signal, started.run)

@@ -3,4 +3,5 @@
 EXIT_OK = 0
 EXIT_FAILED = 1  # a step failed, timed out or was skipped
 EXIT_USAGE = 2  # the workflow, the command line or the repository is not usable as given
+EXIT_NOT_INSTALLED = 3  # the run needs an optional part of treeflow that is not installed (Dask)
 EXIT_INTERRUPTED = 130  # cancelled by Ctrl-C or SIGTERM

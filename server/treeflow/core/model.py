@@ -90,6 +90,24 @@ class PoolSettings:
     keep: tuple[str, ...] = ()
 
 
+EXECUTORS = ("local", "dask")
+"""Where steps can run: on this machine, or on the workers of a Dask cluster."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one attempt of a step holds on a Dask worker while it runs, in the worker resources of
+    the same names (``memory`` in bytes); None asks for none of it. Local steps ignore them."""
+
+    cpu: float | None = None
+    gpu: float | None = None
+    memory: int | None = None
+
+    def as_dask(self) -> dict[str, float]:
+        wanted = {"cpu": self.cpu, "gpu": self.gpu, "memory": self.memory}
+        return {name: float(amount) for name, amount in wanted.items() if amount is not None}
+
+
 @dataclass(frozen=True)
 class Step:
     id: str
@@ -102,6 +120,8 @@ class Step:
     env: Mapping[str, str] = field(default_factory=dict)
     line: int = 0  # of the step's id in the workflow file, 1-based
     condition: Condition | None = None  # its `if:`; without one, it runs when its needs succeeded
+    executor: str | None = None  # `local` or `dask`; None: the run's executor
+    resources: Resources = Resources()
 
 
 @dataclass(frozen=True)
@@ -115,6 +135,7 @@ class Workflow:
     setup: SetupSpec = SetupSpec()
     env: Mapping[str, str] = field(default_factory=dict)
     pool: PoolSettings = PoolSettings()
+    executor: str | None = None  # where steps run unless the command line says otherwise; None: local
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,11 @@ import anyio
 
 from treeflow.core import journal
 from treeflow.core.events import EventSink, FanOut
-from treeflow.core.executor import LocalExecutor
 from treeflow.core.git import Repository
 from treeflow.core.git_workspace import GitWorkspace
 from treeflow.core.journal import Journal, RunRecord
 from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus, Workflow
+from treeflow.core.remote.choice import ExecutorChoice, choose_executor, make_executor
 from treeflow.core.runner import Run, RunOptions
 from treeflow.core.spec import load_workflow
 
@@ -155,13 +155,19 @@ def start_run(
     steps: Sequence[str] = (),
     max_parallel: int | None = None,
     resume: ResumePlan | None = None,
+    executor: ExecutorChoice | None = None,
 ) -> StartedRun:
     """Assemble a run of ``workflow`` (or, with ``resume``, the rest of an earlier run) whose events
     go to the journal of ``repo`` and then to ``sink``.
 
-    Raises UnknownStep for a step ``steps`` names that the workflow does not have, and
-    JournalUnavailable when the journal cannot be opened.
+    ``executor`` says where steps run; without it, the environment and the workflow decide (see
+    `choose_executor`).
+
+    Raises UnknownStep for a step ``steps`` names that the workflow does not have,
+    JournalUnavailable when the journal cannot be opened, and ExecutorRefused when the executor
+    cannot be used as asked (ExecutorUnavailable: its package is not installed).
     """
+    choice = executor or choose_executor(workflow)
     run_journal = Journal(repo)
     try:
         if resume is None:
@@ -183,7 +189,13 @@ def start_run(
                 rebase=resume.rebase,
                 max_parallel=max_parallel,
             )
-        run = Run(workflow, repo, FanOut([run_journal, sink]), options, LocalExecutor(workspace))
+        run = Run(
+            workflow,
+            repo,
+            FanOut([run_journal, sink]),
+            options,
+            make_executor(choice, workspace, workflow, repo),
+        )
     except BaseException:
         run_journal.close()
         raise

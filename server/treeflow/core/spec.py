@@ -15,10 +15,18 @@ import yaml
 
 from treeflow.core import kinds
 from treeflow.core.graph import find_cycles
-from treeflow.core.model import PoolSettings, RetryPolicy, SetupSpec, Step, Workflow
+from treeflow.core.model import EXECUTORS, PoolSettings, Resources, RetryPolicy, SetupSpec, Step, Workflow
 from treeflow.core.setup_copy import pattern_problem
 from treeflow.core.spec_expressions import ExpressionReader
-from treeflow.core.spec_keys import DEFAULTS_KEYS, POOL_KEYS, RETRY_KEYS, SETUP_KEYS, WORKFLOW_KEYS, names
+from treeflow.core.spec_keys import (
+    DEFAULTS_KEYS,
+    POOL_KEYS,
+    RESOURCE_KEYS,
+    RETRY_KEYS,
+    SETUP_KEYS,
+    WORKFLOW_KEYS,
+    names,
+)
 from treeflow.core.spec_reader import SpecError, SpecReader
 from treeflow.quoting import quoted
 
@@ -33,6 +41,14 @@ _DEFAULT_KEYS = names(DEFAULTS_KEYS)
 _RETRY_KEYS = names(RETRY_KEYS)
 _SETUP_KEYS = names(SETUP_KEYS)
 _POOL_KEYS = names(POOL_KEYS)
+_RESOURCE_KEYS = names(RESOURCE_KEYS)
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?\s*", re.IGNORECASE)
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    **{f"{prefix}b": 1000**power for power, prefix in enumerate("kmgt", 1)},
+    **{f"{prefix}ib": 1024**power for power, prefix in enumerate("kmgt", 1)},
+}
 
 
 class WorkflowError(Exception):
@@ -119,6 +135,7 @@ class _Parser(SpecReader):
         setup = self.setup(fields.get("setup"))
         env = self.optional(fields, "env", lambda n: self.env(n, "env")) or {}
         pool = self.pool(fields.get("pool"))
+        executor = self.optional(fields, "executor", lambda n: self.executor(n, "executor"))
         steps = self.steps(fields.get("steps"), root, defaults)
         return Workflow(
             name=name,
@@ -130,6 +147,7 @@ class _Parser(SpecReader):
             setup=setup,
             env=env,
             pool=pool,
+            executor=executor,
         )
 
     def defaults(self, node: yaml.Node | None) -> Step:
@@ -283,6 +301,8 @@ class _Parser(SpecReader):
         env = self.optional(fields, "env", lambda n: self.env(n, f"{what}: env")) or {}
         worktree = self.optional(fields, "worktree", lambda n: self.boolean(n, f"{what}: worktree"))
         condition = self.optional(fields, "if", lambda n: self.expressions.condition(step_id, n, what))
+        executor = self.optional(fields, "executor", lambda n: self.executor(n, f"{what}: executor"))
+        resources = self.optional(fields, "resources", lambda n: self.resources(n, f"{what}: resources"))
         for key in (*(key for key in fields if key in kinds.KINDS), "env"):
             if key in fields:
                 self.expressions.templates(step_id, fields[key], f"{what}: {key}")
@@ -297,8 +317,43 @@ class _Parser(SpecReader):
             env=env,
             line=line,
             condition=condition,
+            executor=executor,
+            resources=resources or Resources(),
         )
         return step, needs
+
+    def executor(self, node: yaml.Node, what: str) -> str | None:
+        value = self.string(node, what)
+        if value is not None and value not in EXECUTORS:
+            self.error(node, f"{what} must be `local` or `dask`, not {quoted(repr(value))}")
+            return None
+        return value
+
+    def resources(self, node: yaml.Node, what: str) -> Resources | None:
+        fields = self.mapping(node, what, _RESOURCE_KEYS)
+        if fields is None:
+            return None
+        cpu = self.optional(fields, "cpu", lambda n: self.integer(n, f"{what}.cpu", 1))
+        gpu = self.optional(fields, "gpu", lambda n: self.integer(n, f"{what}.gpu", 1))
+        memory = self.optional(fields, "memory", lambda n: self.size(n, f"{what}.memory"))
+        return Resources(cpu=cpu, gpu=gpu, memory=memory)
+
+    def size(self, node: yaml.Node, what: str) -> int | None:
+        """A number of bytes: a whole number, or a number with a unit (``512MiB``, ``8GiB``, ``2GB``)."""
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int":
+            return self.integer(node, what, 1)
+        text = self.scalar(node, what, ("tag:yaml.org,2002:str",), "a size such as 512MiB or 8GiB")
+        if text is None:
+            return None
+        match = _SIZE.fullmatch(text)
+        if match is None:
+            self.error(node, f"{what}: bad size {quoted(repr(text))} (write 512MiB, 8GiB, 2GB or bytes)")
+            return None
+        amount = int(float(match[1]) * _SIZE_UNITS[(match[2] or "").lower()])
+        if amount < 1:
+            self.error(node, f"{what} must be at least one byte")
+            return None
+        return amount
 
     def kind(self, node: yaml.Node, fields: dict[str, yaml.Node], what: str) -> tuple[str, object]:
         """The step's kind key and the kind's reading of its block; each kind block is read, so that
