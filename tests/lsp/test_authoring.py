@@ -113,7 +113,10 @@ async def test_top_level_keys_are_offered_with_their_documentation(
             "steps:\n  a:\n    run: x\n    ‸\n",
             ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "executor", "resources"],
         ),
-        ("steps:\n  a: {run: x, ‸}\n", ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "executor", "resources"]),
+        (
+            "steps:\n  a: {run: x, ‸}\n",
+            ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "executor", "resources"],
+        ),
         (
             "steps:\n  a:\n    agent:\n      ‸\n",
             [

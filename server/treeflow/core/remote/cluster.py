@@ -9,10 +9,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from distributed import Client, Future
+from distributed import Client, Future, KilledWorker
+from distributed.client import FutureCancelledError
 
 T = TypeVar("T")
 EventHandler = Callable[[tuple[float, Any]], None]
+
+
+class TaskLost(Exception):
+    """Dask dropped the task: its worker died (too often), or data it needed went with a worker."""
 
 
 class Task:
@@ -26,8 +31,11 @@ class Task:
         return str(self._future.key)
 
     async def answer(self) -> Any:
-        """What the task returned; raises what it raised, or `KilledWorker`."""
-        return await self._future
+        """What the task returned; raises what it raised, or TaskLost."""
+        try:
+            return await self._future
+        except (KilledWorker, FutureCancelledError) as exc:
+            raise TaskLost(str(exc)) from exc
 
 
 class Cluster:

@@ -39,7 +39,7 @@ from treeflow.core.process import OutputLog
 from treeflow.core.remote import worker_side
 from treeflow.core.remote.bundles import bundle_commit, bundle_commits, files_to_ship, take_work
 from treeflow.core.remote.choice import ExecutorChoice
-from treeflow.core.remote.cluster import Cluster, Task
+from treeflow.core.remote.cluster import Cluster, Task, TaskLost
 from treeflow.core.remote.messages import OUTPUT, STARTED, RemoteCommand, RemoteResult, ShippedFile
 from treeflow.core.watch import FileWatcher
 from treeflow.core.workspace import RunRefusal, StepPlace, Warn
@@ -325,11 +325,10 @@ class DaskExecutor:
                     answer.append(await future.answer())
                 except anyio.get_cancelled_exc_class():
                     raise
+                except TaskLost as exc:
+                    follower.lose(f"Dask dropped it: {exc}")
                 except Exception as exc:
-                    if type(exc).__name__ == "KilledWorker":
-                        follower.lose(f"Dask gave up on it: {exc}")
-                    else:
-                        raise OSError(f"the Dask worker could not run it: {exc}") from exc
+                    raise OSError(f"the Dask worker could not run it: {exc}") from exc
                 group.cancel_scope.cancel()
 
             async def wait_lost() -> None:
