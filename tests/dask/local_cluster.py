@@ -23,6 +23,7 @@ def main(address_file: Path, workers: int) -> None:
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
+        resources={"cpu": 2},
     ) as cluster:
         address_file.write_text(cluster.scheduler_address)
         stop.wait()

@@ -24,11 +24,12 @@ TREEFLOW = [sys.executable, "-m", "treeflow.cli"]
 
 JOINS = """
 env: {GREETING: hello}
+setup: {copy: [.env]}
 steps:
-  one: {run: 'echo "$GREETING from one"; echo one > one.txt; mkdir -p out && echo 1 > out/a'}
-  two: {run: 'echo two > two.txt; printf "SECRET=%s\\n" "${SECRET:-unset}" > seen.txt'}
+  one: {run: 'echo "$GREETING from one"; echo one > one.txt; mkdir -p out && echo 1 > out/a; cat .env > copied.txt'}
+  two: {run: 'echo two > two.txt; printf "SECRET=%s\\n" "${SECRET:-unset}" > seen.txt; echo word=two >> "$TREEFLOW_OUTPUT"'}
   three: {run: 'echo three > three.txt', needs: [one]}
-  join: {run: 'cat one.txt two.txt three.txt > all.txt; rm two.txt', needs: [two, three]}
+  join: {run: 'cat one.txt two.txt three.txt > all.txt; rm two.txt; echo "${{ needs.two.outputs.word }}" > word.txt', needs: [two, three]}
 """
 
 
@@ -59,6 +60,9 @@ def trees(repo: Path, result: dict[str, object]) -> dict[str, str]:
 
 
 def check_same_work_as_local(repo: Path, cluster: Cluster) -> None:
+    (repo / ".gitignore").write_text(".env\n")
+    (repo / ".env").write_text("TOKEN=copied, never committed\n")
+    git(repo, "add", ".gitignore")
     write_workflow(repo, JOINS)
     local = run_result(repo, env={name: value for name, value in os.environ.items() if name != "SECRET"})
     # A variable of this process that the workflow does not name stays here.
@@ -67,6 +71,10 @@ def check_same_work_as_local(repo: Path, cluster: Cluster) -> None:
     assert trees(repo, remote) == trees(repo, local)
     seen = git(repo, "show", f"{remote['steps']['two']['branch']}:seen.txt")  # type: ignore[index]
     assert seen == "SECRET=unset"
+    result = remote["result_branch"]
+    assert git(repo, "show", f"{result}:copied.txt") == "TOKEN=copied, never committed"
+    assert git(repo, "show", f"{result}:word.txt") == "two"
+    assert ".env" not in git(repo, "ls-tree", "-r", "--name-only", str(result)).split()
     logs = Path(remote["steps"]["one"]["log"])  # type: ignore[index]
     assert "hello from one" in logs.read_text()
     assert "on Dask worker tcp://127.0.0.1:" in logs.read_text()
@@ -185,3 +193,23 @@ def test_a_worker_killed_mid_step_reruns_the_step_elsewhere(
     assert len(workers) == 2 and workers[0] != workers[1], log
     # What the dead worker had started does not outlive it.
     wait_until(lambda: not pid_alive(int(shell_pid.read_text())), "the end of the first try", timeout_s=30)
+
+
+def test_resources_are_dask_worker_resources(repo: Path, local_cluster: Cluster) -> None:
+    write_workflow(
+        repo,
+        """
+        fail_fast: false
+        steps:
+          fits: {run: 'echo fits', resources: {cpu: 2}}
+          too-big: {run: 'echo never', resources: {cpu: 4, memory: 1GiB}, timeout: 3s}
+        """,
+    )
+    done = treeflow(repo, "run", "--json", "--executor", "dask", "--dask-scheduler", local_cluster.address)
+    assert done.returncode == 1, done.stderr
+    steps = json.loads(done.stdout)["steps"]
+    assert steps["fits"]["status"] == "succeeded"
+    assert steps["too-big"]["status"] == "timed_out"
+    waited = Path(steps["too-big"]["log"]).read_text()
+    assert "no Dask worker offers cpu=4,memory=1073741824 now" in waited
+    assert "never" not in waited

@@ -96,10 +96,16 @@ class Cluster:
         )
         return {address: value for address, value in answers.items() if not isinstance(value, BaseException)}
 
-    def worker_resources(self) -> list[Mapping[str, float]]:
-        """The resources each worker the scheduler knows of offers, as last heard."""
-        workers = self._client.scheduler_info().get("workers", {})
-        return [dict(info.get("resources") or {}) for info in workers.values()]
+    async def workers(self) -> dict[str, Mapping[str, float]]:
+        """The workers the scheduler knows of now, each with the resources it offers."""
+        # The client's own `scheduler_info()` is refreshed without its workers in asynchronous
+        # mode, so the scheduler is asked directly.
+        scheduler = self._client.scheduler
+        if scheduler is None:
+            raise OSError("the Dask client is not connected")
+        identity = await scheduler.identity(n_workers=-1)
+        workers = identity.get("workers") or {}
+        return {str(address): dict(info.get("resources") or {}) for address, info in workers.items()}
 
     async def close(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call]

@@ -24,7 +24,7 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -77,7 +77,12 @@ class _Follower:
     def take(self, message: Mapping[str, Any]) -> None:
         kind = message.get("kind")
         if kind == STARTED:
-            self.worker = str(message.get("worker"))
+            worker = str(message.get("worker"))
+            if self.worker is not None and worker != self.worker:
+                # Dask started it again elsewhere: the worker it ran on is gone.
+                self.lose(f"Dask started it again on {worker}")
+                return
+            self.worker = worker
             self._log.write(
                 f"--- treeflow: on Dask worker {self.worker} ({message.get('host')}) ---\n".encode()
             )
@@ -270,12 +275,13 @@ class DaskExecutor:
             files=session.files,
             outputs_variable=OUTPUT_VARIABLE if OUTPUT_VARIABLE in env else None,
         )
-        self._note_missing_resources(session.step, log_file)
         follower = self._followers[call] = _Follower(log_file, on_line)
         session.calls.add(call)
         try:
             bundles: list[object] = delta
-            worker = session.worker
+            known = await client.workers()
+            worker = session.worker if session.worker in known else None
+            self._note_missing_resources(session.step, known.values(), log_file)
             while True:
                 future = client.submit(
                     worker_side.run_remote_command,
@@ -345,7 +351,12 @@ class DaskExecutor:
         """End the command's process tree on its worker, then take the work it saved."""
         client = self._connected()
         try:
-            await client.run_on_workers(worker_side.stop_command, future.key)
+            running = await client.run_on_workers(worker_side.stop_command, future.key)
+            if not any(running.values()) and not follower.started.is_set():
+                # Still waiting for a worker (for resources, say): every worker now refuses it,
+                # and there is no work to fetch.
+                await client.cancel(future)
+                return
             with anyio.move_on_after(grace_s + _STOP_ANSWER_S):
                 result = await self._answer(future, follower)
                 if result is not None:
@@ -419,23 +430,23 @@ class DaskExecutor:
             return held
 
     def _shipped_env(self, step: Step, env: Mapping[str, str]) -> dict[str, str]:
-        """Only what the workflow names and what treeflow set for the command travel; the rest of
-        this process's environment stays here, and the worker's own completes it there."""
+        """Only what the workflow names and what treeflow set for the command (what differs from
+        this process's own environment) travel; the rest stays here, and the worker's own
+        environment completes it there."""
         named = {*self._workflow.env, *step.env}
-        return {
-            name: value
-            for name, value in env.items()
-            if name in named or (name not in os.environ and name not in ("PWD", "OLDPWD"))
-        }
+        return {name: value for name, value in env.items() if name in named or os.environ.get(name) != value}
 
-    def _note_missing_resources(self, step: Step, log_file: OutputLog) -> None:
+    def _note_missing_resources(
+        self, step: Step, offers: Iterable[Mapping[str, float]], log_file: OutputLog
+    ) -> None:
         wanted = step.resources.as_dask()
-        if not wanted or self._client is None:
+        if not wanted:
             return
-        offers = self._client.worker_resources()
         if any(all(offer.get(name, 0) >= amount for name, amount in wanted.items()) for offer in offers):
             return
-        asked = ",".join(f"{name}={amount:g}" for name, amount in wanted.items())
+        asked = ",".join(
+            f"{name}={int(amount) if amount.is_integer() else amount}" for name, amount in wanted.items()
+        )
         log_file.write(
             f"--- treeflow: no Dask worker offers {asked} now; the step waits for one "
             f"(start workers with --resources {asked} or more) ---\n".encode()
