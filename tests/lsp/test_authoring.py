@@ -111,11 +111,37 @@ async def test_top_level_keys_are_offered_with_their_documentation(
     [
         (
             "steps:\n  a:\n    run: x\n    ‸\n",
-            ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "executor", "resources"],
+            [
+                "agent",
+                "needs",
+                "if",
+                "timeout",
+                "retry",
+                "env",
+                "worktree",
+                "matrix",
+                "approve",
+                "cache",
+                "executor",
+                "resources",
+            ],
         ),
         (
             "steps:\n  a: {run: x, ‸}\n",
-            ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "executor", "resources"],
+            [
+                "agent",
+                "needs",
+                "if",
+                "timeout",
+                "retry",
+                "env",
+                "worktree",
+                "matrix",
+                "approve",
+                "cache",
+                "executor",
+                "resources",
+            ],
         ),
         (
             "steps:\n  a:\n    agent:\n      ‸\n",
@@ -143,6 +169,7 @@ async def test_top_level_keys_are_offered_with_their_documentation(
         ("defaults:\n  retry:\n    att‸\nsteps: {}\n", ["attempts", "backoff", "max_backoff", "jitter"]),
         ("setup:\n  ‸\nsteps:\n  a: {run: x}\n", ["copy", "run", "when_changed"]),
         ("defaults:\n  ‸\n", ["timeout", "retry", "worktree"]),
+        ("steps:\n  a:\n    run: x\n    matrix:\n      python: ['3.12']\n      ‸\n", ["include", "exclude"]),
     ],
     ids=[
         "step",
@@ -155,6 +182,7 @@ async def test_top_level_keys_are_offered_with_their_documentation(
         "defaults-retry",
         "setup",
         "defaults",
+        "matrix",
     ],
 )
 async def test_the_keys_valid_at_the_cursor(

@@ -10,10 +10,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from treeflow.core.git import Repository, git
+from treeflow.core.matrix import safe_name
 
-# The run ids `runner.new_run_id` makes (<date>-<time>-<random>), and the step ids spec.py allows.
+# The run ids `runner.new_run_id` makes (<date>-<time>-<random>), and the step ids spec.py allows,
+# followed, for a combination of a matrix, by its values (`matrix.safe_name`).
 _RUN_ID = r"[0-9]{8}-[0-9]{6}-[0-9a-z]{1,16}"
-_STEP_ID = r"[A-Za-z0-9_-]{1,64}"
+_STEP_ID = r"[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_.-]+)?"
 # Only branches of exactly these forms are treeflow's; any other name under `treeflow/` is the
 # user's, however treeflow-like it looks.
 _TREEFLOW_BRANCH = re.compile(
@@ -22,7 +24,7 @@ _TREEFLOW_BRANCH = re.compile(
 
 
 def step_branch(run_id: str, step_id: str) -> str:
-    return f"treeflow/{run_id}/{step_id}"
+    return f"treeflow/{run_id}/{safe_name(step_id)}"
 
 
 def run_branch(run_id: str) -> str:

@@ -17,6 +17,7 @@ from treeflow.core.git import (
 )
 from treeflow.core.journal import RunRecord
 from treeflow.core.locations import run_branch, step_branch
+from treeflow.core.matrix import named_steps
 from treeflow.core.model import RunStatus
 from treeflow.core.service import RunRefused
 
@@ -92,9 +93,12 @@ async def run_work(repo: Repository, record: RunRecord, steps: Sequence[str] = (
         raise NoWork(f"run {run.run_id} is still going on; wait for it to end")
     if run.base_commit is None:
         raise NoWork(f"run {run.run_id} has no base commit: it never started")
-    unknown = [step_id for step_id in steps if step_id not in run.steps]
+    named = {name: named_steps(run.steps, name) for name in steps}
+    unknown = [name for name, found in named.items() if not found]
     if unknown:
         raise NoWork(f"run {run.run_id} has no step {', '.join(unknown)} (its steps: {', '.join(run.steps)})")
+    # A matrix step named by its id is every combination of it.
+    steps = [step_id for found in named.values() for step_id in found]
     work = RunWork(
         run.run_id,
         run.workflow,

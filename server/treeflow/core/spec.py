@@ -14,11 +14,24 @@ from pathlib import Path
 import yaml
 
 from treeflow.core import kinds
+from treeflow.core.gates import Gate
 from treeflow.core.graph import find_cycles
-from treeflow.core.model import EXECUTORS, PoolSettings, Resources, RetryPolicy, SetupSpec, Step, Workflow
+from treeflow.core.matrix import expand
+from treeflow.core.model import (
+    EXECUTORS,
+    CacheSpec,
+    PoolSettings,
+    Resources,
+    RetryPolicy,
+    SetupSpec,
+    Step,
+    Workflow,
+)
 from treeflow.core.setup_copy import pattern_problem
 from treeflow.core.spec_expressions import ExpressionReader
 from treeflow.core.spec_keys import (
+    APPROVE_KEYS,
+    CACHE_KEYS,
     DEFAULTS_KEYS,
     POOL_KEYS,
     RESOURCE_KEYS,
@@ -27,6 +40,7 @@ from treeflow.core.spec_keys import (
     WORKFLOW_KEYS,
     names,
 )
+from treeflow.core.spec_matrix import read_matrix, written_keys
 from treeflow.core.spec_reader import SpecError, SpecReader
 from treeflow.quoting import quoted
 
@@ -41,6 +55,8 @@ _DEFAULT_KEYS = names(DEFAULTS_KEYS)
 _RETRY_KEYS = names(RETRY_KEYS)
 _SETUP_KEYS = names(SETUP_KEYS)
 _POOL_KEYS = names(POOL_KEYS)
+_APPROVE_KEYS = names(APPROVE_KEYS)
+_CACHE_KEYS = names(CACHE_KEYS)
 _RESOURCE_KEYS = names(RESOURCE_KEYS)
 _SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?\s*", re.IGNORECASE)
 _SIZE_UNITS = {
@@ -85,6 +101,9 @@ class _Parser(SpecReader):
     def __init__(self, path: Path, text: str) -> None:
         super().__init__(path)
         self.expressions = ExpressionReader(path, text)
+        # The combinations of each step with a `matrix:`, and the keys its matrix names, by step id.
+        self.matrices: dict[str, list[dict[str, str]]] = {}
+        self.matrix_keys: dict[str, tuple[str, ...]] = {}
 
     def parse(self, text: str) -> Workflow:
         if len(text) > MAX_WORKFLOW_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_WORKFLOW_BYTES:
@@ -271,9 +290,11 @@ class _Parser(SpecReader):
         self.check_case_collisions(entries, key_nodes)
         self.check_needs(entries, need_nodes, key_nodes)
         self.expressions.check_references(
-            {step_id: tuple(name for name, _ in names) for step_id, names in need_nodes.items()}, entries
+            {step_id: tuple(name for name, _ in names) for step_id, names in need_nodes.items()},
+            entries,
+            self.matrix_keys,
         )
-        return steps
+        return expand(steps, self.matrices)
 
     def check_case_collisions(self, entries: dict[str, yaml.Node], key_nodes: dict[str, yaml.Node]) -> None:
         """Ids are branch names, and branches equal but for case collide on case-insensitive file systems."""
@@ -301,6 +322,15 @@ class _Parser(SpecReader):
         env = self.optional(fields, "env", lambda n: self.env(n, f"{what}: env")) or {}
         worktree = self.optional(fields, "worktree", lambda n: self.boolean(n, f"{what}: worktree"))
         condition = self.optional(fields, "if", lambda n: self.expressions.condition(step_id, n, what))
+        if "matrix" in fields:
+            self.matrix_keys[step_id] = written_keys(fields["matrix"])
+            made = read_matrix(self, step_id, fields["matrix"], what)
+            if made is not None:
+                self.matrices[step_id] = made
+        gate = self.optional(fields, "approve", lambda n: self.gate(n, f"{what}: approve"))
+        cache = self.cache(fields.get("cache"), what)
+        if cache is not None and not (defaults.worktree if worktree is None else worktree):
+            self.error(fields["cache"], f"{what}: cache needs a worktree of its own, not `worktree: false`")
         executor = self.optional(fields, "executor", lambda n: self.executor(n, f"{what}: executor"))
         resources = self.optional(fields, "resources", lambda n: self.resources(n, f"{what}: resources"))
         for key in (*(key for key in fields if key in kinds.KINDS), "env"):
@@ -317,10 +347,41 @@ class _Parser(SpecReader):
             env=env,
             line=line,
             condition=condition,
+            gate=gate,
+            cache=cache,
             executor=executor,
             resources=resources or Resources(),
         )
         return step, needs
+
+    def gate(self, node: yaml.Node, what: str) -> Gate | None:
+        """`approve: "Deploy?"` or `approve: {message: "Deploy?", timeout: 1h}`."""
+        if isinstance(node, yaml.ScalarNode):
+            message = self.command(node, f"{what} (its message)")
+            return None if message is None else Gate(message)
+        fields = self.mapping(node, f"{what} (a message, or a mapping)", _APPROVE_KEYS)
+        if fields is None:
+            return None
+        if "message" not in fields:
+            self.error(node, f"{what} needs `message:`, the question a person answers")
+            return None
+        message = self.command(fields["message"], f"{what}.message")
+        timeout = self.optional(fields, "timeout", lambda n: self.duration(n, f"{what}.timeout"))
+        return None if message is None else Gate(message, timeout)
+
+    def cache(self, node: yaml.Node | None, what: str) -> CacheSpec | None:
+        """`cache: true` (the whole tree), `false`, or `{inputs: [...]}`."""
+        if node is None:
+            return None
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:bool":
+            return CacheSpec() if self.boolean(node, f"{what}: cache") else None
+        fields = self.mapping(node, f"{what}: cache (true, false, or a mapping)", _CACHE_KEYS)
+        if fields is None:
+            return None
+        if "inputs" not in fields:
+            self.error(node, f"{what}: cache needs `inputs` (or write `cache: true` for the whole tree)")
+            return None
+        return CacheSpec(inputs=self.patterns(fields, "inputs", f"{what}: cache.inputs"))
 
     def executor(self, node: yaml.Node, what: str) -> str | None:
         value = self.string(node, what)

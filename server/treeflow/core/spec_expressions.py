@@ -6,7 +6,7 @@ line and column of the character it concerns.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,13 +74,20 @@ class ExpressionReader:
                 Site(scalar, value, template.expression, template.inner_start, what) for template in found
             )
 
-    def check_references(self, needs: dict[str, tuple[str, ...]], steps: Collection[str]) -> None:
-        """Report each reference to a step that does not exist or that its step does not need."""
+    def check_references(
+        self,
+        needs: dict[str, tuple[str, ...]],
+        steps: Collection[str],
+        matrix_keys: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        """Report each reference to a step that does not exist or that its step does not need, and
+        to a matrix key its step's `matrix:` (``matrix_keys``, by step) does not have."""
         for step_id, sites in self._sites.items():
+            matrix = (matrix_keys or {}).get(step_id)
             for site in sites:
                 for reference in references(site.expression):
                     problem = reference_problem(
-                        reference, step_id=step_id, needs=needs.get(step_id, ()), steps=steps
+                        reference, step_id=step_id, needs=needs.get(step_id, ()), steps=steps, matrix=matrix
                     )
                     if problem is not None:
                         self._error(

@@ -107,7 +107,38 @@ class Steps:
     wording: str = "a mapping of step ids to steps"
 
 
-Shape = Text | Whole | Flag | Fraction | Duration | TextList | Variables | Fields | Either | Steps
+@dataclass(frozen=True)
+class Combinations:
+    """A list of mappings, each of matrix keys to values: a matrix's `include` or `exclude`."""
+
+    example: str = "[{python: '3.13'}]"
+    wording: str = "a list of mappings of matrix keys to values"
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """Keys the user names, each with a list of values, beside the fixed ``keys`` (`include`,
+    `exclude`)."""
+
+    keys: tuple[Key, ...]
+    example: str = "{python: ['3.11', '3.12']}"
+    wording: str = "a mapping of keys to lists of values, with `include` and `exclude`"
+
+
+Shape = (
+    Text
+    | Whole
+    | Flag
+    | Fraction
+    | Duration
+    | TextList
+    | Variables
+    | Fields
+    | Either
+    | Steps
+    | Combinations
+    | Matrix
+)
 
 
 @dataclass(frozen=True)
@@ -157,6 +188,22 @@ _WORKTREE_DOC = (
     "that only read."
 )
 
+MATRIX_KEYS = (
+    Key(
+        "include",
+        "Combinations to add: an entry extends each combination whose values it keeps (with its "
+        "other keys), else it is a combination of its own.",
+        Combinations(),
+        "none",
+    ),
+    Key(
+        "exclude",
+        "Combinations to leave out: each combination that has every value of an entry.",
+        Combinations("[{python: '3.11', shard: 3}]"),
+        "none",
+    ),
+)
+
 EXECUTOR_CHOICES = MappingProxyType(
     {
         "local": "On this machine.",
@@ -179,6 +226,40 @@ RESOURCE_KEYS = (
     ),
 )
 
+APPROVE_KEYS = (
+    Key(
+        "message",
+        "The question a person answers, in the terminal prompt, the editor's notification and "
+        "`treeflow show`.",
+        Text("Deploy to staging?", not_blank=True, wording="a question"),
+        required=True,
+    ),
+    Key(
+        "timeout",
+        "How long to wait for a decision; past it the step ends `timed_out` and the steps that "
+        "need it are skipped.",
+        Duration("1h"),
+        "none: it waits until someone decides or the run is cancelled",
+    ),
+)
+
+CACHE_KEYS = (
+    Key(
+        "inputs",
+        "Glob patterns of the files the step's result depends on (`src/**`, `package.json`), "
+        "relative to the repository root; a folder matched brings everything under it.",
+        TextList("['src/**', package.json]"),
+        "the whole tree",
+        required=True,
+    ),
+)
+_CACHE_DOC = (
+    "Reuse the step's work from an earlier run when nothing it depends on changed: the content of "
+    "its `inputs` at its start commit (`true`: the whole tree), its command or prompt, its `env` and "
+    "the cache keys of its needs. On a hit the step does not run; its changes are replayed onto its "
+    "start commit and it ends `cached`. `--no-cache` runs every step."
+)
+
 STEP_KEYS = (
     Key(
         "needs",
@@ -190,7 +271,8 @@ STEP_KEYS = (
         "if",
         "A condition: the step runs only when it holds, else it ends skipped. `success()`, "
         "`failure()`, `always()`, `cancelled()`, comparisons of `needs.<id>.status`, "
-        "`needs.<id>.outputs.<name>` and `env.<NAME>`, with `&&`, `||`, `!` and parentheses.",
+        "`needs.<id>.outputs.<name>`, `env.<NAME>` and `matrix.<key>`, with `&&`, `||`, `!` and "
+        "parentheses.",
         Text("failure()", not_blank=True, wording="a condition"),
         "`success()`: every earlier step succeeded",
     ),
@@ -203,6 +285,23 @@ STEP_KEYS = (
         "none",
     ),
     Key("worktree", _WORKTREE_DOC, Flag(), "`defaults.worktree`, else true"),
+    Key(
+        "matrix",
+        "Runs the step once per combination of these values, each combination a step of its own "
+        "(`test[python=3.11,shard=1]`, on branch `…/test.python-3.11.shard-1`) that reads its values "
+        "as `${{ matrix.<key> }}`. Steps that need it wait for every combination.",
+        Matrix(MATRIX_KEYS),
+        "none: the step runs once",
+    ),
+    Key(
+        "approve",
+        "An approval gate: once its needs are done, the step waits, holding no slot and no "
+        "worktree, until a person approves (at the terminal's prompt, with `treeflow approve`, or "
+        "in the editor); a rejection fails it. A string is the `message`.",
+        Either((Text("Deploy to staging?", not_blank=True, wording="a question"), Fields(APPROVE_KEYS))),
+        "none: the step starts as soon as its needs allow",
+    ),
+    Key("cache", _CACHE_DOC, Either((Flag(), Fields(CACHE_KEYS))), "false: the step always runs"),
     Key(
         "executor",
         "Where this step runs: `local` keeps it on this machine when the run uses Dask (an agent "
@@ -317,7 +416,8 @@ WORKFLOW_KEYS = (
     Key(
         "steps",
         "The steps, by id: 1 to 64 letters, digits, `-` or `_`, not starting with `-`. Each has one "
-        "kind key (`run:`, `agent:`, …) and may have `needs`, `timeout`, `retry`, `env`, `worktree`.",
+        "kind key (`run:`, `agent:`, …) and may have `needs`, `if`, `timeout`, `retry`, `env`, "
+        "`worktree`, `matrix`.",
         Steps(),
         required=True,
     ),

@@ -60,7 +60,9 @@ def reference_problem(
         if len(path) != 2:
             return "write `matrix.<key>` to read a value of the step's matrix"
         if path[1] not in matrix:
-            return f"unknown matrix key `{quoted(path[1])}` (keys: {', '.join(matrix)})"
+            message = f"unknown matrix key `{quoted(path[1])}` (keys: {', '.join(matrix) or 'none'})"
+            close = difflib.get_close_matches(path[1], list(matrix), n=1, cutoff=0.6)
+            return f"{message}; did you mean `{quoted(close[0])}`?" if close else message
         return None
     contexts = ", ".join(f"`{name}`" for name in CONTEXTS)
     return f"unknown name `{quoted(head)}`: an expression reads {contexts}, or calls a status function"
@@ -116,9 +118,7 @@ class StepContext:
         if function == "failure":
             return any(status in _FAILED for status in self.before.values())
         if function == "success":
-            return not self.stopping and all(
-                status is StepStatus.SUCCEEDED for status in self.before.values()
-            )
+            return not self.stopping and all(status.is_success for status in self.before.values())
         raise ExpressionError(f"unknown function `{quoted(function)}`", 0)
 
     def lookup(self, reference: Reference) -> Value:
@@ -139,7 +139,8 @@ class StepContext:
             return self.matrix[path[1]]
         result = self.needs[path[1]]
         if path[2] == "status":
-            return result.status.value
+            # Where a success came from does not change what a condition means.
+            return StepStatus.SUCCEEDED.value if result.status.is_success else result.status.value
         value = result.outputs.get(path[3])
         if value is None:
             self.missing.append(reference.text)

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from treeflow.core.matrix import safe_name
 from treeflow.quoting import quoted
 
 OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
@@ -35,8 +36,9 @@ class OutputsError(ValueError):
 
 
 def outputs_file(log_dir: Path, step_id: str, attempt: int) -> Path:
-    """Where attempt ``attempt`` of ``step_id`` writes its outputs (step ids hold no `.`)."""
-    return log_dir / f"{step_id}.{attempt}.outputs"
+    """Where attempt ``attempt`` of ``step_id`` writes its outputs (a step's safe name cannot end
+    in `.<number>`, so no two steps' files share a name)."""
+    return log_dir / f"{safe_name(step_id)}.{attempt}.outputs"
 
 
 def read_outputs(path: Path) -> dict[str, str]:

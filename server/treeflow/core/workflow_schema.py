@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Any, assert_never
 
 from treeflow.core import kinds
+from treeflow.core.matrix import MAX_COMBINATIONS
 from treeflow.core.spec_keys import (
     WORKFLOW_KEYS,
+    Combinations,
     Duration,
     Either,
     Fields,
     Flag,
     Fraction,
     Key,
+    Matrix,
     Shape,
     Steps,
     Text,
@@ -35,6 +38,9 @@ _DURATION_PATTERN = r"^\s*([0-9]+(\.[0-9]+)?(ms|s|m|h))+\s*$"
 # As `spec.STEP_ID` and the rule against a leading '-'.
 _STEP_ID_PATTERN = r"^(?!-)[A-Za-z0-9_-]{1,64}$"
 _NOT_BLANK = r"\S"
+# As `matrix.KEY`.
+_MATRIX_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+_MATRIX_VALUE = {"type": ["string", "number", "boolean"]}
 
 
 def json_schema() -> dict[str, Any]:
@@ -107,6 +113,25 @@ def _shape(shape: Shape) -> dict[str, Any]:
                 "minProperties": 1,
                 "propertyNames": {"pattern": _STEP_ID_PATTERN},
                 "additionalProperties": {"$ref": "#/definitions/step"},
+            }
+        case Combinations():
+            return {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "propertyNames": {"pattern": _MATRIX_KEY_PATTERN},
+                    "additionalProperties": _MATRIX_VALUE,
+                },
+            }
+        case Matrix():
+            values = {"type": "array", "minItems": 1, "maxItems": MAX_COMBINATIONS, "items": _MATRIX_VALUE}
+            return {
+                "type": "object",
+                "minProperties": 1,
+                "properties": {key.name: _property(key) for key in shape.keys},
+                "propertyNames": {"pattern": _MATRIX_KEY_PATTERN},
+                "additionalProperties": values,
             }
         case _:
             assert_never(shape)

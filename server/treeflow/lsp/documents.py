@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
+from treeflow.core.matrix import matrix_steps
 from treeflow.core.spec import WorkflowError, parse_workflow
 
 RUN_COMMAND = "treeflow.run"
@@ -52,15 +53,22 @@ def code_lenses(text: str, path: Path, uri: str) -> list[types.CodeLens]:
             command=types.Command(title="▶ Run workflow", command=RUN_COMMAND, arguments=[{"workflow": uri}]),
         )
     ]
+    combinations = matrix_steps(workflow.steps)
     for step in workflow.steps.values():
+        # A matrix step has one lens, which runs every combination of it.
+        step_id = step.id if step.matrix is None else step.matrix.of
+        if step.matrix is not None and combinations[step_id][0] != step.id:
+            continue
+        count = len(combinations.get(step_id, ()))
+        title = f"▶ Run step {step_id}" + (f" ({count} combinations)" if count > 1 else "")
         at = types.Range(types.Position(step.line - 1, 0), types.Position(step.line - 1, 0))
         lenses.append(
             types.CodeLens(
                 range=at,
                 command=types.Command(
-                    title=f"▶ Run step {step.id}",
+                    title=title,
                     command=RUN_COMMAND,
-                    arguments=[{"workflow": uri, "steps": [step.id]}],
+                    arguments=[{"workflow": uri, "steps": [step_id]}],
                 ),
             )
         )

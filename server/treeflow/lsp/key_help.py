@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from treeflow.core import kinds
-from treeflow.core.spec_keys import WORKFLOW_KEYS, Either, Fields, Key, Shape, Steps, Text
+from treeflow.core.spec_keys import WORKFLOW_KEYS, Either, Fields, Key, Matrix, Shape, Steps, Text
 from treeflow.lsp.outline import Outline
 
 _TOP = Fields(WORKFLOW_KEYS)
@@ -43,7 +43,7 @@ def place_of(path: tuple[str, ...]) -> Place | None:
 
 def variants_of(shape: Shape) -> list[tuple[Key, ...]]:
     """The forms a mapping of ``shape`` may take, each the keys that go together."""
-    if isinstance(shape, Fields):
+    if isinstance(shape, Fields | Matrix):
         return [shape.keys]
     if isinstance(shape, Either):
         return [keys for each in shape.shapes for keys in variants_of(each)]

@@ -15,6 +15,7 @@ from pathlib import Path
 import anyio
 
 from treeflow.core.git import GitError, git, run_git
+from treeflow.core.matrix import safe_name
 
 _NO_PROMPT = {"GIT_TERMINAL_PROMPT": "0"}
 _GITHUB_SSH = re.compile(r"(?:ssh://)?git@github\.com[:/](?P<path>[^\s]+?)(?:\.git)?/?")
@@ -27,13 +28,13 @@ class RemoteError(Exception):
 
 def base_branch(run_id: str, step_id: str) -> str:
     """Where the step's start commit waits for the remote agent."""
-    return f"treeflow/{run_id}/{step_id}-base"
+    return f"treeflow/{run_id}/{safe_name(step_id)}-base"
 
 
 def agent_branch(run_id: str, step_id: str) -> str:
     """A fresh name for the branch the remote agent pushes its work to; fresh, so that a retry or a
     resumed run never meets a branch an earlier agent left."""
-    return f"treeflow/{run_id}/{step_id}-agent-{secrets.token_hex(3)}"
+    return f"treeflow/{run_id}/{safe_name(step_id)}-agent-{secrets.token_hex(3)}"
 
 
 async def remote_url(worktree: Path, remote: str) -> str:
