@@ -94,6 +94,7 @@ async def test_top_level_keys_are_offered_with_their_documentation(
         "defaults",
         "setup",
         "pool",
+        "executor",
         "env",
         "steps",
     ]
@@ -110,11 +111,37 @@ async def test_top_level_keys_are_offered_with_their_documentation(
     [
         (
             "steps:\n  a:\n    run: x\n    ‸\n",
-            ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "matrix", "approve", "cache"],
+            [
+                "agent",
+                "needs",
+                "if",
+                "timeout",
+                "retry",
+                "env",
+                "worktree",
+                "matrix",
+                "approve",
+                "cache",
+                "executor",
+                "resources",
+            ],
         ),
         (
             "steps:\n  a: {run: x, ‸}\n",
-            ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "matrix", "approve", "cache"],
+            [
+                "agent",
+                "needs",
+                "if",
+                "timeout",
+                "retry",
+                "env",
+                "worktree",
+                "matrix",
+                "approve",
+                "cache",
+                "executor",
+                "resources",
+            ],
         ),
         (
             "steps:\n  a:\n    agent:\n      ‸\n",

@@ -22,6 +22,7 @@ from treeflow.cli.exit_codes import (
     EXIT_EXISTS,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_NOT_INSTALLED,
     EXIT_NOT_WAITING,
     EXIT_OK,
     EXIT_USAGE,
@@ -48,6 +49,7 @@ from treeflow.core.journal import JournalUnavailable
 from treeflow.core.matrix import written_ids
 from treeflow.core.model import RunStatus, Workflow
 from treeflow.core.recovery import recover
+from treeflow.core.remote.choice import ExecutorRefused, ExecutorUnavailable, choose_executor
 from treeflow.core.runner import Run, UnknownStep
 from treeflow.core.service import ResumePlan, RunRefused, find_run, load_resume, start_run
 from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
@@ -83,6 +85,7 @@ _USER_ERRORS = (
     WorkspaceError,
     JournalUnavailable,
     RunRefused,
+    ExecutorRefused,
 )
 
 
@@ -100,6 +103,8 @@ def _report_user_error(error: BaseException) -> int:
         print(f"{count} error{'s' if count != 1 else ''} in the workflow", file=sys.stderr)
     else:
         print(f"treeflow: {shown(str(error))}", file=sys.stderr)
+    if isinstance(error, ExecutorUnavailable):
+        return EXIT_NOT_INSTALLED
     return EXIT_USAGE
 
 
@@ -202,6 +207,9 @@ async def _execute(
                 display = FanOut([live, prompt])
         else:
             display = PlainSink(sys.stdout)
+        executor = choose_executor(
+            workflow, given=args.executor, scheduler=args.dask_scheduler, insecure=args.insecure
+        )
         started = start_run(
             repo,
             workflow,
@@ -210,6 +218,7 @@ async def _execute(
             max_parallel=args.max_parallel,
             resume=resume,
             reuse_cache=not args.no_cache,
+            executor=executor,
         )
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on_signal, started.run)

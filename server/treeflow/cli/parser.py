@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-parallel", type=_positive_int, metavar="N", help="at most N steps at once")
     run.add_argument("--no-cache", action="store_true", help=_NO_CACHE_HELP)
     run.add_argument("--json", action="store_true", help="print only the result as JSON on stdout")
+    _add_executor_options(run)
     run.add_argument(
         "--repo",
         type=Path,
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--max-parallel", type=_positive_int, metavar="N", help="at most N steps at once")
     resume.add_argument("--no-cache", action="store_true", help=_NO_CACHE_HELP)
     resume.add_argument("--json", action="store_true", help="print only the result as JSON on stdout")
+    _add_executor_options(resume)
     resume.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
 
     approve = commands.add_parser("approve", help="approve (or reject) a step waiting at its approval gate")
@@ -161,6 +163,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
     return parser
+
+
+def _add_executor_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        help="where steps run (default: $TREEFLOW_EXECUTOR, else the workflow's `executor`, else local)",
+    )
+    command.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="the Dask scheduler for `--executor dask`, such as tls://host:8786 "
+        "(default: $TREEFLOW_DASK_SCHEDULER)",
+    )
+    command.add_argument(
+        "--insecure",
+        action="store_true",
+        help="accept a Dask scheduler on another machine reached without TLS",
+    )
 
 
 def _add_review_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

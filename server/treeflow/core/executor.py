@@ -72,6 +72,50 @@ class Executor(Protocol):
         ...
 
 
+class AttemptLost(Exception):
+    """The machine an attempt ran on went away in the middle of it (a Dask worker that died, say):
+    its processes and whatever it had not sent back are gone. The runner runs the step again as a
+    new attempt, which does not count against its `retry`; the message says what was lost."""
+
+
+async def run_local_command(
+    command: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log: OutputLog,
+    on_line: Callable[[str], None],
+    on_start: OnProcessStart,
+    on_end: OnProcessEnd,
+    kill_grace_s: float,
+) -> int:
+    """`Executor.run_command` on this machine: a process tree in its own group, and on cancellation
+    every process that carries the step's `STEP_MARKS` too."""
+
+    def started(group: int) -> None:
+        on_start(group, process_start_ticks(group))
+
+    try:
+        return await run_shell(
+            command,
+            cwd=cwd,
+            env=env,
+            log_file=log,
+            on_line=on_line,
+            on_start=started,
+            on_end=on_end,
+            kill_grace_s=kill_grace_s,
+        )
+    except anyio.get_cancelled_exc_class():
+        # The command's group is gone by now; what its processes started in sessions of their
+        # own still carries the step's marks in its environment.
+        marks = {name: env[name] for name in STEP_MARKS if name in env}
+        if len(marks) == len(STEP_MARKS):
+            with anyio.CancelScope(shield=True):
+                await end_marked_processes(marks, kill_grace_s)
+        raise
+
+
 class LocalExecutor:
     """Steps run on this machine, in the places ``workspace`` gives them."""
 
@@ -100,28 +144,16 @@ class LocalExecutor:
         on_end: OnProcessEnd,
         kill_grace_s: float,
     ) -> int:
-        def started(group: int) -> None:
-            on_start(group, process_start_ticks(group))
-
-        try:
-            return await run_shell(
-                command,
-                cwd=cwd,
-                env=env,
-                log_file=log,
-                on_line=on_line,
-                on_start=started,
-                on_end=on_end,
-                kill_grace_s=kill_grace_s,
-            )
-        except anyio.get_cancelled_exc_class():
-            # The command's group is gone by now; what its processes started in sessions of their
-            # own still carries the step's marks in its environment.
-            marks = {name: env[name] for name in STEP_MARKS if name in env}
-            if len(marks) == len(STEP_MARKS):
-                with anyio.CancelScope(shield=True):
-                    await end_marked_processes(marks, kill_grace_s)
-            raise
+        return await run_local_command(
+            command,
+            cwd=cwd,
+            env=env,
+            log=log,
+            on_line=on_line,
+            on_start=on_start,
+            on_end=on_end,
+            kill_grace_s=kill_grace_s,
+        )
 
     def file_watcher(self) -> FileWatcher:
         return self._watcher or process_watcher()

@@ -98,6 +98,24 @@ class PoolSettings:
     keep: tuple[str, ...] = ()
 
 
+EXECUTORS = ("local", "dask")
+"""Where steps can run: on this machine, or on the workers of a Dask cluster."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one attempt of a step holds on a Dask worker while it runs, in the worker resources of
+    the same names (``memory`` in bytes); None asks for none of it. Local steps ignore them."""
+
+    cpu: float | None = None
+    gpu: float | None = None
+    memory: int | None = None
+
+    def as_dask(self) -> dict[str, float]:
+        wanted = {"cpu": self.cpu, "gpu": self.gpu, "memory": self.memory}
+        return {name: float(amount) for name, amount in wanted.items() if amount is not None}
+
+
 @dataclass(frozen=True)
 class Combination:
     """What makes a step one combination of a matrix (see `treeflow.core.matrix`): the id of the
@@ -131,6 +149,8 @@ class Step:
     matrix: Combination | None = None  # set on each step a `matrix:` expanded into
     gate: Gate | None = None  # its `approve:`: a person decides before it starts
     cache: CacheSpec | None = None  # its `cache:`; None: it always runs
+    executor: str | None = None  # `local` or `dask`; None: the run's executor
+    resources: Resources = Resources()
 
 
 @dataclass(frozen=True)
@@ -144,6 +164,7 @@ class Workflow:
     setup: SetupSpec = SetupSpec()
     env: Mapping[str, str] = field(default_factory=dict)
     pool: PoolSettings = PoolSettings()
+    executor: str | None = None  # where steps run unless the command line says otherwise; None: local
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from treeflow.core.events import (
     StepRetrying,
     StepStarted,
 )
-from treeflow.core.executor import Executor, LocalExecutor
+from treeflow.core.executor import AttemptLost, Executor, LocalExecutor
 from treeflow.core.expressions import ExpressionError, calls_status_function
 from treeflow.core.gatekeeper import Gatekeeper
 from treeflow.core.gates import Approval, Decision
@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 
 _SETUP_DONE = StepOutcome(StepStatus.SUCCEEDED)
 _PENDING = StepResult()
+# A step whose machines keep going away fails after this many lost attempts beyond its `retry`.
+_MAX_LOST_ATTEMPTS = 3
 
 
 @dataclass(slots=True)
@@ -666,7 +668,11 @@ class Run:
         self._warn_missing(step.id, inputs)
         outcome = StepOutcome(StepStatus.FAILED)
         earlier = self._options.earlier.get(step.id)
-        for number in range(1, policy.attempts + 1):
+        # Attempts whose machine went away are run again without counting against `retry`.
+        lost = 0
+        number = 0
+        while number < policy.attempts + lost:
+            number += 1
             if number > 1:
                 earlier = StepResult(
                     status=outcome.status, attempts=number - 1, error=outcome.error, agent=result.agent
@@ -677,11 +683,19 @@ class Run:
                 reason = outcome.error or "failed"
                 self._sink.emit(StepRetrying(self.run_id, step.id, number, delay, reason))
                 await anyio.sleep(delay)
-                context.log.write(f"\n--- treeflow: attempt {number} of {policy.attempts} ---\n".encode())
+                context.log.write(
+                    f"\n--- treeflow: attempt {number} of {policy.attempts + lost} ---\n".encode()
+                )
             result.attempts, result.began, result.exit_code = number, True, None
             self._fresh_outputs_file(step.id, number)
             self._sink.emit(StepStarted(self.run_id, step.id, number, context.log.path))
-            outcome = await self._timed(step, kind.run(spec, context))
+            try:
+                outcome = await self._timed(step, kind.run(spec, context))
+            except AttemptLost as exc:
+                context.log.write(f"--- treeflow: attempt {number} lost: {exc} ---\n".encode())
+                outcome = StepOutcome(StepStatus.FAILED, error=f"attempt {number} lost: {exc}")
+                lost += 1 if lost < _MAX_LOST_ATTEMPTS else 0
+                continue
             outcome = self._with_outputs(step.id, number, outcome, result)
             if outcome.status is StepStatus.SUCCEEDED:
                 break

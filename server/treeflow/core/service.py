@@ -14,11 +14,11 @@ import anyio
 
 from treeflow.core import journal
 from treeflow.core.events import EventSink, FanOut
-from treeflow.core.executor import LocalExecutor
 from treeflow.core.git import Repository
 from treeflow.core.git_workspace import GitWorkspace
 from treeflow.core.journal import Journal, RunRecord
 from treeflow.core.model import RunResult, RunStatus, StepResult, Workflow
+from treeflow.core.remote.choice import ExecutorChoice, choose_executor, make_executor
 from treeflow.core.runner import Run, RunOptions
 from treeflow.core.spec import load_workflow
 from treeflow.core.step_cache import StepCache
@@ -155,16 +155,21 @@ def start_run(
     max_parallel: int | None = None,
     resume: ResumePlan | None = None,
     reuse_cache: bool = True,
+    executor: ExecutorChoice | None = None,
 ) -> StartedRun:
     """Assemble a run of ``workflow`` (or, with ``resume``, the rest of an earlier run) whose events
     go to the journal of ``repo`` and then to ``sink``.
 
     Steps with `cache:` replay the work of an earlier success with the same key, unless
     ``reuse_cache`` is false (`--no-cache`): then every step runs, and what succeeds is still kept.
+    ``executor`` says where steps run; without it, the environment and the workflow decide (see
+    `choose_executor`).
 
-    Raises UnknownStep for a step ``steps`` names that the workflow does not have, and
-    JournalUnavailable when the journal cannot be opened.
+    Raises UnknownStep for a step ``steps`` names that the workflow does not have,
+    JournalUnavailable when the journal cannot be opened, and ExecutorRefused when the executor
+    cannot be used as asked (ExecutorUnavailable: its package is not installed).
     """
+    choice = executor or choose_executor(workflow)
     run_journal = Journal(repo)
     try:
         if resume is None:
@@ -188,7 +193,8 @@ def start_run(
             )
         if any(step.cache is not None for step in workflow.steps.values()):
             options = replace(options, cache=StepCache(repo, workspace, reuse=reuse_cache))
-        run = Run(workflow, repo, FanOut([run_journal, sink]), options, LocalExecutor(workspace))
+        executor_of_run = make_executor(choice, workspace, workflow, repo)
+        run = Run(workflow, repo, FanOut([run_journal, sink]), options, executor_of_run)
     except BaseException:
         run_journal.close()
         raise

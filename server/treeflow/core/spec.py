@@ -17,7 +17,16 @@ from treeflow.core import kinds
 from treeflow.core.gates import Gate
 from treeflow.core.graph import find_cycles
 from treeflow.core.matrix import expand
-from treeflow.core.model import CacheSpec, PoolSettings, RetryPolicy, SetupSpec, Step, Workflow
+from treeflow.core.model import (
+    EXECUTORS,
+    CacheSpec,
+    PoolSettings,
+    Resources,
+    RetryPolicy,
+    SetupSpec,
+    Step,
+    Workflow,
+)
 from treeflow.core.setup_copy import pattern_problem
 from treeflow.core.spec_expressions import ExpressionReader
 from treeflow.core.spec_keys import (
@@ -25,6 +34,7 @@ from treeflow.core.spec_keys import (
     CACHE_KEYS,
     DEFAULTS_KEYS,
     POOL_KEYS,
+    RESOURCE_KEYS,
     RETRY_KEYS,
     SETUP_KEYS,
     WORKFLOW_KEYS,
@@ -47,6 +57,14 @@ _SETUP_KEYS = names(SETUP_KEYS)
 _POOL_KEYS = names(POOL_KEYS)
 _APPROVE_KEYS = names(APPROVE_KEYS)
 _CACHE_KEYS = names(CACHE_KEYS)
+_RESOURCE_KEYS = names(RESOURCE_KEYS)
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?\s*", re.IGNORECASE)
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    **{f"{prefix}b": 1000**power for power, prefix in enumerate("kmgt", 1)},
+    **{f"{prefix}ib": 1024**power for power, prefix in enumerate("kmgt", 1)},
+}
 
 
 class WorkflowError(Exception):
@@ -136,6 +154,7 @@ class _Parser(SpecReader):
         setup = self.setup(fields.get("setup"))
         env = self.optional(fields, "env", lambda n: self.env(n, "env")) or {}
         pool = self.pool(fields.get("pool"))
+        executor = self.optional(fields, "executor", lambda n: self.executor(n, "executor"))
         steps = self.steps(fields.get("steps"), root, defaults)
         return Workflow(
             name=name,
@@ -147,6 +166,7 @@ class _Parser(SpecReader):
             setup=setup,
             env=env,
             pool=pool,
+            executor=executor,
         )
 
     def defaults(self, node: yaml.Node | None) -> Step:
@@ -311,6 +331,8 @@ class _Parser(SpecReader):
         cache = self.cache(fields.get("cache"), what)
         if cache is not None and not (defaults.worktree if worktree is None else worktree):
             self.error(fields["cache"], f"{what}: cache needs a worktree of its own, not `worktree: false`")
+        executor = self.optional(fields, "executor", lambda n: self.executor(n, f"{what}: executor"))
+        resources = self.optional(fields, "resources", lambda n: self.resources(n, f"{what}: resources"))
         for key in (*(key for key in fields if key in kinds.KINDS), "env"):
             if key in fields:
                 self.expressions.templates(step_id, fields[key], f"{what}: {key}")
@@ -327,6 +349,8 @@ class _Parser(SpecReader):
             condition=condition,
             gate=gate,
             cache=cache,
+            executor=executor,
+            resources=resources or Resources(),
         )
         return step, needs
 
@@ -358,6 +382,39 @@ class _Parser(SpecReader):
             self.error(node, f"{what}: cache needs `inputs` (or write `cache: true` for the whole tree)")
             return None
         return CacheSpec(inputs=self.patterns(fields, "inputs", f"{what}: cache.inputs"))
+
+    def executor(self, node: yaml.Node, what: str) -> str | None:
+        value = self.string(node, what)
+        if value is not None and value not in EXECUTORS:
+            self.error(node, f"{what} must be `local` or `dask`, not {quoted(repr(value))}")
+            return None
+        return value
+
+    def resources(self, node: yaml.Node, what: str) -> Resources | None:
+        fields = self.mapping(node, what, _RESOURCE_KEYS)
+        if fields is None:
+            return None
+        cpu = self.optional(fields, "cpu", lambda n: self.integer(n, f"{what}.cpu", 1))
+        gpu = self.optional(fields, "gpu", lambda n: self.integer(n, f"{what}.gpu", 1))
+        memory = self.optional(fields, "memory", lambda n: self.size(n, f"{what}.memory"))
+        return Resources(cpu=cpu, gpu=gpu, memory=memory)
+
+    def size(self, node: yaml.Node, what: str) -> int | None:
+        """A number of bytes: a whole number, or a number with a unit (``512MiB``, ``8GiB``, ``2GB``)."""
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int":
+            return self.integer(node, what, 1)
+        text = self.scalar(node, what, ("tag:yaml.org,2002:str",), "a size such as 512MiB or 8GiB")
+        if text is None:
+            return None
+        match = _SIZE.fullmatch(text)
+        if match is None:
+            self.error(node, f"{what}: bad size {quoted(repr(text))} (write 512MiB, 8GiB, 2GB or bytes)")
+            return None
+        amount = int(float(match[1]) * _SIZE_UNITS[(match[2] or "").lower()])
+        if amount < 1:
+            self.error(node, f"{what} must be at least one byte")
+            return None
+        return amount
 
     def kind(self, node: yaml.Node, fields: dict[str, yaml.Node], what: str) -> tuple[str, object]:
         """The step's kind key and the kind's reading of its block; each kind block is read, so that

@@ -204,6 +204,28 @@ MATRIX_KEYS = (
     ),
 )
 
+EXECUTOR_CHOICES = MappingProxyType(
+    {
+        "local": "On this machine.",
+        "dask": "On the workers of a Dask cluster (`pip install 'treeflow[dask]'`; the scheduler's "
+        "address from `--dask-scheduler` or `TREEFLOW_DASK_SCHEDULER`).",
+    }
+)
+_EXECUTOR = Text("dask", EXECUTOR_CHOICES, closed=True, wording="`local` or `dask`")
+
+RESOURCE_KEYS = (
+    Key("cpu", "CPUs the step holds on its worker.", Whole(1, "2"), "none"),
+    Key("gpu", "GPUs the step holds on its worker.", Whole(1, "1"), "none"),
+    Key(
+        "memory",
+        "Memory the step holds on its worker: `512MiB`, `8GiB`, `2GB`, or a number of bytes.",
+        Either(
+            (Text("8GiB", not_blank=True, wording="a size such as 512MiB or 8GiB"), Whole(1, "1073741824"))
+        ),
+        "none",
+    ),
+)
+
 APPROVE_KEYS = (
     Key(
         "message",
@@ -280,6 +302,21 @@ STEP_KEYS = (
         "none: the step starts as soon as its needs allow",
     ),
     Key("cache", _CACHE_DOC, Either((Flag(), Fields(CACHE_KEYS))), "false: the step always runs"),
+    Key(
+        "executor",
+        "Where this step runs: `local` keeps it on this machine when the run uses Dask (an agent "
+        "that needs your editor, say); `dask` sends it to the cluster.",
+        _EXECUTOR,
+        "the run's executor",
+    ),
+    Key(
+        "resources",
+        "What the step holds on a Dask worker while it runs, as Dask worker resources of the same "
+        "names: a worker started with `--resources cpu=8,gpu=1,memory=32e9` runs steps whose "
+        "sum fits. Ignored by steps that run locally.",
+        Fields(RESOURCE_KEYS),
+        "none",
+    ),
 )
 """The keys every step may have, whatever its kind."""
 
@@ -362,6 +399,13 @@ WORKFLOW_KEYS = (
         "step's start commit instead of checked out anew. `false` turns it off.",
         Either((Flag(), Fields(POOL_KEYS))),
         "on, `size` = `max_parallel`, `idle` 1h",
+    ),
+    Key(
+        "executor",
+        "Where the steps run: `local` (this machine) or `dask` (a Dask cluster). `--executor` and "
+        "`TREEFLOW_EXECUTOR` override it; a step's own `executor` overrides all of them.",
+        _EXECUTOR,
+        "local",
     ),
     Key(
         "env",

@@ -24,6 +24,7 @@ from treeflow.core.git_workspace import WorkspaceError
 from treeflow.core.journal import JournalUnavailable
 from treeflow.core.model import RunResult, RunStatus, Workflow
 from treeflow.core.recovery import recover
+from treeflow.core.remote.choice import ExecutorRefused
 from treeflow.core.runner import Run, UnknownStep
 from treeflow.core.service import (
     ResumePlan,
@@ -137,7 +138,7 @@ class Supervisor:
         reporter = RunReporter(self._client)
         try:
             started = start_run(repo, workflow, reporter, steps=steps, resume=resume)
-        except (JournalUnavailable, UnknownStep) as exc:
+        except (JournalUnavailable, UnknownStep, ExecutorRefused) as exc:
             raise RunRequestError(str(exc)) from exc
         supervised = _Supervised(started, reporter)
         reporter.follow(supervised.snapshot)

@@ -1,0 +1,185 @@
+"""A worker's cache repository: the commits steps start from, and a worktree per step.
+
+Each coordinating repository gets one bare repository on the worker machine, kept between runs,
+so a commit arrives once per machine: a step whose start commit is already there needs no bundle.
+Worker processes on one machine share it; what changes git's metadata (unbundling, adding and
+removing worktrees, refs) holds the cache's lock file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import anyio
+
+from treeflow.core.agent_protocol import TREEFLOW_DIR
+from treeflow.core.git import GitError, commit_worktree, git, run_git
+from treeflow.core.remote.messages import ShippedFile
+from treeflow.core.worktree_writes import writable_folder
+
+CACHE_VARIABLE = "TREEFLOW_WORKER_CACHE"
+"""Where a worker keeps its cache repositories; by default ``~/.cache/treeflow/worker``."""
+
+_REPO_KEY = re.compile(r"[0-9a-f]{8,64}")
+_SESSION = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+
+
+def cache_root() -> Path:
+    configured = os.environ.get(CACHE_VARIABLE)
+    return Path(configured) if configured else Path.home() / ".cache" / "treeflow" / "worker"
+
+
+@dataclass(frozen=True)
+class SavedWork:
+    """What a step's worktree holds after a command: its commit, the bundle of the commits from the
+    start, and why it could not be committed, if it could not."""
+
+    commit: str
+    bundle: bytes | None
+    error: str | None = None
+
+
+class WorkerCache:
+    """The cache repository of one coordinating repository, named by ``repo_key``."""
+
+    def __init__(self, root: Path, repo_key: str) -> None:
+        if not _REPO_KEY.fullmatch(repo_key):
+            raise ValueError(f"not a repository key: {repo_key!r}")
+        self.folder = root / repo_key
+        self.repo = self.folder / "repo.git"
+        self._lock_path = self.folder / "lock"
+
+    @contextlib.asynccontextmanager
+    async def locked(self) -> AsyncIterator[None]:
+        fd = await anyio.to_thread.run_sync(self._open_lock)
+        try:
+            await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _open_lock(self) -> int:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    async def ensure(self) -> None:
+        """Make the repository if this machine has none for the key yet."""
+        if await anyio.to_thread.run_sync((self.repo / "HEAD").exists):
+            return
+        async with self.locked():
+            if not await anyio.to_thread.run_sync((self.repo / "HEAD").exists):
+                await git(self.folder, "init", "--quiet", "--bare", str(self.repo))
+
+    async def has_commit(self, commit: str) -> bool:
+        code, _, _ = await run_git(self.repo, "cat-file", "-e", f"{commit}^{{commit}}")
+        return code == 0
+
+    async def receive(self, bundles: Iterable[bytes]) -> None:
+        """Unpack ``bundles`` in order into the repository; each may need the ones before it."""
+        async with self.locked():
+            for data in bundles:
+                path = await anyio.to_thread.run_sync(self._spill, data)
+                try:
+                    await git(self.repo, "bundle", "unbundle", str(path))
+                finally:
+                    await anyio.to_thread.run_sync(path.unlink)
+
+    def _spill(self, data: bytes) -> Path:
+        fd, name = tempfile.mkstemp(prefix="incoming-", suffix=".bundle", dir=self.folder)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        return Path(name)
+
+    def worktree_path(self, session: str) -> Path:
+        if not _SESSION.fullmatch(session):
+            raise ValueError(f"not a session name: {session!r}")
+        return self.folder / "worktrees" / session
+
+    def outputs_path(self, session: str) -> Path:
+        return self.folder / "outputs" / session
+
+    async def worktree(self, session: str, start: str) -> tuple[Path, bool]:
+        """The session's worktree, made at ``start`` if it has none yet; and whether it was made now."""
+        path = self.worktree_path(session)
+        if await anyio.to_thread.run_sync(os.path.lexists, path / ".git"):
+            return path, False
+        async with self.locked():
+            await anyio.to_thread.run_sync(lambda: path.parent.mkdir(parents=True, exist_ok=True))
+            await git(self.repo, "worktree", "add", "--quiet", "--detach", str(path), start)
+        return path, True
+
+    async def save(
+        self,
+        session: str,
+        start: str,
+        message: str,
+        identity: Mapping[str, str],
+        held_back: list[str],
+    ) -> SavedWork:
+        """Commit what the session's worktree holds and bundle the commits since ``start``."""
+        path = self.worktree_path(session)
+        try:
+            await commit_worktree(path, message, [TREEFLOW_DIR, *held_back], identity)
+            commit = await git(path, "rev-parse", "HEAD")
+        except (GitError, OSError) as exc:
+            return SavedWork(start, None, f"could not commit the work on the worker: {exc}")
+        if commit == start:
+            return SavedWork(commit, None)
+        # A bundle needs a ref to carry; it stays until the session is released, so the work is
+        # here to fetch again if the first answer never arrives.
+        ref = f"refs/treeflow/sessions/{session}"
+        async with self.locked():
+            await git(self.repo, "update-ref", ref, commit)
+        bundle = self._bundle_path(session)
+        await anyio.to_thread.run_sync(lambda: bundle.parent.mkdir(parents=True, exist_ok=True))
+        code, _, err = await run_git(self.repo, "bundle", "create", "--quiet", str(bundle), ref, f"^{start}")
+        if code != 0:
+            return SavedWork(commit, None, f"could not bundle the work on the worker: {err.strip()}")
+        data = await anyio.to_thread.run_sync(bundle.read_bytes)
+        return SavedWork(commit, data)
+
+    def _bundle_path(self, session: str) -> Path:
+        return self.folder / "outgoing" / f"{session}.bundle"
+
+    async def release(self, session: str) -> None:
+        """Remove the session's worktree, ref, bundle and outputs file, once its work has arrived."""
+        path = self.worktree_path(session)
+        async with self.locked():
+            if await anyio.to_thread.run_sync(os.path.lexists, path):
+                await run_git(self.repo, "worktree", "remove", "--force", str(path))
+            await run_git(self.repo, "update-ref", "-d", f"refs/treeflow/sessions/{session}")
+            await anyio.to_thread.run_sync(self._remove_leftovers, session)
+
+    def _remove_leftovers(self, session: str) -> None:
+        shutil.rmtree(self.worktree_path(session), ignore_errors=True)
+        for path in (self._bundle_path(session), self.outputs_path(session)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def place_files(worktree: Path, files: Iterable[ShippedFile]) -> list[str]:
+    """Write the shipped `setup.copy` files into ``worktree`` (never through a link) and return
+    their paths, which are never committed."""
+    placed = []
+    for shipped in files:
+        relative = PurePosixPath(shipped.path)
+        folder = writable_folder(worktree, relative.parent)
+        target = folder / relative.name
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+        if shipped.link is not None:
+            os.symlink(shipped.link, target)
+        else:
+            target.write_bytes(shipped.data)
+            if shipped.executable:
+                target.chmod(0o755)
+        placed.append(shipped.path)
+    return placed
