@@ -12,7 +12,14 @@ import {
 } from 'vscode-languageclient/node';
 import { describeProblems } from './interpreter';
 import { showStartProblem } from './interpreterCommands';
-import { LOG, RUN_UPDATED, type LogParams, type RunUpdatedParams, type ServerCommands } from './protocol';
+import {
+  LOG,
+  RUN_UPDATED,
+  type InitializationOptions,
+  type LogParams,
+  type RunUpdatedParams,
+  type ServerCommands,
+} from './protocol';
 import { serverCommand } from './settings';
 
 // The server gives its runs 5 s to stop; leave room for cleaning up their worktrees after that.
@@ -154,6 +161,9 @@ export class ServerClient implements vscode.Disposable {
       ],
       outputChannel: this.channel,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
+      // The status bar item and the Runs view show each run's progress; the server's work-done
+      // progress would be a second status bar item saying the same.
+      initializationOptions: { showsRunProgress: true } satisfies InitializationOptions,
     };
   }
 }

@@ -65,6 +65,11 @@ export function runIcon(run: Run): Icon {
   return isFailure(run) ? RUN_ICONS.failed : lookUp(RUN_ICONS, run.status);
 }
 
+/** A run still going on that a cancel is stopping (its steps may take their kill grace to end). */
+export function isCancelling(run: Run): boolean {
+  return run.status === 'running' && run.cancelling === true;
+}
+
 /** A run that failed or could not start at all. */
 export function isFailure(run: Run): boolean {
   return run.status === 'failed' || Boolean(run.error);

@@ -88,11 +88,13 @@ export interface Run {
   /** In file order. */
   steps: Record<string, StepState>;
   warnings: string[];
-  /** Steps in a final state, and steps in the run. */
+  /** Steps that ended by themselves (a step the run stopped, `cancelled`, is not done), and steps in the run. */
   done: number;
   total: number;
   /** Why the run could not start, else null. Read as optional: a missing one means no failure. */
   error?: string | null;
+  /** A cancel is stopping the run: still `running` until its steps have ended. Read as optional. */
+  cancelling?: boolean;
 }
 
 /** A starter treeflow.yml in `folder`, a workspace folder (the first one when absent). */
@@ -115,6 +117,12 @@ export interface WorkflowInfo {
   name: string;
   steps: string[];
   errors: string[];
+}
+
+/** What the client says of itself in `initialize`. */
+export interface InitializationOptions {
+  /** The client shows each run's progress itself, so the server sends no work-done progress for runs. */
+  showsRunProgress?: boolean;
 }
 
 export interface RunUpdatedParams {

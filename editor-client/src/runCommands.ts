@@ -2,6 +2,7 @@
 // so both are refused in a workspace that is not trusted.
 import * as vscode from 'vscode';
 import type { CommandContext } from './commands';
+import { isCancelling } from './format';
 import { displayPath, endedRunPicks, runPicks, stepPicks, workflowPicks, type Pick } from './picks';
 import type { Run } from './protocol';
 import type { RunsNode } from './runsView';
@@ -48,7 +49,7 @@ export async function cancelRun(ctx: CommandContext, node?: RunsNode): Promise<v
   const runId =
     node?.runId ??
     (await pickRun(ctx, {
-      candidates: () => ctx.store.running(),
+      candidates: () => ctx.store.running().filter((run) => !isCancelling(run)),
       picks: runPicks,
       title: 'Treeflow: Cancel Run',
       placeHolder: 'Run to cancel',

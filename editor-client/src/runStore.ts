@@ -38,18 +38,20 @@ export class RunStore {
   }
 
   /**
-   * Replaces every run by the server's list, except runs updated after `since`: a notification
-   * that overtook the list is newer than what the list says.
+   * Replaces every run by the server's list, except runs updated after `since`: the server lists a
+   * live run as its updates last said, so a notification that came after the list was asked for is
+   * as new as the list or newer. Those runs stay the latest to have changed, in the order they did.
    */
   replace(runs: readonly Run[], since: number): void {
-    const keep = [...this.entries.values()].filter((entry) => entry.seq > since);
+    const keep = [...this.entries.values()].filter((entry) => entry.seq > since).sort((a, b) => a.seq - b.seq);
     this.entries.clear();
     // The list is newest first; the newest gets the latest time, so that `current` picks it.
     for (const run of [...runs].reverse()) {
       this.entries.set(run.run_id, { run, seq: ++this.clock });
     }
-    for (const entry of keep) {
-      this.entries.set(entry.run.run_id, entry);
+    for (const { run } of keep) {
+      this.entries.delete(run.run_id);
+      this.entries.set(run.run_id, { run, seq: ++this.clock });
     }
     this.emit(undefined);
   }

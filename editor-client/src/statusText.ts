@@ -2,6 +2,7 @@
 import {
   failedSteps,
   formatDuration,
+  isCancelling,
   runIcon,
   statusWord,
   stepDescription,
@@ -10,14 +11,20 @@ import {
 } from './format';
 import type { Run } from './protocol';
 
+export const CANCELLING = 'cancelling…';
+
 /**
- * `$(sync~spin) checks 3/6` while running, then `$(check) checks 12.3s`,
+ * `$(sync~spin) checks 3/6` while running, `$(sync~spin) checks cancelling…` until a cancel has
+ * stopped every step (no count: stopped steps are not done), then `$(check) checks 12.3s`,
  * `$(error) checks: unit`, `$(circle-slash) checks cancelled` or `$(debug-disconnect) checks interrupted`.
  */
 export function statusBarText(run: Run): string {
   const icon = `$(${runIcon(run).id})`;
   if (run.error) {
     return `${icon} ${run.workflow}: could not start`;
+  }
+  if (isCancelling(run)) {
+    return `${icon} ${run.workflow} ${CANCELLING}`;
   }
   const waiting = run.status === 'running' ? stepsWaitingForApproval(run) : [];
   if (waiting.length) {
@@ -54,10 +61,13 @@ export function statusBarTooltip(run: Run): string {
   return lines.join('\n');
 }
 
-/** `running 3/6`, `succeeded in 12.3s`, `failed: unit`, `cancelled`, `interrupted`. */
+/** `running 3/6`, `cancelling…`, `succeeded in 12.3s`, `failed: unit`, `cancelled`, `interrupted`. */
 export function runSummary(run: Run): string {
   if (run.error) {
     return 'could not start';
+  }
+  if (isCancelling(run)) {
+    return CANCELLING;
   }
   const waiting = run.status === 'running' ? stepsWaitingForApproval(run) : [];
   if (waiting.length) {

@@ -2,6 +2,7 @@
 import { agentTooltip } from './agentText';
 import {
   formatDuration,
+  isCancelling,
   isResumable,
   runIcon,
   startTime,
@@ -12,7 +13,7 @@ import {
   type Icon,
 } from './format';
 import { isFinal, type ApprovalState, type Run } from './protocol';
-import { runSummary } from './statusText';
+import { CANCELLING, runSummary } from './statusText';
 
 export interface ItemShape {
   /** Stable across updates, so that VS Code keeps each item's expansion and selection. */
@@ -23,7 +24,8 @@ export interface ItemShape {
   icon: Icon;
   /**
    * Space-separated flags that the manifest's menus match with regular expressions:
-   * `run` or `step`, then `running`, `resumable`, `log`, `branch`, `agent` (an agent CLI's step,
+   * `run` or `step`, then `running` (a run that can be cancelled) or `cancelling` (one a cancel is
+   * stopping), `resumable`, `log`, `branch`, `agent` (an agent CLI's step,
    * which has a transcript), `approval` (a step waiting at its approval gate) where they apply, `work` on a
    * finished run with a result or a finished run's step with a branch (review, apply, undo), and
    * `discardable` on a finished run that has branches.
@@ -38,7 +40,9 @@ export interface ItemShape {
 /** `stat` is the change stat of the run's result (`+120 −14 in 7 files`), once known. */
 export function runItem(run: Run, newest: boolean, stat?: string): ItemShape {
   const flags = ['run'];
-  if (run.status === 'running') {
+  if (isCancelling(run)) {
+    flags.push('cancelling');
+  } else if (run.status === 'running') {
     flags.push('running');
   }
   if (isResumable(run)) {
@@ -127,7 +131,8 @@ export function stepItem(run: Run, stepId: string): ItemShape {
   const item: ItemShape = {
     id: `${run.run_id}/${stepId}`,
     label: stepId,
-    description: stepDescription(step),
+    // Until its process tree is gone, which may take the kill grace.
+    description: step.status === 'running' && isCancelling(run) ? CANCELLING : stepDescription(step),
     tooltip: tooltip.join('\n'),
     icon: stepItemIcon(step),
     contextValue: flags.join(' '),

@@ -37,7 +37,8 @@ export function run(overrides: Partial<Run> = {}): Run {
     ended_at: null,
     duration_s: null,
     warnings: [],
-    done: values.filter((s) => s.status !== 'pending' && s.status !== 'running').length,
+    // As the server counts: a step the run stopped is not done.
+    done: values.filter((s) => !['pending', 'running', 'cancelled'].includes(s.status)).length,
     total: values.length,
     error: null,
     ...overrides,

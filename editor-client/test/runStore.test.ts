@@ -71,3 +71,18 @@ test('listeners hear of each change until they unsubscribe', () => {
   store.update(newer);
   assert.deepEqual(heard, [older.run_id, undefined]);
 });
+
+test('updates that came after a list was asked for stay the latest to change, in their order', () => {
+  const store = new RunStore();
+  store.update({ ...newer, status: 'succeeded' });
+  store.update({ ...older, status: 'running' });
+  const since = store.mark();
+  // The list went out before `older` ended; its update overtook the answer.
+  store.update({ ...older, status: 'cancelled' });
+  store.replace([{ ...newer, status: 'succeeded' }, { ...older, status: 'running' }], since);
+  assert.equal(store.get(older.run_id)?.status, 'cancelled');
+  assert.equal(store.current()?.run_id, older.run_id, 'the run that ended last, not the newest listed');
+  // A later list knows the update: it no longer counts as newer than the list.
+  store.replace([{ ...newer, status: 'succeeded' }, { ...older, status: 'cancelled' }], store.mark());
+  assert.equal(store.current()?.run_id, newer.run_id);
+});

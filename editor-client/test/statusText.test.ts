@@ -80,3 +80,13 @@ test('a run in a status this client does not know is still shown, by that word',
   assert.equal(runSummary(later), 'paused');
   assert.ok(statusBarTooltip(later).split('\n').includes('- $(question) a: waiting'));
 });
+
+test('a run a cancel is stopping says cancelling, with no count of done steps', () => {
+  const stopping = run({
+    cancelling: true,
+    steps: { lint: step({ status: 'cancelled' }), sleeper: step({ status: 'running' }) },
+  });
+  assert.equal(statusBarText(stopping), '$(sync~spin) checks cancelling…');
+  assert.equal(runSummary(stopping), 'cancelling…');
+  assert.equal(statusBarText({ ...stopping, status: 'cancelled' }), '$(circle-slash) checks cancelled');
+});

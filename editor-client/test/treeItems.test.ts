@@ -105,3 +105,12 @@ test('a finished run with a result shows its change stat; review actions only on
   assert.equal(runItem(failedWithStepWork, true).contextValue, 'run resumable discardable');
   assert.equal(stepItem(failedWithStepWork, 'a').contextValue, 'step branch work');
 });
+
+test('a run a cancel is stopping offers no cancel, and its running steps say cancelling', () => {
+  const stopping = run({ cancelling: true, steps: { sleeper: step({ status: 'running' }), lint: step({ status: 'cancelled' }) } });
+  const item = runItem(stopping, true);
+  assert.equal(item.contextValue, 'run cancelling');
+  assert.match(item.description, /^cancelling…/);
+  assert.equal(stepItem(stopping, 'sleeper').description, 'cancelling…');
+  assert.equal(stepItem(stopping, 'lint').description, 'cancelled');
+});

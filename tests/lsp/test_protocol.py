@@ -25,7 +25,7 @@ def test_the_run_object_is_the_cli_result_plus_counts_and_error_key_for_key() ->
     )
     sent = protocol.to_json(protocol.RunUpdatedParams(run=protocol.run_payload(run, "no commits")))
     assert list(sent) == ["run"]
-    expected = {**run.to_json(), "done": 2, "total": 2, "error": "no commits"}
+    expected = {**run.to_json(), "done": 2, "total": 2, "error": "no commits", "cancelling": False}
     assert sent["run"] == expected
     assert list(sent["run"]) == list(expected)
     assert list(sent["run"]["steps"]["unit"]) == list(expected["steps"]["unit"])

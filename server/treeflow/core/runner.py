@@ -353,21 +353,28 @@ class Run:
             return
         with anyio.CancelScope() as self._step_scopes[step.id]:
             try:
+                # Once its last need has ended, the step takes its next state (skipped, at its gate,
+                # running) in the same turn of the event loop, without a checkpoint on the way when a
+                # slot is free: a snapshot taken in between would show it pending after its needs ended.
                 for need in step.needs:
-                    await self._done[need].wait()
+                    if not self._done[need].is_set():
+                        await self._done[need].wait()
                 context = self._context_to_start(step)
                 if context is not None and step.gate is not None:
                     context = await self._wait_at_gate(step, context)
                 if context is not None and await self._replayed(step, context):
                     context = None
                 if context is not None:
-                    async with limiter:
+                    await _take_slot(limiter)
+                    try:
                         # A fail-fast while it waited for a slot may have changed its condition's mind.
                         if not context.stopping and self._stopping():
                             context.stopping = True
                             context = self._context_to_start(step, context)
                         if context is not None:
                             await self._run_step(step, context)
+                    finally:
+                        limiter.release()
                 # An error raised while the step was being stopped took the place of the cancellation;
                 # the step has ended with it, and the cancellation goes on from here.
                 await anyio.lowlevel.checkpoint_if_cancelled()
@@ -488,6 +495,10 @@ class Run:
             log_file.write(self._cache_notes.pop(step.id))
         # It starts from the work of the needs that succeeded; a failed step's work stays on its branch.
         from_work = tuple(need for need in step.needs if self._steps[need].status.is_success)
+        # How it ended, kept aside until `_finish`: while its work is being saved it is still running,
+        # so that no snapshot shows it ended without its duration, or ended while its dependents wait.
+        status: StepStatus = StepStatus.FAILED
+        error: str | None = None
         try:
             async with self._executor.step_place(self.run_id, replace(step, needs=from_work)) as place:
                 self._sink.emit(
@@ -506,11 +517,9 @@ class Run:
                     outcome = await self._attempts(step, context, result, attempt)
                 if outcome.exit_code is not None:
                     result.exit_code = outcome.exit_code
-                result.status = outcome.status
-                result.error = outcome.error
+                status, error = outcome.status, outcome.error
         except StepSetupError as exc:
-            result.status = StepStatus.FAILED
-            result.error = str(exc)
+            status, error = StepStatus.FAILED, str(exc)
         except Exception as exc:
             log.debug("step %s of run %s failed", step.id, self.run_id, exc_info=True)
             problem = describe_error(exc)
@@ -518,29 +527,28 @@ class Run:
                 doing = (
                     "could not prepare its worktree" if place is None else "treeflow could not go on with it"
                 )
-                result.status, result.error = StepStatus.FAILED, f"{doing}: {problem}"
+                status, error = StepStatus.FAILED, f"{doing}: {problem}"
             elif place is None:
                 # The step would not have run anyway (a Ctrl-C can end the git command making its
                 # worktree); calling it failed would blame it for the stop.
-                result.status, result.error = StepStatus.SKIPPED, self._stop_reason(began=False)
+                status, error = StepStatus.SKIPPED, self._stop_reason(began=False)
             else:
                 # Stopped by the cancel or a fail-fast, then this went wrong as it was being ended.
-                result.status = StepStatus.CANCELLED if result.began else StepStatus.SKIPPED
-                result.error = f"{self._stop_reason(result.began)}; then {problem}"
+                status = StepStatus.CANCELLED if result.began else StepStatus.SKIPPED
+                error = f"{self._stop_reason(result.began)}; then {problem}"
         finally:
             log_file.close()
             result.log = log_file.path if log_file.created else None
             if place is not None:
                 result.branch, result.commit = place.branch, place.commit
-                if place.unsaved is not None and result.status is StepStatus.SUCCEEDED:
+                if place.unsaved is not None and status is StepStatus.SUCCEEDED:
                     # Steps after it would start without its work.
-                    result.status = StepStatus.FAILED
-                    result.error = f"its work was not saved: {place.unsaved}"
+                    status, error = StepStatus.FAILED, f"its work was not saved: {place.unsaved}"
             self._ports.release(port)
             result.duration_s = time.monotonic() - started
-        if result.status is StepStatus.SUCCEEDED and self._options.cache is not None:
+        if status is StepStatus.SUCCEEDED and self._options.cache is not None:
             await self._keep_in_cache(step.id, result)
-        self._finish(step.id, result.status, result.error)
+        self._finish(step.id, status, error)
 
     def _log_path(self, step_id: str) -> Path:
         return self.log_dir / f"{matrix.safe_name(step_id)}.log"
@@ -793,6 +801,14 @@ class Run:
             StepStatus.CANCELLED: "was cancelled",
             StepStatus.SKIPPED: "was skipped",
         }.get(status, status.value)
+
+
+async def _take_slot(limiter: anyio.CapacityLimiter) -> None:
+    """Acquire a slot; at once, with no checkpoint, when one is free."""
+    try:
+        limiter.acquire_nowait()
+    except anyio.WouldBlock:
+        await limiter.acquire()
 
 
 def describe_error(exc: BaseException) -> str:

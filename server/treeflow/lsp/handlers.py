@@ -4,6 +4,7 @@
   treeflow.resume, treeflow.approve, treeflow.listRuns, treeflow.getRun; treeflow.diff, treeflow.apply,
   treeflow.undoApply, treeflow.discard, treeflow.readFile (through treeflow.lsp.review),
   treeflow.agentTranscript, treeflow.initWorkflow (through treeflow.lsp.init_workflow)
+- `initialize`: the client's `initializationOptions` (`InitializationOptions` in treeflow.lsp.protocol)
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files the client has open
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>", for open workflow files of the workspace
 - completion, hover, step ids, symbols, folding and selection ranges: treeflow.lsp.authoring
@@ -277,6 +278,10 @@ def _executor(name: str, handler: CommandHandler) -> Callable[..., Awaitable[Any
 def register(server: TreeflowServer) -> None:
     for name, handler in COMMANDS.items():
         server.command(name)(_executor(name, handler))
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: TreeflowServer, params: types.InitializeParams) -> None:
+        ls.initialization_options = params.initialization_options
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: TreeflowServer, params: types.InitializedParams) -> None:

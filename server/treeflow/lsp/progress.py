@@ -5,7 +5,8 @@ client that stops reading would otherwise make the server queue without bound. S
 the run dirty and buffer log lines; `pump` sends what changed at most every `INTERVAL_S`, skips a
 turn while the client has not drained what it was sent, and the final state is always sent last.
 Step output alone changes neither the run object nor the progress text, so an update or a report
-the same as the one before it is not sent again.
+the same as the one before it is not sent again. Each update is the whole run as one snapshot taken
+when it is sent, never pieced together from events.
 """
 
 from __future__ import annotations
@@ -38,7 +39,16 @@ from treeflow.core.events import (
     StepStarted,
 )
 from treeflow.core.model import RunResult, RunStatus, StepStatus
-from treeflow.lsp.protocol import LOG, RUN_UPDATED, LogParams, RunUpdatedParams, run_payload, to_json
+from treeflow.lsp.protocol import (
+    LOG,
+    RUN_UPDATED,
+    LogParams,
+    RunPayload,
+    RunUpdatedParams,
+    done_steps,
+    run_payload,
+    to_json,
+)
 
 INTERVAL_S = 0.1
 MAX_LOG_LINES_PER_STEP = 2000
@@ -64,9 +74,12 @@ class _StepLog:
     dropped: int = 0
 
 
-def progress_message(run: RunResult) -> str:
-    """``3/6 · running: lint, review (40% tests pass) · waiting for approval: deploy``."""
-    done = sum(1 for step in run.steps.values() if step.status.is_final)
+def progress_message(run: RunResult, *, cancelling: bool = False) -> str:
+    """``3/6 · running: lint, review (40% tests pass) · waiting for approval: deploy``; while a
+    cancel stops the run, ``cancelling · stopping: lint`` (a count would go up as steps are stopped)."""
+    if cancelling:
+        stopping = [step_id for step_id, step in run.steps.items() if step.status is StepStatus.RUNNING]
+        return f"cancelling · stopping: {', '.join(stopping)}" if stopping else "cancelling"
     running = []
     for step_id, step in run.steps.items():
         if step.status is not StepStatus.RUNNING:
@@ -77,7 +90,7 @@ def progress_message(run: RunResult) -> str:
             if part
         )
         running.append(f"{step_id} ({detail})" if detail else step_id)
-    text = f"{done}/{len(run.steps)}"
+    text = f"{done_steps(run)}/{len(run.steps)}"
     if running:
         text += f" · running: {', '.join(running)}"
     waiting = [step_id for step_id, step in run.steps.items() if step.approval and step.approval.waiting]
@@ -110,6 +123,7 @@ class RunReporter:
 
     def __init__(self, client: Client) -> None:
         self._snapshot: Callable[[], RunResult] = lambda: _NO_RUN
+        self._cancelling: Callable[[], bool] = lambda: False
         self._client = client
         self.token: str | None = None
         self._dirty = anyio.Event()
@@ -118,11 +132,19 @@ class RunReporter:
         self._last_sent = 0.0
         self.sent_updates = 0
         self._last_update: Any = None
+        # The run object as the client was last told it; None until the first update.
+        self.sent: RunPayload | None = None
         self._last_report: tuple[str, int] | None = None
 
-    def follow(self, snapshot: Callable[[], RunResult]) -> None:
-        """Report the run that ``snapshot`` returns as it stands when called."""
+    def follow(self, snapshot: Callable[[], RunResult], cancelling: Callable[[], bool]) -> None:
+        """Report the run that ``snapshot`` returns as it stands when called, and whether a cancel
+        is stopping it."""
         self._snapshot = snapshot
+        self._cancelling = cancelling
+
+    def changed(self) -> None:
+        """Something the engine's events do not tell changed (a cancel was asked for)."""
+        self._dirty.set()
 
     def emit(self, event: Event) -> None:
         match event:
@@ -152,7 +174,7 @@ class RunReporter:
 
     def begin(self, title: str) -> None:
         if self.token is not None:
-            message = progress_message(self._snapshot())
+            message = progress_message(self._snapshot(), cancelling=self._cancelling())
             self._last_report = (message, 0)
             self._client.progress(
                 self.token,
@@ -186,23 +208,25 @@ class RunReporter:
         if self.token is not None:
             message = f"failed: {error}" if error else outcome_message(run)
             self._client.progress(self.token, types.WorkDoneProgressEnd(message=message))
-        self._client.notify(RUN_UPDATED, to_json(RunUpdatedParams(run=run_payload(run, error))))
+        self.sent = run_payload(run, error)
+        self._client.notify(RUN_UPDATED, to_json(RunUpdatedParams(run=self.sent)))
         self.sent_updates += 1
 
     def _send_update(self) -> None:
         self._last_sent = time.monotonic()
         run = self._snapshot()
         self._flush_logs(run.run_id)
-        update = to_json(RunUpdatedParams(run=run_payload(run)))
+        cancelling = self._cancelling()
+        payload = run_payload(run, cancelling=cancelling)
+        update = to_json(RunUpdatedParams(run=payload))
         # A final state goes out only from `end`, after the progress end, as the last word on the run.
         if update != self._last_update and not _is_final(run):
-            self._last_update = update
+            self._last_update, self.sent = update, payload
             self._client.notify(RUN_UPDATED, update)
             self.sent_updates += 1
         if self.token is not None:
             total = max(len(run.steps), 1)
-            done = sum(1 for step in run.steps.values() if step.status.is_final)
-            report = (progress_message(run), int(100 * done / total))
+            report = (progress_message(run, cancelling=cancelling), int(100 * done_steps(run) / total))
             if report != self._last_report:
                 self._last_report = report
                 message, percentage = report

@@ -51,6 +51,7 @@ __all__ = [
     "FileContent",
     "InitWorkflowArgs",
     "InitWorkflowResult",
+    "InitializationOptions",
     "LogParams",
     "ReadFileArgs",
     "ResumeArgs",
@@ -66,7 +67,9 @@ __all__ = [
     "UndoArgs",
     "UndoResult",
     "WorkflowInfo",
+    "done_steps",
     "parse_argument",
+    "read_initialization_options",
     "run_payload",
     "to_json",
     "wire_names",
@@ -240,7 +243,8 @@ class StepState:
 
 @attrs.frozen
 class RunPayload:
-    """A run as the CLI's `--json` result has it, plus counts and why it could not start."""
+    """A run as the CLI's `--json` result has it, plus counts, why it could not start, and whether
+    it is being cancelled (asked to stop, and stopping its steps: still `running` until they end)."""
 
     run_id: str
     workflow: str
@@ -256,6 +260,34 @@ class RunPayload:
     done: int
     total: int
     error: str | None
+    cancelling: bool = False
+
+
+# What a client says of itself in `initialize`
+
+
+@attrs.frozen
+class InitializationOptions:
+    """`initializationOptions`. ``shows_run_progress``: the client shows each run's progress itself,
+    from `treeflow/runUpdated`, so the server sends no work-done progress for runs."""
+
+    shows_run_progress: bool = False
+
+
+def read_initialization_options(raw: object) -> tuple[InitializationOptions, list[str]]:
+    """The options a client sent, and what in them was not understood. Any client may send
+    anything here (other servers' options included), so unknown keys are left alone and a value of
+    the wrong type falls back to the default, said in the second item."""
+    if raw is None:
+        return InitializationOptions(), []
+    if not isinstance(raw, dict):
+        return InitializationOptions(), [
+            f"initializationOptions: an object expected, not {type(raw).__name__}"
+        ]
+    shows = raw.get("showsRunProgress", False)
+    if not isinstance(shows, bool):
+        return InitializationOptions(), ["initializationOptions.showsRunProgress: true or false expected"]
+    return InitializationOptions(shows_run_progress=shows), []
 
 
 # Notifications
@@ -417,8 +449,9 @@ class FileContent:
 _SNAKE_CASE: frozenset[type] = frozenset({AgentState, ApprovalState, StepState, RunPayload})
 
 
-def run_payload(run: RunResult, error: str | None = None) -> RunPayload:
-    """The run object of ``run``; ``error`` says why it could not start.
+def run_payload(run: RunResult, error: str | None = None, *, cancelling: bool = False) -> RunPayload:
+    """The run object of ``run``; ``error`` says why it could not start, ``cancelling`` that a
+    cancel is stopping it (said only while it is still running).
 
     Built from the CLI's result object, so that the two cannot differ: a key added there and not
     here is a TypeError at once.
@@ -436,8 +469,21 @@ def run_payload(run: RunResult, error: str | None = None) -> RunPayload:
         for step_id, step in data.pop("steps").items()
     }
     data["status"] = RunStatus(data["status"])
-    done = sum(1 for step in run.steps.values() if step.status.is_final)
-    return RunPayload(**data, steps=steps, done=done, total=len(steps), error=error)
+    return RunPayload(
+        **data,
+        steps=steps,
+        done=done_steps(run),
+        total=len(steps),
+        error=error,
+        cancelling=cancelling and run.status is RunStatus.RUNNING,
+    )
+
+
+def done_steps(run: RunResult) -> int:
+    """The steps that have ended by themselves: a step the run stopped (`cancelled`) is not done."""
+    return sum(
+        1 for step in run.steps.values() if step.status.is_final and step.status is not StepStatus.CANCELLED
+    )
 
 
 def approval_state(data: dict[str, Any] | None) -> ApprovalState | None:

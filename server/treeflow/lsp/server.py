@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from treeflow.core.git import Repository
+    from treeflow.lsp.protocol import InitializationOptions
     from treeflow.lsp.supervisor import Supervisor
 
 log = logging.getLogger("treeflow")
@@ -160,6 +161,9 @@ class TreeflowServer(LanguageServer):
         self._runs_group: TaskGroup | None = None
         self._supervisor: Supervisor | None = None
         self.repositories: list[Repository] | None = None
+        # As the client sent them in `initialize`; read at first use (see `client_options`).
+        self.initialization_options: object = None
+        self._client_options: InitializationOptions | None = None
 
     @property
     def supervisor(self) -> Supervisor:
@@ -189,10 +193,23 @@ class TreeflowServer(LanguageServer):
         else:
             log.error("%s", quoted(str(error)))
 
+    @property
+    def client_options(self) -> InitializationOptions:
+        """The client's `initializationOptions`; what in them is not understood is logged once."""
+        if self._client_options is None:
+            from treeflow.lsp.protocol import read_initialization_options
+
+            self._client_options, problems = read_initialization_options(self.initialization_options)
+            for problem in problems:
+                log.warning("%s", quoted(problem))
+        return self._client_options
+
     def client_supports_progress(self) -> bool:
+        """Whether runs get work-done progress: the client takes it, and does not show the progress
+        of runs itself (a client that does would show it twice)."""
         capabilities = self.protocol.client_capabilities
         window = capabilities.window if capabilities else None
-        return bool(window and window.work_done_progress)
+        return bool(window and window.work_done_progress) and not self.client_options.shows_run_progress
 
     async def create_progress(self, token: str) -> None:
         await self.work_done_progress.create_async(token)

@@ -68,22 +68,38 @@ class _Supervised:
     error: str | None = None
     # Waiting for the client to accept a progress token; a cancel must not wait for that.
     preparing: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    # Asked to stop, by whichever way (a command, the progress's cancel, the server stopping).
+    cancel_requested: bool = False
 
     @property
     def run(self) -> Run:
         return self.started.run
 
     def cancel(self) -> None:
+        self.cancel_requested = True
         self.preparing.cancel()
         self.run.cancel()
+        # Steps may take their kill grace to stop: clients show that the run is stopping meanwhile.
+        self.reporter.changed()
 
     def snapshot(self) -> RunResult:
         """The run as it stands now."""
         run = self.run.snapshot()
         return run if self.error is None else replace(run, status=RunStatus.FAILED)
 
+    def cancelling(self) -> bool:
+        return self.cancel_requested
+
     def payload(self) -> RunPayload:
-        return run_payload(self.snapshot(), self.error)
+        """The run as its updates last told the client, so that a list answered between two updates
+        is never ahead of the next one (a client takes an update that came after it asked for the
+        list over the list); before the first update, as it stands."""
+        sent = self.reporter.sent
+        return (
+            sent
+            if sent is not None
+            else run_payload(self.snapshot(), self.error, cancelling=self.cancel_requested)
+        )
 
 
 class Supervisor:
@@ -141,7 +157,7 @@ class Supervisor:
         except (JournalUnavailable, UnknownStep, ExecutorRefused) as exc:
             raise RunRequestError(str(exc)) from exc
         supervised = _Supervised(started, reporter)
-        reporter.follow(supervised.snapshot)
+        reporter.follow(supervised.snapshot, supervised.cancelling)
         self._runs[started.run_id] = supervised
         self._group.start_soon(self._supervise, supervised, name=f"treeflow run {started.run_id}")
         return started.run_id
@@ -192,7 +208,7 @@ class Supervisor:
                 log.warning("run %s: the client refused progress token %s", run_id, token, exc_info=True)
                 return
             supervised.reporter.token = token
-            self._progress.on_cancel(token, supervised.run.cancel)
+            self._progress.on_cancel(token, supervised.cancel)
 
     async def approve(
         self, run_id: str, step_id: str, repos: Sequence[Repository], *, approve: bool, note: str | None
