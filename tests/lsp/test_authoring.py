@@ -110,11 +110,11 @@ async def test_top_level_keys_are_offered_with_their_documentation(
     [
         (
             "steps:\n  a:\n    run: x\n    ‸\n",
-            ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "matrix"],
+            ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "matrix", "on_failure"],
         ),
         (
             "steps:\n  a: {run: x, ‸}\n",
-            ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "matrix"],
+            ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "matrix", "on_failure"],
         ),
         (
             "steps:\n  a:\n    agent:\n      ‸\n",
@@ -143,6 +143,7 @@ async def test_top_level_keys_are_offered_with_their_documentation(
         ("setup:\n  ‸\nsteps:\n  a: {run: x}\n", ["copy", "run", "when_changed"]),
         ("defaults:\n  ‸\n", ["timeout", "retry", "worktree"]),
         ("steps:\n  a:\n    run: x\n    matrix:\n      python: ['3.12']\n      ‸\n", ["include", "exclude"]),
+        ("steps:\n  a:\n    run: x\n    on_failure: {‸}\n", ["run_step", "then", "max_rounds"]),
     ],
     ids=[
         "step",
@@ -156,6 +157,7 @@ async def test_top_level_keys_are_offered_with_their_documentation(
         "setup",
         "defaults",
         "matrix",
+        "on-failure",
     ],
 )
 async def test_the_keys_valid_at_the_cursor(

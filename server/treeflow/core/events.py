@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from treeflow.core.model import AgentUsage, RunResult, StepResult
+from treeflow.core.model import AgentUsage, FixRound, RunResult, StepResult
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,15 @@ class StepRetrying:
 
 
 @dataclass(frozen=True)
+class StepRound:
+    """A round of a step's fix loop began, failed and went to its fixer, or ended (its branch known)."""
+
+    run_id: str
+    step_id: str
+    round: FixRound
+
+
+@dataclass(frozen=True)
 class StepFinished:
     """A step reached its final state; ``result`` is the step's result at that moment."""
 
@@ -138,6 +147,7 @@ Event = (
     | StepProgress
     | AgentWaiting
     | StepRetrying
+    | StepRound
     | StepFinished
     | RunFinished
     | RunWarning

@@ -101,6 +101,16 @@ class Combination:
 
 
 @dataclass(frozen=True)
+class FixLoop:
+    """A step's `on_failure:`: when it fails, step ``fixer`` runs in its place on top of the failed
+    work, then the step runs again there; at most ``max_rounds`` runs of the step in all (see
+    `treeflow.core.fix_loop`)."""
+
+    fixer: str
+    max_rounds: int = 3
+
+
+@dataclass(frozen=True)
 class Step:
     id: str
     kind: str = ""  # the step key that selects its kind (`run`, `agent`, …; see `treeflow.core.kinds`)
@@ -113,6 +123,7 @@ class Step:
     line: int = 0  # of the step's id in the workflow file, 1-based
     condition: Condition | None = None  # its `if:`; without one, it runs when its needs succeeded
     matrix: Combination | None = None  # set on each step a `matrix:` expanded into
+    on_failure: FixLoop | None = None  # its fix loop; None: a failure is final
 
 
 @dataclass(frozen=True)
@@ -157,6 +168,41 @@ class AgentUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class FixRound:
+    """One round of a step's fix loop: the step's run in its own worktree and branch, and, when
+    that failed and rounds were left, its fixer's run on top of it, in the same worktree."""
+
+    number: int  # 1 for the step's first run
+    of: int  # the last round this execution of the run may reach
+    status: StepStatus = StepStatus.RUNNING  # how the step's run in this round ended
+    exit_code: int | None = None
+    error: str | None = None
+    fixer: str | None = None  # the fixer's step id, once it began
+    fix_status: StepStatus | None = None
+    fix_error: str | None = None
+    branch: str | None = None  # the round's work: the step's, then the fixer's on top
+    commit: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "round": self.number,
+            "of": self.of,
+            "status": self.status.value,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "fixer": self.fixer,
+            "fix_status": None if self.fix_status is None else self.fix_status.value,
+            "fix_error": self.fix_error,
+            "branch": self.branch,
+            "commit": self.commit,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class StepResult:
     """A step's result as it stood at one moment: a value, never changed once made."""
 
@@ -176,6 +222,8 @@ class StepResult:
     agent: AgentUsage | None = None
     # What the step set for the steps after it (its `$TREEFLOW_OUTPUT` file, an agent's report).
     outputs: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # The rounds of its fix loop (`on_failure:`), earlier executions' included; empty without one.
+    rounds: tuple[FixRound, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -194,6 +242,7 @@ class StepResult:
             "summary": self.summary,
             "agent": None if self.agent is None else self.agent.to_json(),
             "outputs": dict(self.outputs),
+            "rounds": [fix_round.to_json() for fix_round in self.rounds],
         }
 
 

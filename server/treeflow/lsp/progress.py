@@ -33,6 +33,7 @@ from treeflow.core.events import (
     StepPlaced,
     StepProgress,
     StepRetrying,
+    StepRound,
     StepStarted,
 )
 from treeflow.core.model import RunResult, RunStatus, StepStatus
@@ -127,7 +128,7 @@ class RunReporter:
                     log.dropped += 1
                 log.lines.append(event.line)
                 self._dirty.set()
-            case StepStarted() | StepFinished() | StepProgress():
+            case StepStarted() | StepFinished() | StepProgress() | StepRound():
                 self._dirty.set()
             case RunFinished():
                 self._finished = True

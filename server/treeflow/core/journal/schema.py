@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from treeflow.core.git import Repository
+from treeflow.core.journal.rounds import TABLE as ROUNDS_TABLE
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     workflow TEXT NOT NULL,
@@ -96,6 +98,8 @@ CREATE TABLE IF NOT EXISTS agent_sessions (
     PRIMARY KEY (run_id, step_id)
 ) WITHOUT ROWID;
 """
+    + ROUNDS_TABLE
+)
 
 # Every table that holds rows of a run, keyed by its `run_id` column.
 RUN_TABLES = (
@@ -107,6 +111,7 @@ RUN_TABLES = (
     "step_outputs",
     "discarded_runs",
     "agent_sessions",
+    "step_rounds",
 )
 
 _BUSY_TIMEOUT_S = 30.0
