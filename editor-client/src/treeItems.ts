@@ -108,6 +108,10 @@ export function stepItem(run: Run, stepId: string): ItemShape {
   if (step.agent) {
     tooltip.push(...agentTooltip(step.agent));
   }
+  for (const round of step.rounds ?? []) {
+    const fix = round.fixer && round.fix_status ? `, fixer ${round.fixer} ${statusWord(round.fix_status)}` : '';
+    tooltip.push(`round ${round.round}: ${statusWord(round.status)}${fix}${round.branch ? ` (${round.branch})` : ''}`);
+  }
   const item: ItemShape = {
     id: `${run.run_id}/${stepId}`,
     label: stepId,

@@ -46,6 +46,7 @@ __all__ = [
     "LogParams",
     "ReadFileArgs",
     "ResumeArgs",
+    "RoundState",
     "RunArgs",
     "RunIdArgs",
     "RunPayload",
@@ -156,6 +157,25 @@ class AgentState:
 
 
 @attrs.frozen
+class RoundState:
+    """One round of a step's fix loop (`on_failure:`): the step's run, and its fixer's when that
+    run failed with rounds left; the round's work is on ``branch``."""
+
+    round: int
+    of: int
+    status: StepStatus
+    exit_code: int | None
+    error: str | None
+    fixer: str | None
+    fix_status: StepStatus | None
+    fix_error: str | None
+    branch: str | None
+    commit: str | None
+    started_at: str | None
+    ended_at: str | None
+
+
+@attrs.frozen
 class StepState:
     status: StepStatus
     attempts: int
@@ -172,6 +192,7 @@ class StepState:
     summary: str | None
     agent: AgentState | None
     outputs: dict[str, str] = attrs.field(factory=dict)
+    rounds: list[RoundState] = attrs.field(factory=list)
 
 
 @attrs.frozen
@@ -350,7 +371,7 @@ class FileContent:
 
 
 # The CLI's result object, which the run object extends, has snake_case keys.
-_SNAKE_CASE: frozenset[type] = frozenset({AgentState, StepState, RunPayload})
+_SNAKE_CASE: frozenset[type] = frozenset({AgentState, RoundState, StepState, RunPayload})
 
 
 def run_payload(run: RunResult, error: str | None = None) -> RunPayload:
@@ -366,6 +387,7 @@ def run_payload(run: RunResult, error: str | None = None) -> RunPayload:
                 **step,
                 "status": StepStatus(step["status"]),
                 "agent": None if step["agent"] is None else AgentState(**step["agent"]),
+                "rounds": [_round_state(fix_round) for fix_round in step["rounds"]],
             }
         )
         for step_id, step in data.pop("steps").items()
@@ -373,6 +395,17 @@ def run_payload(run: RunResult, error: str | None = None) -> RunPayload:
     data["status"] = RunStatus(data["status"])
     done = sum(1 for step in run.steps.values() if step.status.is_final)
     return RunPayload(**data, steps=steps, done=done, total=len(steps), error=error)
+
+
+def _round_state(fix_round: dict[str, Any]) -> RoundState:
+    fix_status = fix_round["fix_status"]
+    return RoundState(
+        **{
+            **fix_round,
+            "status": StepStatus(fix_round["status"]),
+            "fix_status": None if fix_status is None else StepStatus(fix_status),
+        }
+    )
 
 
 def to_json(message: object) -> Any:
