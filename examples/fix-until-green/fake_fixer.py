@@ -1,7 +1,8 @@
 """A stand-in for a coding agent, so that the example runs without an account: it reads the failure
 in its prompt (`TREEFLOW_PROMPT`, which the workflow fills from `${{ failure.log_tail }}`) and fixes
 the one function the failure names, as an agent that works one failure at a time would. With two
-bugs in calc.py, the tests pass only after its second fix, in round 3.
+bugs in calc.py, the tests pass only after its second fix, in round 3. With `FAKE_FIXER_GIVE_UP` set
+it fails instead, as an agent that cannot fix anything would.
 """
 
 import os
@@ -15,6 +16,9 @@ FIXES = {
 
 prompt = os.environ.get("TREEFLOW_PROMPT", "")
 print(f"fake fixer, round {os.environ.get('TREEFLOW_ROUND', '?')}: reading the failure")
+if os.environ.get("FAKE_FIXER_GIVE_UP"):
+    print("giving up")
+    raise SystemExit(1)
 failed = re.search(r"^FAIL (\w+)\(", prompt, re.MULTILINE)
 if failed is None or failed.group(1) not in FIXES:
     print("no failure I know how to fix")

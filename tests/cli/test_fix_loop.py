@@ -1,0 +1,149 @@
+"""Fix loops through the CLI, as real processes: the "fix until green" example from a fresh copy,
+its matrix version with a report that runs whatever happened, `show` and `--json` of the rounds,
+and `resume` of a run whose loop ran out of rounds."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import git
+
+TREEFLOW = [sys.executable, "-m", "treeflow.cli"]
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fix-until-green"
+
+pytestmark = pytest.mark.slow
+
+
+def treeflow(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TREEFLOW, *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def run_json(repo: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    done = treeflow(repo, *args, "--json", env=env)
+    assert done.stdout, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """A fresh repository holding the example, as its README says to make one."""
+    repo = tmp_path / "green"
+    shutil.copytree(EXAMPLE, repo)
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "-m", "start")
+    return repo
+
+
+def rounds_of(step: dict[str, Any]) -> list[tuple[int, int, str, str | None]]:
+    return [(r["round"], r["of"], r["status"], r["fix_status"]) for r in step["rounds"]]
+
+
+def test_the_fix_until_green_example_goes_green_in_round_three(example: Path) -> None:
+    done = treeflow(example, "run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[test] round 1 of 3 failed (exit 1); fixer `fix` runs on top of it" in done.stdout
+    assert "[test] round 3 of 3: runs again on top of the fix" in done.stdout
+    assert "[test] succeeded in " in done.stdout and " in round 3 of 3, log: " in done.stdout
+    assert "[report] | tests succeeded" in done.stdout
+
+    shown = treeflow(example, "show", "last")
+    run_id = shown.stdout.split()[1]
+    assert shown.stdout.splitlines()[4:7] == [
+        f"test round 1 of 3 failed, fixer `fix` succeeded; its work: treeflow/{run_id}/test.round-1",
+        f"test round 2 of 3 failed, fixer `fix` succeeded; its work: treeflow/{run_id}/test.round-2",
+        "test round 3 of 3 succeeded; no work",
+    ]
+    result = run_json(example, "show", "last")
+    test = result["steps"]["test"]
+    assert rounds_of(test) == [
+        (1, 3, "failed", "succeeded"),
+        (2, 3, "failed", "succeeded"),
+        (3, 3, "succeeded", None),
+    ]
+    assert test["branch"] == f"treeflow/{run_id}/test.round-2"
+    assert list(result["steps"]) == ["test", "report"]
+    # The fixes are the run's result.
+    assert "return a * b" in git(example, "show", f"treeflow/runs/{run_id}:calc.py")
+
+
+def test_shards_with_fix_loops_and_a_report_that_always_runs(example: Path) -> None:
+    green = run_json(example, "run", "shards.yml")
+    assert green["status"] == "succeeded", green
+    for shard in ("add", "multiply"):
+        assert rounds_of(green["steps"][f"test[shard={shard}]"]) == [
+            (1, 2, "failed", "succeeded"),
+            (2, 2, "succeeded", None),
+        ]
+    report = green["steps"]["report"]
+    assert Path(report["log"]).read_text().splitlines()[0] == "shards succeeded"
+
+    # A fixer that gives up ends its shard's loop; fail-fast stops the other shard, and the report
+    # runs all the same.
+    red = run_json(example, "run", "shards.yml", env={"FAKE_FIXER_GIVE_UP": "1"})
+    assert red["status"] == "failed"
+    statuses = {step_id: step["status"] for step_id, step in red["steps"].items()}
+    assert statuses["report"] == "succeeded"
+    assert "failed" in statuses.values()
+    failed = next(step for step in red["steps"].values() if step["status"] == "failed")
+    assert failed["rounds"][0]["fix_status"] == "failed"
+    assert "its fixer `fix` failed in round 1" in failed["error"]
+    assert Path(red["steps"]["report"]["log"]).read_text().splitlines()[0] == "shards failed"
+
+
+def test_resume_goes_on_with_the_loop_from_its_last_round(repo: Path) -> None:
+    # Outside the repository, so that no step's work holds it.
+    able = repo.parent / "fixer-able"
+    (repo / "treeflow.yml").write_text(
+        textwrap.dedent(
+            f"""\
+            steps:
+              test:
+                run: 'echo run >> runs.txt; test -f fixed'
+                on_failure: {{run_step: fix, max_rounds: 2}}
+              fix: {{run: 'echo fix >> runs.txt; if [ -f {able} ]; then touch fixed; fi'}}
+            """
+        )
+    )
+    git(repo, "add", "treeflow.yml")
+    git(repo, "commit", "--quiet", "-m", "workflow")
+    first = run_json(repo, "run")
+    assert first["status"] == "failed"
+    assert rounds_of(first["steps"]["test"]) == [(1, 2, "failed", "succeeded"), (2, 2, "failed", None)]
+
+    able.touch()
+    resumed = run_json(repo, "resume", first["run_id"])
+    assert resumed["status"] == "succeeded", resumed
+    # The earlier rounds stay; the loop goes on with rounds of its own after them.
+    assert rounds_of(resumed["steps"]["test"]) == [
+        (1, 2, "failed", "succeeded"),
+        (2, 2, "failed", None),
+        (3, 4, "failed", "succeeded"),
+        (4, 4, "succeeded", None),
+    ]
+    # Round 3 started from round 2's work.
+    last = resumed["steps"]["test"]["rounds"][2]["branch"]
+    assert git(repo, "show", f"{last}:runs.txt").split() == ["run", "fix", "run", "run", "fix"]
+    assert (
+        json.loads(treeflow(repo, "show", first["run_id"], "--json").stdout)["steps"]["test"]["rounds"][3][
+            "status"
+        ]
+        == "succeeded"
+    )
