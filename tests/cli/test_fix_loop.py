@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from tests.cli.test_recovery import killed_at_the_end
 from tests.conftest import git
+from tests.helpers import wait_for_files
 
 TREEFLOW = [sys.executable, "-m", "treeflow.cli"]
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fix-until-green"
@@ -147,3 +149,41 @@ def test_resume_goes_on_with_the_loop_from_its_last_round(repo: Path) -> None:
         ]
         == "succeeded"
     )
+
+
+def test_a_run_killed_while_its_fixer_works_resumes_with_the_next_round(repo: Path) -> None:
+    fixing = repo.parent / "fixing"
+    able = repo.parent / "fixer-able"
+    (repo / "treeflow.yml").write_text(
+        textwrap.dedent(
+            f"""\
+            steps:
+              test:
+                run: 'echo run >> runs.txt; test -f fixed'
+                on_failure: {{run_step: fix, max_rounds: 3}}
+              fix:
+                run: 'echo half >> runs.txt; if [ -f {able} ]; then touch fixed; else echo on > {fixing}; sleep 60; fi'
+            """
+        )
+    )
+    git(repo, "add", "treeflow.yml")
+    git(repo, "commit", "--quiet", "-m", "workflow")
+    with killed_at_the_end(repo, "run"):
+        wait_for_files([fixing], timeout_s=60)
+    able.touch()
+    # Recovery saves the fixer's half-done work on round 1's branch; the loop goes on from there.
+    resumed = run_json(repo, "resume", "last")
+    assert resumed["status"] == "succeeded", resumed
+    run_id = resumed["run_id"]
+    assert rounds_of(resumed["steps"]["test"]) == [
+        (1, 3, "failed", "interrupted"),
+        (2, 4, "failed", "succeeded"),
+        (3, 4, "succeeded", None),
+    ]
+    assert resumed["steps"]["test"]["rounds"][0]["branch"] == f"treeflow/{run_id}/test.round-1"
+    assert git(repo, "show", f"treeflow/{run_id}/test.round-2:runs.txt").split() == [
+        "run",
+        "half",
+        "run",
+        "half",
+    ]

@@ -75,15 +75,18 @@ async def test_a_fixer_that_fixes_on_its_second_round(repo: Path) -> None:
     assert all(run_of_branch(r.branch or "") == run_id for r in test.rounds)
     # The fixer is no step of the run: it ran only inside the loop.
     assert list(result.steps) == ["test", "after"]
+    # Each moment of a round is told: begun, placed (its branch known), fixing, ended.
     moments = [
-        (e.round.number, e.round.status, e.round.fix_status, e.round.ended_at is not None)
+        (e.round.number, e.round.status, e.round.fix_status, e.round.branch, e.round.ended_at is not None)
         for e in recorder.of(StepRound)
     ]
-    assert moments[:4] == [
-        (1, StepStatus.RUNNING, None, False),
-        (1, StepStatus.FAILED, StepStatus.RUNNING, False),
-        (1, StepStatus.FAILED, StepStatus.SUCCEEDED, True),
-        (2, StepStatus.RUNNING, None, False),
+    first = round_branch(run_id, "test", 1)
+    assert moments[:5] == [
+        (1, StepStatus.RUNNING, None, None, False),
+        (1, StepStatus.RUNNING, None, first, False),
+        (1, StepStatus.FAILED, StepStatus.RUNNING, first, False),
+        (1, StepStatus.FAILED, StepStatus.SUCCEEDED, first, True),
+        (2, StepStatus.RUNNING, None, None, False),
     ]
     log = (test.log or Path()).read_text()
     assert "--- treeflow: round 2 of 3 ---" in log

@@ -69,11 +69,12 @@ def describe_step(step_id: str, result: StepResult) -> str:
     return text
 
 
-def describe_round(step_id: str, fix_round: FixRound) -> str | None:
+def describe_round(step_id: str, fix_round: FixRound, *, over: bool = False) -> str | None:
     """A line for a moment of a fix loop worth telling: a round that goes to its fixer, a round
-    after the first that begins, a round that ended; None for the rest."""
+    after the first that begins, a round that ended (every round, with ``over``, of a run that
+    is over); None for the rest."""
     label = f"{step_id} round {fix_round.number} of {fix_round.of}"
-    if fix_round.ended_at is not None:
+    if fix_round.ended_at is not None or over:
         text = f"{label} {_said(fix_round.status)}"
         if fix_round.fix_status is not None:
             text += f", fixer `{shown_line(fix_round.fixer or '')}` {_said(fix_round.fix_status)}"
@@ -93,7 +94,7 @@ def round_lines(run: RunResult) -> list[str]:
         line
         for step_id, step in run.steps.items()
         for fix_round in step.rounds
-        if (line := describe_round(step_id, fix_round)) is not None
+        if (line := describe_round(step_id, fix_round, over=True)) is not None
     ]
 
 

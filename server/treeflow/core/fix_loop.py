@@ -101,6 +101,9 @@ async def _rounds(
         try:
             async with hooks.place(replace(step, id=round_name(step.id, number), needs=needs)) as place:
                 state.place = place
+                # Where its work goes, should the run die before the round ends.
+                fix_round = replace(fix_round, branch=place.work_branch)
+                hooks.changed(fix_round)
                 log = hooks.log_path()
                 since = await _log_size(log)
                 outcome = await hooks.run_step(place, fix_round)
