@@ -14,7 +14,7 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from tests.lsp.conftest import write_workflow
-from tests.lsp.test_authoring import open_text
+from tests.lsp.test_authoring import document, open_text
 from tests.lsp.test_server import command, final_update
 
 pytestmark = pytest.mark.asyncio
@@ -83,3 +83,20 @@ async def test_fix_loop_problems_are_diagnostics(client: LanguageClient, workspa
             "reads `failure.*`",
         ),
     ]
+
+
+async def test_a_fixer_gets_no_code_lens_and_is_not_offered_as_a_step(
+    client: LanguageClient, workspace: Path
+) -> None:
+    text = "steps:\n  test: {run: x, on_failure: {run_step: fix}}\n  fix: {run: 'true'}\n"
+    uri = open_text(client, workspace, text)
+    lenses = await client.text_document_code_lens_async(types.CodeLensParams(document(uri)))
+    assert lenses is not None
+    assert [lens.command.title for lens in lenses if lens.command is not None] == [
+        "▶ Run workflow",
+        "▶ Run step test",
+    ]
+    path = write_workflow(workspace, text, ".treeflow/fixing.yml")
+    listed = await command(client, "treeflow.listWorkflows")
+    [entry] = [entry for entry in listed if entry["uri"] == path.as_uri()]
+    assert entry["steps"] == ["test"]
