@@ -260,7 +260,7 @@ class _Parser(SpecReader):
                 steps[step_id] = step
         self.check_case_collisions(entries, key_nodes)
         self.check_needs(entries, need_nodes, key_nodes)
-        check_fix_loops(self, steps, self.fix_loops, need_nodes, self.matrix_keys)
+        check_fix_loops(self, steps, self.fix_loops, need_nodes, self.matrix_keys, entries)
         self.expressions.check_references(
             {step_id: tuple(name for name, _ in names) for step_id, names in need_nodes.items()},
             entries,

@@ -63,9 +63,11 @@ def check_fix_loops(
     loops: Mapping[str, WrittenLoop],
     need_nodes: Mapping[str, list[tuple[str, yaml.Node]]],
     matrix_steps: Collection[str],
+    written: Collection[str],
 ) -> None:
     """Record in ``reader`` what is wrong with the fix loops ``loops`` (by the step they are on)
-    among ``steps`` (written ids, before a matrix expands them)."""
+    among ``steps`` (by written id, before a matrix expands them; ``written`` also names the steps
+    that could not be read, whose problems are reported already)."""
     fixed_by: dict[str, list[str]] = {}
     needs = {step_id: [n for n in step.needs if n in steps] for step_id, step in steps.items()}
     for step_id, written in loops.items():
@@ -73,6 +75,8 @@ def check_fix_loops(
         what = f"step `{quoted(step_id)}`: on_failure.run_step"
         if fixer == step_id:
             reader.error(written.fixer_node, f"{what}: a step cannot fix itself; name another step")
+            continue
+        if fixer in written and fixer not in steps:
             continue
         if fixer not in steps:
             message = f"{what}: unknown step `{quoted(fixer)}`"
