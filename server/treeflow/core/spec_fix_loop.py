@@ -63,10 +63,10 @@ def check_fix_loops(
     loops: Mapping[str, WrittenLoop],
     need_nodes: Mapping[str, list[tuple[str, yaml.Node]]],
     matrix_steps: Collection[str],
-    written: Collection[str],
+    step_ids: Collection[str],
 ) -> None:
     """Record in ``reader`` what is wrong with the fix loops ``loops`` (by the step they are on)
-    among ``steps`` (by written id, before a matrix expands them; ``written`` also names the steps
+    among ``steps`` (by written id, before a matrix expands them; ``step_ids`` also names the steps
     that could not be read, whose problems are reported already)."""
     fixed_by: dict[str, list[str]] = {}
     needs = {step_id: [n for n in step.needs if n in steps] for step_id, step in steps.items()}
@@ -76,7 +76,7 @@ def check_fix_loops(
         if fixer == step_id:
             reader.error(written.fixer_node, f"{what}: a step cannot fix itself; name another step")
             continue
-        if fixer in written and fixer not in steps:
+        if fixer in step_ids and fixer not in steps:
             continue
         if fixer not in steps:
             message = f"{what}: unknown step `{quoted(fixer)}`"
