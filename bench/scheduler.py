@@ -1,8 +1,10 @@
-"""Scheduling overhead: treeflow against `make -j` on the same graph of no-op steps.
+"""Scheduling overhead: treeflow against `make -j` and `doit -n` on the same graph of no-op steps.
 
 In a throwaway git repository this generates a workflow of N steps that each run `true`
-(max_parallel 8) and a Makefile of N phony targets whose recipe is `@true`, runs both several
-times and compares the medians of their wall-clock times. The headline shape has no `needs:`;
+(max_parallel 8), a Makefile of N phony targets whose recipe is `@true` and a `dodo.py` of N doit
+tasks whose action is the command `true` (no shell), runs them several times and compares the
+medians of their wall-clock times. doit (a Python task runner, run with `-n N`, its default process
+pool) is measured when it is installed (`pip install doit`). The headline shape has no `needs:`;
 the `chains` shape (`--shape chains` or `all`) links the steps into 8 chains joined by one final
 step, to show what dependency tracking adds.
 
@@ -21,6 +23,7 @@ Exits 0 when the headline ratio meets the goal, 1 when it does not.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -91,6 +94,34 @@ def makefile_text(graph: Graph) -> str:
         lines.append(f"{name}: {' '.join(graph.needs[name])}".rstrip())
         lines.append("\t@true")
     return "\n".join(lines) + "\n"
+
+
+def dodo_text(graph: Graph) -> str:
+    lines = [f"DOIT_CONFIG = {{'default_tasks': {graph.goals!r}, 'verbosity': 0}}", ""]
+    for name in graph.names:
+        lines += [
+            f"def task_{name}():",
+            f"    return {{'actions': [['true']], 'task_dep': {graph.needs[name]!r}, 'verbosity': 0}}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def doit_available() -> bool:
+    return importlib.util.find_spec("doit") is not None
+
+
+def time_doit(repo: Path, parallel: int) -> float:
+    command = [sys.executable, "-m", "doit", "-n", str(parallel), "-f", str(repo / "dodo.py")]
+    started = time.perf_counter()
+    subprocess.run(
+        [*command, "--db-file", str(repo.parent / f"{repo.name}.doit.db")],
+        cwd=repo,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=RUN_TIMEOUT_S,
+    )
+    return time.perf_counter() - started
 
 
 def treeflow_command() -> list[str]:
@@ -209,6 +240,7 @@ async def _in_process(repo_dir: Path, workflow_path: Path, steps: int) -> InProc
 @dataclass
 class Samples:
     make: list[float] = field(default_factory=list)
+    doit: list[float] = field(default_factory=list)
     cli: list[float] = field(default_factory=list)
     parse: list[float] = field(default_factory=list)
     execute: list[float] = field(default_factory=list)
@@ -229,6 +261,8 @@ def measure(
     workflow = repo / "workflow.yml"
     workflow.write_text(workflow_text(graph, parallel, worktrees))
     (repo / "Makefile").write_text(makefile_text(graph))
+    (repo / "dodo.py").write_text(dodo_text(graph))
+    with_doit = doit_available()
 
     def in_process() -> InProcess:
         return anyio.run(_in_process, repo, workflow, steps)
@@ -238,6 +272,7 @@ def measure(
     # rather than whichever happened to be running.
     for round_no in range(warmup + repeat):
         make_s = time_make(repo, parallel)
+        doit_s = time_doit(repo, parallel) if with_doit else None
         cli_s = time_cli(repo, workflow, steps)
         inside = in_process()
         # Interpreter start-up plus every import `treeflow run` does, with nothing run.
@@ -251,6 +286,8 @@ def measure(
         if round_no < warmup:
             continue
         samples.make.append(make_s)
+        if doit_s is not None:
+            samples.doit.append(doit_s)
         samples.cli.append(cli_s)
         samples.parse.append(inside.parse_s)
         samples.execute.append(inside.execute_s)
@@ -276,6 +313,7 @@ def report(shape: str, samples: Samples, steps: int, parallel: int) -> float:
     print(f"   {'':40} {'median':>8} {'per step':>10}   samples (s)")
     rows: list[tuple[str, float, list[float] | None, bool]] = [
         (f"make -j{parallel} -s", make_s, samples.make, True),
+        *([(f"doit -n {parallel}", med(samples.doit), samples.doit, True)] if samples.doit else []),
         ("treeflow run --json (CLI)", cli_s, samples.cli, True),
         ("  interpreter start-up + imports", startup_s, samples.startup, False),
         ("  load_workflow (YAML parse)", parse_s, samples.parse, False),
@@ -291,6 +329,10 @@ def report(shape: str, samples: Samples, steps: int, parallel: int) -> float:
         print(f"   {label:40} {value:7.3f}s {each:>10}   {_series(series) if series else '(derived)'}")
     ratio = cli_s / make_s
     print(f"   ratio treeflow CLI / make               : {ratio:.2f}")
+    if samples.doit:
+        print(f"   ratio treeflow CLI / doit               : {cli_s / med(samples.doit):.2f}  (goal < 1)")
+    else:
+        print("   doit                                    : not installed (`pip install doit` to compare)")
     print(f"   ratio in-process execute / make         : {execute_s / make_s:.2f}")
     print(f"   ratio floor / make                      : {med(samples.floor) / make_s:.2f}")
     python_floor = med(samples.interpreter) + med(samples.spawn_loop)

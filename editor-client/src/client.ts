@@ -1,13 +1,17 @@
 // The one language client of `treeflow serve`: start, stop, restart, and calls to its commands.
 import * as vscode from 'vscode';
 import {
+  CloseAction,
   ExecuteCommandRequest,
   LanguageClient,
   RevealOutputChannelOn,
   State,
+  type ErrorHandler,
   type LanguageClientOptions,
   type ServerOptions,
 } from 'vscode-languageclient/node';
+import { describeProblems } from './interpreter';
+import { showStartProblem } from './interpreterCommands';
 import { LOG, RUN_UPDATED, type LogParams, type RunUpdatedParams, type ServerCommands } from './protocol';
 import { serverCommand } from './settings';
 
@@ -29,6 +33,8 @@ export class ServerClient implements vscode.Disposable {
   constructor(
     private readonly channel: vscode.LogOutputChannel,
     private readonly events: ServerEvents,
+    /** The bundled `treeflow_server.py` the interpreter runs. */
+    private readonly entryScript: string,
   ) {}
 
   restart(reason: string): Promise<void> {
@@ -65,15 +71,31 @@ export class ServerClient implements vscode.Disposable {
       this.channel.info('Not starting the language server: this workspace is not trusted.');
       return;
     }
-    const { command, args, source } = await serverCommand();
-    this.channel.info(`Starting the language server (${reason}): ${command} ${args.join(' ')} [python from ${source}]`);
-    const client = new LanguageClient('treeflow', 'Treeflow', serverOptions(command, args), this.clientOptions());
+    const found = await serverCommand(this.entryScript);
+    if ('tried' in found) {
+      // Checked before the language client exists: it would restart a server that cannot start,
+      // and show a notification for each try.
+      const message = describeProblems(found.tried);
+      this.channel.error(message);
+      void showStartProblem(message, this.entryScript);
+      return;
+    }
+    const { command, args, description } = found;
+    this.channel.info(`Starting the language server (${reason}): ${command} ${args.join(' ')} [${description}]`);
+    let ran = false;
+    const client: LanguageClient = new LanguageClient(
+      'treeflow',
+      'Treeflow',
+      serverOptions(command, args),
+      this.clientOptions(() => ran, () => client),
+    );
     this.subscriptions.push(
       client.onNotification(RUN_UPDATED, (params: RunUpdatedParams) => this.events.runUpdated(params)),
       client.onNotification(LOG, (params: LogParams) => this.events.log(params)),
       // Also after the client restarts a crashed server by itself.
       client.onDidChangeState(({ newState }) => {
         if (newState === State.Running) {
+          ran = true;
           this.events.started();
         }
       }),
@@ -82,21 +104,10 @@ export class ServerClient implements vscode.Disposable {
     try {
       await client.start();
     } catch (error) {
-      this.channel.error(`The language server did not start: ${String(error)}`);
-      void this.explainStartFailure(command);
-    }
-  }
-
-  private async explainStartFailure(command: string): Promise<void> {
-    const choice = await vscode.window.showErrorMessage(
-      `Treeflow could not start its language server with ${command}. Is treeflow installed for that Python? Set "treeflow.python" to one that has it.`,
-      'Open Settings',
-      'Show Output',
-    );
-    if (choice === 'Open Settings') {
-      await vscode.commands.executeCommand('workbench.action.openSettings', 'treeflow.python');
-    } else if (choice === 'Show Output') {
-      this.channel.show();
+      // The client has shown its own notification; say here what it means.
+      this.channel.error(
+        `The language server stopped while starting (${String(error)}). Its messages above say why; "Treeflow: Restart Server" tries again.`,
+      );
     }
   }
 
@@ -121,8 +132,22 @@ export class ServerClient implements vscode.Disposable {
     this.channel.error(`Could not ${what} the language server: ${String(error)}`);
   }
 
-  private clientOptions(): LanguageClientOptions {
+  /**
+   * A server that never got as far as running is not restarted (the interpreter checks passed, so
+   * a retry would fail the same way); one that crashed after running is, as the client does by default.
+   */
+  private clientOptions(hasRun: () => boolean, client: () => LanguageClient): LanguageClientOptions {
+    let usual: ErrorHandler | undefined;
+    const fallback = () => (usual ??= client().createDefaultErrorHandler());
     return {
+      errorHandler: {
+        error: (error, message, count) => fallback().error(error, message, count),
+        closed: () => (hasRun() ? fallback().closed() : { action: CloseAction.DoNotRestart, handled: true }),
+      },
+      initializationFailedHandler: (error) => {
+        this.channel.error(`The language server failed to initialize: ${String(error)}`);
+        return false;
+      },
       documentSelector: [
         { scheme: 'file', pattern: '**/treeflow.{yml,yaml}' },
         { scheme: 'file', pattern: '**/.treeflow/*.{yml,yaml}' },

@@ -1,11 +1,14 @@
 // The palette and view commands. Failures are shown to the user, never thrown at VS Code.
 import * as vscode from 'vscode';
+import { decideFromView } from './approvalCommands';
 import type { ChangeStats } from './changeStats';
 import type { ServerClient } from './client';
+import { createWorkflow } from './createWorkflow';
 import { applyWork, discardRun, reviewChanges, undoApply } from './reviewCommands';
 import { cancelRun, resumeRun, runWorkflow } from './runCommands';
 import type { RunStore } from './runStore';
 import type { RunsNode } from './runsView';
+import { TranscriptDocuments } from './transcripts';
 
 export interface CommandContext {
   server: ServerClient;
@@ -20,19 +23,24 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     'treeflow.runWorkflow': () => runWorkflow(ctx),
     'treeflow.cancelRun': (node?: RunsNode) => cancelRun(ctx, node),
     'treeflow.resumeRun': (node?: RunsNode) => resumeRun(ctx, node),
+    'treeflow.approveStep': (node?: RunsNode) => decideFromView(ctx, true, node),
+    'treeflow.rejectStep': (node?: RunsNode) => decideFromView(ctx, false, node),
     'treeflow.showRuns': () => vscode.commands.executeCommand('treeflow.runs.focus'),
     'treeflow.showOutput': () => ctx.channel.show(),
     'treeflow.restartServer': () => ctx.server.restart('asked for'),
     'treeflow.refreshRuns': () => ctx.refresh(),
     'treeflow.openStepLog': (node?: RunsNode) => openStepLog(ctx, node),
     'treeflow.copyBranch': (node?: RunsNode) => copyBranch(ctx, node),
-    'treeflow.openAgentTranscript': (node?: RunsNode) => openAgentTranscript(ctx, node),
+    'treeflow.openAgentTranscript': (node?: RunsNode) => openAgentTranscript(node),
     'treeflow.reviewChanges': (node?: RunsNode) => reviewChanges(ctx, node),
     'treeflow.applyWorkingTree': (node?: RunsNode) => applyWork(ctx, 'working-tree', node),
     'treeflow.applySquash': (node?: RunsNode) => applyWork(ctx, 'squash', node),
     'treeflow.applyMerge': (node?: RunsNode) => applyWork(ctx, 'merge', node),
     'treeflow.undoLastApply': (node?: RunsNode) => undoApply(ctx, node),
     'treeflow.discardRun': (node?: RunsNode) => discardRun(ctx, node),
+    'treeflow.createWorkflow': () => createWorkflow(ctx),
+    'treeflow.openWalkthrough': () =>
+      vscode.commands.executeCommand('workbench.action.openWalkthrough', 'treeflow.treeflow#start', false),
   };
   return Object.entries(commands).map(([id, handler]) =>
     vscode.commands.registerCommand(id, async (...args: never[]) => {
@@ -59,15 +67,15 @@ async function openStepLog(ctx: CommandContext, node?: RunsNode): Promise<void> 
   await vscode.window.showTextDocument(vscode.Uri.file(step.log), { preview: true });
 }
 
-/** The step's log as the server renders it, in a Markdown preview of an untitled document. */
-async function openAgentTranscript(ctx: CommandContext, node?: RunsNode): Promise<void> {
+/** The step's log as the server renders it: a read-only Markdown document and its preview. */
+async function openAgentTranscript(node?: RunsNode): Promise<void> {
   if (node?.kind !== 'step') {
     return;
   }
-  const { markdown } = await ctx.server.execute('treeflow.agentTranscript', { runId: node.runId, stepId: node.stepId });
-  const document = await vscode.workspace.openTextDocument({ language: 'markdown', content: markdown });
-  await vscode.window.showTextDocument(document, { preview: true });
-  await vscode.commands.executeCommand('markdown.showPreview', document.uri);
+  const uri = TranscriptDocuments.uri({ runId: node.runId, stepId: node.stepId });
+  // Shown in an editor, the document stays open (and is read again as the step goes on) as long as its tab.
+  await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), { preview: false });
+  await vscode.commands.executeCommand('markdown.showPreview', uri);
 }
 
 async function copyBranch(ctx: CommandContext, node?: RunsNode): Promise<void> {

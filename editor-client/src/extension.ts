@@ -1,9 +1,11 @@
 // Entry point: wires the output channel, the language client, the run store and the UI together.
 import * as vscode from 'vscode';
+import { ApprovalOffers } from './approvalCommands';
 import { ChangeStats } from './changeStats';
 import { ServerClient } from './client';
 import { registerCommands } from './commands';
 import { isFailure, prefixLines } from './format';
+import { registerInterpreterCommands } from './interpreterCommands';
 import { isFinal, type Run } from './protocol';
 import { onDidChangeInterpreter } from './python';
 import { offerReview, registerRevisionContent } from './reviewCommands';
@@ -12,6 +14,7 @@ import { RunsView } from './runsView';
 import { affectsServer, configuredPython } from './settings';
 import { StatusBar } from './statusBar';
 import { runSummary } from './statusText';
+import { TranscriptDocuments } from './transcripts';
 
 let server: ServerClient | undefined;
 
@@ -19,23 +22,31 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   // First, so that everything after it can log.
   const channel = vscode.window.createOutputChannel('Treeflow', { log: true });
   const store = new RunStore();
+  // The language server and its dependencies travel in the .vsix (scripts/bundle-server).
+  const entryScript = context.asAbsolutePath('editor-client/bundled/tool/treeflow_server.py');
   const client = new ServerClient(channel, {
     started: () => void refresh(),
     runUpdated: ({ run }) => {
       const before = store.update(run);
       logOutcome(channel, run, before);
       void offerReview(ctx, run, before).catch((error) => channel.warn(`Offering the review: ${String(error)}`));
+      approvals.offer(run);
     },
     log: ({ stepId, text }) => channel.info(prefixLines(stepId, text)),
-  });
+  }, entryScript);
   server = client;
   const stats = new ChangeStats((runId) => client.execute('treeflow.diff', { runId }));
   const ctx = { server: client, store, stats, channel, refresh };
+  const approvals = new ApprovalOffers(ctx);
 
   async function refresh(): Promise<void> {
     const since = store.mark();
     try {
       store.replace(await client.execute('treeflow.listRuns'), since);
+      // After a restart of the server, a run stopped at a gate is offered again.
+      for (const run of store.list()) {
+        approvals.offer(run);
+      }
     } catch (error) {
       channel.warn(`Could not list runs: ${String(error)}`);
     }
@@ -47,7 +58,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     new StatusBar(store),
     new RunsView(store, stats),
     ...registerCommands(ctx),
+    ...registerInterpreterCommands(entryScript),
     registerRevisionContent(ctx),
+    new TranscriptDocuments(client, store),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (affectsServer(event)) {
         void client.restart('treeflow.python changed');

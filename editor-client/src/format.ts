@@ -17,6 +17,7 @@ const STEP_ICONS: Record<StepStatus, Icon> = {
   pending: { id: 'circle-outline' },
   running: { id: 'sync~spin' },
   succeeded: { id: 'pass', color: 'testing.iconPassed' },
+  cached: { id: 'pass-filled', color: 'testing.iconPassed' },
   failed: { id: 'error', color: 'testing.iconFailed' },
   timed_out: { id: 'watch', color: 'testing.iconFailed' },
   cancelled: { id: 'circle-slash', color: 'testing.iconSkipped' },
@@ -39,6 +40,25 @@ function lookUp(table: Readonly<Record<string, Icon>>, key: string): Icon {
 
 export function stepIcon(status: StepStatus): Icon {
   return lookUp(STEP_ICONS, status);
+}
+
+const WAITING_FOR_APPROVAL: Icon = { id: 'bell', color: 'list.warningForeground' };
+
+/** A step's icon: its status's, or a bell while it waits for a person to approve it. */
+export function stepItemIcon(step: StepState): Icon {
+  return waitsForApproval(step) ? WAITING_FOR_APPROVAL : stepIcon(step.status);
+}
+
+/** A step at its approval gate with no decision yet (a server without gates sends no `approval`). */
+export function waitsForApproval(step: StepState): boolean {
+  return Boolean(step.approval) && step.approval?.decision === null;
+}
+
+/** The steps of `run` that wait for approval, in file order. */
+export function stepsWaitingForApproval(run: Run): string[] {
+  return Object.entries(run.steps)
+    .filter(([, step]) => waitsForApproval(step))
+    .map(([id]) => id);
 }
 
 export function runIcon(run: Run): Icon {
@@ -108,6 +128,10 @@ export function roundText(step: StepState): string {
 }
 
 export function stepDescription(step: StepState): string {
+  if (step.approval && waitsForApproval(step)) {
+    const waiting = ['waiting for approval', step.approval.message];
+    return (step.status === 'pending' ? waiting : [statusWord(step.status), ...waiting]).join(' · ');
+  }
   const parts = [statusWord(step.status), roundText(step)];
   if (step.status === 'running') {
     if (step.progress !== null) {
@@ -122,6 +146,9 @@ export function stepDescription(step: StepState): string {
     parts.push(step.message);
   } else if (step.error && step.status !== 'cancelled' && step.status !== 'skipped') {
     parts.push(step.error);
+  }
+  if (step.cached_from) {
+    parts.push(`from ${step.cached_from}`);
   }
   if (step.agent) {
     parts.push(agentUsage(step.agent));

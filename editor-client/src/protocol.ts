@@ -6,12 +6,33 @@ export type StepStatus =
   | 'pending'
   | 'running'
   | 'succeeded'
+  | 'cached'
   | 'failed'
   | 'timed_out'
   | 'cancelled'
   | 'skipped'
   | 'interrupted';
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
+/** How an approval gate was decided: by a person, or by treeflow on a timeout or a stopped run. */
+export type Decision = 'approved' | 'rejected' | 'timed_out' | 'withdrawn';
+/** Where it was decided. */
+export type Channel = 'terminal' | 'cli' | 'editor' | 'treeflow';
+
+/** A step's approval gate: asked (`decision` null while it waits), then decided. */
+export interface ApprovalState {
+  /** The question, as the workflow's `approve.message` has it. */
+  message: string;
+  requested_at: string | null;
+  /** When it times out; null without a timeout. */
+  expires_at: string | null;
+  decision: Decision | null;
+  /** The user who decided (`treeflow` for a timeout or a withdrawal). */
+  decided_by: string | null;
+  via: Channel | null;
+  decided_at: string | null;
+  /** The message given with the decision. */
+  note: string | null;
+}
 
 /** What an agent CLI's stream said of a step's agent; null where the CLI reports none. */
 export interface AgentState {
@@ -66,6 +87,10 @@ export interface StepState {
   agent: AgentState | null;
   /** What the step set for the steps after it (`$TREEFLOW_OUTPUT`, an agent's report). */
   outputs: Record<string, string>;
+  /** Steps with `approve:` once they reached their gate; else null. */
+  approval: ApprovalState | null;
+  /** A `cached` step: the `<run_id>/<step_id>` whose work was replayed; else null. */
+  cached_from?: string | null;
   /** Steps with `on_failure:`: their rounds so far; else empty. */
   rounds: RoundState[];
 }
@@ -88,6 +113,21 @@ export interface Run {
   total: number;
   /** Why the run could not start, else null. Read as optional: a missing one means no failure. */
   error?: string | null;
+}
+
+/** A starter treeflow.yml in `folder`, a workspace folder (the first one when absent). */
+export interface InitWorkflowArgs {
+  /** The URI or path of a workspace folder. */
+  folder?: string | null;
+}
+
+export interface InitWorkflowResult {
+  uri: string;
+  /** False when the folder had a workflow already: `uri` is that file, unchanged. */
+  created: boolean;
+  steps: string[];
+  /** What the steps were read from (package.json, Makefile, …); empty when nothing was found. */
+  sources: string[];
 }
 
 export interface WorkflowInfo {
@@ -125,6 +165,20 @@ export interface ResumeArgs {
   runId: string;
   /** Start the steps that run again from the checkout as it is now, not from the run's base. */
   rebase?: boolean;
+}
+
+export interface ApproveArgs {
+  runId: string;
+  stepId: string;
+  /** False rejects. */
+  approve: boolean;
+  message?: string | null;
+}
+
+export interface ApproveResult {
+  approval: ApprovalState;
+  /** No process waited at the gate (its server had stopped): the server resumed the run. */
+  resumed: boolean;
 }
 
 export interface StepArgs {
@@ -264,6 +318,7 @@ export interface ServerCommands {
   'treeflow.run': [RunArgs, RunStarted];
   'treeflow.cancel': [RunIdArgs, CancelResult];
   'treeflow.resume': [ResumeArgs, RunStarted];
+  'treeflow.approve': [ApproveArgs, ApproveResult];
   'treeflow.listRuns': [undefined, Run[]];
   'treeflow.getRun': [RunIdArgs, Run];
   'treeflow.diff': [DiffArgs, DiffResult];
@@ -272,6 +327,7 @@ export interface ServerCommands {
   'treeflow.discard': [DiscardArgs, DiscardResult];
   'treeflow.readFile': [ReadFileArgs, FileContent];
   'treeflow.agentTranscript': [StepArgs, AgentTranscript];
+  'treeflow.initWorkflow': [InitWorkflowArgs, InitWorkflowResult];
 }
 
 export function isFinal(status: StepStatus | RunStatus): boolean {

@@ -1,5 +1,13 @@
 // What the status bar item says about a run: text, and a Markdown tooltip listing the steps.
-import { failedSteps, formatDuration, runIcon, statusWord, stepDescription, stepIcon } from './format';
+import {
+  failedSteps,
+  formatDuration,
+  runIcon,
+  statusWord,
+  stepDescription,
+  stepItemIcon,
+  stepsWaitingForApproval,
+} from './format';
 import type { Run } from './protocol';
 
 /**
@@ -10,6 +18,10 @@ export function statusBarText(run: Run): string {
   const icon = `$(${runIcon(run).id})`;
   if (run.error) {
     return `${icon} ${run.workflow}: could not start`;
+  }
+  const waiting = run.status === 'running' ? stepsWaitingForApproval(run) : [];
+  if (waiting.length) {
+    return `$(bell) ${run.workflow}: ${waiting.join(', ')} waiting for approval`;
   }
   switch (run.status) {
     case 'running':
@@ -34,7 +46,7 @@ export function statusBarTooltip(run: Run): string {
     lines.push(escapeMarkdown(run.error), '');
   }
   for (const [id, step] of Object.entries(run.steps)) {
-    lines.push(`- $(${stepIcon(step.status).id}) ${escapeMarkdown(id)}: ${escapeMarkdown(stepDescription(step))}`);
+    lines.push(`- $(${stepItemIcon(step).id}) ${escapeMarkdown(id)}: ${escapeMarkdown(stepDescription(step))}`);
   }
   if (run.result_branch) {
     lines.push('', `Result: \`${run.result_branch}\``);
@@ -46,6 +58,10 @@ export function statusBarTooltip(run: Run): string {
 export function runSummary(run: Run): string {
   if (run.error) {
     return 'could not start';
+  }
+  const waiting = run.status === 'running' ? stepsWaitingForApproval(run) : [];
+  if (waiting.length) {
+    return `waiting for approval: ${waiting.join(', ')}`;
   }
   switch (run.status) {
     case 'running':

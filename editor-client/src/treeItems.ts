@@ -1,7 +1,17 @@
 // The runs view's items as plain data, so that their content is testable without VS Code.
 import { agentTooltip } from './agentText';
-import { formatDuration, isResumable, runIcon, startTime, stepDescription, stepIcon, statusWord, type Icon } from './format';
-import { isFinal, type Run } from './protocol';
+import {
+  formatDuration,
+  isResumable,
+  runIcon,
+  startTime,
+  stepDescription,
+  stepItemIcon,
+  statusWord,
+  waitsForApproval,
+  type Icon,
+} from './format';
+import { isFinal, type ApprovalState, type Run } from './protocol';
 import { runSummary } from './statusText';
 
 export interface ItemShape {
@@ -14,7 +24,7 @@ export interface ItemShape {
   /**
    * Space-separated flags that the manifest's menus match with regular expressions:
    * `run` or `step`, then `running`, `resumable`, `log`, `branch`, `agent` (an agent CLI's step,
-   * which has a transcript) where they apply, `work` on a
+   * which has a transcript), `approval` (a step waiting at its approval gate) where they apply, `work` on a
    * finished run with a result or a finished run's step with a branch (review, apply, undo), and
    * `discardable` on a finished run that has branches.
    */
@@ -84,6 +94,9 @@ export function stepItem(run: Run, stepId: string): ItemShape {
   if (step.agent && step.log) {
     flags.push('agent');
   }
+  if (waitsForApproval(step)) {
+    flags.push('approval');
+  }
   const tooltip = [`${stepId}: ${statusWord(step.status)}`];
   if (step.duration_s !== null) {
     tooltip.push(`duration: ${formatDuration(step.duration_s)}`);
@@ -108,6 +121,9 @@ export function stepItem(run: Run, stepId: string): ItemShape {
   if (step.agent) {
     tooltip.push(...agentTooltip(step.agent));
   }
+  if (step.approval) {
+    tooltip.push(...approvalTooltip(step.approval));
+  }
   for (const round of step.rounds ?? []) {
     const fix = round.fixer && round.fix_status ? `, fixer ${round.fixer} ${statusWord(round.fix_status)}` : '';
     tooltip.push(`round ${round.round}: ${statusWord(round.status)}${fix}${round.branch ? ` (${round.branch})` : ''}`);
@@ -117,11 +133,26 @@ export function stepItem(run: Run, stepId: string): ItemShape {
     label: stepId,
     description: stepDescription(step),
     tooltip: tooltip.join('\n'),
-    icon: stepIcon(step.status),
+    icon: stepItemIcon(step),
     contextValue: flags.join(' '),
   };
   if (step.log) {
     item.log = step.log;
   }
   return item;
+}
+
+function approvalTooltip(approval: ApprovalState): string[] {
+  const lines = [`approval: ${approval.message}`];
+  if (approval.decision === null) {
+    lines.push(approval.expires_at ? `waiting until ${approval.expires_at}` : 'waiting for a decision');
+    return lines;
+  }
+  const by = approval.decided_by ? ` by ${approval.decided_by}` : '';
+  const via = approval.via ? ` (${approval.via})` : '';
+  lines.push(`${statusWord(approval.decision)}${by}${via}${approval.decided_at ? ` at ${approval.decided_at}` : ''}`);
+  if (approval.note) {
+    lines.push(`note: ${approval.note}`);
+  }
+  return lines;
 }

@@ -18,6 +18,7 @@ export function step(overrides: Partial<StepState> = {}): StepState {
     summary: null,
     agent: null,
     outputs: {},
+    approval: null,
     rounds: [],
     ...overrides,
   };

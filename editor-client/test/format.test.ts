@@ -31,6 +31,12 @@ test('a step is described by its state, then progress or duration, then its word
   assert.equal(stepDescription(step({ status: 'skipped', error: 'needs `lint`, which failed' })), 'skipped');
 });
 
+test('a cached step says where its work came from, with a passed icon', () => {
+  const cached = step({ status: 'cached', duration_s: 0.04, cached_from: '20260101-093000-ab12/build' });
+  assert.equal(stepDescription(cached), 'cached · 0.0s · from 20260101-093000-ab12/build');
+  assert.equal(stepIcon('cached').color, 'testing.iconPassed');
+});
+
 test('a step with a fix loop says which round it is in, and that its fixer runs', () => {
   const round = (overrides: object) => ({
     round: 1, of: 3, status: 'failed' as const, exit_code: 1, error: null, fixer: 'fix', fix_status: null,

@@ -106,19 +106,24 @@ async def test_an_error_the_cli_reports_fails_the_step_with_its_words(
 
 
 @pytest.mark.parametrize(
-    ("use", "said"),
+    ("use", "scenario", "said"),
     [
-        ("claude", "Invalid API key · Please run /login"),
-        ("codex", "your refresh token has expired. Please log out and sign in again."),
+        ("claude", "login", "Invalid API key · Please run /login"),
+        ("codex", "login", "your refresh token has expired. Please log out and sign in again."),
+        ("gemini", "login", "exit status 41); it said:\nPlease set an Auth method in your"),
+        ("cursor", "error", "Error: Authentication required. Please run 'cursor-agent login' first"),
+        ("opencode", "error", "opencode failed: Authentication failed: run opencode auth login"),
     ],
 )
-async def test_an_expired_login_surfaces_the_clis_message(repo: Path, use: str, said: str) -> None:
-    result = await run_workflow(repo, workflow(use, "login"), worktrees=True)
+async def test_an_expired_login_surfaces_the_clis_message(
+    repo: Path, use: str, scenario: str, said: str
+) -> None:
+    result = await run_workflow(repo, workflow(use, scenario), worktrees=True)
     assert result.steps["job"].status is StepStatus.FAILED
     assert said in (result.steps["job"].error or "")
 
 
-@pytest.mark.parametrize("use", ["claude", "codex"])
+@pytest.mark.parametrize("use", list(SUCCESS_WORK))
 async def test_a_crash_mid_stream_fails_the_step_and_keeps_what_the_stream_said(repo: Path, use: str) -> None:
     result = await run_workflow(repo, workflow(use, "crash"), worktrees=True)
     step = result.steps["job"]
@@ -128,7 +133,7 @@ async def test_a_crash_mid_stream_fails_the_step_and_keeps_what_the_stream_said(
     assert step.agent is not None and step.agent.session_id
 
 
-@pytest.mark.parametrize("use", ["claude", "codex"])
+@pytest.mark.parametrize("use", list(SUCCESS_WORK))
 async def test_a_malformed_line_is_skipped_and_the_run_goes_on(repo: Path, use: str) -> None:
     recorder = Recorder()
     result = await run_workflow(repo, workflow(use, "malformed"), recorder, worktrees=True)
@@ -243,7 +248,10 @@ async def test_report_exit_with_a_heartbeat_stops_a_silent_program(repo: Path) -
 @pytest.mark.parametrize(
     ("agent", "message"),
     [
-        ("{use: claud, prompt: x}", "no agent `claud` (known: claude, codex, gemini, cursor, opencode)"),
+        (
+            "{use: claud, prompt: x}",
+            "no agent `claud` (known: claude, codex, gemini, cursor, opencode, cursor-cloud)",
+        ),
         ("{use: claude, prompt: x, command: y}", "agent.command cannot go with `use:`"),
         ("{use: claude}", "agent needs a `prompt:`"),
         ("{use: claude, prompt: x, permissions: all}", "agent.permissions must be edit or full"),

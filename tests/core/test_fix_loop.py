@@ -219,3 +219,13 @@ def test_validate_names_each_problem_of_a_fix_loop() -> None:
         "12:45: step `t4`: on_failure.run_step: `gated` has an `if:`, which would never be read: a fixer "
         "runs when the step it fixes fails",
     ]
+
+
+def test_a_fix_loop_is_not_cached() -> None:
+    text = "steps:\n  test: {run: x, cache: true, on_failure: {run_step: fix}}\n  fix: {run: 'true'}\n"
+    with pytest.raises(WorkflowError) as caught:
+        parse_workflow(text, Path("treeflow.yml"))
+    assert [f"{e.line}:{e.column}: {e.message}" for e in caught.value.errors] == [
+        "2:43: step `test`: on_failure and cache do not go together: the work of a fix loop depends on its "
+        "fixer too, which no cache key holds"
+    ]

@@ -11,9 +11,12 @@ const shots = process.env.EDITOR_TEST_SHOTS ?? path.join(root, 'test-artifacts',
 
 /**
  * Starts an editor on a new workspace under `<lab>/run/<name>/`; `trusted: false` opens it in
- * Restricted Mode. `prepare({ workspace, runDir, pidFile, python })` runs before the editor starts.
+ * Restricted Mode. `prepare({ workspace, runDir, pidFile, python })` runs before the editor starts,
+ * and may return `{ python, env }`: the `treeflow.python` to set (null: none) and environment
+ * variables for code-server. `shows` is a file of the workspace the explorer lists once the
+ * workbench has loaded it.
  */
-export async function launch(name, { trusted = true, prepare } = {}) {
+export async function launch(name, { trusted = true, prepare, shows = 'treeflow.yml' } = {}) {
   const vsix = process.env.TREEFLOW_VSIX;
   assert.ok(vsix && fs.existsSync(vsix), 'TREEFLOW_VSIX must name the packed extension');
   const runDir = path.join(lab, 'run', name);
@@ -24,20 +27,21 @@ export async function launch(name, { trusted = true, prepare } = {}) {
   fs.mkdirSync(shots, { recursive: true });
   createWorkspace(workspace, pidFile);
   const python = process.env.TREEFLOW_PYTHON ?? path.join(root, '.venv', 'bin', 'python');
-  await prepare?.({ workspace, runDir, pidFile, python });
+  const prepared = (await prepare?.({ workspace, runDir, pidFile, python })) ?? {};
   const server = await startCodeServer({
     codeServer: path.join(lab, 'code-server', 'bin', 'code-server'),
     vsix,
-    python,
+    python: prepared.python === undefined ? python : prepared.python,
     runDir,
     workspace,
     trusted,
+    env: prepared.env ?? {},
   });
   const { page } = await openEditor(server.url, runDir);
   const editor = new Editor(page, server, pidFile, runDir);
   // The explorer lists the workspace once the workbench has loaded it; the Treeflow icon in the
   // activity bar shows that the extension's contributions (and so its commands) are registered.
-  await page.locator('.explorer-folders-view').getByText('treeflow.yml', { exact: true }).waitFor({ timeout: 60000 });
+  await page.locator('.explorer-folders-view').getByText(shows, { exact: true }).waitFor({ timeout: 60000 });
   await page.locator('.part.activitybar [aria-label^="Treeflow"]').first().waitFor({ timeout: 60000 });
   return editor;
 }

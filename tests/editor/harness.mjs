@@ -44,8 +44,9 @@ export function createWorkspace(dir, pidFile) {
 }
 
 /**
- * Settings of a quiet editor. `treeflow.python` is machine-scoped, and in code-server the machine
- * is the remote side, so it goes into the remote ("Machine") settings as a user would put it.
+ * Settings of a quiet editor. In code-server the machine is the remote side, so `treeflow.python`
+ * goes into the remote ("Machine") settings as a user would put it there; `python: null` leaves it
+ * unset, as in a fresh install.
  */
 function writeSettings(userDataDir, python, trusted) {
   const user = {
@@ -65,7 +66,8 @@ function writeSettings(userDataDir, python, trusted) {
     // The built-in git extension would scan the repository while runs add worktrees and branches.
     'git.enabled': false,
   };
-  for (const [scope, settings] of [['User', user], ['Machine', { 'treeflow.python': python }]]) {
+  const machine = python === null ? {} : { 'treeflow.python': python };
+  for (const [scope, settings] of [['User', user], ['Machine', machine]]) {
     fs.mkdirSync(path.join(userDataDir, scope), { recursive: true });
     fs.writeFileSync(path.join(userDataDir, scope, 'settings.json'), JSON.stringify(settings, null, 2));
   }
@@ -110,8 +112,8 @@ export function runEnv(runDir) {
  * Starts code-server in its own process group with the extension installed, and records the
  * group in `<runDir>/code-server.pgid` so that the calling script can kill it whatever happens here.
  */
-export async function startCodeServer({ codeServer, vsix, python, runDir, workspace, trusted = true }) {
-  const env = runEnv(runDir);
+export async function startCodeServer({ codeServer, vsix, python, runDir, workspace, trusted = true, env: extraEnv = {} }) {
+  const env = { ...runEnv(runDir), ...extraEnv };
   const common = ['--user-data-dir', path.join(runDir, 'user-data'), '--extensions-dir', path.join(runDir, 'extensions')];
   writeSettings(path.join(runDir, 'user-data'), python, trusted);
   // code-server's launcher is a node script; run it with this node (the Node 24 it was built for).

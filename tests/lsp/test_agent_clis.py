@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_lsp import LanguageClient
 
 from tests.agents.test_agent_clis import FAKE_CLIS
+from tests.helpers import wait_until_async
 from tests.lsp.conftest import write_workflow
 from tests.lsp.test_server import command, final_update
 
@@ -77,3 +79,43 @@ async def test_an_agent_steps_transcript_is_its_stream_as_markdown(
         await command(client, "treeflow.agentTranscript", {"runId": run_id, "stepId": "plain"})
     with pytest.raises(Exception, match="has no step"):
         await command(client, "treeflow.agentTranscript", {"runId": run_id, "stepId": "nope"})
+
+
+async def test_a_running_agent_steps_log_and_transcript_are_read_live(
+    client: LanguageClient, workspace: Path, tmp_path: Path
+) -> None:
+    # The recorded stream, stopped after the agent's first tool call, as if the tool took a minute.
+    streams = tmp_path / "streams"
+    (streams / "claude").mkdir(parents=True)
+    recorded = (FAKE_CLIS / "streams" / "claude" / "success.jsonl").read_text().splitlines()
+    call = next(number for number, line in enumerate(recorded) if '"name":"Bash"' in line)
+    (streams / "claude" / "paused.jsonl").write_text("\n".join([*recorded[: call + 1], "!sleep 60"]))
+    variables = {
+        "PATH": f"{FAKE_CLIS}:{os.environ['PATH']}",
+        "FAKE_AGENT_SCENARIO": "paused",
+        "FAKE_AGENT_STREAMS": str(streams),
+    }
+    path = write_workflow(
+        workspace,
+        f"env: {json.dumps(variables)}\nsteps:\n  fix: {{agent: {{use: claude, prompt: Make the test pass}}}}\n",
+    )
+    run_id = (await command(client, "treeflow.run", {"workflow": path.as_uri()}))["runId"]
+
+    def running_with_its_call() -> dict[str, Any] | None:
+        for update in client.runs_updated:  # type: ignore[attr-defined]
+            step = update["steps"]["fix"]
+            if update["run_id"] == run_id and step["agent"] and step["agent"]["action"]:
+                return dict(step)
+        return None
+
+    step = await wait_until_async(running_with_its_call, "the agent's first tool call")
+    assert step["status"] == "running"
+    assert step["log"] is not None and Path(step["log"]).is_file()
+    markdown = (await command(client, "treeflow.agentTranscript", {"runId": run_id, "stepId": "fix"}))[
+        "markdown"
+    ]
+    assert "**→ Bash: pytest \\-q tests/test\\_api.py**" in markdown
+    assert "**Result:** none reported (yet)" in markdown
+
+    await command(client, "treeflow.cancel", {"runId": run_id})
+    assert (await final_update(client, run_id))["status"] == "cancelled"

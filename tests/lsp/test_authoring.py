@@ -110,11 +110,35 @@ async def test_top_level_keys_are_offered_with_their_documentation(
     [
         (
             "steps:\n  a:\n    run: x\n    ‸\n",
-            ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "matrix", "on_failure"],
+            [
+                "agent",
+                "needs",
+                "if",
+                "timeout",
+                "retry",
+                "env",
+                "worktree",
+                "matrix",
+                "approve",
+                "cache",
+                "on_failure",
+            ],
         ),
         (
             "steps:\n  a: {run: x, ‸}\n",
-            ["agent", "needs", "if", "timeout", "retry", "env", "worktree", "matrix", "on_failure"],
+            [
+                "agent",
+                "needs",
+                "if",
+                "timeout",
+                "retry",
+                "env",
+                "worktree",
+                "matrix",
+                "approve",
+                "cache",
+                "on_failure",
+            ],
         ),
         (
             "steps:\n  a:\n    agent:\n      ‸\n",

@@ -25,6 +25,8 @@ STATUS_UNIONS: dict[str, type[Enum]] = {
     "StepStatus": protocol.StepStatus,
     "RunStatus": protocol.RunStatus,
     "ChangeStatus": protocol.ChangeStatus,
+    "Decision": protocol.Decision,
+    "Channel": protocol.Channel,
     "ApplyMode": protocol.ApplyMode,
     "ConflictPolicy": protocol.ConflictPolicy,
     "ApplyOutcome": protocol.ApplyOutcome,
@@ -164,11 +166,11 @@ TS_EDITS = {
     "an argument made optional": ("file. */\n  workflow: string;", "file. */\n  workflow?: string;"),
     "an interface added": (
         "export interface RunArgs {",
-        "export interface ApproveArgs {\n  runId: string;\n}\n\nexport interface RunArgs {",
+        "export interface PauseArgs {\n  runId: string;\n}\n\nexport interface RunArgs {",
     ),
     "a command added": (
         "  'treeflow.getRun': [RunIdArgs, Run];",
-        "  'treeflow.getRun': [RunIdArgs, Run];\n  'treeflow.approve': [RunIdArgs, RunStarted];",
+        "  'treeflow.getRun': [RunIdArgs, Run];\n  'treeflow.pause': [RunIdArgs, RunStarted];",
     ),
     "a result changed": (
         "'treeflow.cancel': [RunIdArgs, CancelResult]",
@@ -193,7 +195,7 @@ class _StepStateWithMore(protocol.StepState):
 
 
 @attrs.frozen
-class _ApproveArgs:
+class _PauseArgs:
     run_id: str
 
 
@@ -205,9 +207,9 @@ def _python_edits() -> dict[str, PythonSide]:
         "a run status added": replace(py, statuses={**py.statuses, "RunStatus": run_statuses}),
         "a step status dropped": replace(py, statuses={**py.statuses, "StepStatus": step_statuses}),
         "a step field added": replace(py, classes={**py.classes, "StepState": _StepStateWithMore}),
-        "a class added": replace(py, classes={**py.classes, "ApproveArgs": _ApproveArgs}),
+        "a class added": replace(py, classes={**py.classes, "PauseArgs": _PauseArgs}),
         "a command added": replace(
-            py, commands={**py.commands, "treeflow.approve": (_ApproveArgs, protocol.RunStarted)}
+            py, commands={**py.commands, "treeflow.pause": (_PauseArgs, protocol.RunStarted)}
         ),
     }
 

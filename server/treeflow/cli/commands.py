@@ -16,8 +16,16 @@ from pathlib import Path
 import anyio
 
 from treeflow.cli import interrupts
+from treeflow.cli.approval_prompt import TerminalApprovals
 from treeflow.cli.cursor_rule import CURSOR_RULE
-from treeflow.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from treeflow.cli.exit_codes import (
+    EXIT_EXISTS,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_WAITING,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 from treeflow.cli.plain_output import PlainSink, print_json, write_run, write_runs
 from treeflow.cli.review_commands import (
     add_changes,
@@ -31,7 +39,9 @@ from treeflow.core import journal
 from treeflow.core.agent import AgentStatus, find_task, report
 from treeflow.core.agent_protocol import TASK_FILE, TREEFLOW_DIR
 from treeflow.core.clean import clean
-from treeflow.core.events import EventSink, NullSink
+from treeflow.core.events import EventSink, FanOut, NullSink
+from treeflow.core.gatekeeper import NotWaiting, decide
+from treeflow.core.gates import Channel
 from treeflow.core.git import NotARepository, Repository, open_repository
 from treeflow.core.git_workspace import WorkspaceError
 from treeflow.core.journal import JournalUnavailable
@@ -42,6 +52,7 @@ from treeflow.core.runner import Run, UnknownStep
 from treeflow.core.service import ResumePlan, RunRefused, find_run, load_resume, start_run
 from treeflow.core.spec import WorkflowError, find_workflow, load_workflow
 from treeflow.core.spec_reader import SpecError
+from treeflow.core.starter import STARTER_NAME, WorkflowExists, write_starter
 from treeflow.core.step_outputs import OUTPUT_NAME, OUTPUT_NAME_RULE
 from treeflow.core.workflow_checks import BASE_KEYWORDS, repository_problems
 
@@ -177,20 +188,33 @@ async def _execute(
 ) -> int:
     with ExitStack() as stack:
         display: EventSink
+        prompt: TerminalApprovals | None = None
         if args.json:
             display = NullSink()
         elif sys.stdout.isatty():
             # Deferred: rich, about 30 ms, a fifth of the start-up of a run piped or in `--json`.
             from treeflow.cli.live_output import LiveSink
 
-            display = stack.enter_context(LiveSink())
+            live = stack.enter_context(LiveSink())
+            display = live
+            if sys.stdin.isatty():
+                prompt = TerminalApprovals(repo, live.paused)
+                display = FanOut([live, prompt])
         else:
             display = PlainSink(sys.stdout)
         started = start_run(
-            repo, workflow, display, steps=steps, max_parallel=args.max_parallel, resume=resume
+            repo,
+            workflow,
+            display,
+            steps=steps,
+            max_parallel=args.max_parallel,
+            resume=resume,
+            reuse_cache=not args.no_cache,
         )
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on_signal, started.run)
+            if prompt is not None:
+                group.start_soon(prompt.serve)
             result = await started.execute()
             group.cancel_scope.cancel()
         # The run is over and only the report is left: a late Ctrl-C has nothing to stop, and
@@ -247,9 +271,29 @@ async def show_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def approve_command(args: argparse.Namespace) -> int:
+    repo = await _open_and_recover(args.repo)
+    record = await find_run(repo, args.run_id)
+    run = record.run
+    if args.step not in run.steps:
+        known = ", ".join(run.steps)
+        raise UsageError(f"run {run.run_id} has no step {args.step} (its steps: {known})")
+    try:
+        approval = await decide(
+            repo, run.run_id, args.step, approve=not args.reject, via=Channel.CLI, note=args.message
+        )
+    except NotWaiting as exc:
+        print(f"treeflow: {shown(str(exc))}", file=sys.stderr)
+        return EXIT_NOT_WAITING
+    print(f"{args.step} of run {run.run_id}: {shown_line(approval.describe())}")
+    if run.status is not RunStatus.RUNNING or not record.owner_alive():
+        print(f"run {run.run_id} is not running: `treeflow resume {run.run_id}` goes on with this decision")
+    return EXIT_OK
+
+
 async def clean_command(args: argparse.Namespace) -> int:
     repo = await _open_and_recover(args.repo)
-    actions = await clean(repo, dry_run=args.dry_run, keep_days=args.keep_days)
+    actions = await clean(repo, dry_run=args.dry_run, keep_days=args.keep_days, keep_cache=args.keep_cache)
     for action in actions:
         print(action)
     if not actions:
@@ -290,12 +334,22 @@ def _agent_outputs(given: list[str]) -> dict[str, str]:
 
 
 def init_command(args: argparse.Namespace) -> int:
-    if not args.cursor:
-        raise UsageError("say what to set up: treeflow init --cursor")
-    target = args.repo / ".cursor" / "rules" / "treeflow.mdc"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(CURSOR_RULE, encoding="utf-8")
-    print(f"wrote {target}")
+    if args.cursor:
+        target = args.repo / ".cursor" / "rules" / "treeflow.mdc"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(CURSOR_RULE, encoding="utf-8")
+        print(f"wrote {target}")
+        return EXIT_OK
+    folder = _enclosing_repository(args.repo)
+    try:
+        path = write_starter(folder, force=args.force).path
+    except WorkflowExists as exc:
+        print(f"treeflow: {shown(str(exc))}", file=sys.stderr)
+        return EXIT_EXISTS
+    except OSError as exc:
+        raise UsageError(f"cannot write {folder / STARTER_NAME}: {exc.strerror}") from exc
+    workflow = load_workflow(path)
+    print(f"wrote {path} ({len(workflow.steps)} steps); run it with: treeflow run")
     return EXIT_OK
 
 
@@ -315,6 +369,7 @@ ASYNC_COMMANDS = {
     "runs": runs_command,
     "show": show_command,
     "clean": clean_command,
+    "approve": approve_command,
     "diff": diff_command,
     "apply": apply_command,
     "discard": discard_command,

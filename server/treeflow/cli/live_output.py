@@ -7,7 +7,8 @@ text, without rich.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import assert_never
 
 from rich.console import Console, Group, RenderableType
@@ -22,7 +23,9 @@ from treeflow.cli.plain_output import (
     SUMMARY_COLUMNS,
     Column,
     agent_lines,
+    approval_lines,
     describe_progress,
+    describe_request,
     describe_result_branch,
     describe_round,
     describe_run,
@@ -40,6 +43,8 @@ from treeflow.cli.plain_output import (
 from treeflow.cli.terminal_text import shown, shown_line
 from treeflow.core.events import (
     AgentWaiting,
+    ApprovalDecided,
+    ApprovalRequested,
     Event,
     ProcessEnded,
     ProcessStarted,
@@ -61,6 +66,7 @@ _LAST_LINE_LIMIT = 100
 
 _STYLE = {
     StepStatus.SUCCEEDED: "green",
+    StepStatus.CACHED: "green",
     StepStatus.FAILED: "red",
     StepStatus.TIMED_OUT: "red",
     StepStatus.CANCELLED: "yellow",
@@ -102,6 +108,15 @@ class LiveSink:
                 self._console.print(Text(branch))
             self._console.print(Text(describe_run(final), style=_run_style(final)))
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The display taken off the screen, so that a question and its answer can be typed."""
+        self._live.stop()
+        try:
+            yield
+        finally:
+            self._live.start()
+
     def emit(self, event: Event) -> None:
         match event:
             case StepOutput():
@@ -118,6 +133,10 @@ class LiveSink:
                 self._last_line[event.step_id] = "agent: " + describe_progress(event.progress, event.message)
             case AgentWaiting():
                 self._live.console.print(Text(f"{event.step_id}: {describe_waiting(event)}", style="cyan"))
+            case ApprovalRequested():
+                self._live.console.print(Text(f"{event.step_id}: {describe_request(event)}", style="cyan"))
+            case ApprovalDecided():
+                self._live.console.print(Text(f"{event.step_id}: {shown_line(event.approval.describe())}"))
             case StepFinished():
                 self._started.pop(event.step_id, None)
                 self._done += 1
@@ -187,7 +206,7 @@ def summary_table(run: RunResult) -> Table:
     table = _table(SUMMARY_COLUMNS, title=title)
     for row in summary_rows(run):
         step_id, status, *rest = row
-        table.add_row(step_id, Text(status, style=_STYLE[StepStatus(status)]), *rest)
+        table.add_row(step_id, Text(status, style=_STYLE[StepStatus(status.split()[0])]), *rest)
     return table
 
 
@@ -230,7 +249,7 @@ def print_runs(runs: list[RunResult]) -> None:
 def print_run(run: RunResult) -> None:
     console = Console()
     console.print(summary_table(run))
-    for line in [*agent_lines(run), *round_lines(run), *output_lines(run)]:
+    for line in [*agent_lines(run), *approval_lines(run), *round_lines(run), *output_lines(run)]:
         console.print(Text(line))
     for warning in run.warnings:
         console.print(Text(f"warning: {shown(warning)}", style="yellow"))

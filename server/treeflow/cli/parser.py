@@ -11,6 +11,7 @@ from pathlib import Path
 from treeflow.core.agent_protocol import STATES
 
 _RUN_ID_HELP = "a run id, any unique prefix of one, or `last` for the newest run"
+_NO_CACHE_HELP = "run every step, even those whose work the cache holds (what succeeds is still kept)"
 
 
 # Options whose value is free text an agent wrote, which may start with '-' ("--force was needed").
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run this step and what it needs (repeatable)",
     )
     run.add_argument("--max-parallel", type=_positive_int, metavar="N", help="at most N steps at once")
+    run.add_argument("--no-cache", action="store_true", help=_NO_CACHE_HELP)
     run.add_argument("--json", action="store_true", help="print only the result as JSON on stdout")
     run.add_argument(
         "--repo",
@@ -80,7 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_days,
         default=30,
         metavar="N",
-        help="forget runs (journal rows and logs) that ended more than N days ago (default 30)",
+        help="forget runs (journal rows and logs) that ended more than N days ago, and cached step "
+        "results not used for N days (default 30)",
+    )
+    clean.add_argument(
+        "--keep-cache",
+        type=_days,
+        default=1000,
+        metavar="N",
+        help="keep at most the N cached step results used last (default 1000)",
     )
     clean.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
 
@@ -104,8 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the steps that run again from your checkout as it is now, not from the run's base",
     )
     resume.add_argument("--max-parallel", type=_positive_int, metavar="N", help="at most N steps at once")
+    resume.add_argument("--no-cache", action="store_true", help=_NO_CACHE_HELP)
     resume.add_argument("--json", action="store_true", help="print only the result as JSON on stdout")
     resume.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
+
+    approve = commands.add_parser("approve", help="approve (or reject) a step waiting at its approval gate")
+    approve.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID_HELP)
+    approve.add_argument("step", metavar="STEP", help="the id of the step waiting for approval")
+    approve.add_argument("--reject", action="store_true", help="reject it: the step fails")
+    approve.add_argument("--message", metavar="M", help="why, kept with the decision")
+    approve.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
 
     _add_review_commands(commands)
 
@@ -132,9 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-file", type=Path, default=_default_server_log(), metavar="FILE", help="where the server logs"
     )
 
-    init = commands.add_parser("init", help="set up editor integrations in this repository")
+    init = commands.add_parser(
+        "init", help="write a starter treeflow.yml from the repository's scripts, tools, Makefile and CI jobs"
+    )
+    init.add_argument("--force", action="store_true", help="replace an existing treeflow.yml")
     init.add_argument(
-        "--cursor", action="store_true", help="write .cursor/rules/treeflow.mdc for Cursor's agents"
+        "--cursor",
+        action="store_true",
+        help="instead, write .cursor/rules/treeflow.mdc for Cursor's agents",
     )
     init.add_argument("--repo", type=Path, default=Path.cwd(), metavar="DIR")
     return parser

@@ -22,6 +22,8 @@ from treeflow.cli.broken_pipe import discard_output
 from treeflow.cli.terminal_text import shown, shown_line, shown_lines
 from treeflow.core.events import (
     AgentWaiting,
+    ApprovalDecided,
+    ApprovalRequested,
     Event,
     ProcessEnded,
     ProcessStarted,
@@ -61,10 +63,12 @@ def describe_step(step_id: str, result: StepResult) -> str:
     text = f"{step_id} {words} in {format_duration(result.duration_s)}"
     if result.attempts > 1:
         text += f" after {result.attempts} attempts"
+    if result.cached_from:
+        text += f" (from {result.cached_from})"
     if result.rounds:
         last = result.rounds[-1]
         text += f" in round {last.number} of {last.of}"
-    if result.status is not StepStatus.SUCCEEDED and result.error:
+    if not result.status.is_success and result.error:
         text += f" ({shown_lines(result.error)})"
     return text
 
@@ -164,6 +168,29 @@ def describe_waiting(event: AgentWaiting) -> str:
     return f"waiting for an agent to take the task {event.task_file} (worktree {event.worktree})"
 
 
+def describe_request(event: ApprovalRequested) -> str:
+    """``waiting for approval: Deploy to staging? (treeflow approve RUN deploy [--reject])``."""
+    command = f"treeflow approve {event.run_id} {event.step_id}"
+    return f"waiting for approval: {shown_line(event.approval.message)} ({command} [--reject])"
+
+
+def approval_lines(run: RunResult) -> list[str]:
+    """A line for each step of ``run`` that reached its approval gate."""
+    lines = []
+    for step_id, step in run.steps.items():
+        approval = step.approval
+        if approval is None:
+            continue
+        when = (
+            time.strftime(" at %Y-%m-%d %H:%M:%S", time.localtime(approval.decided_at))
+            if approval.decided_at and approval.decision is not None
+            else ""
+        )
+        asked = shown_line(approval.message)
+        lines.append(f"approval of {step_id} ({asked}): {shown_line(approval.describe())}{when}")
+    return lines
+
+
 def relative_path(path: Path | None) -> str:
     if path is None:
         return "-"
@@ -230,6 +257,10 @@ class PlainSink:
                     self._write(f"[{event.step_id}] agent: {progress}")
             case AgentWaiting():
                 self._write(f"[{event.step_id}] {describe_waiting(event)}")
+            case ApprovalRequested():
+                self._write(f"[{event.step_id}] {describe_request(event)}")
+            case ApprovalDecided():
+                self._write(f"[{event.step_id}] {shown_line(event.approval.describe())}")
             case StepRetrying():
                 self._write(
                     f"[{event.step_id}] {shown_line(event.reason)}; "
@@ -288,7 +319,7 @@ def summary_rows(run: RunResult) -> list[tuple[str, ...]]:
     return [
         (
             step_id,
-            step.status.value,
+            f"{step.status.value} from {step.cached_from}" if step.cached_from else step.status.value,
             str(step.attempts) if step.attempts else "-",
             format_duration(step.duration_s),
             step.branch or "-",
@@ -302,7 +333,7 @@ def runs_rows(runs: list[RunResult]) -> list[tuple[str, ...]]:
     """A row of RUNS_COLUMNS for each of ``runs``."""
     rows: list[tuple[str, ...]] = []
     for run in runs:
-        succeeded = sum(1 for step in run.steps.values() if step.status is StepStatus.SUCCEEDED)
+        succeeded = sum(1 for step in run.steps.values() if step.status.is_success)
         started = (
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at)) if run.started_at else "-"
         )
@@ -353,6 +384,7 @@ def write_run(run: RunResult, stream: TextIO) -> None:
     lines = [f"run {run.run_id} of {shown_line(run.workflow)}"]
     lines += format_table(SUMMARY_COLUMNS, summary_rows(run))
     lines += agent_lines(run)
+    lines += approval_lines(run)
     lines += round_lines(run)
     lines += output_lines(run)
     lines += [f"warning: {shown(warning)}" for warning in run.warnings]

@@ -48,6 +48,7 @@ from treeflow.core.model import RunStatus
 from treeflow.core.ownership import end_orphaned_git, scratch_index_name
 from treeflow.core.setup_copy import copied_files, copies_expected
 from treeflow.core.spec import WorkflowError, load_workflow
+from treeflow.core.step_cache import CACHE_REFS, DEFAULT_CACHE_ENTRIES, expire_entries
 from treeflow.core.step_worktree import why_not_savable
 from treeflow.core.worktree_pool import is_pooled, settle_pool
 
@@ -72,14 +73,18 @@ class _Worktree:
     lock: str | None  # the reason given, "" for none; None when not locked
 
 
-async def clean(repo: Repository, *, dry_run: bool, keep_days: int = 30) -> list[Action]:
+async def clean(
+    repo: Repository, *, dry_run: bool, keep_days: int = 30, keep_cache: int = DEFAULT_CACHE_ENTRIES
+) -> list[Action]:
     """Clean ``repo``; with ``dry_run`` only say what would be done. Returns each action taken.
 
     Runs that ended more than ``keep_days`` ago are forgotten too: their journal rows and logs.
-    Their branches are judged like any other, so work found nowhere else stays.
+    Their branches are judged like any other, so work found nowhere else stays. Cached step results
+    not used for ``keep_days`` days expire, and so do those beyond the ``keep_cache`` used last.
     """
     actions: list[Action] = []
     await _forget_old_runs(repo, time.time() - keep_days * 86400, dry_run, actions)
+    await _expire_cache(repo, keep_days * 86400.0, keep_cache, dry_run, actions)
     lock = RepoLock(repo)
     verb = "would " if dry_run else ""
     active = _active_runs(repo)
@@ -116,6 +121,18 @@ async def _forget_old_runs(repo: Repository, cutoff: float, dry_run: bool, actio
         actions.append(
             Action(f"{verb} run {run_id}", "older than the retention period (its logs too)", not dry_run)
         )
+
+
+async def _expire_cache(
+    repo: Repository, max_age_s: float, max_entries: int, dry_run: bool, actions: list[Action]
+) -> None:
+    if not journal.journal_path(repo).exists():
+        return
+    expired = await expire_entries(repo, max_age_s, max_entries, dry_run=dry_run)
+    verb = "would expire" if dry_run else "expired"
+    for entry in expired:
+        what = f"{verb} cached result {entry.key[:12]}" + (f" of {entry.source}" if entry.source else "")
+        actions.append(Action(what, entry.reason, not dry_run))
 
 
 def _active_runs(repo: Repository) -> dict[str, int | None]:
@@ -459,6 +476,8 @@ async def _clean_branches(
             continue
         # Branches deleted above count as gone, as they are once a dry run is done for real.
         excluded = [f"--exclude={ref}" for ref in (f"refs/heads/{name}", *sorted(deleted))]
+        # The cache's refs keep a step's work only until its entry expires.
+        excluded.append(f"--exclude={CACHE_REFS}*")
         # Every ref, but not the HEADs of worktrees (`--all` has them): a pooled worktree's HEAD
         # holds the last step's commit only until `clean` empties the pool.
         count = await git(repo.root, "rev-list", "--count", tip, "--not", *excluded, "--glob=refs/*")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from treeflow.core.gates import Approval
 from treeflow.core.model import AgentUsage, FixRound, RunResult, StepResult
 
 
@@ -95,6 +96,24 @@ class AgentWaiting:
 
 
 @dataclass(frozen=True)
+class ApprovalRequested:
+    """A step waits at its approval gate for a person to approve or reject it."""
+
+    run_id: str
+    step_id: str
+    approval: Approval
+
+
+@dataclass(frozen=True)
+class ApprovalDecided:
+    """A step's approval gate is decided: approved, rejected, timed out, or withdrawn."""
+
+    run_id: str
+    step_id: str
+    approval: Approval
+
+
+@dataclass(frozen=True)
 class StepRetrying:
     run_id: str
     step_id: str
@@ -146,6 +165,8 @@ Event = (
     | StepOutput
     | StepProgress
     | AgentWaiting
+    | ApprovalRequested
+    | ApprovalDecided
     | StepRetrying
     | StepRound
     | StepFinished

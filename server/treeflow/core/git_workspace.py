@@ -41,7 +41,7 @@ from treeflow.core.locations import (
     worktree_root,
 )
 from treeflow.core.matrix import safe_name
-from treeflow.core.model import RunResult, Step, StepStatus, Workflow
+from treeflow.core.model import RunResult, Step, Workflow
 from treeflow.core.step_worktree import StepWorktree, step_worktree
 from treeflow.core.workspace import RunRefusal, StepPlace, StepSetupError, Warn
 from treeflow.core.worktree_pool import WorktreePool
@@ -84,6 +84,37 @@ class GitWorkspace:
         self._run_lock: int | None = None
         size = max_parallel or workflow.max_parallel or os.cpu_count() or 1
         self._pool = WorktreePool(repo, self._lock, workflow.pool, size)
+        # Start commits made before a step took its place (to look its cache key up), by step id.
+        self._starts: dict[str, str] = {}
+
+    @property
+    def lock(self) -> RepoLock:
+        """The lock of the repository's git metadata that this run's steps share."""
+        return self._lock
+
+    async def start_commit(self, run_id: str, step: Step) -> str:
+        """The commit ``step`` starts from: the run's base, or the merge of its needs' work. Made
+        once per step: its place, if it takes one, starts from the same commit."""
+        start = self._starts.get(step.id)
+        if start is None:
+            start = self._starts[step.id] = await self._start_commit(run_id, step)
+        return start
+
+    async def adopt_work(self, run_id: str, step: Step, start: str, commit: str | None) -> StepPlace:
+        """End ``step`` without a worktree: ``commit`` (None: no work) holds its work on ``start``
+        and becomes its branch, for the steps after it."""
+        self._results[step.id] = start
+        place = StepPlace(cwd=self._repo.root, start_commit=start)
+        if commit is None:
+            return place
+        branch = step_branch(run_id, step.id)
+        if self._given_base is not None:
+            await self._move_aside(branch)  # a resumed run's step may have left earlier work on it
+        with anyio.CancelScope(shield=True):
+            await git_locked(self._lock, self._repo.root, "update-ref", f"refs/heads/{branch}", commit, "")
+        self._results[step.id] = commit
+        place.branch, place.commit = branch, commit
+        return place
 
     async def open(self, run: RunResult, warn: Warn) -> str:
         self._warn = warn
@@ -184,7 +215,7 @@ class GitWorkspace:
 
     @asynccontextmanager
     async def step_place(self, run_id: str, step: Step) -> AsyncIterator[StepPlace]:
-        start = await self._start_commit(run_id, step)
+        start = self._starts.pop(step.id, None) or await self._start_commit(run_id, step)
         self._results[step.id] = start
         if not step.worktree:
             yield StepPlace(cwd=self._repo.root, start_commit=start)
@@ -294,7 +325,7 @@ class GitWorkspace:
         succeeded = [
             step_id
             for step_id, result in run.steps.items()
-            if result.status is StepStatus.SUCCEEDED and step_id in self._results
+            if result.status.is_success and step_id in self._results
         ]
         needs = {
             step_id: [n for n in self._workflow.steps[step_id].needs if n in succeeded]

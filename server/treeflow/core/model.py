@@ -12,12 +12,15 @@ from types import MappingProxyType
 from typing import Any
 
 from treeflow.core.expressions import Condition
+from treeflow.core.gates import Approval, Gate
 
 
 class StepStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
+    # Succeeded without running: the work of an earlier run with the same cache key was replayed.
+    CACHED = "cached"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
@@ -27,6 +30,11 @@ class StepStatus(StrEnum):
     @property
     def is_final(self) -> bool:
         return self not in (StepStatus.PENDING, StepStatus.RUNNING)
+
+    @property
+    def is_success(self) -> bool:
+        """Succeeded, by running or from the cache: its dependents start from its work."""
+        return self in (StepStatus.SUCCEEDED, StepStatus.CACHED)
 
 
 class RunStatus(StrEnum):
@@ -101,6 +109,14 @@ class Combination:
 
 
 @dataclass(frozen=True)
+class CacheSpec:
+    """`cache:` on a step: the files its result depends on (glob patterns, as `setup.copy` takes
+    them), or None for the whole tree (`cache: true`)."""
+
+    inputs: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class FixLoop:
     """A step's `on_failure:`: when it fails, step ``fixer`` runs in its place on top of the failed
     work, then the step runs again there; at most ``max_rounds`` runs of the step in all (see
@@ -123,6 +139,8 @@ class Step:
     line: int = 0  # of the step's id in the workflow file, 1-based
     condition: Condition | None = None  # its `if:`; without one, it runs when its needs succeeded
     matrix: Combination | None = None  # set on each step a `matrix:` expanded into
+    gate: Gate | None = None  # its `approve:`: a person decides before it starts
+    cache: CacheSpec | None = None  # its `cache:`; None: it always runs
     on_failure: FixLoop | None = None  # its fix loop; None: a failure is final
 
 
@@ -222,6 +240,10 @@ class StepResult:
     agent: AgentUsage | None = None
     # What the step set for the steps after it (its `$TREEFLOW_OUTPUT` file, an agent's report).
     outputs: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # Its approval gate's request and decision, once the step has reached its gate.
+    approval: Approval | None = None
+    # For a `cached` step: where its work was replayed from, as `<run_id>/<step_id>`.
+    cached_from: str | None = None
     # The rounds of its fix loop (`on_failure:`), earlier executions' included; empty without one.
     rounds: tuple[FixRound, ...] = ()
 
@@ -242,6 +264,8 @@ class StepResult:
             "summary": self.summary,
             "agent": None if self.agent is None else self.agent.to_json(),
             "outputs": dict(self.outputs),
+            "approval": None if self.approval is None else self.approval.to_json(),
+            "cached_from": self.cached_from,
             "rounds": [fix_round.to_json() for fix_round in self.rounds],
         }
 

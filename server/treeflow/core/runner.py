@@ -29,6 +29,8 @@ import anyio
 from treeflow.core import graph, kinds, matrix
 from treeflow.core.attempt import Attempt
 from treeflow.core.events import (
+    ApprovalDecided,
+    ApprovalRequested,
     EventSink,
     RunFinished,
     RunStarted,
@@ -42,7 +44,10 @@ from treeflow.core.events import (
 from treeflow.core.executor import Executor, LocalExecutor
 from treeflow.core.expressions import ExpressionError, calls_status_function
 from treeflow.core.fix_loop import LoopState, RoundHooks, first_round, run_rounds
+from treeflow.core.gatekeeper import Gatekeeper
+from treeflow.core.gates import Approval, Decision
 from treeflow.core.git import GitError, Repository, environ_without_repository
+from treeflow.core.journal.errors import JournalUnavailable
 from treeflow.core.model import (
     AgentUsage,
     FixRound,
@@ -58,6 +63,7 @@ from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S
 from treeflow.core.setup_record import record_setup, setup_digest, setup_is_current
 from treeflow.core.spec_fix_loop import fixer_ids
+from treeflow.core.step_cache import CacheMiss, StepCache
 from treeflow.core.step_context import StepContext
 from treeflow.core.step_outputs import OutputsError, output_variables, outputs_file, read_outputs
 from treeflow.core.steplog import StepLog
@@ -91,8 +97,12 @@ class _RunningStep:
     agent: AgentUsage | None = None
     outputs: Mapping[str, str] = field(default_factory=dict)
     rounds: list[FixRound] = field(default_factory=list)
+    approval: Approval | None = None
+    cached_from: str | None = None
     # Whether its setup or first attempt has begun: stopped before that, a step counts as skipped.
     began: bool = False
+    # Its log while it runs: named in the result from its first write, so that it can be read live.
+    log_file: StepLog | None = None
 
     def note_progress(self, fraction: float | None, message: str | None, summary: str | None) -> None:
         self.progress, self.message, self.summary = fraction, message, summary
@@ -113,6 +123,11 @@ class _RunningStep:
         if exit_code is not None:
             self.exit_code = exit_code
 
+    def _log_so_far(self) -> Path | None:
+        if self.log is None and self.log_file is not None and self.log_file.created:
+            return self.log_file.path
+        return self.log
+
     def result(self) -> StepResult:
         return StepResult(
             status=self.status,
@@ -122,7 +137,7 @@ class _RunningStep:
             ended_at=self.ended_at,
             branch=self.branch,
             commit=self.commit,
-            log=self.log,
+            log=self._log_so_far(),
             error=self.error,
             duration_s=self.duration_s,
             progress=self.progress,
@@ -131,6 +146,8 @@ class _RunningStep:
             agent=self.agent,
             outputs=self.outputs,
             rounds=tuple(self.rounds),
+            approval=self.approval,
+            cached_from=self.cached_from,
         )
 
 
@@ -144,6 +161,8 @@ class RunOptions:
     completed: Mapping[str, StepResult] = field(default_factory=dict)
     # How the steps that run again ended in that earlier execution (an agent resumes its session).
     earlier: Mapping[str, StepResult] = field(default_factory=dict)
+    # Where steps with `cache:` look up and keep their work; None: every step runs.
+    cache: StepCache | None = None
 
 
 class UnknownStep(ValueError):
@@ -226,7 +245,13 @@ class Run:
         self._failed_first: str | None = None
         # Why the run failed beyond its steps' own outcomes (its work could not be gathered, say).
         self._fault: str | None = None
+        # Why a step's cached work was not used, for the top of its log.
+        self._cache_notes: dict[str, bytes] = {}
+        self._replay_limiter = anyio.CapacityLimiter(self.max_parallel)
         self.log_dir = repo.state_dir / "logs" / self.run_id
+        self._gatekeeper = Gatekeeper(repo, self.run_id)
+        # The scope of each step waiting at its approval gate, which a fail-fast cancels.
+        self._gate_scopes: dict[str, anyio.CancelScope] = {}
 
     @property
     def max_parallel(self) -> int:
@@ -237,6 +262,12 @@ class Run:
         self._cancel_requested = True
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
+
+    def leave_gates_open(self) -> None:
+        """Keep the requests of the steps waiting at their approval gates open when the run is
+        cancelled (by a process that is stopping, not by a person): its next resume offers them
+        again, and acts on a decision made in between."""
+        self._gatekeeper.keep_open = True
 
     def snapshot(self) -> RunResult:
         """The run's result as it stands now, its steps' results included; a value the run goes on
@@ -340,7 +371,7 @@ class Run:
             return RunStatus.CANCELLED
         # A step skipped by its `if:` is no failure; one skipped for any other reason comes with one.
         if self._fault is None and all(
-            self._step_status(step_id) in (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+            self._step_status(step_id).is_success or self._step_status(step_id) is StepStatus.SKIPPED
             for step_id in self._steps
         ):
             return RunStatus.SUCCEEDED
@@ -355,6 +386,10 @@ class Run:
                 for need in step.needs:
                     await self._done[need].wait()
                 context = self._context_to_start(step)
+                if context is not None and step.gate is not None:
+                    context = await self._wait_at_gate(step, context)
+                if context is not None and await self._replayed(step, context):
+                    context = None
                 if context is not None:
                     async with limiter:
                         # A fail-fast while it waited for a slot may have changed its condition's mind.
@@ -409,6 +444,38 @@ class Run:
         self._finish(step.id, StepStatus.SKIPPED, self._skip_reason(step, context))
         return None
 
+    async def _wait_at_gate(self, step: Step, context: StepContext) -> StepContext | None:
+        """Wait for a person to approve the step; None once it ended otherwise (rejected, timed
+        out, or skipped after a fail-fast withdrew its request and its condition said so)."""
+        assert step.gate is not None
+        while True:
+            with anyio.CancelScope() as self._gate_scopes[step.id]:
+                note = functools.partial(self._note_approval, step.id)
+                approval = await self._gatekeeper.pass_gate(step.id, step.gate, note)
+            withdrawn = self._gate_scopes.pop(step.id).cancelled_caught
+            if not withdrawn:
+                break
+            context.stopping = True
+            known = self._context_to_start(step, context)
+            if known is None:
+                return None
+            context = known
+        if approval.decision is Decision.APPROVED:
+            return context
+        if approval.decision is Decision.TIMED_OUT:
+            waited = _seconds(step.gate.timeout_s or 0)
+            self._finish(step.id, StepStatus.TIMED_OUT, f"no decision on its approval gate within {waited}")
+        else:
+            self._finish(step.id, StepStatus.FAILED, approval.describe())
+        return None
+
+    def _note_approval(self, step_id: str, approval: Approval) -> None:
+        self._steps[step_id] = replace(self._steps[step_id], approval=approval)
+        if approval.waiting:
+            self._sink.emit(ApprovalRequested(self.run_id, step_id, approval))
+        else:
+            self._sink.emit(ApprovalDecided(self.run_id, step_id, approval))
+
     def _skip_reason(self, step: Step, context: StepContext) -> str:
         condition = step.condition
         if condition is not None and (
@@ -418,11 +485,9 @@ class Run:
         if context.stopping:
             return self._stop_reason(began=False)
         for need in step.needs:
-            if self._step_status(need) is not StepStatus.SUCCEEDED:
+            if not self._step_status(need).is_success:
                 return f"needs `{need}`, which {self._said(need)}"
-        earlier = next(
-            (name for name, status in context.before.items() if status is not StepStatus.SUCCEEDED), None
-        )
+        earlier = next((name for name, status in context.before.items() if not status.is_success), None)
         if earlier is None:
             return "its condition is false"
         return f"`{earlier}`, which it needs through its needs, {self._said(earlier)}"
@@ -441,13 +506,19 @@ class Run:
         Whatever goes wrong on the way ends the step too: an error of treeflow's own (git, the
         disk, anything unexpected) fails it with that error, saying so.
         """
-        result = self._running[step.id] = _RunningStep(started_at=time.time())
+        result = self._running[step.id] = _RunningStep(
+            started_at=time.time(), approval=self._steps[step.id].approval
+        )
         started = time.monotonic()
         port = self._ports.acquire()
         where = LoopState()
-        log_file = StepLog(self._log_path(step.id), functools.partial(self._log_failed, step.id))
+        log_file = result.log_file = StepLog(
+            self._log_path(step.id), functools.partial(self._log_failed, step.id)
+        )
+        if step.id in self._cache_notes:
+            log_file.write(self._cache_notes.pop(step.id))
         # It starts from the work of the needs that succeeded; a failed step's work stays on its branch.
-        from_work = tuple(need for need in step.needs if self._steps[need].status is StepStatus.SUCCEEDED)
+        from_work = tuple(need for need in step.needs if self._steps[need].status.is_success)
         run_in = functools.partial(self._run_in_place, step, context, result, port, log_file)
         try:
             if step.on_failure is None:
@@ -504,6 +575,8 @@ class Run:
                     result.error = f"its work was not saved: {place.unsaved}"
             self._ports.release(port)
             result.duration_s = time.monotonic() - started
+        if result.status is StepStatus.SUCCEEDED and self._options.cache is not None:
+            await self._keep_in_cache(step.id, result)
         self._finish(step.id, result.status, result.error)
 
     @contextlib.asynccontextmanager
@@ -587,6 +660,44 @@ class Run:
 
     def _log_path(self, step_id: str) -> Path:
         return self.log_dir / f"{matrix.safe_name(step_id)}.log"
+
+    async def _replayed(self, step: Step, context: StepContext) -> bool:
+        """Whether the step ended `cached`: its key matched the work of an earlier success, which
+        was replayed onto its start commit with its log and outputs. Else it runs, and when an entry
+        was found but not used, its log begins by saying why."""
+        cache = self._options.cache
+        if cache is None or step.cache is None or self._stopping():
+            return False
+        placed = replace(step, needs=tuple(n for n in step.needs if self._steps[n].status.is_success))
+        # Replays run no command of the step's: they take no slot of max_parallel, only one of
+        # their own, so that they go on beside the steps that run.
+        async with self._replay_limiter:
+            started_at, started = time.time(), time.monotonic()
+            reused = await cache.reuse(self.run_id, placed, context, self.workflow)
+        if isinstance(reused, CacheMiss):
+            if reused.note is not None:
+                self._cache_notes[step.id] = f"--- treeflow: {reused.note}; the step runs ---\n".encode()
+            return False
+        result = self._running[step.id] = _RunningStep(started_at=started_at, began=True)
+        place, entry = reused.place, reused.entry
+        result.branch, result.commit = place.branch, place.commit
+        result.outputs, result.cached_from = dict(entry.outputs), entry.source
+        self._sink.emit(StepPlaced(self.run_id, step.id, place.cwd, None, None, place.start_commit))
+        with StepLog(self._log_path(step.id), functools.partial(self._log_failed, step.id)) as log_file:
+            log_file.write(f"--- treeflow: cached: the work of {entry.source}, replayed ---\n".encode())
+            log_file.write(reused.log)
+        result.log = log_file.path if log_file.created else None
+        result.duration_s = time.monotonic() - started
+        self._finish(step.id, StepStatus.CACHED, None)
+        return True
+
+    async def _keep_in_cache(self, step_id: str, result: _RunningStep) -> None:
+        """Keep a succeeded step's work, log and outputs under the key it was looked up by."""
+        assert self._options.cache is not None
+        try:
+            await self._options.cache.keep(self.run_id, step_id, result.commit, result.log, result.outputs)
+        except (GitError, OSError, JournalUnavailable) as exc:
+            self.warn(step_id, f"its work could not be kept in the cache: {describe_error(exc)}")
 
     def _log_failed(self, step_id: str, error: OSError) -> None:
         self.warn(step_id, f"its log {self._log_path(step_id)} is incomplete: {error.strerror or error}")
@@ -737,6 +848,9 @@ class Run:
         self._failed_first = failed
         for step_id in self._running:
             self._step_scopes[step_id].cancel()
+        # Nobody should be asked to approve a step the run is stopping.
+        for scope in self._gate_scopes.values():
+            scope.cancel()
 
     def _stopping(self) -> bool:
         """Whether the run is stopping its steps: cancelled, or after a failure with fail-fast."""

@@ -8,7 +8,7 @@ opened with it, sees every event before the front end's sink does, and is closed
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 
@@ -19,9 +19,10 @@ from treeflow.core.git import Repository
 from treeflow.core.git_workspace import GitWorkspace
 from treeflow.core.journal import Journal, RunRecord
 from treeflow.core.locations import round_name
-from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus, Workflow
+from treeflow.core.model import RunResult, RunStatus, StepResult, Workflow
 from treeflow.core.runner import Run, RunOptions
 from treeflow.core.spec import load_workflow
+from treeflow.core.step_cache import StepCache
 
 
 class RunRefused(Exception):
@@ -77,9 +78,7 @@ def plan_resume(record: RunRecord, workflow: Workflow, *, rebase: bool = False) 
             f"of run {run.run_id}, so the run cannot be finished as it began; start a new run"
         )
     completed = {
-        step_id: step.result
-        for step_id, step in record.steps.items()
-        if step.result.status is StepStatus.SUCCEEDED
+        step_id: step.result for step_id, step in record.steps.items() if step.result.status.is_success
     }
     base = run.base_commit
     # A step that committed nothing hands its dependents the commit it started from.
@@ -161,9 +160,13 @@ def start_run(
     steps: Sequence[str] = (),
     max_parallel: int | None = None,
     resume: ResumePlan | None = None,
+    reuse_cache: bool = True,
 ) -> StartedRun:
     """Assemble a run of ``workflow`` (or, with ``resume``, the rest of an earlier run) whose events
     go to the journal of ``repo`` and then to ``sink``.
+
+    Steps with `cache:` replay the work of an earlier success with the same key, unless
+    ``reuse_cache`` is false (`--no-cache`): then every step runs, and what succeeds is still kept.
 
     Raises UnknownStep for a step ``steps`` names that the workflow does not have, and
     JournalUnavailable when the journal cannot be opened.
@@ -189,6 +192,8 @@ def start_run(
                 rebase=resume.rebase,
                 max_parallel=max_parallel,
             )
+        if any(step.cache is not None for step in workflow.steps.values()):
+            options = replace(options, cache=StepCache(repo, workspace, reuse=reuse_cache))
         run = Run(workflow, repo, FanOut([run_journal, sink]), options, LocalExecutor(workspace))
     except BaseException:
         run_journal.close()

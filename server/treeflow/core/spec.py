@@ -14,13 +14,23 @@ from pathlib import Path
 import yaml
 
 from treeflow.core import kinds
+from treeflow.core.gates import Gate
 from treeflow.core.graph import find_cycles
 from treeflow.core.matrix import expand
-from treeflow.core.model import PoolSettings, RetryPolicy, SetupSpec, Step, Workflow
+from treeflow.core.model import CacheSpec, PoolSettings, RetryPolicy, SetupSpec, Step, Workflow
 from treeflow.core.setup_copy import pattern_problem
 from treeflow.core.spec_expressions import ExpressionReader
 from treeflow.core.spec_fix_loop import WrittenLoop, check_fix_loops, fixer_ids, read_on_failure
-from treeflow.core.spec_keys import DEFAULTS_KEYS, POOL_KEYS, RETRY_KEYS, SETUP_KEYS, WORKFLOW_KEYS, names
+from treeflow.core.spec_keys import (
+    APPROVE_KEYS,
+    CACHE_KEYS,
+    DEFAULTS_KEYS,
+    POOL_KEYS,
+    RETRY_KEYS,
+    SETUP_KEYS,
+    WORKFLOW_KEYS,
+    names,
+)
 from treeflow.core.spec_matrix import read_matrix, written_keys
 from treeflow.core.spec_reader import SpecError, SpecReader
 from treeflow.quoting import quoted
@@ -36,6 +46,8 @@ _DEFAULT_KEYS = names(DEFAULTS_KEYS)
 _RETRY_KEYS = names(RETRY_KEYS)
 _SETUP_KEYS = names(SETUP_KEYS)
 _POOL_KEYS = names(POOL_KEYS)
+_APPROVE_KEYS = names(APPROVE_KEYS)
+_CACHE_KEYS = names(CACHE_KEYS)
 
 
 class WorkflowError(Exception):
@@ -300,6 +312,10 @@ class _Parser(SpecReader):
             made = read_matrix(self, step_id, fields["matrix"], what)
             if made is not None:
                 self.matrices[step_id] = made
+        gate = self.optional(fields, "approve", lambda n: self.gate(n, f"{what}: approve"))
+        cache = self.cache(fields.get("cache"), what)
+        if cache is not None and not (defaults.worktree if worktree is None else worktree):
+            self.error(fields["cache"], f"{what}: cache needs a worktree of its own, not `worktree: false`")
         written_loop = self.optional(fields, "on_failure", lambda n: read_on_failure(self, n, what))
         if written_loop is not None:
             self.fix_loops[step_id] = written_loop
@@ -317,9 +333,40 @@ class _Parser(SpecReader):
             env=env,
             line=line,
             condition=condition,
+            gate=gate,
+            cache=cache,
             on_failure=None if written_loop is None else written_loop.loop,
         )
         return step, needs
+
+    def gate(self, node: yaml.Node, what: str) -> Gate | None:
+        """`approve: "Deploy?"` or `approve: {message: "Deploy?", timeout: 1h}`."""
+        if isinstance(node, yaml.ScalarNode):
+            message = self.command(node, f"{what} (its message)")
+            return None if message is None else Gate(message)
+        fields = self.mapping(node, f"{what} (a message, or a mapping)", _APPROVE_KEYS)
+        if fields is None:
+            return None
+        if "message" not in fields:
+            self.error(node, f"{what} needs `message:`, the question a person answers")
+            return None
+        message = self.command(fields["message"], f"{what}.message")
+        timeout = self.optional(fields, "timeout", lambda n: self.duration(n, f"{what}.timeout"))
+        return None if message is None else Gate(message, timeout)
+
+    def cache(self, node: yaml.Node | None, what: str) -> CacheSpec | None:
+        """`cache: true` (the whole tree), `false`, or `{inputs: [...]}`."""
+        if node is None:
+            return None
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:bool":
+            return CacheSpec() if self.boolean(node, f"{what}: cache") else None
+        fields = self.mapping(node, f"{what}: cache (true, false, or a mapping)", _CACHE_KEYS)
+        if fields is None:
+            return None
+        if "inputs" not in fields:
+            self.error(node, f"{what}: cache needs `inputs` (or write `cache: true` for the whole tree)")
+            return None
+        return CacheSpec(inputs=self.patterns(fields, "inputs", f"{what}: cache.inputs"))
 
     def kind(self, node: yaml.Node, fields: dict[str, yaml.Node], what: str) -> tuple[str, object]:
         """The step's kind key and the kind's reading of its block; each kind block is read, so that

@@ -73,6 +73,12 @@ def check_fix_loops(
     for step_id, written in loops.items():
         fixer = written.loop.fixer
         what = f"step `{quoted(step_id)}`: on_failure.run_step"
+        if step_id in steps and steps[step_id].cache is not None:
+            reader.error(
+                written.node,
+                f"step `{quoted(step_id)}`: on_failure and cache do not go together: the work of a fix "
+                "loop depends on its fixer too, which no cache key holds",
+            )
         if fixer == step_id:
             reader.error(written.fixer_node, f"{what}: a step cannot fix itself; name another step")
             continue

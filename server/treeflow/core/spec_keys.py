@@ -204,6 +204,40 @@ MATRIX_KEYS = (
     ),
 )
 
+APPROVE_KEYS = (
+    Key(
+        "message",
+        "The question a person answers, in the terminal prompt, the editor's notification and "
+        "`treeflow show`.",
+        Text("Deploy to staging?", not_blank=True, wording="a question"),
+        required=True,
+    ),
+    Key(
+        "timeout",
+        "How long to wait for a decision; past it the step ends `timed_out` and the steps that "
+        "need it are skipped.",
+        Duration("1h"),
+        "none: it waits until someone decides or the run is cancelled",
+    ),
+)
+
+CACHE_KEYS = (
+    Key(
+        "inputs",
+        "Glob patterns of the files the step's result depends on (`src/**`, `package.json`), "
+        "relative to the repository root; a folder matched brings everything under it.",
+        TextList("['src/**', package.json]"),
+        "the whole tree",
+        required=True,
+    ),
+)
+_CACHE_DOC = (
+    "Reuse the step's work from an earlier run when nothing it depends on changed: the content of "
+    "its `inputs` at its start commit (`true`: the whole tree), its command or prompt, its `env` and "
+    "the cache keys of its needs. On a hit the step does not run; its changes are replayed onto its "
+    "start commit and it ends `cached`. `--no-cache` runs every step."
+)
+
 MAX_ROUNDS = 20
 """More rounds of one fix loop than this is most likely a mistake, and a costly one with an agent."""
 
@@ -270,6 +304,15 @@ STEP_KEYS = (
         Matrix(MATRIX_KEYS),
         "none: the step runs once",
     ),
+    Key(
+        "approve",
+        "An approval gate: once its needs are done, the step waits, holding no slot and no "
+        "worktree, until a person approves (at the terminal's prompt, with `treeflow approve`, or "
+        "in the editor); a rejection fails it. A string is the `message`.",
+        Either((Text("Deploy to staging?", not_blank=True, wording="a question"), Fields(APPROVE_KEYS))),
+        "none: the step starts as soon as its needs allow",
+    ),
+    Key("cache", _CACHE_DOC, Either((Flag(), Fields(CACHE_KEYS))), "false: the step always runs"),
     Key(
         "on_failure",
         "A bounded fix loop: when the step fails, step `run_step` fixes it in its worktree, then "
@@ -372,7 +415,7 @@ WORKFLOW_KEYS = (
         "steps",
         "The steps, by id: 1 to 64 letters, digits, `-` or `_`, not starting with `-`. Each has one "
         "kind key (`run:`, `agent:`, …) and may have `needs`, `if`, `timeout`, `retry`, `env`, "
-        "`worktree`, `matrix`, `on_failure`.",
+        "`worktree`, `matrix`, `approve`, `cache`, `on_failure`.",
         Steps(),
         required=True,
     ),

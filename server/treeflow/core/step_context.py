@@ -137,9 +137,7 @@ class StepContext:
         if function == "failure":
             return any(status in _FAILED for status in self.before.values())
         if function == "success":
-            return not self.stopping and all(
-                status is StepStatus.SUCCEEDED for status in self.before.values()
-            )
+            return not self.stopping and all(status.is_success for status in self.before.values())
         raise ExpressionError(f"unknown function `{quoted(function)}`", 0)
 
     def lookup(self, reference: Reference) -> Value:
@@ -164,7 +162,8 @@ class StepContext:
             return self.matrix[path[1]]
         result = self.needs[path[1]]
         if path[2] == "status":
-            return result.status.value
+            # Where a success came from does not change what a condition means.
+            return StepStatus.SUCCEEDED.value if result.status.is_success else result.status.value
         value = result.outputs.get(path[3])
         if value is None:
             self.missing.append(reference.text)

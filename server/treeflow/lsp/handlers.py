@@ -1,9 +1,9 @@
 """LSP methods of the treeflow server: each parses its parameters, calls the engine, and returns.
 
 - `workspace/executeCommand`: treeflow.listWorkflows, treeflow.run, treeflow.cancel,
-  treeflow.resume, treeflow.listRuns, treeflow.getRun; treeflow.diff, treeflow.apply,
+  treeflow.resume, treeflow.approve, treeflow.listRuns, treeflow.getRun; treeflow.diff, treeflow.apply,
   treeflow.undoApply, treeflow.discard, treeflow.readFile (through treeflow.lsp.review),
-  treeflow.agentTranscript
+  treeflow.agentTranscript, treeflow.initWorkflow (through treeflow.lsp.init_workflow)
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files the client has open
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>", for open workflow files of the workspace
 - completion, hover, step ids, symbols, folding and selection ranges: treeflow.lsp.authoring
@@ -48,12 +48,16 @@ if TYPE_CHECKING:
         AgentTranscript,
         ApplyArgs,
         ApplyResult,
+        ApproveArgs,
+        ApproveResult,
         CancelResult,
         DiffArgs,
         DiffResult,
         DiscardArgs,
         DiscardResult,
         FileContent,
+        InitWorkflowArgs,
+        InitWorkflowResult,
         ReadFileArgs,
         ResumeArgs,
         RunArgs,
@@ -119,6 +123,25 @@ async def resume(ls: TreeflowServer, args: ResumeArgs) -> RunStarted:
         raise JsonRpcInvalidParams(str(exc)) from exc
 
 
+async def approve(ls: TreeflowServer, args: ApproveArgs) -> ApproveResult:
+    from treeflow.core.spec import WorkflowError
+    from treeflow.lsp.protocol import ApproveResult, approval_state
+    from treeflow.lsp.supervisor import RunRequestError
+
+    try:
+        repos = await _repositories(ls)
+        approval, resumed = await ls.supervisor.approve(
+            args.run_id, args.step_id, repos, approve=args.approve, note=args.message
+        )
+    except WorkflowError as exc:
+        raise JsonRpcInvalidParams(f"decision recorded, but the run cannot go on:\n{exc}") from exc
+    except RunRequestError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from exc
+    state = approval_state(approval.to_json())
+    assert state is not None
+    return ApproveResult(approval=state, resumed=resumed)
+
+
 async def list_runs(ls: TreeflowServer) -> list[RunPayload]:
     from treeflow.lsp.supervisor import RunRequestError
 
@@ -178,6 +201,12 @@ async def agent_transcript(ls: TreeflowServer, args: StepArgs) -> AgentTranscrip
         raise JsonRpcInvalidParams(str(exc)) from exc
 
 
+async def init_workflow(ls: TreeflowServer, args: InitWorkflowArgs) -> InitWorkflowResult:
+    from treeflow.lsp.init_workflow import init_workflow
+
+    return await init_workflow(args, _folders(ls))
+
+
 async def _reviewed(
     ls: TreeflowServer,
     action: Callable[[list[Repository], ArgsT], Awaitable[ResultT]],
@@ -201,6 +230,7 @@ COMMANDS: dict[str, CommandHandler] = {
     "treeflow.run": run,
     "treeflow.cancel": cancel,
     "treeflow.resume": resume,
+    "treeflow.approve": approve,
     "treeflow.listRuns": list_runs,
     "treeflow.getRun": get_run,
     "treeflow.diff": diff,
@@ -209,6 +239,7 @@ COMMANDS: dict[str, CommandHandler] = {
     "treeflow.discard": discard,
     "treeflow.readFile": read_file,
     "treeflow.agentTranscript": agent_transcript,
+    "treeflow.initWorkflow": init_workflow,
 }
 
 

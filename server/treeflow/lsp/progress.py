@@ -22,6 +22,8 @@ from lsprotocol import types
 
 from treeflow.core.events import (
     AgentWaiting,
+    ApprovalDecided,
+    ApprovalRequested,
     Event,
     ProcessEnded,
     ProcessStarted,
@@ -64,7 +66,7 @@ class _StepLog:
 
 
 def progress_message(run: RunResult) -> str:
-    """``3/6 · running: lint, review (40% tests pass)``."""
+    """``3/6 · running: lint, review (40% tests pass) · waiting for approval: deploy``."""
     done = sum(1 for step in run.steps.values() if step.status.is_final)
     running = []
     for step_id, step in run.steps.items():
@@ -77,7 +79,10 @@ def progress_message(run: RunResult) -> str:
         )
         running.append(f"{step_id} ({detail})" if detail else step_id)
     text = f"{done}/{len(run.steps)}"
-    return f"{text} · running: {', '.join(running)}" if running else text
+    if running:
+        text += f" · running: {', '.join(running)}"
+    waiting = [step_id for step_id, step in run.steps.items() if step.approval and step.approval.waiting]
+    return f"{text} · waiting for approval: {', '.join(waiting)}" if waiting else text
 
 
 def _is_final(run: RunResult) -> bool:
@@ -128,7 +133,14 @@ class RunReporter:
                     log.dropped += 1
                 log.lines.append(event.line)
                 self._dirty.set()
-            case StepStarted() | StepFinished() | StepProgress() | StepRound():
+            case (
+                StepStarted()
+                | StepFinished()
+                | StepProgress()
+                | ApprovalRequested()
+                | ApprovalDecided()
+                | StepRound()
+            ):
                 self._dirty.set()
             case RunFinished():
                 self._finished = True

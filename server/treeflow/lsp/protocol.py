@@ -22,6 +22,7 @@ from cattrs.errors import ClassValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from treeflow.core.apply import ApplyMode, ApplyOutcome, ConflictPolicy
+from treeflow.core.gates import Channel, Decision
 from treeflow.core.model import ChangeStatus, RunResult, RunStatus, StepStatus
 
 __all__ = [
@@ -31,10 +32,15 @@ __all__ = [
     "ApplyMode",
     "ApplyOutcome",
     "ApplyResult",
+    "ApprovalState",
+    "ApproveArgs",
+    "ApproveResult",
     "ArgumentError",
     "CancelResult",
     "ChangeStatus",
+    "Channel",
     "ConflictPolicy",
+    "Decision",
     "DiffArgs",
     "DiffResult",
     "DiscardArgs",
@@ -43,6 +49,8 @@ __all__ = [
     "FileChange",
     "FileConflict",
     "FileContent",
+    "InitWorkflowArgs",
+    "InitWorkflowResult",
     "LogParams",
     "ReadFileArgs",
     "ResumeArgs",
@@ -112,6 +120,17 @@ class StepArgs:
 
 
 @attrs.frozen
+class ApproveArgs:
+    """`treeflow.approve`: decide the approval gate ``stepId`` of run ``runId`` waits at;
+    ``approve`` false rejects it, ``message`` says why."""
+
+    run_id: str = attrs.field(metadata=_doc("the id of a run"))
+    step_id: str = attrs.field(metadata=_doc("the id of a step waiting for approval"))
+    approve: bool = attrs.field(metadata=_doc("true to approve, false to reject"))
+    message: str | None = attrs.field(default=None, metadata=_doc("a string"))
+
+
+@attrs.frozen
 class AgentTranscript:
     """An agent step's log as Markdown: what the agent said, its tool calls and their results, its totals."""
 
@@ -128,6 +147,25 @@ class CancelResult:
     """False when the run had already ended."""
 
     cancelled: bool
+
+
+@attrs.frozen
+class InitWorkflowArgs:
+    """`treeflow.initWorkflow`: a starter treeflow.yml in ``folder``, a workspace folder (the
+    first one when absent)."""
+
+    folder: str | None = attrs.field(default=None, metadata=_doc("the URI or path of a workspace folder"))
+
+
+@attrs.frozen
+class InitWorkflowResult:
+    """``created`` is false when the folder had a workflow already: ``uri`` is that file, unchanged.
+    ``sources`` names what the starter's steps were read from; empty when nothing was found."""
+
+    uri: str
+    created: bool
+    steps: list[str]
+    sources: list[str]
 
 
 @attrs.frozen
@@ -176,6 +214,30 @@ class RoundState:
 
 
 @attrs.frozen
+class ApprovalState:
+    """A step's approval gate: the question, when it was asked and until when, and once decided,
+    the decision (approved, rejected, timed_out, withdrawn), who made it, where, when and why."""
+
+    message: str
+    requested_at: str | None
+    expires_at: str | None
+    decision: Decision | None
+    decided_by: str | None
+    via: Channel | None
+    decided_at: str | None
+    note: str | None
+
+
+@attrs.frozen
+class ApproveResult:
+    """The decision as recorded; ``resumed`` when no process was waiting at the gate, so that the
+    server resumed the run to act on it."""
+
+    approval: ApprovalState
+    resumed: bool
+
+
+@attrs.frozen
 class StepState:
     status: StepStatus
     attempts: int
@@ -193,6 +255,8 @@ class StepState:
     agent: AgentState | None
     outputs: dict[str, str] = attrs.field(factory=dict)
     rounds: list[RoundState] = attrs.field(factory=list)
+    approval: ApprovalState | None = None
+    cached_from: str | None = None
 
 
 @attrs.frozen
@@ -371,7 +435,7 @@ class FileContent:
 
 
 # The CLI's result object, which the run object extends, has snake_case keys.
-_SNAKE_CASE: frozenset[type] = frozenset({AgentState, RoundState, StepState, RunPayload})
+_SNAKE_CASE: frozenset[type] = frozenset({AgentState, ApprovalState, RoundState, StepState, RunPayload})
 
 
 def run_payload(run: RunResult, error: str | None = None) -> RunPayload:
@@ -388,6 +452,7 @@ def run_payload(run: RunResult, error: str | None = None) -> RunPayload:
                 "status": StepStatus(step["status"]),
                 "agent": None if step["agent"] is None else AgentState(**step["agent"]),
                 "rounds": [_round_state(fix_round) for fix_round in step["rounds"]],
+                "approval": approval_state(step["approval"]),
             }
         )
         for step_id, step in data.pop("steps").items()
@@ -404,6 +469,19 @@ def _round_state(fix_round: dict[str, Any]) -> RoundState:
             **fix_round,
             "status": StepStatus(fix_round["status"]),
             "fix_status": None if fix_status is None else StepStatus(fix_status),
+        }
+    )
+
+
+def approval_state(data: dict[str, Any] | None) -> ApprovalState | None:
+    """The approval object of an approval's JSON form (`Approval.to_json`)."""
+    if data is None:
+        return None
+    return ApprovalState(
+        **{
+            **data,
+            "decision": None if data["decision"] is None else Decision(data["decision"]),
+            "via": None if data["via"] is None else Channel(data["via"]),
         }
     )
 

@@ -17,6 +17,8 @@ import anyio
 from anyio.abc import TaskGroup
 
 from treeflow.core import journal
+from treeflow.core.gatekeeper import NotWaiting, decide
+from treeflow.core.gates import Approval, Channel
 from treeflow.core.git import NotARepository, Repository, open_repository
 from treeflow.core.git_workspace import WorkspaceError
 from treeflow.core.journal import JournalUnavailable
@@ -191,6 +193,42 @@ class Supervisor:
             supervised.reporter.token = token
             self._progress.on_cancel(token, supervised.run.cancel)
 
+    async def approve(
+        self, run_id: str, step_id: str, repos: Sequence[Repository], *, approve: bool, note: str | None
+    ) -> tuple[Approval, bool]:
+        """Decide the approval gate ``step_id`` of run ``run_id`` waits at; return the decision and
+        whether the run was resumed to act on it (no process was waiting: its server stopped, or
+        its process died), as `treeflow resume` would.
+
+        Raises RunRequestError for an unknown run or step, one not waiting for approval, and a
+        resume refused (the decision then stays for the next resume).
+        """
+        await self._recovered.wait()
+        for repo in repos:
+            try:
+                record = await anyio.to_thread.run_sync(journal.read_run, journal.journal_path(repo), run_id)
+            except JournalUnavailable as exc:
+                raise RunRequestError(str(exc)) from exc
+            if record is None:
+                continue
+            if step_id not in record.run.steps:
+                raise RunRequestError(f"run {run_id} has no step {step_id}")
+            try:
+                approval = await decide(repo, run_id, step_id, approve=approve, via=Channel.EDITOR, note=note)
+            except NotWaiting as exc:
+                raise RunRequestError(str(exc)) from exc
+            live = self._runs.get(run_id)
+            if (live is not None and not live.ended) or (
+                record.run.status is RunStatus.RUNNING and record.owner_alive()
+            ):
+                return approval, False
+            try:
+                await self.resume(run_id, [repo])
+            except RunRequestError as exc:
+                raise RunRequestError(f"{approval.describe()}, but run {run_id} cannot go on: {exc}") from exc
+            return approval, True
+        raise RunRequestError(f"no run {run_id!r} in this workspace")
+
     def cancel(self, run_id: str) -> bool:
         """Cancel a run; False if it had already ended."""
         supervised = self._find(run_id)
@@ -251,8 +289,10 @@ class Supervisor:
             raise RunRequestError(f"no run {run_id!r} in this server") from None
 
     async def stop_all(self) -> None:
-        """Cancel every run and wait until each has cleaned up."""
+        """Cancel every run and wait until each has cleaned up; a run waiting at an approval gate
+        keeps its request open, for its resume to offer again."""
         for supervised in self._runs.values():
+            supervised.run.leave_gates_open()
             supervised.cancel()
         for supervised in self._runs.values():
             await supervised.done.wait()

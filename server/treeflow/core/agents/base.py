@@ -109,6 +109,10 @@ class StreamReader:
         it into ``tally`` as ``read`` does. By default the lines ``read`` shows, one per block."""
         return [markdown_line(line) for line in self.read(event, tally)]
 
+    def transcript_end(self) -> list[str]:
+        """Markdown blocks still held back when the stream ends (an answer that came in pieces)."""
+        return []
+
 
 def markdown_line(text: str) -> str:
     """``text`` as one Markdown paragraph that shows its characters as they are."""
@@ -125,6 +129,34 @@ def fenced(text: str, language: str = "") -> str:
     while fence in text:
         fence += "`"
     return f"{fence}{language}\n{text.rstrip()}\n{fence}"
+
+
+def call_block(call: str) -> str:
+    """A tool call (as `describe_call` puts it) as a Markdown block of its own."""
+    return f"**→ {markdown_line(call)}**"
+
+
+def result_block(output: str, failed: bool = False, note: str | None = None) -> str:
+    """What a tool call returned, fenced; ``note`` (``exit 1``) goes beside the heading."""
+    heading = "Result"
+    details = [note] if note else []
+    if failed:
+        details.append("error")
+    if details:
+        heading += f" ({', '.join(details)})"
+    return f"{heading}:\n\n" + fenced(output) if output.strip() else f"{heading}: _nothing_"
+
+
+def error_block(message: object, label: str = "Error") -> str:
+    """An error the agent's CLI reported, as a paragraph of its own."""
+    text = message if isinstance(message, str) and message.strip() else "no message"
+    return f"**{label}:** {markdown_line(text.strip())}"
+
+
+def prompt_block(text: str) -> str:
+    """The prompt the agent was given, quoted."""
+    lines = text.strip().splitlines() or [""]
+    return "**Prompt:**\n\n" + "\n".join(f"> {markdown_line(line)}".rstrip() for line in lines)
 
 
 def text_of(value: object) -> str | None:

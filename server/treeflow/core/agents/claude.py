@@ -18,11 +18,11 @@ from treeflow.core.agents.base import (
     FinalResult,
     Permissions,
     StreamReader,
+    call_block,
     describe_call,
-    fenced,
     first_line,
-    markdown_line,
     number_of,
+    result_block,
     text_of,
 )
 from treeflow.core.agents.cli_agent import CliAgent
@@ -74,11 +74,9 @@ class ClaudeReader(StreamReader):
             if block.get("type") == "text" and text_of(block.get("text")):
                 blocks.append(block["text"].strip())  # the agent writes Markdown itself
             elif block.get("type") == "tool_use":
-                call = describe_call(str(block.get("name")), block.get("input"))
-                blocks.append(f"**→ {markdown_line(call)}**")
+                blocks.append(call_block(describe_call(str(block.get("name")), block.get("input"))))
             elif block.get("type") == "tool_result":
-                failed = " (error)" if block.get("is_error") else ""
-                blocks.append(f"Result{failed}:\n\n" + fenced(_result_text(block.get("content"))))
+                blocks.append(result_block(_result_text(block.get("content")), bool(block.get("is_error"))))
         return blocks
 
     def _assistant(self, message: Mapping[str, Any], tally: AgentTally) -> list[str]:

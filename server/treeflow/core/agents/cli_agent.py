@@ -231,6 +231,8 @@ class _Follower:
             last_message=_bounded(tally.message, LAST_MESSAGE_LIMIT),
         )
         message = tally.action or (first_line(tally.message) if tally.message else None)
+        # The log on disk keeps up with what the run reports, so that the transcript can be read live.
+        self.attempt.log.flush()
         if (usage, message) != self._sent:
             self._sent = (usage, message)
             self.attempt.agent_progress(usage, message)

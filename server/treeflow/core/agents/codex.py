@@ -19,9 +19,13 @@ from treeflow.core.agents.base import (
     FinalResult,
     Permissions,
     StreamReader,
+    call_block,
     describe_call,
+    error_block,
     first_line,
+    markdown_line,
     number_of,
+    result_block,
     text_of,
 )
 from treeflow.core.agents.cli_agent import CliAgent
@@ -54,6 +58,26 @@ class CodexReader(StreamReader):
     def __init__(self) -> None:
         self._input = 0
         self._output = 0
+        self._started: set[str] = set()  # items whose call the transcript has shown
+
+    def transcript(self, event: Mapping[str, Any], tally: AgentTally) -> list[str]:
+        self.read(event, tally)
+        kind = event.get("type")
+        if kind in ("item.started", "item.completed"):
+            item = event["item"]
+            item_id = str(item.get("id"))
+            blocks = []
+            if item_id not in self._started and _call_of(item) is not None:
+                self._started.add(item_id)
+                blocks.append(call_block(str(_call_of(item))))
+            if kind == "item.completed":
+                blocks += _completed_item(item)
+            return blocks
+        if kind == "turn.failed":
+            return [error_block((event.get("error") or {}).get("message"))]
+        if kind == "error":
+            return [error_block(event.get("message"))]
+        return []
 
     def read(self, event: Mapping[str, Any], tally: AgentTally) -> list[str]:
         kind = event.get("type")
@@ -106,4 +130,53 @@ def _item(item: Mapping[str, Any], completed: bool, tally: AgentTally) -> list[s
     if kind == "error" and text_of(item.get("message")):
         tally.error = item["message"]
         return [f"error: {first_line(item['message'], 200)}"]
+    return []
+
+
+def _call_of(item: Mapping[str, Any]) -> str | None:
+    """The item as a tool call, for the items that are one."""
+    kind = item.get("type")
+    if kind == "command_execution":
+        return describe_call("command", {"command": str(item.get("command") or "")})
+    if kind == "mcp_tool_call":
+        return describe_call(f"{item.get('server')}.{item.get('tool')}", item.get("arguments"))
+    if kind == "web_search":
+        return describe_call("web search", {"query": item.get("query")})
+    if kind == "file_change":
+        changes = item.get("changes") or []
+        return "edit: " + (", ".join(f"{c.get('kind')} {c.get('path')}" for c in changes) or "files")
+    return None
+
+
+def _completed_item(item: Mapping[str, Any]) -> list[str]:
+    """What a finished item adds to the transcript: what the agent said, or what a call returned."""
+    kind = item.get("type")
+    if kind == "agent_message" and text_of(item.get("text")):
+        return [item["text"].strip()]  # the agent writes Markdown itself
+    if kind == "reasoning" and text_of(item.get("text")):
+        return ["\n".join(f"> {line}".rstrip() for line in item["text"].strip().splitlines())]
+    if kind == "command_execution":
+        exit_code = item.get("exit_code")
+        failed = item.get("status") in ("failed", "declined") or exit_code not in (0, None)
+        note = f"exit {exit_code}" if exit_code is not None else item.get("status")
+        return [result_block(str(item.get("aggregated_output") or ""), failed, note)]
+    if kind == "file_change":
+        return [result_block("", failed=True)] if item.get("status") == "failed" else []
+    if kind == "mcp_tool_call":
+        error = item.get("error") or {}
+        if text_of(error.get("message")):
+            return [result_block(error["message"], failed=True)]
+        result = item.get("result") or {}
+        texts = [block.get("text") for block in result.get("content") or [] if isinstance(block, Mapping)]
+        return [result_block("\n".join(text for text in texts if isinstance(text, str)))]
+    if kind == "todo_list":
+        entries = item.get("items") or []
+        return [
+            "\n".join(
+                f"- [{'x' if e.get('completed') else ' '}] {markdown_line(str(e.get('text')))}"
+                for e in entries
+            )
+        ]
+    if kind == "error":
+        return [error_block(item.get("message"))]
     return []

@@ -20,8 +20,11 @@ from treeflow.core.agents.base import (
     CliRequest,
     FinalResult,
     StreamReader,
+    call_block,
     describe_call,
     first_line,
+    prompt_block,
+    result_block,
     text_of,
 )
 from treeflow.core.agents.cli_agent import CliAgent
@@ -58,6 +61,29 @@ class Cursor(CliAgent):
 
 
 class CursorReader(StreamReader):
+    def transcript(self, event: Mapping[str, Any], tally: AgentTally) -> list[str]:
+        self.read(event, tally)
+        kind = event.get("type")
+        if kind in ("assistant", "user"):
+            content = event["message"].get("content") or []
+            texts = [
+                block["text"].strip()
+                for block in content
+                if block.get("type") == "text" and text_of(block.get("text"))
+            ]
+            if kind == "user":
+                return [prompt_block("\n".join(texts))] if texts else []
+            return texts  # the agent writes Markdown itself
+        if kind == "tool_call":
+            blocks = []
+            for key, call in (event.get("tool_call") or {}).items():
+                if event.get("subtype") == "started":
+                    blocks.append(call_block(describe_call(*_named_call(key, call))))
+                elif event.get("subtype") == "completed":
+                    blocks.append(_result(call.get("result")))
+            return blocks
+        return []
+
     def read(self, event: Mapping[str, Any], tally: AgentTally) -> list[str]:
         tally.session_id = text_of(event.get("session_id")) or tally.session_id
         kind = event.get("type")
@@ -74,14 +100,35 @@ class CursorReader(StreamReader):
                 return [first_line(tally.message, 200)]
         elif kind == "tool_call" and event.get("subtype") == "started":
             for key, call in (event.get("tool_call") or {}).items():
-                if key == "function":
-                    name, arguments = str(call.get("name")), None
-                else:
-                    name, arguments = _TOOL_NAMES.get(key, key.removesuffix("ToolCall")), call.get("args")
-                tally.action = describe_call(name, arguments)
+                tally.action = describe_call(*_named_call(key, call))
                 return [f"→ {tally.action}"]
         elif kind == "result":
             failed = bool(event.get("is_error")) or event.get("subtype") != "success"
             tally.final = FinalResult(ok=not failed, text=text_of(event.get("result")))
             tally.action = None
         return []
+
+
+def _named_call(key: str, call: Mapping[str, Any]) -> tuple[str, Mapping[str, Any] | None]:
+    """The tool's name and its arguments, from one entry of an event's `tool_call`."""
+    if key == "function":
+        return str(call.get("name")), None
+    return _TOOL_NAMES.get(key, key.removesuffix("ToolCall")), call.get("args")
+
+
+def _result(result: object) -> str:
+    """A completed call's `result`: `{success: {…}}`, or another single key saying it did not succeed.
+    What it holds differs by tool: a read's `content` is shown as it is, other fields one per line."""
+    if not isinstance(result, Mapping) or not result:
+        return result_block("")
+    outcome, details = next(iter(result.items()))
+    failed = outcome != "success"
+    if isinstance(details, Mapping):
+        content = details.get("content")
+        if isinstance(content, str):
+            return result_block(content, failed)
+        fields = [
+            f"{name}: {value}" for name, value in details.items() if isinstance(value, str | int | float)
+        ]
+        return result_block("\n".join(fields), failed, None if outcome == "success" else outcome)
+    return result_block(str(details) if details is not None else "", failed, outcome if failed else None)

@@ -19,9 +19,13 @@ from treeflow.core.agents.base import (
     FinalResult,
     Permissions,
     StreamReader,
+    call_block,
     describe_call,
+    error_block,
     first_line,
     number_of,
+    prompt_block,
+    result_block,
     text_of,
 )
 from treeflow.core.agents.cli_agent import CliAgent
@@ -56,6 +60,36 @@ class GeminiReader(StreamReader):
     def __init__(self) -> None:
         self._answer: list[str] = []
         self._answering = False
+        self._held: list[str] = []  # the pieces of an answer the transcript has not shown yet
+
+    def transcript(self, event: Mapping[str, Any], tally: AgentTally) -> list[str]:
+        self.read(event, tally)
+        kind = event.get("type")
+        if kind == "message":
+            if event.get("role") == "assistant":
+                # `delta` pieces make one answer; a message without it is whole by itself.
+                shown = [] if event.get("delta") else self.transcript_end()
+                self._held.append(str(event.get("content") or ""))
+                return shown
+            return [*self.transcript_end(), prompt_block(str(event.get("content") or ""))]
+        blocks = self.transcript_end()
+        if kind == "tool_use":
+            blocks.append(call_block(describe_call(str(event.get("tool_name")), event.get("parameters"))))
+        elif kind == "tool_result":
+            error = event.get("error") or {}
+            failed = event.get("status") == "error"
+            output = str(error.get("message") or "") if failed else str(event.get("output") or "")
+            blocks.append(result_block(output, failed))
+        elif kind == "error":
+            label = "Warning" if event.get("severity") == "warning" else "Error"
+            blocks.append(error_block(event.get("message"), label))
+        elif kind == "result" and event.get("status") == "error":
+            blocks.append(error_block((event.get("error") or {}).get("message")))
+        return blocks
+
+    def transcript_end(self) -> list[str]:
+        answer, self._held = "".join(self._held).strip(), []
+        return [answer] if answer else []  # the agent writes Markdown itself
 
     def read(self, event: Mapping[str, Any], tally: AgentTally) -> list[str]:
         kind = event.get("type")

@@ -19,9 +19,12 @@ from treeflow.core.agents.base import (
     FinalResult,
     Permissions,
     StreamReader,
+    call_block,
     describe_call,
+    error_block,
     first_line,
     number_of,
+    result_block,
     text_of,
 )
 from treeflow.core.agents.cli_agent import CliAgent
@@ -48,6 +51,25 @@ class Opencode(CliAgent):
 
 
 class OpencodeReader(StreamReader):
+    def transcript(self, event: Mapping[str, Any], tally: AgentTally) -> list[str]:
+        self.read(event, tally)
+        kind = event.get("type")
+        part = event.get("part") or {}
+        if kind == "text" and text_of(part.get("text")):
+            return [part["text"].strip()]  # the agent writes Markdown itself
+        if kind == "tool_use":
+            # One event per call, once it has ended: the call and what it returned together.
+            state = part.get("state") or {}
+            failed = state.get("status") == "error"
+            output = state.get("error") if failed else state.get("output")
+            return [
+                call_block(describe_call(str(part.get("tool")), state.get("input"))),
+                result_block(output if isinstance(output, str) else "", failed),
+            ]
+        if kind == "error" and tally.error is not None:
+            return [error_block(tally.error)]
+        return []
+
     def read(self, event: Mapping[str, Any], tally: AgentTally) -> list[str]:
         tally.session_id = text_of(event.get("sessionID")) or tally.session_id
         kind = event.get("type")

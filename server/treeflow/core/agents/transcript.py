@@ -73,6 +73,7 @@ def _session(reader: StreamReader, lines: list[str]) -> list[str]:
         if event is None:
             skipped += 1
     flush_said()
+    parts.extend(reader.transcript_end())
     if skipped:
         parts.append(f"_{skipped} line(s) that were not complete events were skipped._")
     parts.append(_totals(tally))
@@ -82,7 +83,7 @@ def _session(reader: StreamReader, lines: list[str]) -> list[str]:
 def _totals(tally: AgentTally) -> str:
     facts = []
     if tally.turns is not None:
-        facts.append(f"{tally.turns} turns")
+        facts.append(f"{tally.turns} turn" + ("" if tally.turns == 1 else "s"))
     if tally.input_tokens is not None or tally.output_tokens is not None:
         facts.append(f"{tally.input_tokens or 0:,} tokens in, {tally.output_tokens or 0:,} out")
     if tally.cost_usd is not None:

@@ -8,11 +8,14 @@ behind; and the outcomes of the steps that ended within one batch of writes shar
 cost tens of rows, not thousands. What it records lets a later treeflow process find a run whose
 process died, kill what that run left running, save its worktrees, and resume it.
 
-`schema` holds the file and its tables, `rows` a class per kind of row, `writer` the event sink
-(with `coalesce`, what a batch of events becomes), `readers` the runs as read back, and
-`statements` what recovery and `treeflow clean` write.
+`schema` holds the file and its tables, `compatibility` its format and the treeflow versions that
+share it, `rows` a class per kind of row, `writer` the event sink (with `coalesce`, what a batch of
+events becomes), `readers` the runs as read back, and `statements` what recovery and `treeflow
+clean` write.
 """
 
+from treeflow.core.journal.compatibility import JOURNAL_FORMAT, JournalTooNew
+from treeflow.core.journal.errors import JournalUnavailable
 from treeflow.core.journal.readers import (
     RunRecord,
     StepRecord,
@@ -21,7 +24,7 @@ from treeflow.core.journal.readers import (
     read_run,
     read_runs,
 )
-from treeflow.core.journal.schema import JournalUnavailable, connect, journal_path
+from treeflow.core.journal.schema import connect, journal_path
 from treeflow.core.journal.statements import (
     Statement,
     execute,
@@ -35,7 +38,9 @@ from treeflow.core.journal.statements import (
 from treeflow.core.journal.writer import Journal
 
 __all__ = [
+    "JOURNAL_FORMAT",
     "Journal",
+    "JournalTooNew",
     "JournalUnavailable",
     "RunRecord",
     "Statement",

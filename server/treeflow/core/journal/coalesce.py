@@ -90,6 +90,8 @@ class BeginAgain:
 
     run_id: str
     carried: tuple[OutcomeEntry, ...]
+    # When this execution began: what an earlier one settled before it is that one's history.
+    started_at: float | None = None
 
 
 Write = Rows | BeginAgain
@@ -199,7 +201,10 @@ class Coalescer:
             return []
         return [
             Rows(UPSERT_RUN, [begun.run.values() for begun in batch.runs_begun]),
-            *(BeginAgain(begun.run.run_id, begun.carried) for begun in batch.runs_begun),
+            *(
+                BeginAgain(begun.run.run_id, begun.carried, begun.run.started_at)
+                for begun in batch.runs_begun
+            ),
         ]
 
     def _places_still_open(self, batch: _Batch) -> list[Write]:

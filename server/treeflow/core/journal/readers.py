@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from treeflow.core.journal.approvals import approvals_of_run
 from treeflow.core.journal.rounds import rounds_of_run, settled
 from treeflow.core.journal.rows import (
     AGENT_COLUMNS,
@@ -36,6 +37,7 @@ _SELECT_OUTCOMES = "SELECT steps FROM step_outcomes WHERE run_id = ? ORDER BY ba
 _SELECT_AGENTS = f"SELECT {', '.join(AGENT_COLUMNS)} FROM agent_sessions WHERE run_id = ?"
 _SELECT_LAST_ATTEMPTS = "SELECT step_id, max(attempt) FROM attempts WHERE run_id = ? GROUP BY step_id"
 _SELECT_OUTPUTS = f"SELECT {', '.join(OUTPUTS_COLUMNS)} FROM step_outputs WHERE run_id = ?"
+_SELECT_CACHED = "SELECT step_id, cached_from FROM cached_steps WHERE run_id = ?"
 _SELECT_DISCARDED = "SELECT discarded_at FROM discarded_runs WHERE run_id = ?"
 
 
@@ -154,6 +156,8 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
         row.step_id: row.mapping()
         for row in map(OutputsRow._make, connection.execute(_SELECT_OUTPUTS, (run_id,)))
     }
+    approvals = approvals_of_run(connection, run_id)
+    cached: dict[str, str] = dict(connection.execute(_SELECT_CACHED, (run_id,)).fetchall())
     rounds = rounds_of_run(connection, run_id)
     steps: dict[str, StepRecord] = {}
     # The run's row lists its steps in order; one that never started has no row of its own.
@@ -164,6 +168,10 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
                 record = replace(record, result=replace(record.result, agent=agents[step_id].usage()))
             if outputs.get(step_id):
                 record = replace(record, result=replace(record.result, outputs=outputs[step_id]))
+            if step_id in approvals:
+                record = replace(record, result=replace(record.result, approval=approvals[step_id]))
+            if step_id in cached:
+                record = replace(record, result=replace(record.result, cached_from=cached[step_id]))
             if step_id in rounds:
                 step_rounds = rounds[step_id]
                 if record.result.status is not StepStatus.RUNNING:

@@ -2,7 +2,8 @@
 
 It lives at `<git common dir>/treeflow/journal.db`, in WAL mode, so the CLI and the language server
 can write it at once. The schema only ever gains tables (`CREATE TABLE IF NOT EXISTS`), so a journal
-written by an older treeflow is brought up to date by opening it, with no version to check.
+written by an older treeflow is brought up to date by opening it; one written by a newer treeflow in
+a format this one does not know is refused (`compatibility`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from treeflow.core.git import Repository
+from treeflow.core.journal.compatibility import check_format, claim_journal
+from treeflow.core.journal.errors import JournalUnavailable
 from treeflow.core.journal.rounds import TABLE as ROUNDS_TABLE
 
 SCHEMA = (
@@ -86,6 +89,11 @@ CREATE TABLE IF NOT EXISTS discarded_runs (
     discarded_at REAL NOT NULL,
     branches TEXT NOT NULL DEFAULT '[]'
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS treeflow_versions (
+    version TEXT PRIMARY KEY,
+    format INTEGER NOT NULL,
+    last_opened REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agent_sessions (
     run_id TEXT NOT NULL,
     step_id TEXT NOT NULL,
@@ -95,6 +103,39 @@ CREATE TABLE IF NOT EXISTS agent_sessions (
     input_tokens INTEGER,
     output_tokens INTEGER,
     cost_usd REAL,
+    PRIMARY KEY (run_id, step_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS approvals (
+    request INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    expires_at REAL,
+    decision TEXT,
+    decided_by TEXT,
+    via TEXT,
+    decided_at REAL,
+    note TEXT,
+    settled_at REAL
+);
+CREATE INDEX IF NOT EXISTS approvals_by_step ON approvals (run_id, step_id);
+CREATE TABLE IF NOT EXISTS step_cache (
+    cache_key TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    start_commit TEXT NOT NULL,
+    result_commit TEXT NOT NULL,
+    log_blob TEXT,
+    outputs TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    used_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS step_cache_by_use ON step_cache (used_at);
+CREATE TABLE IF NOT EXISTS cached_steps (
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    cached_from TEXT NOT NULL,
     PRIMARY KEY (run_id, step_id)
 ) WITHOUT ROWID;
 """
@@ -111,6 +152,8 @@ RUN_TABLES = (
     "step_outputs",
     "discarded_runs",
     "agent_sessions",
+    "approvals",
+    "cached_steps",
     "step_rounds",
 )
 
@@ -121,10 +164,6 @@ _prepared: set[Path] = set()
 
 def journal_path(repo: Repository) -> Path:
     return repo.state_dir / "journal.db"
-
-
-class JournalUnavailable(Exception):
-    """The journal file cannot be opened: no permission, a folder in its place, not a database."""
 
 
 @contextmanager
@@ -140,11 +179,18 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         if not prepared:
             # WAL mode is stored in the file, and the schema too: once per process is enough.
             _use_wal(connection)
+            check_format(connection, path)
             connection.executescript(SCHEMA)
+            claim_journal(connection, path)
             _prepared.add(path)
-    except (OSError, sqlite3.Error) as exc:
+        else:
+            # A newer treeflow (the CLI beside the editor's server, say) may have moved it on since.
+            check_format(connection, path)
+    except (OSError, sqlite3.Error, JournalUnavailable) as exc:
         if connection is not None:
             connection.close()
+        if isinstance(exc, JournalUnavailable):
+            raise
         raise JournalUnavailable(f"cannot open the run journal {path}: {exc}") from exc
     try:
         yield connection

@@ -17,6 +17,8 @@ from typing import assert_never
 
 from treeflow.core.events import (
     AgentWaiting,
+    ApprovalDecided,
+    ApprovalRequested,
     Event,
     ProcessEnded,
     ProcessStarted,
@@ -32,6 +34,7 @@ from treeflow.core.events import (
     StepStarted,
 )
 from treeflow.core.git import Repository
+from treeflow.core.journal.approvals import forget_settled_approvals
 from treeflow.core.journal.coalesce import (
     BeginAgain,
     Change,
@@ -41,6 +44,7 @@ from treeflow.core.journal.coalesce import (
     RunEnds,
     Write,
 )
+from treeflow.core.journal.errors import JournalUnavailable
 from treeflow.core.journal.readers import RunRecord, read_run_from
 from treeflow.core.journal.rows import (
     INSERT_OUTCOMES,
@@ -51,7 +55,7 @@ from treeflow.core.journal.rows import (
     StepState,
     Values,
 )
-from treeflow.core.journal.schema import JournalUnavailable, connect, journal_path
+from treeflow.core.journal.schema import connect, journal_path
 from treeflow.core.model import RunResult, RunStatus, StepStatus
 
 log = logging.getLogger(__name__)
@@ -109,6 +113,8 @@ class Journal:
                         self._queue.put(event)
             case AgentWaiting() | RunWarning():
                 pass
+            case ApprovalRequested() | ApprovalDecided():
+                pass  # the gatekeeper writes its rows itself, at once: other processes read them
             case _:
                 assert_never(event)
 
@@ -154,6 +160,7 @@ class Journal:
                         _write_rows(connection, write.sql, write.values)
                     case BeginAgain():
                         _begin_again(connection, write.run_id, write.carried)
+                        forget_settled_approvals(connection, write.run_id, write.carried, write.started_at)
                     case _:
                         assert_never(write)
             connection.execute("COMMIT")

@@ -25,6 +25,7 @@ from treeflow.core.agents.base import (
     wait_for_silence,
 )
 from treeflow.core.attempt import Attempt
+from treeflow.core.cloud.cursor_cloud import USE as CLOUD_USE
 from treeflow.core.cloud.cursor_cloud import (
     CursorCloudSpec,
     parse_cursor_cloud,
@@ -114,7 +115,7 @@ class AgentKind:
         use = text["use"]
         valid = True
         if use is not None and use not in agents.ADAPTERS:
-            known = ", ".join(agents.ADAPTERS)
+            known = ", ".join([*agents.ADAPTERS, CLOUD_USE])
             reader.error(fields["use"], f"{what}: agent.use: no agent `{use}` (known: {known})")
             valid = False
         for key in ("command", "report"):
