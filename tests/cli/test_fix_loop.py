@@ -86,28 +86,55 @@ def test_the_fix_until_green_example_goes_green_in_round_three(example: Path) ->
     assert "return a * b" in git(example, "show", f"treeflow/runs/{run_id}:calc.py")
 
 
-def test_shards_with_fix_loops_and_a_report_that_always_runs(example: Path) -> None:
-    green = run_json(example, "run", "shards.yml")
-    assert green["status"] == "succeeded", green
-    for shard in ("add", "multiply"):
-        assert rounds_of(green["steps"][f"test[shard={shard}]"]) == [
-            (1, 2, "failed", "succeeded"),
-            (2, 2, "succeeded", None),
-        ]
-    report = green["steps"]["report"]
-    assert Path(report["log"]).read_text().splitlines()[0] == "shards succeeded"
+def test_shards_with_fix_loops_a_gate_approved_from_the_cli_and_a_report_that_always_runs(
+    example: Path,
+) -> None:
+    run = subprocess.Popen(
+        [*TREEFLOW, "run", "shards.yml"],
+        cwd=example,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert run.stdout is not None
+        seen = []
+        for line in run.stdout:
+            seen.append(line)
+            if "waiting for approval" in line:
+                break
+        else:
+            raise AssertionError(f"the run never waited at its gate: {''.join(seen)}")
+        # Both shards went green through their fix loops before the gate asked.
+        waiting = json.loads(treeflow(example, "show", "last", "--json").stdout)
+        for shard in ("add", "multiply"):
+            assert rounds_of(waiting["steps"][f"test[shard={shard}]"]) == [
+                (1, 2, "failed", "succeeded"),
+                (2, 2, "succeeded", None),
+            ]
+        approved = treeflow(example, "approve", "last", "release")
+        assert approved.returncode == 0, approved.stderr
+        rest, _ = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 0, "".join(seen) + rest
+    green = json.loads(treeflow(example, "show", "last", "--json").stdout)
+    assert green["status"] == "succeeded"
+    assert green["steps"]["release"]["approval"]["decision"] == "approved"
+    report = Path(green["steps"]["report"]["log"]).read_text().splitlines()
+    assert report[0] == "shards succeeded, release succeeded"
 
-    # A fixer that gives up ends its shard's loop; fail-fast stops the other shard, and the report
-    # runs all the same.
+    # A fixer that gives up ends its shard's loop; fail-fast stops the other shard, the release is
+    # skipped without asking, and the report runs all the same.
     red = run_json(example, "run", "shards.yml", env={"FAKE_FIXER_GIVE_UP": "1"})
     assert red["status"] == "failed"
     statuses = {step_id: step["status"] for step_id, step in red["steps"].items()}
-    assert statuses["report"] == "succeeded"
+    assert (statuses["release"], statuses["report"]) == ("skipped", "succeeded")
     assert "failed" in statuses.values()
     failed = next(step for step in red["steps"].values() if step["status"] == "failed")
     assert failed["rounds"][0]["fix_status"] == "failed"
     assert "its fixer `fix` failed in round 1" in failed["error"]
-    assert Path(red["steps"]["report"]["log"]).read_text().splitlines()[0] == "shards failed"
+    assert Path(red["steps"]["report"]["log"]).read_text().splitlines()[0] == "shards failed, release skipped"
 
 
 def test_resume_goes_on_with_the_loop_from_its_last_round(repo: Path) -> None:

@@ -131,6 +131,8 @@ def _fixer_problem(fixer: Step, has_matrix: bool) -> str | None:
         return "has an `on_failure:` of its own; a fixer cannot have one"
     if has_matrix:
         return "has a `matrix:`; a fixer runs once per round of the step it fixes, so it cannot have one"
+    if fixer.gate is not None:
+        return "has an `approve:` gate, which would never be asked: a fixer runs when the step it fixes fails"
     if fixer.condition is not None:
         return "has an `if:`, which would never be read: a fixer runs when the step it fixes fails"
     return None
