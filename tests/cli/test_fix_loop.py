@@ -17,7 +17,9 @@ import pytest
 
 from tests.cli.test_recovery import killed_at_the_end
 from tests.conftest import git
-from tests.helpers import wait_for_files
+from tests.helpers import wait_for_files, wait_until
+from treeflow.core import journal
+from treeflow.core.model import StepStatus
 
 TREEFLOW = [sys.executable, "-m", "treeflow.cli"]
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fix-until-green"
@@ -195,8 +197,17 @@ def test_a_run_killed_while_its_fixer_works_resumes_with_the_next_round(repo: Pa
     )
     git(repo, "add", "treeflow.yml")
     git(repo, "commit", "--quiet", "-m", "workflow")
+    journal_path = repo / ".git" / "treeflow" / "journal.db"
+
+    def fixing_journaled() -> bool:
+        runs = journal.read_runs(journal_path, limit=1)
+        rounds = runs[0].run.steps["test"].rounds if runs else ()
+        return bool(rounds) and rounds[0].fix_status is StepStatus.RUNNING
+
     with killed_at_the_end(repo, "run"):
         wait_for_files([fixing], timeout_s=60)
+        # The journal writes in batches: the kill must come once it has the fixer at work.
+        wait_until(fixing_journaled, "the journal to have round 1's fixer at work", timeout_s=30)
     able.touch()
     # Recovery saves the fixer's half-done work on round 1's branch; the loop goes on from there.
     resumed = run_json(repo, "resume", "last")
