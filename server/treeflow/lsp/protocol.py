@@ -254,9 +254,9 @@ class StepState:
     summary: str | None
     agent: AgentState | None
     outputs: dict[str, str] = attrs.field(factory=dict)
-    rounds: list[RoundState] = attrs.field(factory=list)
     approval: ApprovalState | None = None
     cached_from: str | None = None
+    rounds: list[RoundState] = attrs.field(factory=list)
 
 
 @attrs.frozen
