@@ -47,18 +47,29 @@ test('the runs view shows the rounds of a fix loop', { timeout: 120000 }, () =>
 
     const fixing = editor.sidebarRow(/^test\s*running · round 1 of 3 · fixing/);
     await fixing.waitFor({ timeout: 30000 });
-    await editor.shot('50-fix-loop-fixing');
+    await editor.shot('60-fix-loop-fixing');
     fs.writeFileSync(goAhead, 'go\n');
 
     const done = editor.sidebarRow(/^test\s*succeeded · round 2 of 3 · [\d.]+s/);
     await done.waitFor({ timeout: 30000 });
-    await done.locator('.label-name').hover();
-    await page
+    const rounds = page
       .locator('.monaco-hover, .workbench-hover')
       .getByText(/round 1: failed, fixer fix succeeded \(treeflow\/.*\/test\.round-1\)/)
-      .first()
-      .waitFor({ timeout: 10000 });
+      .first();
+    // A hover shows when the pointer comes onto the row: off it first, then onto it, until it shows.
+    for (let tries = 1; ; tries++) {
+      await page.mouse.move(0, 0);
+      await done.locator('.label-name').hover();
+      try {
+        await rounds.waitFor({ timeout: 5000 });
+        break;
+      } catch (error) {
+        if (tries === 3) {
+          throw error;
+        }
+      }
+    }
     await page.waitForTimeout(500); // the hover fades in
-    await editor.shot('51-fix-loop-rounds');
+    await editor.shot('61-fix-loop-rounds');
   })(),
 );
