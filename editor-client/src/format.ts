@@ -122,12 +122,22 @@ export function failedSteps(run: Run): string[] {
  * `running · 40% · compiling`, `succeeded · 1.2s`, `failed · 0.3s · exit status 1`; an agent CLI's
  * step adds its usage: `running · Bash: pytest -q · 3 turns · 14.2k tokens · $0.0120`.
  */
+/** Where a step's fix loop stands: `round 2 of 3`, with `fixing` while its fixer runs; else ''. */
+export function roundText(step: StepState): string {
+  const last = step.rounds?.[step.rounds.length - 1];
+  if (!last) {
+    return '';
+  }
+  const fixing = step.status === 'running' && last.fix_status === 'running' ? ' · fixing' : '';
+  return `round ${last.round} of ${last.of}${fixing}`;
+}
+
 export function stepDescription(step: StepState): string {
   if (step.approval && waitsForApproval(step)) {
     const waiting = ['waiting for approval', step.approval.message];
     return (step.status === 'pending' ? waiting : [statusWord(step.status), ...waiting]).join(' · ');
   }
-  const parts = [statusWord(step.status)];
+  const parts = [statusWord(step.status), roundText(step)];
   if (step.status === 'running') {
     if (step.progress !== null) {
       parts.push(`${Math.round(step.progress * 100)}%`);

@@ -49,6 +49,24 @@ export interface AgentState {
   last_message: string | null;
 }
 
+/** One round of a step's fix loop (`on_failure:`): the step's run, then its fixer's on top. */
+export interface RoundState {
+  round: number;
+  /** The last round this execution of the run may reach. */
+  of: number;
+  status: StepStatus;
+  exit_code: number | null;
+  error: string | null;
+  fixer: string | null;
+  fix_status: StepStatus | null;
+  fix_error: string | null;
+  /** The branch that keeps the round's work. */
+  branch: string | null;
+  commit: string | null;
+  started_at: string | null;
+  ended_at: string | null;
+}
+
 export interface StepState {
   status: StepStatus;
   attempts: number;
@@ -73,6 +91,8 @@ export interface StepState {
   approval: ApprovalState | null;
   /** A `cached` step: the `<run_id>/<step_id>` whose work was replayed; else null. */
   cached_from?: string | null;
+  /** Steps with `on_failure:`: their rounds so far; else empty. */
+  rounds: RoundState[];
 }
 
 export interface Run {

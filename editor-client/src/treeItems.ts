@@ -128,6 +128,10 @@ export function stepItem(run: Run, stepId: string): ItemShape {
   if (step.approval) {
     tooltip.push(...approvalTooltip(step.approval));
   }
+  for (const round of step.rounds ?? []) {
+    const fix = round.fixer && round.fix_status ? `, fixer ${round.fixer} ${statusWord(round.fix_status)}` : '';
+    tooltip.push(`round ${round.round}: ${statusWord(round.status)}${fix}${round.branch ? ` (${round.branch})` : ''}`);
+  }
   const item: ItemShape = {
     id: `${run.run_id}/${stepId}`,
     label: stepId,

@@ -19,6 +19,7 @@ export function step(overrides: Partial<StepState> = {}): StepState {
     agent: null,
     outputs: {},
     approval: null,
+    rounds: [],
     ...overrides,
   };
 }

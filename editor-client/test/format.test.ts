@@ -37,6 +37,21 @@ test('a cached step says where its work came from, with a passed icon', () => {
   assert.equal(stepIcon('cached').color, 'testing.iconPassed');
 });
 
+test('a step with a fix loop says which round it is in, and that its fixer runs', () => {
+  const round = (overrides: object) => ({
+    round: 1, of: 3, status: 'failed' as const, exit_code: 1, error: null, fixer: 'fix', fix_status: null,
+    fix_error: null, branch: null, commit: null, started_at: null, ended_at: null, ...overrides,
+  });
+  assert.equal(
+    stepDescription(step({ status: 'running', rounds: [round({ fix_status: 'running' })] })),
+    'running · round 1 of 3 · fixing',
+  );
+  assert.equal(
+    stepDescription(step({ status: 'succeeded', duration_s: 2, rounds: [round({}), round({ round: 2, status: 'succeeded' })] })),
+    'succeeded · round 2 of 3 · 2.0s',
+  );
+});
+
 test('updates sent while a run goes on carry no `error`; that is no failure', () => {
   const update = run({ steps: { a: step({ status: 'running' }) } });
   delete update.error;

@@ -117,7 +117,7 @@ steps:
         "8:18: step `deploy`: if: expected `)`: failure() takes no arguments, found `||`",
         "11:16: step `deploy`: run: `matrix.python`: step `deploy` has no `matrix:`",
         "11:37: step `deploy`: run: unknown name `secrets`: an expression reads `needs`, `env`, `matrix`, "
-        "or calls a status function",
+        "`failure`, or calls a status function",
         "13:13: step `deploy`: env: `${{` is not closed by `}}`",
         "14:12: step `deploy` has both `run:` and `agent:`; give it one of them",
         "14:30: step `deploy`: agent: `needs.build`: step `deploy` does not need `build`; add it to its `needs:`",

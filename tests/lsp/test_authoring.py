@@ -124,6 +124,7 @@ async def test_top_level_keys_are_offered_with_their_documentation(
                 "cache",
                 "executor",
                 "resources",
+                "on_failure",
             ],
         ),
         (
@@ -141,6 +142,7 @@ async def test_top_level_keys_are_offered_with_their_documentation(
                 "cache",
                 "executor",
                 "resources",
+                "on_failure",
             ],
         ),
         (
@@ -170,6 +172,7 @@ async def test_top_level_keys_are_offered_with_their_documentation(
         ("setup:\n  ‸\nsteps:\n  a: {run: x}\n", ["copy", "run", "when_changed"]),
         ("defaults:\n  ‸\n", ["timeout", "retry", "worktree"]),
         ("steps:\n  a:\n    run: x\n    matrix:\n      python: ['3.12']\n      ‸\n", ["include", "exclude"]),
+        ("steps:\n  a:\n    run: x\n    on_failure: {‸}\n", ["run_step", "then", "max_rounds"]),
     ],
     ids=[
         "step",
@@ -183,6 +186,7 @@ async def test_top_level_keys_are_offered_with_their_documentation(
         "setup",
         "defaults",
         "matrix",
+        "on-failure",
     ],
 )
 async def test_the_keys_valid_at_the_cursor(

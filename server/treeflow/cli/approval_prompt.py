@@ -32,6 +32,7 @@ from treeflow.core.events import (
     StepPlaced,
     StepProgress,
     StepRetrying,
+    StepRound,
     StepStarted,
 )
 from treeflow.core.gatekeeper import NotWaiting, decide
@@ -82,6 +83,7 @@ class TerminalApprovals:
                 | StepProgress()
                 | AgentWaiting()
                 | StepRetrying()
+                | StepRound()
                 | StepFinished()
                 | RunFinished()
                 | RunWarning()

@@ -27,6 +27,7 @@ from treeflow.cli.plain_output import (
     describe_progress,
     describe_request,
     describe_result_branch,
+    describe_round,
     describe_run,
     describe_step,
     describe_usage,
@@ -35,6 +36,7 @@ from treeflow.cli.plain_output import (
     log_tail,
     output_lines,
     relative_path,
+    round_lines,
     runs_rows,
     summary_rows,
 )
@@ -54,6 +56,7 @@ from treeflow.core.events import (
     StepPlaced,
     StepProgress,
     StepRetrying,
+    StepRound,
     StepStarted,
 )
 from treeflow.core.model import RunResult, StepStatus
@@ -84,6 +87,8 @@ class LiveSink:
         self._final: RunResult | None = None
         self._started: dict[str, float] = {}
         self._last_line: dict[str, str] = {}
+        # Where each step with a fix loop stands: `round 2/3`, `· fixing` while its fixer runs.
+        self._round: dict[str, str] = {}
         self._live = Live(console=console, refresh_per_second=8, transient=True, get_renderable=self._render)
 
     def __enter__(self) -> LiveSink:
@@ -95,7 +100,7 @@ class LiveSink:
         final = self._final
         if final is not None:
             self._console.print(summary_table(final))
-            for line in agent_lines(final):
+            for line in [*agent_lines(final), *round_lines(final)]:
                 self._console.print(Text(line))
             self._print_failures(final)
             branch = describe_result_branch(final)
@@ -146,6 +151,14 @@ class LiveSink:
                 self._run = event.run
             case RunFinished():
                 self._final = event.run
+            case StepRound():
+                fix_round = event.round
+                self._round[event.step_id] = f"round {fix_round.number}/{fix_round.of}" + (
+                    " · fixing" if fix_round.fix_status is StepStatus.RUNNING else ""
+                )
+                line = describe_round(event.step_id, fix_round)
+                if line:
+                    self._live.console.print(Text(line, style="cyan"))
             case StepPlaced() | ProcessStarted() | ProcessEnded() | StepRetrying():
                 pass
             case _:
@@ -168,8 +181,9 @@ class LiveSink:
         now = time.monotonic()
         for step_id, started in sorted(self._started.items(), key=lambda item: item[1]):
             last = self._last_line.get(step_id, "")
+            fix_round = self._round.get(step_id)
             rows.add_row(
-                Text("⠿ " + step_id, style="cyan"),
+                Text("⠿ " + step_id + (f" ({fix_round})" if fix_round else ""), style="cyan"),
                 Text(format_duration(now - started)),
                 Text(last, style="dim", overflow="ellipsis", no_wrap=True),
             )
@@ -235,7 +249,7 @@ def print_runs(runs: list[RunResult]) -> None:
 def print_run(run: RunResult) -> None:
     console = Console()
     console.print(summary_table(run))
-    for line in [*agent_lines(run), *approval_lines(run), *output_lines(run)]:
+    for line in [*agent_lines(run), *approval_lines(run), *round_lines(run), *output_lines(run)]:
         console.print(Text(line))
     for warning in run.warnings:
         console.print(Text(f"warning: {shown(warning)}", style="yellow"))

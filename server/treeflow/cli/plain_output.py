@@ -35,9 +35,10 @@ from treeflow.core.events import (
     StepPlaced,
     StepProgress,
     StepRetrying,
+    StepRound,
     StepStarted,
 )
-from treeflow.core.model import AgentUsage, RunResult, StepResult, StepStatus
+from treeflow.core.model import AgentUsage, FixRound, RunResult, StepResult, StepStatus
 
 _TAIL_LINES = 15
 
@@ -64,9 +65,45 @@ def describe_step(step_id: str, result: StepResult) -> str:
         text += f" after {result.attempts} attempts"
     if result.cached_from:
         text += f" (from {result.cached_from})"
+    if result.rounds:
+        last = result.rounds[-1]
+        text += f" in round {last.number} of {last.of}"
     if not result.status.is_success and result.error:
         text += f" ({shown_lines(result.error)})"
     return text
+
+
+def describe_round(step_id: str, fix_round: FixRound, *, over: bool = False) -> str | None:
+    """A line for a moment of a fix loop worth telling: a round that goes to its fixer, a round
+    after the first that begins, a round that ended (every round, with ``over``, of a run that
+    is over); None for the rest."""
+    label = f"{step_id} round {fix_round.number} of {fix_round.of}"
+    if fix_round.ended_at is not None or over:
+        text = f"{label} {_said(fix_round.status)}"
+        if fix_round.fix_status is not None:
+            text += f", fixer `{shown_line(fix_round.fixer or '')}` {_said(fix_round.fix_status)}"
+        return text + (f"; its work: {fix_round.branch}" if fix_round.branch else "; no work")
+    if fix_round.fix_status is StepStatus.RUNNING:
+        code = "" if fix_round.exit_code is None else f" (exit {fix_round.exit_code})"
+        fixer = shown_line(fix_round.fixer or "")
+        return f"{label} {_said(fix_round.status)}{code}; fixer `{fixer}` runs on top of it"
+    if fix_round.status is StepStatus.RUNNING and fix_round.number > 1:
+        return f"{label}: runs again on top of the fix"
+    return None
+
+
+def round_lines(run: RunResult) -> list[str]:
+    """A line for each round of each step with a fix loop that ran in ``run``."""
+    return [
+        line
+        for step_id, step in run.steps.items()
+        for fix_round in step.rounds
+        if (line := describe_round(step_id, fix_round, over=True)) is not None
+    ]
+
+
+def _said(status: StepStatus) -> str:
+    return status.value.replace("_", " ")
 
 
 def describe_run(run: RunResult) -> str:
@@ -242,6 +279,10 @@ class PlainSink:
                 if branch:
                     self._write(branch)
                 self._write(describe_run(event.run))
+            case StepRound():
+                told = describe_round(event.step_id, event.round)
+                if told:
+                    self._write(f"[{event.step_id}] {told.removeprefix(event.step_id + ' ')}")
             case StepPlaced() | ProcessStarted() | ProcessEnded():
                 pass
             case _:
@@ -344,6 +385,7 @@ def write_run(run: RunResult, stream: TextIO) -> None:
     lines += format_table(SUMMARY_COLUMNS, summary_rows(run))
     lines += agent_lines(run)
     lines += approval_lines(run)
+    lines += round_lines(run)
     lines += output_lines(run)
     lines += [f"warning: {shown(warning)}" for warning in run.warnings]
     lines.append(describe_run(run))

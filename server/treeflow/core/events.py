@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from treeflow.core.gates import Approval
-from treeflow.core.model import AgentUsage, RunResult, StepResult
+from treeflow.core.model import AgentUsage, FixRound, RunResult, StepResult
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,15 @@ class StepRetrying:
 
 
 @dataclass(frozen=True)
+class StepRound:
+    """A round of a step's fix loop began, failed and went to its fixer, or ended (its branch known)."""
+
+    run_id: str
+    step_id: str
+    round: FixRound
+
+
+@dataclass(frozen=True)
 class StepFinished:
     """A step reached its final state; ``result`` is the step's result at that moment."""
 
@@ -159,6 +168,7 @@ Event = (
     | ApprovalRequested
     | ApprovalDecided
     | StepRetrying
+    | StepRound
     | StepFinished
     | RunFinished
     | RunWarning

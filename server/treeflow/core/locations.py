@@ -13,7 +13,8 @@ from treeflow.core.git import Repository, git
 from treeflow.core.matrix import safe_name
 
 # The run ids `runner.new_run_id` makes (<date>-<time>-<random>), and the step ids spec.py allows,
-# followed, for a combination of a matrix, by its values (`matrix.safe_name`).
+# followed, for a combination of a matrix, by its values (`matrix.safe_name`), and for a round of a
+# fix loop by `.round-<n>` (`round_name`).
 _RUN_ID = r"[0-9]{8}-[0-9]{6}-[0-9a-z]{1,16}"
 _STEP_ID = r"[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_.-]+)?"
 # Only branches of exactly these forms are treeflow's; any other name under `treeflow/` is the
@@ -25,6 +26,17 @@ _TREEFLOW_BRANCH = re.compile(
 
 def step_branch(run_id: str, step_id: str) -> str:
     return f"treeflow/{run_id}/{safe_name(step_id)}"
+
+
+def round_name(step_id: str, number: int) -> str:
+    """What round ``number`` of a step's fix loop is called where a step's id would be: its branch
+    `treeflow/<run_id>/<step>.round-<n>`, its worktree's folder. Written ids hold no `.`, so it
+    never names a step of the workflow."""
+    return f"{safe_name(step_id)}.round-{number}"
+
+
+def round_branch(run_id: str, step_id: str, number: int) -> str:
+    return step_branch(run_id, round_name(step_id, number))
 
 
 def run_branch(run_id: str) -> str:

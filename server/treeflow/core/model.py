@@ -135,6 +135,16 @@ class CacheSpec:
 
 
 @dataclass(frozen=True)
+class FixLoop:
+    """A step's `on_failure:`: when it fails, step ``fixer`` runs in its place on top of the failed
+    work, then the step runs again there; at most ``max_rounds`` runs of the step in all (see
+    `treeflow.core.fix_loop`)."""
+
+    fixer: str
+    max_rounds: int = 3
+
+
+@dataclass(frozen=True)
 class Step:
     id: str
     kind: str = ""  # the step key that selects its kind (`run`, `agent`, …; see `treeflow.core.kinds`)
@@ -151,6 +161,7 @@ class Step:
     cache: CacheSpec | None = None  # its `cache:`; None: it always runs
     executor: str | None = None  # `local` or `dask`; None: the run's executor
     resources: Resources = Resources()
+    on_failure: FixLoop | None = None  # its fix loop; None: a failure is final
 
 
 @dataclass(frozen=True)
@@ -196,6 +207,41 @@ class AgentUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class FixRound:
+    """One round of a step's fix loop: the step's run in its own worktree and branch, and, when
+    that failed and rounds were left, its fixer's run on top of it, in the same worktree."""
+
+    number: int  # 1 for the step's first run
+    of: int  # the last round this execution of the run may reach
+    status: StepStatus = StepStatus.RUNNING  # how the step's run in this round ended
+    exit_code: int | None = None
+    error: str | None = None
+    fixer: str | None = None  # the fixer's step id, once it began
+    fix_status: StepStatus | None = None
+    fix_error: str | None = None
+    branch: str | None = None  # the round's work: the step's, then the fixer's on top
+    commit: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "round": self.number,
+            "of": self.of,
+            "status": self.status.value,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "fixer": self.fixer,
+            "fix_status": None if self.fix_status is None else self.fix_status.value,
+            "fix_error": self.fix_error,
+            "branch": self.branch,
+            "commit": self.commit,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class StepResult:
     """A step's result as it stood at one moment: a value, never changed once made."""
 
@@ -219,6 +265,8 @@ class StepResult:
     approval: Approval | None = None
     # For a `cached` step: where its work was replayed from, as `<run_id>/<step_id>`.
     cached_from: str | None = None
+    # The rounds of its fix loop (`on_failure:`), earlier executions' included; empty without one.
+    rounds: tuple[FixRound, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -239,6 +287,7 @@ class StepResult:
             "outputs": dict(self.outputs),
             "approval": None if self.approval is None else self.approval.to_json(),
             "cached_from": self.cached_from,
+            "rounds": [fix_round.to_json() for fix_round in self.rounds],
         }
 
 

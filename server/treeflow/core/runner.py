@@ -14,12 +14,13 @@ ends with a step still `running` in it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,19 +38,31 @@ from treeflow.core.events import (
     StepFinished,
     StepPlaced,
     StepRetrying,
+    StepRound,
     StepStarted,
 )
 from treeflow.core.executor import AttemptLost, Executor, LocalExecutor
 from treeflow.core.expressions import ExpressionError, calls_status_function
+from treeflow.core.fix_loop import LoopState, RoundHooks, first_round, run_rounds
 from treeflow.core.gatekeeper import Gatekeeper
 from treeflow.core.gates import Approval, Decision
 from treeflow.core.git import GitError, Repository, environ_without_repository
 from treeflow.core.journal.errors import JournalUnavailable
-from treeflow.core.model import AgentUsage, RunResult, RunStatus, Step, StepResult, StepStatus, Workflow
+from treeflow.core.model import (
+    AgentUsage,
+    FixRound,
+    RunResult,
+    RunStatus,
+    Step,
+    StepResult,
+    StepStatus,
+    Workflow,
+)
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.ports import PortPool
 from treeflow.core.process import DEFAULT_KILL_GRACE_S
 from treeflow.core.setup_record import record_setup, setup_digest, setup_is_current
+from treeflow.core.spec_fix_loop import fixer_ids
 from treeflow.core.step_cache import CacheMiss, StepCache
 from treeflow.core.step_context import StepContext
 from treeflow.core.step_outputs import OutputsError, output_variables, outputs_file, read_outputs
@@ -85,6 +98,7 @@ class _RunningStep:
     summary: str | None = None
     agent: AgentUsage | None = None
     outputs: Mapping[str, str] = field(default_factory=dict)
+    rounds: list[FixRound] = field(default_factory=list)
     approval: Approval | None = None
     cached_from: str | None = None
     # Whether its setup or first attempt has begun: stopped before that, a step counts as skipped.
@@ -97,6 +111,13 @@ class _RunningStep:
 
     def note_agent(self, usage: AgentUsage) -> None:
         self.agent = usage
+
+    def note_round(self, fix_round: FixRound) -> None:
+        """Keep a round of its fix loop, in place of what was known of it before."""
+        if self.rounds and self.rounds[-1].number == fix_round.number:
+            self.rounds[-1] = fix_round
+        else:
+            self.rounds.append(fix_round)
 
     def note_exit(self, exit_code: int | None) -> None:
         """A process of the step ended: its status stands for the step's until the attempt's
@@ -126,6 +147,7 @@ class _RunningStep:
             summary=self.summary,
             agent=self.agent,
             outputs=self.outputs,
+            rounds=tuple(self.rounds),
             approval=self.approval,
             cached_from=self.cached_from,
         )
@@ -155,15 +177,25 @@ def new_run_id() -> str:
 
 def select_steps(workflow: Workflow, selected: Iterable[str]) -> list[str]:
     """The ids to run, in file order: all steps, or the selected ones and everything they need (a
-    matrix step selected by its id is every combination of it)."""
+    matrix step selected by its id is every combination of it). Fixers run only inside the fix
+    loops of the steps they fix, never as steps of their own."""
+    fixers = fixer_ids(workflow.steps)
     names = list(selected)
     if not names:
-        return list(workflow.steps)
+        return [step_id for step_id in workflow.steps if step_id not in fixers]
     named = {name: matrix.named_steps(workflow.steps.keys(), name) for name in names}
     unknown = [name for name, found in named.items() if not found]
     if unknown:
         known = ", ".join(matrix.written_ids(workflow.steps))
         raise UnknownStep(f"unknown step {quoted(', '.join(unknown))} in {workflow.path} (steps: {known})")
+    only_fixers = [name for name in names if name in fixers]
+    if only_fixers:
+        fixed = [s.id for s in workflow.steps.values() if s.on_failure and s.on_failure.fixer in only_fixers]
+        raise UnknownStep(
+            f"step {quoted(', '.join(only_fixers))} of {workflow.path} runs only as the fixer of "
+            f"{quoted(', '.join(fixed))} (their `on_failure`); "
+            f"run {'those' if len(fixed) > 1 else 'it'} instead"
+        )
     wanted = [step_id for found in named.values() for step_id in found]
     needs = {step_id: step.needs for step_id, step in workflow.steps.items()}
     chosen = graph.closure(wanted, needs)
@@ -477,7 +509,8 @@ class Run:
         context.missing.clear()
 
     async def _run_step(self, step: Step, context: StepContext) -> None:
-        """Prepare the step's place, run its setup and attempts there, and end it with their outcome.
+        """Prepare the step's place, run its setup and attempts there, and end it with their outcome;
+        a step with `on_failure:` does that in rounds (see `treeflow.core.fix_loop`).
 
         Whatever goes wrong on the way ends the step too: an error of treeflow's own (git, the
         disk, anything unexpected) fails it with that error, saying so.
@@ -487,7 +520,7 @@ class Run:
         )
         started = time.monotonic()
         port = self._ports.acquire()
-        place: StepPlace | None = None
+        where = LoopState()
         log_file = result.log_file = StepLog(
             self._log_path(step.id), functools.partial(self._log_failed, step.id)
         )
@@ -499,25 +532,27 @@ class Run:
         # so that no snapshot shows it ended without its duration, or ended while its dependents wait.
         status: StepStatus = StepStatus.FAILED
         error: str | None = None
+        run_in = functools.partial(self._run_in_place, step, context, result, port, log_file)
         try:
-            async with self._executor.step_place(self.run_id, replace(step, needs=from_work)) as place:
-                self._sink.emit(
-                    StepPlaced(
-                        self.run_id,
-                        step.id,
-                        place.cwd,
-                        place.worktree,
-                        place.work_branch,
-                        place.start_commit,
-                    )
+            if step.on_failure is None:
+                async with self._placed(replace(step, needs=from_work), step.id) as where.place:
+                    outcome = await run_in(where.place)
+            else:
+                earlier = self._options.earlier.get(step.id)
+                result.rounds = list(earlier.rounds if earlier is not None else ())
+                hooks = RoundHooks(
+                    place=functools.partial(self._placed, step_id=step.id),
+                    run_step=lambda place, now: run_in(place, f"round {now.number} of {now.of}"),
+                    run_fixer=functools.partial(self._fix, step, result, port, log_file),
+                    log_path=lambda: _flushed(log_file),
+                    changed=functools.partial(self._round_changed, step.id, result),
                 )
-                attempt = functools.partial(self._attempt, step, context, result, place, port, log_file)
-                outcome = await self._setup(step, result, place, attempt)
-                if outcome.status is StepStatus.SUCCEEDED:
-                    outcome = await self._attempts(step, context, result, attempt)
-                if outcome.exit_code is not None:
-                    result.exit_code = outcome.exit_code
-                status, error = outcome.status, outcome.error
+                outcome = await run_rounds(
+                    hooks, replace(step, needs=from_work), step.on_failure, where, first=first_round(earlier)
+                )
+            if outcome.exit_code is not None:
+                result.exit_code = outcome.exit_code
+            status, error = outcome.status, outcome.error
         except StepSetupError as exc:
             status, error = StepStatus.FAILED, str(exc)
         except Exception as exc:
@@ -525,10 +560,12 @@ class Run:
             problem = describe_error(exc)
             if not self._stopping():
                 doing = (
-                    "could not prepare its worktree" if place is None else "treeflow could not go on with it"
+                    "could not prepare its worktree"
+                    if where.place is None
+                    else "treeflow could not go on with it"
                 )
                 status, error = StepStatus.FAILED, f"{doing}: {problem}"
-            elif place is None:
+            elif where.place is None:
                 # The step would not have run anyway (a Ctrl-C can end the git command making its
                 # worktree); calling it failed would blame it for the stop.
                 status, error = StepStatus.SKIPPED, self._stop_reason(began=False)
@@ -539,8 +576,10 @@ class Run:
         finally:
             log_file.close()
             result.log = log_file.path if log_file.created else None
+            place = where.place
             if place is not None:
-                result.branch, result.commit = place.branch, place.commit
+                saved = where.worked or place
+                result.branch, result.commit = saved.branch, saved.commit
                 if place.unsaved is not None and status is StepStatus.SUCCEEDED:
                     # Steps after it would start without its work.
                     status, error = StepStatus.FAILED, f"its work was not saved: {place.unsaved}"
@@ -549,6 +588,85 @@ class Run:
         if status is StepStatus.SUCCEEDED and self._options.cache is not None:
             await self._keep_in_cache(step.id, result)
         self._finish(step.id, status, error)
+
+    @contextlib.asynccontextmanager
+    async def _placed(self, step: Step, step_id: str) -> AsyncIterator[StepPlace]:
+        """The executor's place for ``step`` (the step itself, or a round of its fix loop named as
+        the round), announced as the place of step ``step_id``."""
+        async with self._executor.step_place(self.run_id, step) as place:
+            self._sink.emit(
+                StepPlaced(
+                    self.run_id, step_id, place.cwd, place.worktree, place.work_branch, place.start_commit
+                )
+            )
+            yield place
+
+    async def _run_in_place(
+        self,
+        step: Step,
+        context: StepContext,
+        result: _RunningStep,
+        port: int,
+        log_file: StepLog,
+        place: StepPlace,
+        round_label: str | None = None,
+    ) -> StepOutcome:
+        """The step's setup, then its attempts, in ``place``."""
+        if round_label is not None:
+            log_file.write(f"\n--- treeflow: {round_label} ---\n".encode())
+        attempt = functools.partial(self._attempt, step, context, result, place, port, log_file)
+        outcome = await self._setup(step, result, place, attempt)
+        if outcome.status is StepStatus.SUCCEEDED:
+            outcome = await self._attempts(step, context, result, attempt)
+        return outcome
+
+    async def _fix(
+        self,
+        step: Step,
+        result: _RunningStep,
+        port: int,
+        log_file: StepLog,
+        place: StepPlace,
+        failure: Mapping[str, str],
+    ) -> StepOutcome:
+        """Run the fixer of ``step`` in ``place``, reading ``failure``: its attempts, with its own
+        retries and timeout. Its processes, output and progress count as the step's."""
+        assert step.on_failure is not None
+        fixer = self.workflow.steps[step.on_failure.fixer]
+        context = StepContext(
+            step_id=fixer.id,
+            needs=matrix.needs_results(fixer.needs, self.workflow.steps, self._steps),
+            before={},
+            env={**self._base_env, **fixer.env},
+            failure=failure,
+        )
+        try:
+            context.env = {**self._base_env, **context.render_env(fixer.env)}
+            spec = context.render_spec(fixer.spec)
+        except ExpressionError as exc:
+            return StepOutcome(StepStatus.FAILED, error=f"its expressions cannot be evaluated: {exc}")
+        self._warn_missing(step.id, context)
+        kind = kinds.kind_for(fixer.kind)
+        acting = replace(fixer, id=step.id)
+        outcome = StepOutcome(StepStatus.FAILED)
+        for number in range(1, fixer.retry.attempts + 1):
+            if number > 1:
+                await anyio.sleep(fixer.retry.delay_before(number, self._rng))
+            header = f"fixer `{fixer.id}`" + (f", attempt {number}" if number > 1 else "")
+            log_file.write(f"\n--- treeflow: round {failure['round']}: {header} ---\n".encode())
+            attempt = self._attempt(acting, context, result, place, port, log_file, number)
+            env = {name: value for name, value in attempt.env.items() if name != "TREEFLOW_OUTPUT"}
+            env.update(TREEFLOW_FIXING=step.id, TREEFLOW_ROUND=failure["round"])
+            # The step's exit code is its own; the fixer's says how the fix went, in its round.
+            attempt = replace(attempt, env=env, note_exit=_ignore_exit)
+            outcome = await self._timed(fixer, kind.run(spec, attempt))
+            if outcome.status is StepStatus.SUCCEEDED:
+                break
+        return outcome
+
+    def _round_changed(self, step_id: str, result: _RunningStep, fix_round: FixRound) -> None:
+        result.note_round(fix_round)
+        self._sink.emit(StepRound(self.run_id, step_id, fix_round))
 
     def _log_path(self, step_id: str) -> Path:
         return self.log_dir / f"{matrix.safe_name(step_id)}.log"
@@ -809,6 +927,15 @@ async def _take_slot(limiter: anyio.CapacityLimiter) -> None:
         limiter.acquire_nowait()
     except anyio.WouldBlock:
         await limiter.acquire()
+
+
+def _flushed(log_file: StepLog) -> Path:
+    log_file.flush()
+    return log_file.path
+
+
+def _ignore_exit(exit_code: int | None) -> None:
+    return None
 
 
 def describe_error(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ from treeflow.core.events import EventSink, FanOut
 from treeflow.core.git import Repository
 from treeflow.core.git_workspace import GitWorkspace
 from treeflow.core.journal import Journal, RunRecord
+from treeflow.core.locations import round_name
 from treeflow.core.model import RunResult, RunStatus, StepResult, Workflow
 from treeflow.core.remote.choice import ExecutorChoice, choose_executor, make_executor
 from treeflow.core.runner import Run, RunOptions
@@ -85,6 +86,11 @@ def plan_resume(record: RunRecord, workflow: Workflow, *, rebase: bool = False) 
         step_id: record.steps[step_id].result.commit or record.steps[step_id].start_commit or base or ""
         for step_id in completed
     }
+    # A fix loop goes on from its last round's work: the next round names that round as its need.
+    for step_id, step in record.steps.items():
+        if step_id not in completed and step.result.rounds:
+            last = step.result.rounds[-1]
+            start_points[round_name(step_id, last.number)] = last.commit or step.start_commit or base or ""
     return ResumePlan(
         run_id=run.run_id,
         steps=tuple(record.steps),

@@ -29,6 +29,7 @@ from treeflow.core.model import (
 )
 from treeflow.core.setup_copy import pattern_problem
 from treeflow.core.spec_expressions import ExpressionReader
+from treeflow.core.spec_fix_loop import WrittenLoop, check_fix_loops, fixer_ids, read_on_failure
 from treeflow.core.spec_keys import (
     APPROVE_KEYS,
     CACHE_KEYS,
@@ -104,6 +105,8 @@ class _Parser(SpecReader):
         # The combinations of each step with a `matrix:`, and the keys its matrix names, by step id.
         self.matrices: dict[str, list[dict[str, str]]] = {}
         self.matrix_keys: dict[str, tuple[str, ...]] = {}
+        # Each step's `on_failure:` as written, by step id.
+        self.fix_loops: dict[str, WrittenLoop] = {}
 
     def parse(self, text: str) -> Workflow:
         if len(text) > MAX_WORKFLOW_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_WORKFLOW_BYTES:
@@ -289,10 +292,12 @@ class _Parser(SpecReader):
                 steps[step_id] = step
         self.check_case_collisions(entries, key_nodes)
         self.check_needs(entries, need_nodes, key_nodes)
+        check_fix_loops(self, steps, self.fix_loops, need_nodes, self.matrix_keys, entries)
         self.expressions.check_references(
             {step_id: tuple(name for name, _ in names) for step_id, names in need_nodes.items()},
             entries,
             self.matrix_keys,
+            fixer_ids(steps),
         )
         return expand(steps, self.matrices)
 
@@ -333,6 +338,9 @@ class _Parser(SpecReader):
             self.error(fields["cache"], f"{what}: cache needs a worktree of its own, not `worktree: false`")
         executor = self.optional(fields, "executor", lambda n: self.executor(n, f"{what}: executor"))
         resources = self.optional(fields, "resources", lambda n: self.resources(n, f"{what}: resources"))
+        written_loop = self.optional(fields, "on_failure", lambda n: read_on_failure(self, n, what))
+        if written_loop is not None:
+            self.fix_loops[step_id] = written_loop
         for key in (*(key for key in fields if key in kinds.KINDS), "env"):
             if key in fields:
                 self.expressions.templates(step_id, fields[key], f"{what}: {key}")
@@ -351,6 +359,7 @@ class _Parser(SpecReader):
             cache=cache,
             executor=executor,
             resources=resources or Resources(),
+            on_failure=None if written_loop is None else written_loop.loop,
         )
         return step, needs
 

@@ -79,15 +79,22 @@ class ExpressionReader:
         needs: dict[str, tuple[str, ...]],
         steps: Collection[str],
         matrix_keys: Mapping[str, tuple[str, ...]] | None = None,
+        fixers: Collection[str] = (),
     ) -> None:
-        """Report each reference to a step that does not exist or that its step does not need, and
-        to a matrix key its step's `matrix:` (``matrix_keys``, by step) does not have."""
+        """Report each reference to a step that does not exist or that its step does not need, to
+        a matrix key its step's `matrix:` (``matrix_keys``, by step) does not have, and to
+        `failure.*` outside the steps that run as ``fixers``."""
         for step_id, sites in self._sites.items():
             matrix = (matrix_keys or {}).get(step_id)
             for site in sites:
                 for reference in references(site.expression):
                     problem = reference_problem(
-                        reference, step_id=step_id, needs=needs.get(step_id, ()), steps=steps, matrix=matrix
+                        reference,
+                        step_id=step_id,
+                        needs=needs.get(step_id, ()),
+                        steps=steps,
+                        matrix=matrix,
+                        fixer=step_id in fixers,
                     )
                     if problem is not None:
                         self._error(

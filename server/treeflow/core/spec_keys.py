@@ -260,6 +260,39 @@ _CACHE_DOC = (
     "start commit and it ends `cached`. `--no-cache` runs every step."
 )
 
+MAX_ROUNDS = 20
+"""More rounds of one fix loop than this is most likely a mistake, and a costly one with an agent."""
+
+ON_FAILURE_KEYS = (
+    Key(
+        "run_step",
+        "The id of the step that fixes this one (its fixer, typically an agent): it runs in this "
+        "step's worktree on top of the failed work, reading `${{ failure.log_tail }}`, "
+        "`${{ failure.exit_code }}`, `${{ failure.step }}`, `${{ failure.round }}` and "
+        "`${{ failure.error }}`. A step named here runs only as a fixer, never on its own.",
+        Text("a", not_blank=True, wording="a step id"),
+        required=True,
+    ),
+    Key(
+        "then",
+        "What follows the fix: `retry` runs this step again on top of it, in a new round.",
+        Text(
+            "retry",
+            MappingProxyType({"retry": "Run the step again on top of the fix."}),
+            closed=True,
+            wording="`retry`",
+        ),
+        "retry",
+    ),
+    Key(
+        "max_rounds",
+        f"How many times the step runs in all, the first included (2 to {MAX_ROUNDS}); the fixer "
+        "runs after each failed round but the last.",
+        Whole(2, "3"),
+        "3",
+    ),
+)
+
 STEP_KEYS = (
     Key(
         "needs",
@@ -316,6 +349,15 @@ STEP_KEYS = (
         "sum fits. Ignored by steps that run locally.",
         Fields(RESOURCE_KEYS),
         "none",
+    ),
+    Key(
+        "on_failure",
+        "A bounded fix loop: when the step fails, step `run_step` fixes it in its worktree, then "
+        "the step runs again on top of the fix, at most `max_rounds` times in all; each round's "
+        "work is kept on its own branch (`…/<step>.round-<n>`), and the step ends as its last "
+        "round did.",
+        Fields(ON_FAILURE_KEYS),
+        "none: a failure is final",
     ),
 )
 """The keys every step may have, whatever its kind."""
@@ -417,7 +459,7 @@ WORKFLOW_KEYS = (
         "steps",
         "The steps, by id: 1 to 64 letters, digits, `-` or `_`, not starting with `-`. Each has one "
         "kind key (`run:`, `agent:`, …) and may have `needs`, `if`, `timeout`, `retry`, `env`, "
-        "`worktree`, `matrix`.",
+        "`worktree`, `matrix`, `approve`, `cache`, `on_failure`.",
         Steps(),
         required=True,
     ),

@@ -7,6 +7,8 @@ References a step may make:
     needs.<step>.outputs.<name>    an output that step wrote (the empty text if it wrote none)
     env.<NAME>                     a variable of the step's environment (empty if unset)
     matrix.<key>                   a value of the step's matrix (only in a step with `matrix:`)
+    failure.<field>                the failure a fixer is fixing (only in a fixer step; see
+                                   `treeflow.core.fix_loop.FAILURE_FIELDS`)
 
 A condition without a status function is taken as `success() && (condition)`, as GitHub Actions
 does, so a step whose needs failed is skipped unless its `if:` says otherwise.
@@ -34,7 +36,10 @@ from treeflow.core.step_outputs import OUTPUT_NAME, OUTPUT_NAME_RULE
 from treeflow.core.templates import render
 from treeflow.quoting import quoted
 
-CONTEXTS = ("needs", "env", "matrix")
+CONTEXTS = ("needs", "env", "matrix", "failure")
+FAILURE_FIELDS = ("step", "exit_code", "error", "log_tail", "round")
+"""What a fixer reads of the failure it fixes: the id of the step that failed, its exit code (empty
+when it had none), why it failed, the last lines of its output in that round, and the round's number."""
 _FAILED = (StepStatus.FAILED, StepStatus.TIMED_OUT)
 
 
@@ -45,9 +50,11 @@ def reference_problem(
     needs: Collection[str],
     steps: Collection[str],
     matrix: Collection[str] | None = None,
+    fixer: bool = False,
 ) -> str | None:
     """What is wrong with ``reference`` in step ``step_id`` of a workflow of ``steps``, or None.
-    ``matrix`` is the step's matrix keys, None for a step without a matrix."""
+    ``matrix`` is the step's matrix keys, None for a step without a matrix; ``fixer``, whether the
+    step runs as another's fixer (`on_failure.run_step`), which alone may read `failure.*`."""
     path = reference.path
     head = path[0]
     if head == "needs":
@@ -63,6 +70,16 @@ def reference_problem(
             message = f"unknown matrix key `{quoted(path[1])}` (keys: {', '.join(matrix) or 'none'})"
             close = difflib.get_close_matches(path[1], list(matrix), n=1, cutoff=0.6)
             return f"{message}; did you mean `{quoted(close[0])}`?" if close else message
+        return None
+    if head == "failure":
+        if not fixer:
+            return (
+                f"`{quoted(reference.text)}`: only a fixer (a step named by an `on_failure.run_step`) "
+                "reads `failure.*`"
+            )
+        if len(path) != 2 or path[1] not in FAILURE_FIELDS:
+            fields = ", ".join(f"`failure.{name}`" for name in FAILURE_FIELDS)
+            return f"`{quoted(reference.text)}`: a fixer reads {fields}"
         return None
     contexts = ", ".join(f"`{name}`" for name in CONTEXTS)
     return f"unknown name `{quoted(head)}`: an expression reads {contexts}, or calls a status function"
@@ -107,6 +124,8 @@ class StepContext:
     env: Mapping[str, str]
     stopping: bool = False
     matrix: Mapping[str, str] | None = None
+    # The failure a fixer is fixing, by `FAILURE_FIELDS` name; None for any other step.
+    failure: Mapping[str, str] | None = None
     # References to outputs their step did not write, in the order they were read.
     missing: list[str] = field(default_factory=list)
 
@@ -128,10 +147,14 @@ class StepContext:
             needs=self.needs,
             steps=self.needs,
             matrix=None if self.matrix is None else list(self.matrix),
+            fixer=self.failure is not None,
         )
         if problem is not None:
             raise ExpressionError(problem, reference.offset)
         path = reference.path
+        if path[0] == "failure":
+            assert self.failure is not None
+            return self.failure.get(path[1], "")
         if path[0] == "env":
             return self.env.get(path[1], "")
         if path[0] == "matrix":

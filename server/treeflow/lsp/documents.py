@@ -8,6 +8,7 @@ from lsprotocol import types
 
 from treeflow.core.matrix import matrix_steps
 from treeflow.core.spec import WorkflowError, parse_workflow
+from treeflow.core.spec_fix_loop import fixer_ids
 
 RUN_COMMAND = "treeflow.run"
 
@@ -54,7 +55,11 @@ def code_lenses(text: str, path: Path, uri: str) -> list[types.CodeLens]:
         )
     ]
     combinations = matrix_steps(workflow.steps)
+    # A fixer runs only inside the fix loops of the steps it fixes.
+    fixers = fixer_ids(workflow.steps)
     for step in workflow.steps.values():
+        if step.id in fixers:
+            continue
         # A matrix step has one lens, which runs every combination of it.
         step_id = step.id if step.matrix is None else step.matrix.of
         if step.matrix is not None and combinations[step_id][0] != step.id:

@@ -436,6 +436,7 @@ def _workflow_files(ls: TreeflowServer) -> list[Path]:
 def _describe_workflow(ls: TreeflowServer, path: Path) -> WorkflowInfo:
     from treeflow.core.matrix import written_ids
     from treeflow.core.spec import WorkflowError, load_workflow
+    from treeflow.core.spec_fix_loop import fixer_ids
     from treeflow.lsp.protocol import WorkflowInfo
     from treeflow.lsp.scope import OutsideWorkspace, resolve_in_workspace
 
@@ -446,5 +447,8 @@ def _describe_workflow(ls: TreeflowServer, path: Path) -> WorkflowInfo:
         return WorkflowInfo(uri=uri, name=path.stem, steps=[], errors=[str(exc)])
     except WorkflowError as exc:
         return WorkflowInfo(uri=uri, name=path.stem, steps=[], errors=[str(error) for error in exc.errors])
-    # A matrix step is offered once, by its id, which runs every combination of it.
-    return WorkflowInfo(uri=uri, name=workflow.name, steps=written_ids(workflow.steps), errors=[])
+    # A matrix step is offered once, by its id, which runs every combination of it; a fixer, which
+    # runs only inside the fix loops of the steps it fixes, is not offered.
+    fixers = fixer_ids(workflow.steps)
+    steps = [step_id for step_id in written_ids(workflow.steps) if step_id not in fixers]
+    return WorkflowInfo(uri=uri, name=workflow.name, steps=steps, errors=[])

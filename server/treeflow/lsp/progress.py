@@ -36,6 +36,7 @@ from treeflow.core.events import (
     StepPlaced,
     StepProgress,
     StepRetrying,
+    StepRound,
     StepStarted,
 )
 from treeflow.core.model import RunResult, RunStatus, StepStatus
@@ -154,7 +155,14 @@ class RunReporter:
                     log.dropped += 1
                 log.lines.append(event.line)
                 self._dirty.set()
-            case StepStarted() | StepFinished() | StepProgress() | ApprovalRequested() | ApprovalDecided():
+            case (
+                StepStarted()
+                | StepFinished()
+                | StepProgress()
+                | ApprovalRequested()
+                | ApprovalDecided()
+                | StepRound()
+            ):
                 self._dirty.set()
             case RunFinished():
                 self._finished = True

@@ -55,6 +55,7 @@ __all__ = [
     "LogParams",
     "ReadFileArgs",
     "ResumeArgs",
+    "RoundState",
     "RunArgs",
     "RunIdArgs",
     "RunPayload",
@@ -197,6 +198,25 @@ class AgentState:
 
 
 @attrs.frozen
+class RoundState:
+    """One round of a step's fix loop (`on_failure:`): the step's run, and its fixer's when that
+    run failed with rounds left; the round's work is on ``branch``."""
+
+    round: int
+    of: int
+    status: StepStatus
+    exit_code: int | None
+    error: str | None
+    fixer: str | None
+    fix_status: StepStatus | None
+    fix_error: str | None
+    branch: str | None
+    commit: str | None
+    started_at: str | None
+    ended_at: str | None
+
+
+@attrs.frozen
 class ApprovalState:
     """A step's approval gate: the question, when it was asked and until when, and once decided,
     the decision (approved, rejected, timed_out, withdrawn), who made it, where, when and why."""
@@ -239,6 +259,7 @@ class StepState:
     outputs: dict[str, str] = attrs.field(factory=dict)
     approval: ApprovalState | None = None
     cached_from: str | None = None
+    rounds: list[RoundState] = attrs.field(factory=list)
 
 
 @attrs.frozen
@@ -446,7 +467,7 @@ class FileContent:
 
 
 # The CLI's result object, which the run object extends, has snake_case keys.
-_SNAKE_CASE: frozenset[type] = frozenset({AgentState, ApprovalState, StepState, RunPayload})
+_SNAKE_CASE: frozenset[type] = frozenset({AgentState, ApprovalState, RoundState, StepState, RunPayload})
 
 
 def run_payload(run: RunResult, error: str | None = None, *, cancelling: bool = False) -> RunPayload:
@@ -463,6 +484,7 @@ def run_payload(run: RunResult, error: str | None = None, *, cancelling: bool = 
                 **step,
                 "status": StepStatus(step["status"]),
                 "agent": None if step["agent"] is None else AgentState(**step["agent"]),
+                "rounds": [_round_state(fix_round) for fix_round in step["rounds"]],
                 "approval": approval_state(step["approval"]),
             }
         )
@@ -483,6 +505,17 @@ def done_steps(run: RunResult) -> int:
     """The steps that have ended by themselves: a step the run stopped (`cancelled`) is not done."""
     return sum(
         1 for step in run.steps.values() if step.status.is_final and step.status is not StepStatus.CANCELLED
+    )
+
+
+def _round_state(fix_round: dict[str, Any]) -> RoundState:
+    fix_status = fix_round["fix_status"]
+    return RoundState(
+        **{
+            **fix_round,
+            "status": StepStatus(fix_round["status"]),
+            "fix_status": None if fix_status is None else StepStatus(fix_status),
+        }
     )
 
 

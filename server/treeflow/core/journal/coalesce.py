@@ -19,8 +19,10 @@ from treeflow.core.events import (
     StepPlaced,
     StepProgress,
     StepRetrying,
+    StepRound,
     StepStarted,
 )
+from treeflow.core.journal.rounds import UPSERT_ROUND, RoundRow
 from treeflow.core.journal.rows import (
     END_PROCESSES,
     INSERT_OUTCOMES,
@@ -68,6 +70,7 @@ Change = (
     | StepStarted
     | StepFinished
     | StepProgress
+    | StepRound
     | RunBegins
     | RunEnds
 )
@@ -107,6 +110,7 @@ class _Batch:
     retries_started: list[AttemptRow] = field(default_factory=list)
     attempts_failed: list[AttemptRow] = field(default_factory=list)
     agents: dict[StepKey, AgentRow] = field(default_factory=dict)
+    rounds: dict[tuple[str, str, int], RoundRow] = field(default_factory=dict)
     runs_ended: list[RunRow] = field(default_factory=list)
 
 
@@ -137,6 +141,10 @@ def _gather(changes: Iterable[Change]) -> _Batch:
             case StepStarted():
                 batch.retries_started.append(
                     AttemptRow(change.run_id, change.step_id, change.attempt, time.time(), None)
+                )
+            case StepRound():
+                batch.rounds[(change.run_id, change.step_id, change.round.number)] = RoundRow.of(
+                    change.run_id, change.step_id, change.round
                 )
             case RunBegins():
                 batch.runs_begun.append(change)
@@ -180,6 +188,7 @@ class Coalescer:
             *_attempts(batch),
             *_rows(UPSERT_AGENT, [agent.values() for agent in batch.agents.values()]),
             *_outputs(batch),
+            *_rows(UPSERT_ROUND, [row for row in batch.rounds.values()]),
             *self._runs_ended(batch),
         ]
 

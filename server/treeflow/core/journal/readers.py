@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from treeflow.core.journal.approvals import approvals_of_run
+from treeflow.core.journal.rounds import rounds_of_run, settled
 from treeflow.core.journal.rows import (
     AGENT_COLUMNS,
     OUTPUTS_COLUMNS,
@@ -157,6 +158,7 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
     }
     approvals = approvals_of_run(connection, run_id)
     cached: dict[str, str] = dict(connection.execute(_SELECT_CACHED, (run_id,)).fetchall())
+    rounds = rounds_of_run(connection, run_id)
     steps: dict[str, StepRecord] = {}
     # The run's row lists its steps in order; one that never started has no row of its own.
     for step_id in [*run_row.step_ids(), *rows, *outcomes]:
@@ -170,6 +172,11 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
                 record = replace(record, result=replace(record.result, approval=approvals[step_id]))
             if step_id in cached:
                 record = replace(record, result=replace(record.result, cached_from=cached[step_id]))
+            if step_id in rounds:
+                step_rounds = rounds[step_id]
+                if record.result.status is not StepStatus.RUNNING:
+                    step_rounds = tuple(settled(fix_round) for fix_round in step_rounds)
+                record = replace(record, result=replace(record.result, rounds=step_rounds))
             steps[step_id] = record
     run = run_row.result({step_id: step.result for step_id, step in steps.items()})
     discarded = connection.execute(_SELECT_DISCARDED, (run_id,)).fetchone()

@@ -17,8 +17,10 @@ from pathlib import Path
 from treeflow.core.git import Repository
 from treeflow.core.journal.compatibility import check_format, claim_journal
 from treeflow.core.journal.errors import JournalUnavailable
+from treeflow.core.journal.rounds import TABLE as ROUNDS_TABLE
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     workflow TEXT NOT NULL,
@@ -137,6 +139,8 @@ CREATE TABLE IF NOT EXISTS cached_steps (
     PRIMARY KEY (run_id, step_id)
 ) WITHOUT ROWID;
 """
+    + ROUNDS_TABLE
+)
 
 # Every table that holds rows of a run, keyed by its `run_id` column.
 RUN_TABLES = (
@@ -150,6 +154,7 @@ RUN_TABLES = (
     "agent_sessions",
     "approvals",
     "cached_steps",
+    "step_rounds",
 )
 
 _BUSY_TIMEOUT_S = 30.0

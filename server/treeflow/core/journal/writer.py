@@ -30,6 +30,7 @@ from treeflow.core.events import (
     StepPlaced,
     StepProgress,
     StepRetrying,
+    StepRound,
     StepStarted,
 )
 from treeflow.core.git import Repository
@@ -98,7 +99,7 @@ class Journal:
                 # A first attempt is told by the step's own row; a retry's start needs one of its own.
                 if event.attempt > 1:
                     self._queue.put(event)
-            case StepFinished() | StepRetrying():
+            case StepFinished() | StepRetrying() | StepRound():
                 self._queue.put(event)
             case RunStarted():
                 self._queue.put(_run_begins(event.run))
