@@ -79,10 +79,7 @@ test(
 
       const done = editor.sidebarRow(/^fix\s*succeeded · [\d.]+s · 5 turns · 43\.8k tokens · \$0\.0412/);
       await done.waitFor({ timeout: 30000 });
-      await page.mouse.move(0, 0); // off the row it rests on since the click, so that hovering it is new
-      await done.locator('.label-name').hover();
-      await page.locator('.monaco-hover, .workbench-hover').getByText(/last message:/).first().waitFor({ timeout: 10000 });
-      await page.waitForTimeout(500); // the hover fades in
+      await editor.hoverUntil(done.locator('.label-name'), /last message:/);
       await editor.shot('42-agent-tooltip');
 
       // The same preview, read again as the step went on: the tool's result and the totals are there.

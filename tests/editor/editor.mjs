@@ -105,6 +105,32 @@ export class Editor {
     return this.page.locator('.part.sidebar .monaco-list-row', { hasText: text }).first();
   }
 
+  /** A hover, by the text it shows: one of the editor's own or a tree item's tooltip. */
+  hover(text) {
+    return this.page.locator('.monaco-hover, .workbench-hover').getByText(text).first();
+  }
+
+  /**
+   * Hovers `target` until the hover showing `text` is visible. A hover opens when the pointer comes
+   * onto an element, and one can be lost while the tree redraws, so the pointer leaves and comes back.
+   */
+  async hoverUntil(target, text) {
+    const shown = this.hover(text);
+    for (let tries = 1; ; tries++) {
+      await this.page.mouse.move(0, 0);
+      await target.hover();
+      try {
+        await shown.waitFor({ timeout: 5000 });
+        break;
+      } catch (error) {
+        if (tries === 3) {
+          throw error;
+        }
+      }
+    }
+    await this.page.waitForTimeout(500); // the hover fades in before a screenshot shows it whole
+  }
+
   toast(text) {
     return this.page.locator('.notifications-toasts').getByText(text).first();
   }

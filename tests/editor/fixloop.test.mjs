@@ -40,7 +40,6 @@ after(async () => {
 
 test('the runs view shows the rounds of a fix loop', { timeout: 120000 }, () =>
   editor.step('fixloop', async () => {
-    const { page } = editor;
     await editor.runFromPalette('Treeflow: Run Workflow');
     await editor.pickRow('1 step: test').click(); // the fixer is no step of its own: it starts at once
     await editor.runFromPalette('Treeflow: Show Runs');
@@ -52,24 +51,10 @@ test('the runs view shows the rounds of a fix loop', { timeout: 120000 }, () =>
 
     const done = editor.sidebarRow(/^test\s*succeeded · round 2 of 3 · [\d.]+s/);
     await done.waitFor({ timeout: 30000 });
-    const rounds = page
-      .locator('.monaco-hover, .workbench-hover')
-      .getByText(/round 1: failed, fixer fix succeeded \(treeflow\/.*\/test\.round-1\)/)
-      .first();
-    // A hover shows when the pointer comes onto the row: off it first, then onto it, until it shows.
-    for (let tries = 1; ; tries++) {
-      await page.mouse.move(0, 0);
-      await done.locator('.label-name').hover();
-      try {
-        await rounds.waitFor({ timeout: 5000 });
-        break;
-      } catch (error) {
-        if (tries === 3) {
-          throw error;
-        }
-      }
-    }
-    await page.waitForTimeout(500); // the hover fades in
+    await editor.hoverUntil(
+      done.locator('.label-name'),
+      /round 1: failed, fixer fix succeeded \(treeflow\/.*\/test\.round-1\)/,
+    );
     await editor.shot('61-fix-loop-rounds');
   })(),
 );
