@@ -4,15 +4,18 @@ import { ApprovalOffers } from './approvalCommands';
 import { ChangeStats } from './changeStats';
 import { ServerClient } from './client';
 import { registerCommands } from './commands';
-import { isFailure, prefixLines } from './format';
+import { failureNotice } from './failureNotice';
+import { isFailure } from './format';
 import { registerInterpreterCommands } from './interpreterCommands';
 import { isFinal, type Run } from './protocol';
 import { onDidChangeInterpreter } from './python';
+import { channelLines } from './outputText';
 import { offerReview, registerRevisionContent } from './reviewCommands';
 import { RunStore } from './runStore';
-import { RunsView } from './runsView';
+import { RunsView, type RunsNode } from './runsView';
 import { affectsServer, configuredPython } from './settings';
 import { StatusBar } from './statusBar';
+import { StepLogDocuments } from './stepLogs';
 import { runSummary } from './statusText';
 import { TranscriptDocuments } from './transcripts';
 
@@ -22,6 +25,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   // First, so that everything after it can log.
   const channel = vscode.window.createOutputChannel('Treeflow', { log: true });
   const store = new RunStore();
+  const logs = new StepLogDocuments();
   // The language server and its dependencies travel in the .vsix (scripts/bundle-server).
   const entryScript = context.asAbsolutePath('editor-client/bundled/tool/treeflow_server.py');
   const client = new ServerClient(channel, {
@@ -29,15 +33,42 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     runUpdated: ({ run }) => {
       const before = store.update(run);
       logOutcome(channel, run, before);
+      offerFailedLog(run, before);
+      for (const stepId of Object.keys(run.steps)) {
+        logs.stepChanged(run.run_id, stepId);
+      }
       void offerReview(ctx, run, before).catch((error) => channel.warn(`Offering the review: ${String(error)}`));
       approvals.offer(run);
     },
-    log: ({ stepId, text }) => channel.info(prefixLines(stepId, text)),
+    log: ({ runId, stepId, text, stream }) => {
+      // One call per line: the channel stamps each call, not each line.
+      for (const line of channelLines(stepId, text, stream)) {
+        channel.info(line);
+      }
+      logs.stepChanged(runId, stepId);
+    },
   }, entryScript);
   server = client;
   const stats = new ChangeStats((runId) => client.execute('treeflow.diff', { runId }));
-  const ctx = { server: client, store, stats, channel, refresh };
+  const ctx = { server: client, store, stats, channel, logs, refresh };
   const approvals = new ApprovalOffers(ctx);
+
+  /** A run that just failed says so once, offering the log of its failed step. */
+  function offerFailedLog(run: Run, before: Run | undefined): void {
+    const notice = failureNotice(run, before);
+    if (!notice) {
+      return;
+    }
+    const { logStep } = notice;
+    const actions = logStep ? ['Show Log'] : [];
+    void vscode.window.showErrorMessage(`Treeflow: ${notice.message}`, ...actions).then((choice) => {
+      if (choice && logStep) {
+        const node: RunsNode = { kind: 'step', runId: run.run_id, stepId: logStep };
+        return vscode.commands.executeCommand('treeflow.openStepLog', node);
+      }
+      return undefined;
+    });
+  }
 
   async function refresh(): Promise<void> {
     const since = store.mark();
@@ -55,6 +86,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(
     channel,
     client,
+    logs,
     new StatusBar(store),
     new RunsView(store, stats),
     ...registerCommands(ctx),
