@@ -12,7 +12,15 @@ import {
 } from 'vscode-languageclient/node';
 import { describeProblems } from './interpreter';
 import { showStartProblem } from './interpreterCommands';
-import { LOG, RUN_UPDATED, type LogParams, type RunUpdatedParams, type ServerCommands } from './protocol';
+import {
+  LOG,
+  RUN_UPDATED,
+  type LogParams,
+  type RunArgs,
+  type RunStarted,
+  type RunUpdatedParams,
+  type ServerCommands,
+} from './protocol';
 import { serverCommand } from './settings';
 
 // The server gives its runs 5 s to stop; leave room for cleaning up their worktrees after that.
@@ -22,6 +30,8 @@ export interface ServerEvents {
   started(): void;
   runUpdated(params: RunUpdatedParams): void;
   log(params: LogParams): void;
+  /** A run the editor started through the server's own command (a code lens). */
+  runStarted(args: RunArgs, started: RunStarted): void;
 }
 
 export class ServerClient implements vscode.Disposable {
@@ -154,8 +164,23 @@ export class ServerClient implements vscode.Disposable {
       ],
       outputChannel: this.channel,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
+      middleware: {
+        // Code lenses run `treeflow.run` through the client, past the extension's own commands.
+        executeCommand: async (command, args, next) => {
+          const result: unknown = await next(command, args);
+          const [runArgs] = args as [RunArgs | undefined];
+          if (command === 'treeflow.run' && runArgs && isRunStarted(result)) {
+            this.events.runStarted(runArgs, result);
+          }
+          return result;
+        },
+      },
     };
   }
+}
+
+function isRunStarted(value: unknown): value is RunStarted {
+  return typeof value === 'object' && value !== null && typeof (value as { runId?: unknown }).runId === 'string';
 }
 
 function serverOptions(command: string, args: string[]): ServerOptions {

@@ -11,6 +11,7 @@ import { isFinal, type Run } from './protocol';
 import { onDidChangeInterpreter } from './python';
 import { channelLines } from './outputText';
 import { offerReview, registerRevisionContent } from './reviewCommands';
+import { logStarted } from './runCommands';
 import { RunStore } from './runStore';
 import { RunsView, type RunsNode } from './runsView';
 import { affectsServer, configuredPython } from './settings';
@@ -18,6 +19,7 @@ import { StatusBar } from './statusBar';
 import { StepLogDocuments } from './stepLogs';
 import { runSummary } from './statusText';
 import { TranscriptDocuments } from './transcripts';
+import { WorkflowSteps } from './workflowSteps';
 
 let server: ServerClient | undefined;
 
@@ -32,6 +34,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     started: () => void refresh(),
     runUpdated: ({ run }) => {
       const before = store.update(run);
+      if (!before) {
+        // A new run, perhaps of a workflow changed or added since: how many steps has it now?
+        void workflows.reload().catch((error) => channel.warn(`Could not list workflows: ${String(error)}`));
+      }
       logOutcome(channel, run, before);
       offerFailedLog(run, before);
       for (const stepId of Object.keys(run.steps)) {
@@ -40,6 +46,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       void offerReview(ctx, run, before).catch((error) => channel.warn(`Offering the review: ${String(error)}`));
       approvals.offer(run);
     },
+    runStarted: ({ workflow, steps }, { runId }) => void logLensRun(runId, workflow, steps ?? []),
     log: ({ runId, stepId, text, stream }) => {
       // One call per line: the channel stamps each call, not each line.
       for (const line of channelLines(stepId, text, stream)) {
@@ -50,8 +57,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   }, entryScript);
   server = client;
   const stats = new ChangeStats((runId) => client.execute('treeflow.diff', { runId }));
+  const workflows = new WorkflowSteps(() => client.execute('treeflow.listWorkflows'));
   const ctx = { server: client, store, stats, channel, logs, refresh };
   const approvals = new ApprovalOffers(ctx);
+
+  /** The workflow's name, as the palette's runs have it, else its file. */
+  async function logLensRun(runId: string, workflow: string, steps: string[]): Promise<void> {
+    const workflows = await client.execute('treeflow.listWorkflows').catch(() => []);
+    const name = workflows.find((info) => info.uri === workflow)?.name ?? workflow;
+    logStarted(channel, runId, name, steps);
+  }
 
   /** A run that just failed says so once, offering the log of its failed step. */
   function offerFailedLog(run: Run, before: Run | undefined): void {
@@ -74,6 +89,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const since = store.mark();
     try {
       store.replace(await client.execute('treeflow.listRuns'), since);
+      void workflows.reload().catch((error) => channel.warn(`Could not list workflows: ${String(error)}`));
       // After a restart of the server, a run stopped at a gate is offered again.
       for (const run of store.list()) {
         approvals.offer(run);
@@ -88,7 +104,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     client,
     logs,
     new StatusBar(store),
-    new RunsView(store, stats),
+    new RunsView(store, stats, workflows),
     ...registerCommands(ctx),
     ...registerInterpreterCommands(entryScript),
     registerRevisionContent(ctx),

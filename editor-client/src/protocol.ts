@@ -112,6 +112,8 @@ export interface WorkflowInfo {
   name: string;
   steps: string[];
   errors: string[];
+  /** What each step needs, by the ids written in the file; empty for a workflow with errors. */
+  needs: Record<string, string[]>;
 }
 
 export interface RunUpdatedParams {

@@ -429,7 +429,7 @@ def _workflow_files(ls: TreeflowServer) -> list[Path]:
 
 
 def _describe_workflow(ls: TreeflowServer, path: Path) -> WorkflowInfo:
-    from treeflow.core.matrix import written_ids
+    from treeflow.core.matrix import written_id, written_ids
     from treeflow.core.spec import WorkflowError, load_workflow
     from treeflow.lsp.protocol import WorkflowInfo
     from treeflow.lsp.scope import OutsideWorkspace, resolve_in_workspace
@@ -442,4 +442,8 @@ def _describe_workflow(ls: TreeflowServer, path: Path) -> WorkflowInfo:
     except WorkflowError as exc:
         return WorkflowInfo(uri=uri, name=path.stem, steps=[], errors=[str(error) for error in exc.errors])
     # A matrix step is offered once, by its id, which runs every combination of it.
-    return WorkflowInfo(uri=uri, name=workflow.name, steps=written_ids(workflow.steps), errors=[])
+    needs: dict[str, list[str]] = {}
+    for step_id, step in workflow.steps.items():
+        needed = needs.setdefault(written_id(step_id), [])
+        needed.extend(need for need in written_ids(step.needs) if need not in needed)
+    return WorkflowInfo(uri=uri, name=workflow.name, steps=written_ids(workflow.steps), errors=[], needs=needs)

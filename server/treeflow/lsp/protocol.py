@@ -175,6 +175,8 @@ class WorkflowInfo:
     name: str
     steps: list[str]
     errors: list[str]
+    # What each step needs, by the ids written in the file; empty for a workflow with errors.
+    needs: dict[str, list[str]] = attrs.field(factory=dict)
 
 
 # The run object
