@@ -6,6 +6,7 @@
   treeflow.agentTranscript, treeflow.initWorkflow (through treeflow.lsp.init_workflow)
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files the client has open
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>", for open workflow files of the workspace
+- `textDocument/codeAction`: quick fixes for "did you mean" diagnostics (treeflow.lsp.quick_fixes)
 - completion, hover, step ids, symbols, folding and selection ranges: treeflow.lsp.authoring
 
 What the server reads for a client is bounded by treeflow.lsp.scope: a run only for a file inside
@@ -324,6 +325,19 @@ def register(server: TreeflowServer) -> None:
 
         return code_lenses(document.source, Path(document.path), uri)
 
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+    )
+    def code_action(ls: TreeflowServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+        uri = params.text_document.uri
+        document = _open_workflow(ls, uri)
+        if document is None:
+            return []
+        from treeflow.lsp.quick_fixes import quick_fixes
+
+        return quick_fixes(uri, document.lines, params.context.diagnostics)
+
     authoring.register(server, _open_workflow)
 
 
@@ -446,4 +460,6 @@ def _describe_workflow(ls: TreeflowServer, path: Path) -> WorkflowInfo:
     for step_id, step in workflow.steps.items():
         needed = needs.setdefault(written_id(step_id), [])
         needed.extend(need for need in written_ids(step.needs) if need not in needed)
-    return WorkflowInfo(uri=uri, name=workflow.name, steps=written_ids(workflow.steps), errors=[], needs=needs)
+    return WorkflowInfo(
+        uri=uri, name=workflow.name, steps=written_ids(workflow.steps), errors=[], needs=needs
+    )
