@@ -4,16 +4,15 @@ import { ApprovalOffers } from './approvalCommands';
 import { ChangeStats } from './changeStats';
 import { ServerClient } from './client';
 import { registerCommands } from './commands';
-import { failureNotice } from './failureNotice';
 import { isFailure } from './format';
 import { registerInterpreterCommands } from './interpreterCommands';
 import { isFinal, type Run } from './protocol';
 import { onDidChangeInterpreter } from './python';
 import { channelLines } from './outputText';
 import { offerReview, registerRevisionContent } from './reviewCommands';
-import { logStarted } from './runCommands';
+import { logServerStarted, offerFailedLog } from './runNotices';
 import { RunStore } from './runStore';
-import { RunsView, type RunsNode } from './runsView';
+import { RunsView } from './runsView';
 import { affectsServer, configuredPython } from './settings';
 import { StatusBar } from './statusBar';
 import { StepLogDocuments } from './stepLogs';
@@ -46,7 +45,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       void offerReview(ctx, run, before).catch((error) => channel.warn(`Offering the review: ${String(error)}`));
       approvals.offer(run);
     },
-    runStarted: ({ workflow, steps }, { runId }) => void logLensRun(runId, workflow, steps ?? []),
+    runStarted: ({ workflow, steps }, { runId }) =>
+      void logServerStarted(client, channel, { runId, workflow, steps: steps ?? [] }),
     log: ({ runId, stepId, text, stream }) => {
       // One call per line: the channel stamps each call, not each line.
       for (const line of channelLines(stepId, text, stream)) {
@@ -60,30 +60,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const workflows = new WorkflowSteps(() => client.execute('treeflow.listWorkflows'));
   const ctx = { server: client, store, stats, channel, logs, refresh };
   const approvals = new ApprovalOffers(ctx);
-
-  /** The workflow's name, as the palette's runs have it, else its file. */
-  async function logLensRun(runId: string, workflow: string, steps: string[]): Promise<void> {
-    const workflows = await client.execute('treeflow.listWorkflows').catch(() => []);
-    const name = workflows.find((info) => info.uri === workflow)?.name ?? workflow;
-    logStarted(channel, runId, name, steps);
-  }
-
-  /** A run that just failed says so once, offering the log of its failed step. */
-  function offerFailedLog(run: Run, before: Run | undefined): void {
-    const notice = failureNotice(run, before);
-    if (!notice) {
-      return;
-    }
-    const { logStep } = notice;
-    const actions = logStep ? ['Show Log'] : [];
-    void vscode.window.showErrorMessage(`Treeflow: ${notice.message}`, ...actions).then((choice) => {
-      if (choice && logStep) {
-        const node: RunsNode = { kind: 'step', runId: run.run_id, stepId: logStep };
-        return vscode.commands.executeCommand('treeflow.openStepLog', node);
-      }
-      return undefined;
-    });
-  }
 
   async function refresh(): Promise<void> {
     const since = store.mark();

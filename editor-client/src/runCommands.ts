@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import type { CommandContext } from './commands';
 import { chosenSteps, displayPath, endedRunPicks, runPicks, stepPicks, workflowPicks, type Pick } from './picks';
 import type { Run, WorkflowInfo } from './protocol';
+import { logStarted } from './runNotices';
 import type { RunsNode } from './runsView';
 
 export async function runWorkflow(ctx: CommandContext): Promise<void> {
@@ -44,11 +45,6 @@ export async function runWorkflow(ctx: CommandContext): Promise<void> {
   }
   const { runId } = await ctx.server.execute('treeflow.run', { workflow: workflow.uri, steps });
   logStarted(ctx.channel, runId, workflow.name, steps);
-}
-
-/** The line every run started from the editor leaves in the output channel. */
-export function logStarted(channel: vscode.LogOutputChannel, runId: string, workflow: string, steps: readonly string[]): void {
-  channel.info(`Started run ${runId} of ${workflow}${steps.length ? ` (steps: ${steps.join(', ')})` : ''}`);
 }
 
 /** An invalid workflow is opened with the Problems panel, which lists its errors where they are. */

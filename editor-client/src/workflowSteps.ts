@@ -20,10 +20,14 @@ export class WorkflowSteps {
   reload(): Promise<void> {
     this.loading ??= this.list()
       .then((workflows) => {
-        this.byPath = new Map(
+        const byPath = new Map(
           workflows.filter((workflow) => !workflow.errors.length).map((workflow) => [filePath(workflow.uri), workflow.steps]),
         );
-        this.listeners.forEach((listener) => listener());
+        // Listeners redraw the whole runs view, which ends a hover on it: only for a real change.
+        if (!sameSteps(byPath, this.byPath)) {
+          this.byPath = byPath;
+          this.listeners.forEach((listener) => listener());
+        }
       })
       .finally(() => {
         this.loading = undefined;
@@ -35,6 +39,10 @@ export class WorkflowSteps {
     this.listeners.add(listener);
     return { dispose: () => this.listeners.delete(listener) };
   }
+}
+
+function sameSteps(a: ReadonlyMap<string, string[]>, b: ReadonlyMap<string, string[]>): boolean {
+  return a.size === b.size && [...a].every(([path, steps]) => b.get(path)?.join('\n') === steps.join('\n'));
 }
 
 function filePath(uri: string): string {

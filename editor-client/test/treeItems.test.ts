@@ -130,4 +130,6 @@ test('workflow steps are known by file path, for valid workflows only', async ()
   assert.deepEqual(steps.get('/p/my repo/treeflow.yml'), ['a', 'b']);
   assert.equal(steps.get('/p/my repo/.treeflow/bad.yml'), undefined);
   assert.equal(heard, 1);
+  await steps.reload();
+  assert.equal(heard, 1, 'listeners hear only of a change');
 });
