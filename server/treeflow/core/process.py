@@ -115,14 +115,10 @@ async def run_shell(
             os.close(error_write_fd)
     group = process.pid
     exit_watch = _ExitWatch(loop, process)
-    split = error_read_fd is not None
-    output = _OutputPump(loop, read_fd, log_file, on_line, whole_lines=split)
+    output = _OutputPump(loop, read_fd, log_file, on_line, whole_lines=error_read_fd is not None)
+    error_output = None
     if error_read_fd is not None and on_error_line is not None:
-        error_output: _OutputPump | None = _OutputPump(
-            loop, error_read_fd, log_file, on_error_line, whole_lines=True
-        )
-    else:
-        error_output = None
+        error_output = _OutputPump(loop, error_read_fd, log_file, on_error_line, whole_lines=True)
     if on_start is not None:
         on_start(group)
     try:
