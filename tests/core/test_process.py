@@ -37,6 +37,24 @@ async def test_exit_status_and_output(tmp_path: Path) -> None:
     assert lines == ["one", "two"]
 
 
+async def test_stderr_lines_go_to_their_own_callback_and_both_streams_to_the_log(tmp_path: Path) -> None:
+    out: list[str] = []
+    err: list[str] = []
+    log = io.BytesIO()
+    code = await run_shell(
+        "echo one; echo two >&2; printf 'three'",
+        cwd=tmp_path,
+        env=dict(os.environ),
+        log_file=log,
+        on_line=out.append,
+        on_error_line=err.append,
+    )
+    assert code == 0
+    assert (out, err) == (["one", "three"], ["two"])
+    # Lines of the two streams may swap places in the log, but a line is never cut by the other's.
+    assert sorted(log.getvalue().splitlines()) == [b"one", b"three", b"two"]
+
+
 async def test_background_children_left_behind_end_with_the_step(tmp_path: Path) -> None:
     code, _, group = await _run("sleep 60 > /dev/null 2>&1 & echo $! > bg; exit 0", tmp_path)
     assert code == 0

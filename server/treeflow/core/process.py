@@ -74,6 +74,7 @@ async def run_shell(
     env: Mapping[str, str],
     log_file: OutputLog,
     on_line: Callable[[str], None],
+    on_error_line: Callable[[str], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_end: Callable[[int, int | None], None] | None = None,
     kill_grace_s: float = DEFAULT_KILL_GRACE_S,
@@ -81,13 +82,17 @@ async def run_shell(
     """Run ``command`` and return its exit status (negative: killed by that signal).
 
     Output (stdout and stderr, interleaved as written) goes to ``log_file`` as it arrives and to
-    ``on_line`` one line at a time. Background processes the command leaves behind belong to the
+    ``on_line`` one line at a time. With ``on_error_line``, stderr has a pipe of its own and its
+    lines go there: the log then interleaves the two streams line by line as they are read, so
+    lines a command writes to both within the same instant may land in either order (each stream's
+    own bytes and order are kept). Background processes the command leaves behind belong to the
     step and are ended with it. ``on_end`` hears the group's id and the command's exit status
     (None if it could not be reaped), also when the call was cancelled. Raises OSError when the
     command cannot be started.
     """
     loop = asyncio.get_running_loop()
     read_fd, write_fd = os.pipe()
+    error_read_fd, error_write_fd = os.pipe() if on_error_line is not None else (None, write_fd)
     try:
         # Popen's vfork and exec return as soon as the child runs, as inside asyncio's own spawn.
         process = subprocess.Popen(  # noqa: ASYNC220
@@ -96,17 +101,24 @@ async def run_shell(
             env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=write_fd,
-            stderr=write_fd,
+            stderr=error_write_fd,
             start_new_session=True,
         )
     except BaseException:
         os.close(read_fd)
+        if error_read_fd is not None:
+            os.close(error_read_fd)
         raise
     finally:
         os.close(write_fd)
+        if error_write_fd != write_fd:
+            os.close(error_write_fd)
     group = process.pid
     exit_watch = _ExitWatch(loop, process)
-    output = _OutputPump(loop, read_fd, log_file, on_line)
+    output = _OutputPump(loop, read_fd, log_file, on_line, whole_lines=error_read_fd is not None)
+    error_output = None
+    if error_read_fd is not None and on_error_line is not None:
+        error_output = _OutputPump(loop, error_read_fd, log_file, on_error_line, whole_lines=True)
     if on_start is not None:
         on_start(group)
     try:
@@ -115,6 +127,8 @@ async def run_shell(
         # A member that left the group (setsid) may still hold the pipe open; do not wait on it forever.
         with anyio.move_on_after(kill_grace_s) as waiting:
             await output.wait()
+            if error_output is not None:
+                await error_output.wait()
         if waiting.cancelled_caught:
             log.warning("output of %r still open after its process group ended; stopped reading", command)
         return exit_code
@@ -125,6 +139,8 @@ async def run_shell(
                 await exit_watch.wait()
             exit_watch.close()
             output.close()
+            if error_output is not None:
+                error_output.close()
             log_file.flush()
             if on_end is not None:
                 on_end(group, process.returncode)
@@ -177,7 +193,11 @@ class _ExitWatch:
 
 
 class _OutputPump:
-    """Copies the child's output to the log and splits it into lines, as the event loop sees it arrive."""
+    """Copies the child's output to the log and splits it into lines, as the event loop sees it arrive.
+
+    With ``whole_lines`` (two pumps sharing one log), the log gets a line only once it is complete,
+    so that a line one stream has not finished is never cut by the other stream's output.
+    """
 
     def __init__(
         self,
@@ -185,12 +205,17 @@ class _OutputPump:
         fd: int,
         log_file: OutputLog,
         on_line: Callable[[str], None],
+        *,
+        whole_lines: bool = False,
     ) -> None:
         self._loop = loop
         self._fd: int | None = fd
         self._log_file = log_file
         self._on_line = on_line
+        self._whole_lines = whole_lines
         self._pending = b""
+        # What of `_pending` the log has not had yet (only with whole_lines).
+        self._unlogged = b""
         self._done = anyio.Event()
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._on_readable)
@@ -204,14 +229,30 @@ class _OutputPump:
         if not chunk:
             self._finish()
             return
-        self._log_file.write(chunk)
+        self._log(chunk)
         self._pending += chunk
         *lines, self._pending = self._pending.split(b"\n")
         for line in lines:
             self._on_line(line.decode("utf-8", errors="replace"))
         if len(self._pending) > _MAX_LINE:
+            self._log_rest()
             self._on_line(self._pending.decode("utf-8", errors="replace"))
             self._pending = b""
+
+    def _log(self, chunk: bytes) -> None:
+        if not self._whole_lines:
+            self._log_file.write(chunk)
+            return
+        self._unlogged += chunk
+        cut = self._unlogged.rfind(b"\n") + 1
+        if cut:
+            self._log_file.write(self._unlogged[:cut])
+            self._unlogged = self._unlogged[cut:]
+
+    def _log_rest(self) -> None:
+        if self._unlogged:
+            self._log_file.write(self._unlogged)
+            self._unlogged = b""
 
     def _finish(self) -> None:
         if self._pending:
@@ -224,6 +265,7 @@ class _OutputPump:
         await self._done.wait()
 
     def close(self) -> None:
+        self._log_rest()
         if self._fd is not None:
             self._loop.remove_reader(self._fd)
             os.close(self._fd)
