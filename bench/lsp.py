@@ -361,16 +361,19 @@ def position_of(text: str, line_text: str, column_in_line: int) -> dict[str, int
 
 
 def measure_authoring(
-    server: Connection, setup: Setup, steps: int, calls: int, warmup: int
-) -> dict[str, list[float]]:
-    """Round trips of completion and hover requests on an open workflow of ``steps`` steps."""
+    servers: dict[str, Connection], setup: Setup, steps: int, calls: int, warmup: int
+) -> dict[str, dict[str, list[float]]]:
+    """Round trips of completion and hover requests on an open workflow of ``steps`` steps, and the
+    time diagnostics take after a change, for each server; the servers take turns request by request,
+    so that a change in the machine's load falls on each alike."""
     text = authoring_text(steps)
     uri = (setup.repo / "treeflow.yml").as_uri()
     document = {"uri": uri}
-    server.notify(
-        "textDocument/didOpen",
-        {"textDocument": {**document, "languageId": "yaml", "version": 1, "text": text}},
-    )
+    for server in servers.values():
+        server.notify(
+            "textDocument/didOpen",
+            {"textDocument": {**document, "languageId": "yaml", "version": 1, "text": text}},
+        )
     middle = f"s{steps // 2:0{len(str(steps))}d}"
     needs_line = f"    needs: [{middle}]"
     at_needs = position_of(text, needs_line, len(needs_line) - 2)
@@ -381,21 +384,20 @@ def measure_authoring(
         "hover: a key": ("textDocument/hover", position_of(text, "    timeout: 5m", 6)),
         "hover: a step id in needs": ("textDocument/hover", at_needs),
     }
-    times: dict[str, list[float]] = {}
+    times: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
     for label, (method, position) in requests.items():
-        times[label] = []
+        for name in servers:
+            times[name][label] = []
         for index in range(warmup + calls):
-            reply = server.request(method, {"textDocument": document, "position": position})
-            if reply.result is None:
-                raise ServerError(f"{label}: no answer")
-            if index >= warmup:
-                times[label].append(reply.at - reply.sent_at)
-    version = 1
+            for name, server in servers.items():
+                reply = server.request(method, {"textDocument": document, "position": position})
+                if reply.result is None:
+                    raise ServerError(f"{label}: no answer from the {name} server")
+                if index >= warmup:
+                    times[name][label].append(reply.at - reply.sent_at)
 
-    def change() -> float:
+    def change(server: Connection, version: int) -> float:
         # Each change makes a text not read before: the server reads the whole file again.
-        nonlocal version
-        version += 1
         changed = text.replace("    timeout: 5m", f"    timeout: {version}m", 1)
         sent_at = time.perf_counter()
         server.notify(
@@ -404,22 +406,30 @@ def measure_authoring(
         )
         return sent_at
 
-    times[AFTER_CHANGE_ROW] = []
-    for index in range(warmup + calls):
-        change()
-        reply = server.request("textDocument/completion", {"textDocument": document, "position": at_blank})
-        if index >= warmup:
-            times[AFTER_CHANGE_ROW].append(reply.at - reply.sent_at)
-    times[DIAGNOSTICS_ROW] = []
-    # A request answered after the last change's diagnostics went out, so none is still to come.
-    server.request("textDocument/hover", {"textDocument": document, "position": at_blank})
-    server.received.clear()
-    for index in range(warmup + calls):
-        sent_at = change()
-        published = wait_for_diagnostics(server, uri, sent_at + REPLY_TIMEOUT_S)
-        if index >= warmup:
-            times[DIAGNOSTICS_ROW].append(published - sent_at)
-    server.notify("textDocument/didClose", {"textDocument": document})
+    rounds = warmup + calls
+    for name in servers:
+        times[name][AFTER_CHANGE_ROW] = []
+        times[name][DIAGNOSTICS_ROW] = []
+    for index in range(rounds):
+        for name, server in servers.items():
+            change(server, 2 + index)
+            reply = server.request(
+                "textDocument/completion", {"textDocument": document, "position": at_blank}
+            )
+            if index >= warmup:
+                times[name][AFTER_CHANGE_ROW].append(reply.at - reply.sent_at)
+    for server in servers.values():
+        # A request answered after the last change's diagnostics went out, so none is still to come.
+        server.request("textDocument/hover", {"textDocument": document, "position": at_blank})
+        server.received.clear()
+    for index in range(rounds):
+        for name, server in servers.items():
+            sent_at = change(server, 2 + rounds + index)
+            published = wait_for_diagnostics(server, uri, sent_at + REPLY_TIMEOUT_S)
+            if index >= warmup:
+                times[name][DIAGNOSTICS_ROW].append(published - sent_at)
+    for server in servers.values():
+        server.notify("textDocument/didClose", {"textDocument": document})
     return times
 
 
@@ -633,8 +643,8 @@ def report(results: Results) -> bool:
         _verdict(p50 <= GOAL_CALL_P50_S, f"listRuns p50 {_ms(p50)} ms (goal <= {_ms(GOAL_CALL_P50_S)} ms)"),
         _verdict(p99 <= GOAL_CALL_P99_S, f"listRuns p99 {_ms(p99)} ms (goal <= {_ms(GOAL_CALL_P99_S)} ms)"),
     ]
-    for server_name, rows in results.authoring.items():
-        for label, values in rows.items():
+    for server_name, figures in results.authoring.items():
+        for label, values in figures.items():
             if label in RECORDED_ROWS:
                 continue
             p95 = percentile(values, 0.95)
@@ -659,37 +669,28 @@ def report(results: Results) -> bool:
 def run_all(setup: Setup, args: argparse.Namespace) -> Results:
     starts = measure_starts(setup, args.starts, args.start_warmup)
     authoring: dict[str, dict[str, list[float]]] = {}
-    with spawned(setup) as server:
-        server.request("initialize", initialize_params(setup))
-        server.notify("initialized", {})
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(spawned(setup))
+        servers = {DEV_SERVER: server}
+        if args.bundled is not None and args.edits:
+            servers[BUNDLED_SERVER] = stack.enter_context(spawned(setup, bundled_command(args.bundled)))
+        for each in servers.values():
+            each.request("initialize", initialize_params(setup))
+            each.notify("initialized", {})
         calls, calls_size = measure_calls(server, args.calls, args.call_warmup)
         if args.edits:
-            authoring[DEV_SERVER] = measure_authoring(
-                server, setup, args.edit_steps, args.edits, args.edit_warmup
-            )
+            authoring = measure_authoring(servers, setup, args.edit_steps, args.edits, args.edit_warmup)
         runs = []
         if args.steps:
             runs.append(measure_run(server, setup, "plain", args.steps, worktrees=False))
         if args.worktree_steps:
             runs.append(measure_run(server, setup, "worktrees", args.worktree_steps, worktrees=True))
         loaded_calls, loaded_size = measure_calls(server, args.calls, args.call_warmup) if runs else ([], 0)
-        code = server.shutdown()
-    if code != 0:
-        raise ServerError(f"the server exited with status {code} after shutdown and exit")
-    if args.bundled is not None and args.edits:
-        authoring[BUNDLED_SERVER] = measure_bundled_authoring(setup, args)
+        for name, each in servers.items():
+            code = each.shutdown()
+            if code != 0:
+                raise ServerError(f"the {name} server exited with status {code} after shutdown and exit")
     return Results(starts, calls, calls_size, runs, loaded_calls, loaded_size, authoring)
-
-
-def measure_bundled_authoring(setup: Setup, args: argparse.Namespace) -> dict[str, list[float]]:
-    with spawned(setup, bundled_command(args.bundled)) as server:
-        server.request("initialize", initialize_params(setup))
-        server.notify("initialized", {})
-        times = measure_authoring(server, setup, args.edit_steps, args.edits, args.edit_warmup)
-        code = server.shutdown()
-    if code != 0:
-        raise ServerError(f"the bundled server exited with status {code} after shutdown and exit")
-    return times
 
 
 # --- which server, which YAML loader ------------------------------------------------------------
