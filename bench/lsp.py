@@ -16,8 +16,9 @@ completed it returned; this process never imports treeflow, pygls or lsprotocol.
 - authoring: completion and hover requests on an open workflow of 200 steps (`--edit-steps`), each
   kind of request in turn: keys of a step, the step ids a `needs` may name, hover on a key, hover on
   a step id in a `needs` (the goal: the p95 of each, as the client sees it); then, recorded, completion
-  right after a change to the text, as while typing, which reads the whole file again first, and
-  diagnostics: from a change sent to the `textDocument/publishDiagnostics` it brings (recorded);
+  right after a change to the text, which reads the whole file again first, and the diagnostics the
+  change brings (from the change sent to its `textDocument/publishDiagnostics`), as while typing:
+  each change waits for the diagnostics of the one before;
 - with `--bundled`, the authoring requests again on the server the editor extension runs: its
   bundled entry script (`editor-client/bundled/tool/treeflow_server.py`, or the `bundled` folder
   given, such as one unpacked from a .vsix) with the dependencies in its `libs` folder, beside the
@@ -406,27 +407,22 @@ def measure_authoring(
         )
         return sent_at
 
-    rounds = warmup + calls
-    for name in servers:
+    for name, server in servers.items():
         times[name][AFTER_CHANGE_ROW] = []
         times[name][DIAGNOSTICS_ROW] = []
-    for index in range(rounds):
+        # The diagnostics of opening the file went out before the replies above.
+        server.received.clear()
+    # As while typing: a change, the completion the same keystroke asks for, then the change's
+    # diagnostics, before the next keystroke.
+    for index in range(warmup + calls):
         for name, server in servers.items():
-            change(server, 2 + index)
+            sent_at = change(server, 2 + index)
             reply = server.request(
                 "textDocument/completion", {"textDocument": document, "position": at_blank}
             )
-            if index >= warmup:
-                times[name][AFTER_CHANGE_ROW].append(reply.at - reply.sent_at)
-    for server in servers.values():
-        # A request answered after the last change's diagnostics went out, so none is still to come.
-        server.request("textDocument/hover", {"textDocument": document, "position": at_blank})
-        server.received.clear()
-    for index in range(rounds):
-        for name, server in servers.items():
-            sent_at = change(server, 2 + rounds + index)
             published = wait_for_diagnostics(server, uri, sent_at + REPLY_TIMEOUT_S)
             if index >= warmup:
+                times[name][AFTER_CHANGE_ROW].append(reply.at - reply.sent_at)
                 times[name][DIAGNOSTICS_ROW].append(published - sent_at)
     for server in servers.values():
         server.notify("textDocument/didClose", {"textDocument": document})
