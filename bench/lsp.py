@@ -757,7 +757,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--bundled",
-        type=Path,
+        type=lambda folder: Path(folder).resolve(),
         nargs="?",
         const=BUNDLED,
         metavar="DIR",
