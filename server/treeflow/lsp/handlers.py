@@ -42,6 +42,9 @@ from treeflow.lsp import authoring
 from treeflow.lsp.server import TreeflowServer
 from treeflow.quoting import quoted
 
+# How long diagnostics wait after a change, for the requests the same keystroke sent.
+CHECK_AFTER_CHANGE_S = 0.03
+
 if TYPE_CHECKING:
     from pygls.workspace import TextDocument
 
@@ -297,17 +300,18 @@ def register(server: TreeflowServer) -> None:
     def did_open(ls: TreeflowServer, params: types.DidOpenTextDocumentParams) -> None:
         _publish(ls, params.text_document.uri)
 
-    # Documents whose diagnostics wait for the messages already received to be handled.
+    # Documents whose diagnostics are due once the messages that follow their change are handled.
     publishing: set[str] = set()
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: TreeflowServer, params: types.DidChangeTextDocumentParams) -> None:
-        # A completion request sent with a keystroke is answered before the file is checked, and a
-        # burst of changes is checked once, as it stands after the last of them.
+        # A completion request sent with a keystroke is answered before the file is checked (the
+        # check reads the whole file), even when it arrives a moment after the change, and a burst
+        # of changes is checked once, as it stands after the last of them.
         uri = params.text_document.uri
         if uri not in publishing:
             publishing.add(uri)
-            asyncio.get_running_loop().call_soon(publish_latest, ls, uri)
+            asyncio.get_running_loop().call_later(CHECK_AFTER_CHANGE_S, publish_latest, ls, uri)
 
     def publish_latest(ls: TreeflowServer, uri: str) -> None:
         publishing.discard(uri)
