@@ -6,10 +6,12 @@ a grace period, and treeflow waits until no member is left. Cancelling the task 
 does not stop the child by itself, and killing only the direct child lets grandchildren
 (``sh -c 'sleep 60 & wait'``) live on.
 
-The child is started with `subprocess.Popen` (vfork and exec, as asyncio does internally), then its
-exit is watched through a pidfd and its output through a non-blocking pipe, both as event-loop
-readers. That skips asyncio's subprocess transports and per-child watcher machinery, which cost
-more than the spawn itself for short steps.
+The child is started with `subprocess.Popen` (vfork and exec, as asyncio does internally) in a
+worker thread, then its exit is watched through a pidfd and its output through a non-blocking pipe,
+both as event-loop readers. That skips asyncio's subprocess transports and per-child watcher
+machinery, which cost more than the spawn itself for short steps. Popen returns only once the child
+has called exec, and on a busy machine that wait is most of a short step's time: in worker threads
+several children wait at once and the event loop goes on meanwhile.
 """
 
 from __future__ import annotations
@@ -89,16 +91,7 @@ async def run_shell(
     loop = asyncio.get_running_loop()
     read_fd, write_fd = os.pipe()
     try:
-        # Popen's vfork and exec return as soon as the child runs, as inside asyncio's own spawn.
-        process = subprocess.Popen(  # noqa: ASYNC220
-            command_argv(command, env),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=write_fd,
-            stderr=write_fd,
-            start_new_session=True,
-        )
+        process = await _start(command_argv(command, env), cwd, dict(env), write_fd)
     except BaseException:
         os.close(read_fd)
         raise
@@ -128,6 +121,27 @@ async def run_shell(
             log_file.flush()
             if on_end is not None:
                 on_end(group, process.returncode)
+
+
+async def _start(argv: list[str], cwd: Path, env: dict[str, str], output: int) -> subprocess.Popen[bytes]:
+    """Start ``argv`` as the leader of a new session, its stdout and stderr on ``output``.
+
+    The worker thread is not abandoned when the caller is cancelled meanwhile: a child that was
+    started is always returned, so that the caller ends its group.
+    """
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+        )
+
+    return await anyio.to_thread.run_sync(start)
 
 
 class _ExitWatch:
