@@ -105,17 +105,20 @@ async def run_shell(
     try:
         exit_code = await exit_watch.wait()
         await end_process_group(group, kill_grace_s)
-        # A member that left the group (setsid) may still hold the pipe open; do not wait on it forever.
-        with anyio.move_on_after(kill_grace_s) as waiting:
-            await output.wait()
-        if waiting.cancelled_caught:
-            log.warning("output of %r still open after its process group ended; stopped reading", command)
+        if not output.done:
+            # A member that left the group (setsid) may still hold the pipe open; do not wait on it
+            # forever.
+            with anyio.move_on_after(kill_grace_s) as waiting:
+                await output.wait()
+            if waiting.cancelled_caught:
+                log.warning("output of %r still open after its process group ended; stopped reading", command)
         return exit_code
     finally:
         with anyio.CancelScope(shield=True):
             await end_process_group(group, kill_grace_s)
-            with anyio.move_on_after(_EXTRA_WAIT_AFTER_KILL_S):
-                await exit_watch.wait()
+            if not exit_watch.exited:
+                with anyio.move_on_after(_EXTRA_WAIT_AFTER_KILL_S):
+                    await exit_watch.wait()
             exit_watch.close()
             output.close()
             log_file.flush()
@@ -150,7 +153,8 @@ class _ExitWatch:
     def __init__(self, loop: asyncio.AbstractEventLoop, process: subprocess.Popen[bytes]) -> None:
         self._loop = loop
         self._process = process
-        self._exited = anyio.Event()
+        # asyncio's own events: this module works on asyncio's loop anyway, and they cost less per child.
+        self._exited = asyncio.Event()
         self._pidfd: int | None = None
         try:
             self._pidfd = os.pidfd_open(process.pid)
@@ -171,6 +175,10 @@ class _ExitWatch:
         self._process.returncode = os.waitstatus_to_exitcode(status)
         self.close()
         self._exited.set()
+
+    @property
+    def exited(self) -> bool:
+        return self._exited.is_set()
 
     async def wait(self) -> int:
         if self._pidfd is None and not self._exited.is_set():
@@ -205,7 +213,7 @@ class _OutputPump:
         self._log_file = log_file
         self._on_line = on_line
         self._pending = b""
-        self._done = anyio.Event()
+        self._done = asyncio.Event()
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._on_readable)
 
@@ -233,6 +241,10 @@ class _OutputPump:
             self._pending = b""
         self.close()
         self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
 
     async def wait(self) -> None:
         await self._done.wait()
@@ -288,6 +300,10 @@ def process_group_alive(group: int) -> bool:
     return True if live is None else group in live
 
 
+# A stat line is at most 52 numbers and a command name of 64 bytes: far less than this.
+_STAT_MAX = 4096
+
+
 class ProcessState(NamedTuple):
     """What /proc/<pid>/stat says of a process that treeflow needs."""
 
@@ -304,10 +320,16 @@ class ProcessState(NamedTuple):
 def process_state(pid: int | str) -> ProcessState | None:
     """The state of process ``pid`` (None if it is gone or unreadable)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
+        # Unbuffered: this runs once per step and for every process of a scan.
+        descriptor = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        stat = os.read(descriptor, _STAT_MAX)
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
     # The command name may hold spaces and parentheses; the fields after its last ')' do not.
     fields = stat[stat.rfind(b")") + 2 :].split()
     if len(fields) <= 19:
