@@ -6,10 +6,12 @@ a grace period, and treeflow waits until no member is left. Cancelling the task 
 does not stop the child by itself, and killing only the direct child lets grandchildren
 (``sh -c 'sleep 60 & wait'``) live on.
 
-The child is started with `subprocess.Popen` (vfork and exec, as asyncio does internally), then its
-exit is watched through a pidfd and its output through a non-blocking pipe, both as event-loop
-readers. That skips asyncio's subprocess transports and per-child watcher machinery, which cost
-more than the spawn itself for short steps.
+The child is started with `subprocess.Popen` (vfork and exec, as asyncio does internally) in a
+worker thread, then its exit is watched through a pidfd and its output through a non-blocking pipe,
+both as event-loop readers. That skips asyncio's subprocess transports and per-child watcher
+machinery, which cost more than the spawn itself for short steps. Popen returns only once the child
+has called exec, and on a busy machine that wait is most of a short step's time: in worker threads
+several children wait at once and the event loop goes on meanwhile.
 """
 
 from __future__ import annotations
@@ -94,16 +96,7 @@ async def run_shell(
     read_fd, write_fd = os.pipe()
     error_read_fd, error_write_fd = os.pipe() if on_error_line is not None else (None, write_fd)
     try:
-        # Popen's vfork and exec return as soon as the child runs, as inside asyncio's own spawn.
-        process = subprocess.Popen(  # noqa: ASYNC220
-            command_argv(command, env),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=write_fd,
-            stderr=error_write_fd,
-            start_new_session=True,
-        )
+        process = await _start(command_argv(command, env), cwd, dict(env), write_fd, error_write_fd)
     except BaseException:
         os.close(read_fd)
         if error_read_fd is not None:
@@ -124,19 +117,22 @@ async def run_shell(
     try:
         exit_code = await exit_watch.wait()
         await end_process_group(group, kill_grace_s)
-        # A member that left the group (setsid) may still hold the pipe open; do not wait on it forever.
-        with anyio.move_on_after(kill_grace_s) as waiting:
-            await output.wait()
-            if error_output is not None:
-                await error_output.wait()
-        if waiting.cancelled_caught:
-            log.warning("output of %r still open after its process group ended; stopped reading", command)
+        pumps = [output] if error_output is None else [output, error_output]
+        if not all(pump.done for pump in pumps):
+            # A member that left the group (setsid) may still hold a pipe open; do not wait on it
+            # forever.
+            with anyio.move_on_after(kill_grace_s) as waiting:
+                for pump in pumps:
+                    await pump.wait()
+            if waiting.cancelled_caught:
+                log.warning("output of %r still open after its process group ended; stopped reading", command)
         return exit_code
     finally:
         with anyio.CancelScope(shield=True):
             await end_process_group(group, kill_grace_s)
-            with anyio.move_on_after(_EXTRA_WAIT_AFTER_KILL_S):
-                await exit_watch.wait()
+            if not exit_watch.exited:
+                with anyio.move_on_after(_EXTRA_WAIT_AFTER_KILL_S):
+                    await exit_watch.wait()
             exit_watch.close()
             output.close()
             if error_output is not None:
@@ -146,13 +142,38 @@ async def run_shell(
                 on_end(group, process.returncode)
 
 
+async def _start(
+    argv: list[str], cwd: Path, env: dict[str, str], output: int, errors: int
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` as the leader of a new session, its stdout on ``output``, its stderr on
+    ``errors`` (which may be the same descriptor).
+
+    The worker thread is not abandoned when the caller is cancelled meanwhile: a child that was
+    started is always returned, so that the caller ends its group.
+    """
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=errors,
+            start_new_session=True,
+        )
+
+    return await anyio.to_thread.run_sync(start)
+
+
 class _ExitWatch:
     """Notices the child's exit through a pidfd and reaps it, without a thread or a SIGCHLD handler."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, process: subprocess.Popen[bytes]) -> None:
         self._loop = loop
         self._process = process
-        self._exited = anyio.Event()
+        # asyncio's own events: this module works on asyncio's loop anyway, and they cost less per child.
+        self._exited = asyncio.Event()
         self._pidfd: int | None = None
         try:
             self._pidfd = os.pidfd_open(process.pid)
@@ -173,6 +194,10 @@ class _ExitWatch:
         self._process.returncode = os.waitstatus_to_exitcode(status)
         self.close()
         self._exited.set()
+
+    @property
+    def exited(self) -> bool:
+        return self._exited.is_set()
 
     async def wait(self) -> int:
         if self._pidfd is None and not self._exited.is_set():
@@ -216,7 +241,7 @@ class _OutputPump:
         self._pending = b""
         # What of `_pending` the log has not had yet (only with whole_lines).
         self._unlogged = b""
-        self._done = anyio.Event()
+        self._done = asyncio.Event()
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._on_readable)
 
@@ -260,6 +285,10 @@ class _OutputPump:
             self._pending = b""
         self.close()
         self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
 
     async def wait(self) -> None:
         await self._done.wait()
@@ -316,6 +345,10 @@ def process_group_alive(group: int) -> bool:
     return True if live is None else group in live
 
 
+# A stat line is at most 52 numbers and a command name of 64 bytes: far less than this.
+_STAT_MAX = 4096
+
+
 class ProcessState(NamedTuple):
     """What /proc/<pid>/stat says of a process that treeflow needs."""
 
@@ -332,10 +365,16 @@ class ProcessState(NamedTuple):
 def process_state(pid: int | str) -> ProcessState | None:
     """The state of process ``pid`` (None if it is gone or unreadable)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
+        # Unbuffered: this runs once per step and for every process of a scan.
+        descriptor = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        stat = os.read(descriptor, _STAT_MAX)
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
     # The command name may hold spaces and parentheses; the fields after its last ')' do not.
     fields = stat[stat.rfind(b")") + 2 :].split()
     if len(fields) <= 19:

@@ -227,6 +227,8 @@ class Run:
         self._rng = rng or random.Random()
         self._ports = PortPool()
         self._base_env = {**environ_without_repository(), **workflow.env}
+        # Made once: each step's context walks it, and remaking it per step costs O(steps²).
+        self._needs = {step.id: step.needs for step in workflow.steps.values()}
         step_ids = select_steps(workflow, options.select)
         self.run_id = options.run_id or new_run_id()
         # Each step's result as last made: pending, carried over from an earlier execution, or final.
@@ -432,7 +434,7 @@ class Run:
         context = known
         try:
             if context is None:
-                before = graph.closure(step.needs, {s.id: s.needs for s in self.workflow.steps.values()})
+                before = graph.closure(step.needs, self._needs)
                 context = StepContext(
                     step_id=step.id,
                     needs=matrix.needs_results(step.needs, self.workflow.steps, self._steps),
