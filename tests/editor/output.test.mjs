@@ -124,9 +124,12 @@ test(
     const lens = page.locator('.codelens-decoration a', { hasText: 'Run step lint' });
     await lens.waitFor();
     await lens.click();
-    await editor.statusItem('check', /checks \d+\.\ds/).waitFor({ timeout: 60000 });
     await showOutput();
-    await page.locator('.panel .view-lines', { hasText: 'of checks (steps: lint)' }).waitFor();
+    const started = page.locator('.panel .view-line', { hasText: 'of checks (steps: lint)' }).last();
+    await started.waitFor();
+    // Ended before the next test starts a run of its own, which the status bar would then hide.
+    const [, runId] = /Started\s+run\s+(\S+)\s+of\s+checks/.exec(await started.textContent());
+    await page.locator('.panel .view-lines', { hasText: `Run ${runId} of checks: succeeded` }).waitFor({ timeout: 60000 });
     await editor.runFromPalette('Treeflow: Show Runs');
     await editor.sidebarRow(/checks.*1 of 3 steps/).waitFor();
     await editor.shot('output-05-code-lens-run-logged');
