@@ -460,9 +460,14 @@ class Run:
         out, or skipped after a fail-fast withdrew its request and its condition said so)."""
         assert step.gate is not None
         while True:
+            try:
+                gate = replace(step.gate, message=context.render(step.gate.message))
+            except ExpressionError as exc:
+                self._finish(step.id, StepStatus.FAILED, f"its approval message cannot be evaluated: {exc}")
+                return None
             with anyio.CancelScope() as self._gate_scopes[step.id]:
                 note = functools.partial(self._note_approval, step.id)
-                approval = await self._gatekeeper.pass_gate(step.id, step.gate, note)
+                approval = await self._gatekeeper.pass_gate(step.id, gate, note)
             withdrawn = self._gate_scopes.pop(step.id).cancelled_caught
             if not withdrawn:
                 break
