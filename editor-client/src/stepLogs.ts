@@ -3,29 +3,18 @@
 // read again while the step prints.
 import * as vscode from 'vscode';
 import { displayLog } from './outputText';
+import { RefreshedDocuments, type Refreshing } from './refreshedDocuments';
 
 const STEP_LOG_SCHEME = 'treeflow-log';
-/** At most one re-read per open log in this time, however much the step prints. */
-const REFRESH_INTERVAL_MS = 1000;
 
-interface Shown {
+interface Shown extends Refreshing {
   runId: string;
   stepId: string;
-  timer?: NodeJS.Timeout | undefined;
 }
 
-export class StepLogDocuments implements vscode.TextDocumentContentProvider, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<vscode.Uri>();
-  readonly onDidChange = this.changed.event;
-  /** Open logs by URI. */
-  private readonly shown = new Map<string, Shown>();
-  private readonly subscriptions: vscode.Disposable[];
-
+export class StepLogDocuments extends RefreshedDocuments<Shown> {
   constructor() {
-    this.subscriptions = [
-      vscode.workspace.registerTextDocumentContentProvider(STEP_LOG_SCHEME, this),
-      vscode.workspace.onDidCloseTextDocument((document) => this.forget(document.uri)),
-    ];
+    super(STEP_LOG_SCHEME);
   }
 
   /** Opens the log file at `path` of step `stepId` of run `runId`. */
@@ -41,33 +30,14 @@ export class StepLogDocuments implements vscode.TextDocumentContentProvider, vsc
   /** The step printed more, or ended: an open log of it is read again soon. */
   stepChanged(runId: string, stepId: string): void {
     for (const [text, entry] of this.shown) {
-      if (entry.runId !== runId || entry.stepId !== stepId || entry.timer) {
-        continue;
+      if (entry.runId === runId && entry.stepId === stepId) {
+        this.refreshSoon(text, entry);
       }
-      entry.timer = setTimeout(() => {
-        entry.timer = undefined;
-        this.changed.fire(vscode.Uri.parse(text));
-      }, REFRESH_INTERVAL_MS);
     }
   }
 
   async provideTextDocumentContent(uri: vscode.Uri): Promise<string> {
     const bytes = await vscode.workspace.fs.readFile(uri.with({ scheme: 'file' }));
     return displayLog(new TextDecoder('utf-8').decode(bytes));
-  }
-
-  private forget(uri: vscode.Uri): void {
-    if (uri.scheme === STEP_LOG_SCHEME) {
-      clearTimeout(this.shown.get(uri.toString())?.timer);
-      this.shown.delete(uri.toString());
-    }
-  }
-
-  dispose(): void {
-    for (const entry of this.shown.values()) {
-      clearTimeout(entry.timer);
-    }
-    this.subscriptions.forEach((subscription) => subscription.dispose());
-    this.changed.dispose();
   }
 }
