@@ -32,9 +32,16 @@ from typing import Any
 
 import anyio
 
-from treeflow.core.executor import STEP_MARKS, AttemptLost, LocalExecutor, OnProcessEnd, OnProcessStart
+from treeflow.core.executor import (
+    STEP_MARKS,
+    AttemptLost,
+    LocalExecutor,
+    OnProcessEnd,
+    OnProcessStart,
+    OnRemote,
+)
 from treeflow.core.git import Repository, git, run_git
-from treeflow.core.model import RunResult, Step, Workflow
+from treeflow.core.model import RemotePlace, RunResult, Step, Workflow
 from treeflow.core.process import OutputLog
 from treeflow.core.remote import worker_side
 from treeflow.core.remote.bundles import bundle_commit, bundle_commits, files_to_ship, take_work
@@ -61,9 +68,12 @@ class _Follower:
     """What arrives for one command: its output, in order, to the step's log and live display;
     where it runs; whether its worker went away."""
 
-    def __init__(self, log_file: OutputLog, on_line: Callable[[str], None]) -> None:
+    def __init__(
+        self, log_file: OutputLog, on_line: Callable[[str], None], on_worker: Callable[[str], None]
+    ) -> None:
         self._log = log_file
         self._on_line = on_line
+        self._on_worker = on_worker
         self._pending_line = b""
         self._early: dict[int, bytes] = {}
         self.received = 0
@@ -82,10 +92,8 @@ class _Follower:
                 # Dask started it again elsewhere: the worker it ran on is gone.
                 self.lose(f"Dask started it again on {worker}")
                 return
-            self.worker = worker
-            self._log.write(
-                f"--- treeflow: on Dask worker {self.worker} ({message.get('host')}) ---\n".encode()
-            )
+            self._log.write(f"--- treeflow: on Dask worker {worker} ({message.get('host')}) ---\n".encode())
+            self.ran_on(worker)
             self.started.set()
         elif kind == OUTPUT:
             self._early[int(message["seq"])] = bytes(message["data"])
@@ -94,6 +102,12 @@ class _Follower:
                 self.received += 1
             self.arrived.set()
             self.arrived = anyio.Event()
+
+    def ran_on(self, worker: str) -> None:
+        """The worker that runs the command is known (from its own message, or from its answer)."""
+        if self.worker != worker:
+            self.worker = worker
+            self._on_worker(worker)
 
     def _write(self, data: bytes) -> None:
         self._log.write(data)
@@ -224,6 +238,7 @@ class DaskExecutor:
         on_end: OnProcessEnd,
         kill_grace_s: float,
         on_error_line: Callable[[str], None] | None = None,
+        on_remote: OnRemote | None = None,
     ) -> int:
         session = self._sessions.get(cwd)
         if session is None:
@@ -240,7 +255,7 @@ class DaskExecutor:
             )
         # A remote command's output comes back as its log's bytes, stderr and stdout as they
         # interleaved there, so every line of it reaches `on_line`.
-        return await self._run_remote(session, command, env, log, on_line, kill_grace_s)
+        return await self._run_remote(session, command, env, log, on_line, kill_grace_s, on_remote)
 
     def file_watcher(self) -> FileWatcher:
         return self._local.file_watcher()
@@ -255,6 +270,7 @@ class DaskExecutor:
         log_file: OutputLog,
         on_line: Callable[[str], None],
         kill_grace_s: float,
+        on_remote: OnRemote | None,
     ) -> int:
         client = self._connected()
         place = session.place
@@ -279,7 +295,14 @@ class DaskExecutor:
             files=session.files,
             outputs_variable=OUTPUT_VARIABLE if OUTPUT_VARIABLE in env else None,
         )
-        follower = self._followers[call] = _Follower(log_file, on_line)
+        remote = RemotePlace(self._choice.scheduler or "", session.name)
+        tell = on_remote or _nobody
+        # Told before the task goes, so that a coordinator that dies from here on leaves a record of
+        # where to look for the work.
+        tell(remote)
+        follower = self._followers[call] = _Follower(
+            log_file, on_line, lambda worker: tell(replace(remote, worker=worker))
+        )
         session.calls.add(call)
         try:
             bundles: list[object] = delta
@@ -314,6 +337,7 @@ class DaskExecutor:
                     await self._abandon(future, follower, kill_grace_s, env)
                 raise AttemptLost(self._loss_report(follower, command))
             session.worker = result.worker
+            follower.ran_on(result.worker)
             missing = await follower.wait_for(result.chunks)
             if missing:
                 log_file.write(f"--- treeflow: {missing} pieces of output did not arrive ---\n".encode())
@@ -485,6 +509,10 @@ class DaskExecutor:
         if self._client is None:
             raise OSError("treeflow is not connected to the Dask scheduler")
         return self._client
+
+
+def _nobody(remote: RemotePlace) -> None:
+    return None
 
 
 async def _commit_identity(repo: Repository) -> dict[str, str]:
