@@ -18,11 +18,9 @@ to run the step again elsewhere.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -44,7 +42,13 @@ from treeflow.core.git import Repository, git, run_git
 from treeflow.core.model import RemotePlace, RunResult, Step, Workflow
 from treeflow.core.process import OutputLog
 from treeflow.core.remote import worker_side
-from treeflow.core.remote.bundles import bundle_commit, bundle_commits, files_to_ship, take_work
+from treeflow.core.remote.bundles import (
+    bundle_commit,
+    bundle_commits,
+    files_to_ship,
+    repository_key,
+    take_work,
+)
 from treeflow.core.remote.choice import ExecutorChoice
 from treeflow.core.remote.cluster import Cluster, Task, TaskLost
 from treeflow.core.remote.messages import OUTPUT, STARTED, RemoteCommand, RemoteResult, ShippedFile
@@ -169,8 +173,7 @@ class DaskExecutor:
         self._base_held: dict[str, Task] = {}
         self._base_lock = anyio.Lock()
         self._identity: dict[str, str] = {}
-        where = f"{socket.gethostname()}\0{repo.common_dir}"
-        self._repo_key = hashlib.sha256(where.encode()).hexdigest()[:24]
+        self._repo_key = repository_key(repo)
         self._sessions: dict[Path, _Session] = {}
         self._followers: dict[str, _Follower] = {}
 

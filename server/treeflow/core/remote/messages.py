@@ -65,6 +65,16 @@ class RemoteResult:
     needs_base: bool = False  # nothing ran: the worker has not got the run's base yet
 
 
+@dataclass(frozen=True)
+class KeptWork:
+    """The work a step's session keeps on a worker, for a coordinator that did not fetch it: the
+    commit the session's worktree reached, and a bundle of it beyond what the coordinator has
+    (None when it has it already)."""
+
+    commit: str
+    bundle: bytes | None
+
+
 OUTPUT = "output"
 STARTED = "started"
 """The kinds of messages a worker publishes on a run's topic, each a dict with ``kind`` and
