@@ -28,7 +28,8 @@ OnProcessStart = Callable[[int, int | None], None]
 
 OnProcessEnd = Callable[[int, int | None], None]
 """Called with the id of a process group once no member of it is left, and its leader's exit status
-(negative: the signal that killed it; None if unknown), also when the command was stopped."""
+(negative: the signal that killed it; None if unknown), also when the command was stopped. For a
+command that ran on another machine, the group is that machine's."""
 
 OnRemote = Callable[[RemotePlace], None]
 """Called when a command goes to another machine, and again once a worker there has taken it."""

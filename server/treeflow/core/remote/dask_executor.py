@@ -258,7 +258,7 @@ class DaskExecutor:
             )
         # A remote command's output comes back as its log's bytes, stderr and stdout as they
         # interleaved there, so every line of it reaches `on_line`.
-        return await self._run_remote(session, command, env, log, on_line, kill_grace_s, on_remote)
+        return await self._run_remote(session, command, env, log, on_line, on_end, kill_grace_s, on_remote)
 
     def file_watcher(self) -> FileWatcher:
         return self._local.file_watcher()
@@ -272,6 +272,7 @@ class DaskExecutor:
         env: Mapping[str, str],
         log_file: OutputLog,
         on_line: Callable[[str], None],
+        on_end: OnProcessEnd,
         kill_grace_s: float,
         on_remote: OnRemote | None,
     ) -> int:
@@ -325,7 +326,7 @@ class DaskExecutor:
                     result = await self._answer(future, follower)
                 except anyio.get_cancelled_exc_class():
                     with anyio.CancelScope(shield=True):
-                        await self._stop(session, future, follower, kill_grace_s, env)
+                        await self._stop(session, future, follower, kill_grace_s, env, on_end)
                     raise
                 if result is None or not result.needs_base or request.carries_base:
                     break
@@ -345,6 +346,7 @@ class DaskExecutor:
             if missing:
                 log_file.write(f"--- treeflow: {missing} pieces of output did not arrive ---\n".encode())
             await self._take(session, result, env)
+            _tell_end(result, on_end)
             return result.exit_code
         finally:
             follower.finish()
@@ -377,9 +379,16 @@ class DaskExecutor:
         return answer[0] if answer else None
 
     async def _stop(
-        self, session: _Session, future: Task, follower: _Follower, grace_s: float, env: Mapping[str, str]
+        self,
+        session: _Session,
+        future: Task,
+        follower: _Follower,
+        grace_s: float,
+        env: Mapping[str, str],
+        on_end: OnProcessEnd,
     ) -> None:
-        """End the command's process tree on its worker, then take the work it saved."""
+        """End the command's process tree on its worker, then take the work it saved and tell the
+        status it was stopped with, as a local command's end is told."""
         client = self._connected()
         try:
             running = await client.run_on_workers(worker_side.stop_command, future.key)
@@ -393,6 +402,7 @@ class DaskExecutor:
                 if result is not None:
                     await follower.wait_for(result.chunks)
                     await self._take(session, result, env)
+                    _tell_end(result, on_end)
                     return
             await self._abandon(future, follower, grace_s, env)
         except Exception:
@@ -516,6 +526,12 @@ class DaskExecutor:
 
 def _nobody(remote: RemotePlace) -> None:
     return None
+
+
+def _tell_end(result: RemoteResult, on_end: OnProcessEnd) -> None:
+    """A command that started on its worker ended there: its group there, and its exit status."""
+    if result.group is not None:
+        on_end(result.group, result.exit_code)
 
 
 async def _commit_identity(repo: Repository) -> dict[str, str]:

@@ -63,6 +63,7 @@ class RemoteResult:
     outputs: bytes | None = None
     error: str | None = None  # why the work could not be committed on the worker, if it could not
     needs_base: bool = False  # nothing ran: the worker has not got the run's base yet
+    group: int | None = None  # the command's process group on the worker, once it started
 
 
 @dataclass(frozen=True)

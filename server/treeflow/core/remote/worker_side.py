@@ -245,7 +245,8 @@ async def _run_in_session(
         env[request.outputs_variable] = str(outputs)
     output = _PublishedOutput(publish, request.call)
     publish({"kind": STARTED, "call": request.call, "worker": address, "host": socket.gethostname()})
-    exit_code = await _run_stoppable(request, path, env, output)
+    groups: list[int] = []
+    exit_code = await _run_stoppable(request, path, env, output, groups)
     output.flush()
     saved = await cache.save(
         request.session,
@@ -266,13 +267,15 @@ async def _run_in_session(
         chunks=output.sent,
         outputs=written,
         error=saved.error,
+        group=groups[-1] if groups else None,
     )
 
 
 async def _run_stoppable(
-    request: RemoteCommand, path: Any, env: dict[str, str], output: _PublishedOutput
+    request: RemoteCommand, path: Any, env: dict[str, str], output: _PublishedOutput, groups: list[int]
 ) -> int:
-    """The command's exit status; stopped, the status it was killed with."""
+    """The command's exit status; stopped, the status it was killed with. The process group it
+    started is added to ``groups``."""
     ended: list[int | None] = []
     exit_code = -signal.SIGTERM
     with anyio.CancelScope() as scope:
@@ -288,7 +291,7 @@ async def _run_stoppable(
                         env=env,
                         log=output,
                         on_line=lambda line: None,
-                        on_start=lambda group, ticks: None,
+                        on_start=lambda group, ticks: groups.append(group),
                         on_end=lambda group, code: ended.append(code),
                         kill_grace_s=request.kill_grace_s,
                     )
