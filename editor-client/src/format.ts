@@ -155,6 +155,9 @@ export function stepDescription(step: StepState): string {
   if (step.cached_from) {
     parts.push(`from ${step.cached_from}`);
   }
+  if (step.worker) {
+    parts.push(`on ${step.worker}`);
+  }
   if (step.agent) {
     parts.push(agentUsage(step.agent));
   }

@@ -91,6 +91,8 @@ export interface StepState {
   approval: ApprovalState | null;
   /** A `cached` step: the `<run_id>/<step_id>` whose work was replayed; else null. */
   cached_from?: string | null;
+  /** A step that ran on another machine: the worker that ran its last command (a Dask worker's address); else null. */
+  worker?: string | null;
   /** Steps with `on_failure:`: their rounds so far; else empty. */
   rounds: RoundState[];
 }

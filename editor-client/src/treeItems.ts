@@ -138,6 +138,7 @@ export function stepItem(run: Run, stepId: string): ItemShape {
     ['error', step.error],
     ['message', step.agent ? null : step.message],
     ['summary', step.summary],
+    ['worker', step.worker],
     ['branch', step.branch],
     ['log', step.log],
   ] as const) {

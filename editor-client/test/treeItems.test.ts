@@ -65,6 +65,26 @@ test('a failed step tells why in its description and tooltip', () => {
   ]);
 });
 
+test('a step that ran on a Dask worker names the worker in its description and tooltip', () => {
+  const remote = run({
+    steps: {
+      build: step({ status: 'succeeded', duration_s: 2.5, worker: 'tcp://10.0.0.7:40211', branch: 'treeflow/r/build' }),
+      lint: step({ status: 'succeeded', duration_s: 0.5 }),
+    },
+  });
+  const build = stepItem(remote, 'build');
+  assert.equal(build.description, 'succeeded · 2.5s · on tcp://10.0.0.7:40211');
+  assert.deepEqual(build.tooltip.split('\n'), [
+    'build: succeeded',
+    'duration: 2.5s',
+    'worker: tcp://10.0.0.7:40211',
+    'branch: treeflow/r/build',
+  ]);
+  const lint = stepItem(remote, 'lint');
+  assert.equal(lint.description, 'succeeded · 0.5s', 'a local step shows no worker');
+  assert.doesNotMatch(lint.tooltip, /worker/);
+});
+
 test('an agent step shows its progress and message while running', () => {
   const agent = run({ steps: { review: step({ status: 'running', progress: 0.4, message: 'reading the diff' }) } });
   assert.equal(stepItem(agent, 'review').description, 'running · 40% · reading the diff');

@@ -213,3 +213,28 @@ def test_resources_are_dask_worker_resources(repo: Path, local_cluster: Cluster)
     waited = Path(steps["too-big"]["log"]).read_text()
     assert "no Dask worker offers cpu=4,memory=1073741824 now" in waited
     assert "never" not in waited
+
+
+def test_a_cancelled_remote_step_keeps_the_exit_status_it_was_stopped_with_as_a_local_one_does(
+    repo: Path, local_cluster: Cluster, tmp_path: Path
+) -> None:
+    started = tmp_path / "started"
+    write_workflow(
+        repo,
+        f"""
+        steps:
+          slow: {{run: 'touch {started}.$TREEFLOW_RUN_ID; sleep 300'}}
+          broken: {{run: 'while [ ! -e {started}.$TREEFLOW_RUN_ID ]; do sleep 0.05; done; exit 3'}}
+        """,
+    )
+    codes = {}
+    for where, args in (
+        ("local", ()),
+        ("remote", ("--executor", "dask", "--dask-scheduler", local_cluster.address)),
+    ):
+        done = treeflow(repo, "run", "--json", *args)
+        assert done.returncode == 1, done.stderr
+        slow = json.loads(done.stdout)["steps"]["slow"]
+        assert slow["status"] == "cancelled"
+        codes[where] = slow["exit_code"]
+    assert codes == {"local": -signal.SIGTERM, "remote": -signal.SIGTERM}

@@ -28,6 +28,7 @@ from treeflow.core.events import (
     RunStarted,
     RunWarning,
     StepFinished,
+    StepOnWorker,
     StepOutput,
     StepPlaced,
     StepProgress,
@@ -78,6 +79,7 @@ class TerminalApprovals:
                 | StepStarted()
                 | StepPlaced()
                 | ProcessStarted()
+                | StepOnWorker()
                 | ProcessEnded()
                 | StepOutput()
                 | StepProgress()

@@ -39,6 +39,7 @@ from treeflow.cli.plain_output import (
     round_lines,
     runs_rows,
     summary_rows,
+    worker_lines,
 )
 from treeflow.cli.terminal_text import shown, shown_line
 from treeflow.core.events import (
@@ -52,6 +53,7 @@ from treeflow.core.events import (
     RunStarted,
     RunWarning,
     StepFinished,
+    StepOnWorker,
     StepOutput,
     StepPlaced,
     StepProgress,
@@ -100,7 +102,7 @@ class LiveSink:
         final = self._final
         if final is not None:
             self._console.print(summary_table(final))
-            for line in [*agent_lines(final), *round_lines(final)]:
+            for line in [*worker_lines(final), *agent_lines(final), *round_lines(final)]:
                 self._console.print(Text(line))
             self._print_failures(final)
             branch = describe_result_branch(final)
@@ -159,7 +161,7 @@ class LiveSink:
                 line = describe_round(event.step_id, fix_round)
                 if line:
                     self._live.console.print(Text(line, style="cyan"))
-            case StepPlaced() | ProcessStarted() | ProcessEnded() | StepRetrying():
+            case StepPlaced() | ProcessStarted() | StepOnWorker() | ProcessEnded() | StepRetrying():
                 pass
             case _:
                 assert_never(event)
@@ -249,7 +251,8 @@ def print_runs(runs: list[RunResult]) -> None:
 def print_run(run: RunResult) -> None:
     console = Console()
     console.print(summary_table(run))
-    for line in [*agent_lines(run), *approval_lines(run), *round_lines(run), *output_lines(run)]:
+    extra = [*worker_lines(run), *agent_lines(run), *approval_lines(run), *round_lines(run)]
+    for line in [*extra, *output_lines(run)]:
         console.print(Text(line))
     for warning in run.warnings:
         console.print(Text(f"warning: {shown(warning)}", style="yellow"))

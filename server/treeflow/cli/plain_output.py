@@ -31,6 +31,7 @@ from treeflow.core.events import (
     RunStarted,
     RunWarning,
     StepFinished,
+    StepOnWorker,
     StepOutput,
     StepPlaced,
     StepProgress,
@@ -63,6 +64,8 @@ def describe_step(step_id: str, result: StepResult) -> str:
     text = f"{step_id} {words} in {format_duration(result.duration_s)}"
     if result.attempts > 1:
         text += f" after {result.attempts} attempts"
+    if result.worker:
+        text += f" on worker {shown_line(result.worker)}"
     if result.cached_from:
         text += f" (from {result.cached_from})"
     if result.rounds:
@@ -151,6 +154,15 @@ def agent_lines(run: RunResult) -> list[str]:
         f"agent of {step_id}: {describe_agent(step.agent)}"
         for step_id, step in run.steps.items()
         if step.agent is not None
+    ]
+
+
+def worker_lines(run: RunResult) -> list[str]:
+    """A line for each step of ``run`` whose commands ran on another machine, naming the last one."""
+    return [
+        f"{step_id} ran on worker {shown_line(step.worker)}"
+        for step_id, step in run.steps.items()
+        if step.worker is not None
     ]
 
 
@@ -283,7 +295,7 @@ class PlainSink:
                 told = describe_round(event.step_id, event.round)
                 if told:
                     self._write(f"[{event.step_id}] {told.removeprefix(event.step_id + ' ')}")
-            case StepPlaced() | ProcessStarted() | ProcessEnded():
+            case StepPlaced() | ProcessStarted() | StepOnWorker() | ProcessEnded():
                 pass
             case _:
                 assert_never(event)
@@ -383,6 +395,7 @@ def write_run(run: RunResult, stream: TextIO) -> None:
     """`treeflow show` for a reader that is not a terminal."""
     lines = [f"run {run.run_id} of {shown_line(run.workflow)}"]
     lines += format_table(SUMMARY_COLUMNS, summary_rows(run))
+    lines += worker_lines(run)
     lines += agent_lines(run)
     lines += approval_lines(run)
     lines += round_lines(run)

@@ -12,11 +12,12 @@ from treeflow.core.events import (
     OutputStream,
     ProcessEnded,
     ProcessStarted,
+    StepOnWorker,
     StepOutput,
     StepProgress,
 )
 from treeflow.core.executor import Executor
-from treeflow.core.model import AgentUsage, Step, StepResult, StepStatus
+from treeflow.core.model import AgentUsage, RemotePlace, Step, StepResult, StepStatus
 from treeflow.core.outcome import StepOutcome
 from treeflow.core.steplog import StepLog
 from treeflow.core.workspace import StepPlace
@@ -46,6 +47,8 @@ class Attempt:
     warn: Callable[[str], None]
     # Keeps what an agent CLI's stream said of its session, tokens and cost in the step's result.
     note_agent: Callable[[AgentUsage], None] = lambda usage: None
+    # Keeps the machine the step's commands run on, when that is not this one.
+    note_remote: Callable[[RemotePlace], None] = lambda remote: None
     # How the step's previous try ended: the attempt before this one, or on resume, the step in the
     # run's earlier execution; None for a first try.
     earlier: StepResult | None = None
@@ -83,6 +86,10 @@ class Attempt:
         self.note_exit(exit_code)
         self.sink.emit(ProcessEnded(self.run_id, self.step.id, group))
 
+    def sent_remote(self, remote: RemotePlace) -> None:
+        self.note_remote(remote)
+        self.sink.emit(StepOnWorker(self.run_id, self.step.id, self.number, remote))
+
     async def run_command(
         self,
         command: str,
@@ -107,6 +114,7 @@ class Attempt:
             on_start=self.process_started,
             on_end=self.process_ended,
             kill_grace_s=self.kill_grace_s,
+            on_remote=self.sent_remote,
         )
 
     async def run_to_outcome(self, command: str) -> StepOutcome:

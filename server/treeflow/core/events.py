@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from treeflow.core.gates import Approval
-from treeflow.core.model import AgentUsage, FixRound, RunResult, StepResult
+from treeflow.core.model import AgentUsage, FixRound, RemotePlace, RunResult, StepResult
 
 
 class OutputStream(StrEnum):
@@ -66,6 +66,17 @@ class ProcessStarted:
     step_id: str
     group: int
     start_ticks: int | None
+
+
+@dataclass(frozen=True)
+class StepOnWorker:
+    """A command of the step's attempt went to another machine (``remote.worker`` is None until a
+    worker took it): where crash recovery finds the work it leaves there."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    remote: RemotePlace
 
 
 @dataclass(frozen=True)
@@ -171,6 +182,7 @@ Event = (
     | StepStarted
     | StepPlaced
     | ProcessStarted
+    | StepOnWorker
     | ProcessEnded
     | StepOutput
     | StepProgress

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import anyio
 
-from treeflow.core.model import RunResult, Step
+from treeflow.core.model import RemotePlace, RunResult, Step
 from treeflow.core.process import OutputLog, end_marked_processes, process_start_ticks, run_shell
 from treeflow.core.watch import FileWatcher, process_watcher
 from treeflow.core.workspace import StepPlace, Warn, Workspace
@@ -28,7 +28,11 @@ OnProcessStart = Callable[[int, int | None], None]
 
 OnProcessEnd = Callable[[int, int | None], None]
 """Called with the id of a process group once no member of it is left, and its leader's exit status
-(negative: the signal that killed it; None if unknown), also when the command was stopped."""
+(negative: the signal that killed it; None if unknown), also when the command was stopped. For a
+command that ran on another machine, the group is that machine's."""
+
+OnRemote = Callable[[RemotePlace], None]
+"""Called when a command goes to another machine, and again once a worker there has taken it."""
 
 
 class Executor(Protocol):
@@ -58,12 +62,14 @@ class Executor(Protocol):
         on_end: OnProcessEnd,
         kill_grace_s: float,
         on_error_line: Callable[[str], None] | None = None,
+        on_remote: OnRemote | None = None,
     ) -> int:
         """Run ``command`` in ``cwd`` as a process tree and return its exit status (negative: the
         signal that killed it). Cancelling the call ends the whole tree: SIGTERM, then SIGKILL after
         ``kill_grace_s``; processes that left it but carry the step's `STEP_MARKS` in ``env`` too.
         Output goes to ``log`` and, a line at a time, to ``on_line``; with ``on_error_line``,
-        stderr lines go to it instead.
+        stderr lines go to it instead. A command that runs on another machine tells ``on_remote``
+        where (a local one never calls it).
 
         Raises OSError when the command cannot be started.
         """
@@ -148,6 +154,7 @@ class LocalExecutor:
         on_end: OnProcessEnd,
         kill_grace_s: float,
         on_error_line: Callable[[str], None] | None = None,
+        on_remote: OnRemote | None = None,
     ) -> int:
         return await run_local_command(
             command,

@@ -207,6 +207,17 @@ class AgentUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class RemotePlace:
+    """Where a command of a step runs on another machine: the scheduler it went through, the step's
+    session there (its worktree on the worker, which keeps the work the command commits until this
+    side has fetched it), and the worker that took it, once one has."""
+
+    scheduler: str
+    session: str
+    worker: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class FixRound:
     """One round of a step's fix loop: the step's run in its own worktree and branch, and, when
     that failed and rounds were left, its fixer's run on top of it, in the same worktree."""
@@ -267,6 +278,8 @@ class StepResult:
     cached_from: str | None = None
     # The rounds of its fix loop (`on_failure:`), earlier executions' included; empty without one.
     rounds: tuple[FixRound, ...] = ()
+    # The machine that ran its last command, when that was not this one (a Dask worker's address).
+    worker: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -287,6 +300,7 @@ class StepResult:
             "outputs": dict(self.outputs),
             "approval": None if self.approval is None else self.approval.to_json(),
             "cached_from": self.cached_from,
+            "worker": self.worker,
             "rounds": [fix_round.to_json() for fix_round in self.rounds],
         }
 

@@ -3,7 +3,9 @@
 At every start of the CLI and the language server, each run the journal says is running, whose
 owner process is gone, becomes `interrupted`: the process groups it recorded are ended (after
 checking by start time that each is still the same process, so a reused pid is never hit), and its
-worktrees get their changes committed to their step branches before they are removed.
+worktrees get their changes committed to their step branches before they are removed. A step that
+ran on a Dask worker first gets the work that worker keeps for it (`remote.kept_work`), as the
+dead process would have fetched it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,8 @@ from treeflow.core.git import (
     unlock_file,
 )
 from treeflow.core.locations import run_lock_path, run_locks_folder, worktree_root
-from treeflow.core.model import RunResult, RunStatus, StepResult, StepStatus
+from treeflow.core.matrix import safe_name
+from treeflow.core.model import RemotePlace, RunResult, RunStatus, StepResult, StepStatus
 from treeflow.core.ownership import end_orphaned_git, stale_scratch_indexes
 from treeflow.core.process import (
     end_process_group,
@@ -39,6 +42,7 @@ from treeflow.core.process import (
     process_groups_with_env,
     process_start_ticks,
 )
+from treeflow.core.remote.choice import INSTALL_DASK
 from treeflow.core.setup_copy import copied_files
 from treeflow.core.spec import WorkflowError, load_workflow
 from treeflow.core.step_worktree import StepWorktree, save_and_remove
@@ -233,11 +237,18 @@ async def _recover_run(
     identity = await identity_env(repo)
     copied = _setup_copy_patterns(record.run.workflow_path)
     statements = [journal.processes_ended(run_id)]
+    remotes = await anyio.to_thread.run_sync(journal.remote_places, path, run_id)
     known: set[Path] = set()
     for position, (step_id, step) in enumerate(record.steps.items()):
         result = step.result
         if result.status.is_final:
             continue
+        fetched = _RemoteWork()
+        if step_id in remotes:
+            fetched = await _fetch_remote_work(repo, run_id, step_id, step.worktree, remotes[step_id], say)
+            if fetched.commit is not None:
+                # A pooled worktree is saved later; its branch already holds this work.
+                result = replace(result, branch=step.work_branch, commit=fetched.commit)
         # A pooled worktree is saved by `settle_pool`, once every dead run's processes are ended.
         if (
             step.worktree is not None
@@ -267,7 +278,8 @@ async def _recover_run(
             if worktree.commit is not None:
                 result = replace(result, branch=worktree.branch, commit=worktree.commit)
                 say(f"  {step_id}: its work is saved on {worktree.branch}")
-        result = replace(result, status=StepStatus.INTERRUPTED, error=INTERRUPTED)
+        error = INTERRUPTED if fetched.lost is None else f"{INTERRUPTED}; {fetched.lost}"
+        result = replace(result, status=StepStatus.INTERRUPTED, error=error)
         statements.append(journal.mark_step(run_id, step_id, position, result))
     # A step placed in the last moments before the crash has a worktree the journal had no row for.
     for action in await save_worktrees_of_run(
@@ -283,6 +295,68 @@ async def _recover_run(
     statements.append(journal.mark_run(run_id, RunStatus.INTERRUPTED))
     await anyio.to_thread.run_sync(journal.execute, path, statements)
     say(f"run {run_id} is marked interrupted; `treeflow resume {run_id}` finishes it")
+
+
+@dataclass(frozen=True)
+class _RemoteWork:
+    """What recovery did with the work a step's Dask worker kept: the commit it fetched, or why
+    the work is lost for the step."""
+
+    commit: str | None = None
+    lost: str | None = None
+
+
+async def _fetch_remote_work(
+    repo: Repository,
+    run_id: str,
+    step_id: str,
+    worktree: Path | None,
+    remote: RemotePlace,
+    say: Callable[[str], None],
+) -> _RemoteWork:
+    """Bring the work a step's Dask worker keeps for it into its worktree, before that is saved,
+    and say what happened, there and in the step's log."""
+    where = f"Dask worker {remote.worker}" if remote.worker else f"the Dask workers of {remote.scheduler}"
+    kept_in = f"refs/treeflow/sessions/{remote.session} of the worker's cache repository"
+    lost: str | None = None
+    if worktree is None or not await anyio.to_thread.run_sync(worktree.is_dir):
+        lost = f"its work on {where} is not fetched: its worktree here is gone; it stays in {kept_in}"
+    else:
+        try:
+            # Deferred: distributed takes about a second to import, and only runs that sent steps
+            # to Dask need it.
+            from treeflow.core.remote.kept_work import WorkNotFetched, fetch_kept_work
+        except ImportError as exc:
+            lost = (
+                f"its work on {where} is not fetched: the `distributed` package is missing "
+                f"({exc.name or exc}; {INSTALL_DASK}); it stays in {kept_in}"
+            )
+        else:
+            try:
+                fetched = await fetch_kept_work(repo, worktree, remote)
+            except (WorkNotFetched, GitError, OSError) as exc:
+                lost = f"its work on {where} is lost for this step: {exc}; it was in {kept_in}"
+            else:
+                told = (
+                    f"fetched the work {where} kept for it ({fetched[:12]})"
+                    if fetched is not None
+                    else f"{where} kept no work of it beyond what is here"
+                )
+                say(f"  {step_id}: {told}")
+                await anyio.to_thread.run_sync(_note_in_log, repo, run_id, step_id, f"recovery {told}")
+                return _RemoteWork(commit=fetched)
+    say(f"  {step_id}: {lost}")
+    await anyio.to_thread.run_sync(_note_in_log, repo, run_id, step_id, f"recovery: {lost}")
+    return _RemoteWork(lost=lost)
+
+
+def _note_in_log(repo: Repository, run_id: str, step_id: str, text: str) -> None:
+    path = repo.state_dir / "logs" / run_id / f"{safe_name(step_id)}.log"
+    try:
+        with path.open("ab") as log_file:
+            log_file.write(f"--- treeflow: {text} ---\n".encode())
+    except OSError as exc:
+        log.debug("cannot write to the log of %s: %s", step_id, exc)
 
 
 async def _end_processes_of(run_id: str) -> list[int]:

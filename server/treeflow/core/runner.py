@@ -51,6 +51,7 @@ from treeflow.core.journal.errors import JournalUnavailable
 from treeflow.core.model import (
     AgentUsage,
     FixRound,
+    RemotePlace,
     RunResult,
     RunStatus,
     Step,
@@ -101,6 +102,7 @@ class _RunningStep:
     rounds: list[FixRound] = field(default_factory=list)
     approval: Approval | None = None
     cached_from: str | None = None
+    worker: str | None = None
     # Whether its setup or first attempt has begun: stopped before that, a step counts as skipped.
     began: bool = False
     # Its log while it runs: named in the result from its first write, so that it can be read live.
@@ -118,6 +120,10 @@ class _RunningStep:
             self.rounds[-1] = fix_round
         else:
             self.rounds.append(fix_round)
+
+    def note_remote(self, remote: RemotePlace) -> None:
+        if remote.worker is not None:
+            self.worker = remote.worker
 
     def note_exit(self, exit_code: int | None) -> None:
         """A process of the step ended: its status stands for the step's until the attempt's
@@ -150,6 +156,7 @@ class _RunningStep:
             rounds=tuple(self.rounds),
             approval=self.approval,
             cached_from=self.cached_from,
+            worker=self.worker,
         )
 
 
@@ -754,6 +761,7 @@ class Run:
             note_exit=result.note_exit,
             warn=functools.partial(self.warn, step.id),
             note_agent=result.note_agent,
+            note_remote=result.note_remote,
             earlier=earlier,
         )
 

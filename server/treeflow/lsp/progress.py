@@ -34,6 +34,7 @@ from treeflow.core.events import (
     RunStarted,
     RunWarning,
     StepFinished,
+    StepOnWorker,
     StepOutput,
     StepPlaced,
     StepProgress,
@@ -166,6 +167,7 @@ class RunReporter:
                 | ApprovalRequested()
                 | ApprovalDecided()
                 | StepRound()
+                | StepOnWorker()
             ):
                 self._dirty.set()
             case RunFinished():

@@ -263,6 +263,8 @@ class StepState:
     outputs: dict[str, str] = attrs.field(factory=dict)
     approval: ApprovalState | None = None
     cached_from: str | None = None
+    # The worker that ran its last command, for a step that ran on another machine.
+    worker: str | None = None
     rounds: list[RoundState] = attrs.field(factory=list)
 
 

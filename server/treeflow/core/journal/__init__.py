@@ -10,8 +10,8 @@ process died, kill what that run left running, save its worktrees, and resume it
 
 `schema` holds the file and its tables, `compatibility` its format and the treeflow versions that
 share it, `rows` a class per kind of row, `writer` the event sink (with `coalesce`, what a batch of
-events becomes), `readers` the runs as read back, and `statements` what recovery and `treeflow
-clean` write.
+events becomes), `readers` the runs as read back (with `rounds`, `approvals` and `workers`, which
+own their tables), and `statements` what recovery and `treeflow clean` write.
 """
 
 from treeflow.core.journal.compatibility import JOURNAL_FORMAT, JournalTooNew
@@ -23,6 +23,7 @@ from treeflow.core.journal.readers import (
     matching_run_ids,
     read_run,
     read_runs,
+    remote_places,
 )
 from treeflow.core.journal.schema import connect, journal_path
 from treeflow.core.journal.statements import (
@@ -58,4 +59,5 @@ __all__ = [
     "read_run",
     "read_runs",
     "record_run",
+    "remote_places",
 ]

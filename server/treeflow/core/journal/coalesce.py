@@ -16,6 +16,7 @@ from typing import Any, assert_never
 from treeflow.core.events import (
     ProcessStarted,
     StepFinished,
+    StepOnWorker,
     StepPlaced,
     StepProgress,
     StepRetrying,
@@ -45,6 +46,7 @@ from treeflow.core.journal.rows import (
     StepState,
     Values,
 )
+from treeflow.core.journal.workers import UPSERT_WORKER, WorkerRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ class RunEnds:
 Change = (
     StepPlaced
     | ProcessStarted
+    | StepOnWorker
     | StepRetrying
     | StepStarted
     | StepFinished
@@ -111,6 +114,7 @@ class _Batch:
     attempts_failed: list[AttemptRow] = field(default_factory=list)
     agents: dict[StepKey, AgentRow] = field(default_factory=dict)
     rounds: dict[tuple[str, str, int], RoundRow] = field(default_factory=dict)
+    workers: dict[tuple[str, str, int], WorkerRow] = field(default_factory=dict)
     runs_ended: list[RunRow] = field(default_factory=list)
 
 
@@ -146,6 +150,14 @@ def _gather(changes: Iterable[Change]) -> _Batch:
                 batch.rounds[(change.run_id, change.step_id, change.round.number)] = RoundRow.of(
                     change.run_id, change.step_id, change.round
                 )
+            case StepOnWorker():
+                attempt_key = (change.run_id, change.step_id, change.attempt)
+                row = WorkerRow.of(change)
+                known = batch.workers.get(attempt_key)
+                if row.worker is None and known is not None and known.session == row.session:
+                    # A later command of the attempt, not yet taken: the worker of the one before stays.
+                    row = row._replace(worker=known.worker)
+                batch.workers[attempt_key] = row
             case RunBegins():
                 batch.runs_begun.append(change)
             case RunEnds():
@@ -189,6 +201,7 @@ class Coalescer:
             *_rows(UPSERT_AGENT, [agent.values() for agent in batch.agents.values()]),
             *_outputs(batch),
             *_rows(UPSERT_ROUND, [row for row in batch.rounds.values()]),
+            *_rows(UPSERT_WORKER, [row for row in batch.workers.values()]),
             *self._runs_ended(batch),
         ]
 

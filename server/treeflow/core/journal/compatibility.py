@@ -27,7 +27,7 @@ from pathlib import Path
 from treeflow import __version__
 from treeflow.core.journal.errors import JournalUnavailable
 
-JOURNAL_FORMAT = 1
+JOURNAL_FORMAT = 2
 
 log = logging.getLogger(__name__)
 

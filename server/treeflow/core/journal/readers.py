@@ -28,7 +28,8 @@ from treeflow.core.journal.rows import (
     StepRow,
 )
 from treeflow.core.journal.schema import connect
-from treeflow.core.model import RunResult, StepResult, StepStatus
+from treeflow.core.journal.workers import remote_places_of_run, workers_of_run
+from treeflow.core.model import RemotePlace, RunResult, StepResult, StepStatus
 from treeflow.core.process import process_start_ticks
 
 _SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
@@ -120,6 +121,13 @@ def live_process_groups(path: Path, run_id: str) -> list[tuple[str, int, int | N
     return [(row[0], int(row[1]), row[2]) for row in rows]
 
 
+def remote_places(path: Path, run_id: str) -> dict[str, RemotePlace]:
+    """Where the last attempt of each step of the run that ran on another machine sent its
+    commands: where crash recovery looks for its work."""
+    with connect(path) as connection:
+        return remote_places_of_run(connection, run_id)
+
+
 @contextmanager
 def _snapshot_of(connection: sqlite3.Connection) -> Iterator[None]:
     """Reads of one moment: a run's rows are read by several queries while writers go on committing."""
@@ -159,6 +167,7 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
     approvals = approvals_of_run(connection, run_id)
     cached: dict[str, str] = dict(connection.execute(_SELECT_CACHED, (run_id,)).fetchall())
     rounds = rounds_of_run(connection, run_id)
+    workers = workers_of_run(connection, run_id)
     steps: dict[str, StepRecord] = {}
     # The run's row lists its steps in order; one that never started has no row of its own.
     for step_id in [*run_row.step_ids(), *rows, *outcomes]:
@@ -172,6 +181,8 @@ def _run_record(connection: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
                 record = replace(record, result=replace(record.result, approval=approvals[step_id]))
             if step_id in cached:
                 record = replace(record, result=replace(record.result, cached_from=cached[step_id]))
+            if step_id in workers:
+                record = replace(record, result=replace(record.result, worker=workers[step_id]))
             if step_id in rounds:
                 step_rounds = rounds[step_id]
                 if record.result.status is not StepStatus.RUNNING:

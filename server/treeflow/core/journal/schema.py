@@ -18,6 +18,7 @@ from treeflow.core.git import Repository
 from treeflow.core.journal.compatibility import check_format, claim_journal
 from treeflow.core.journal.errors import JournalUnavailable
 from treeflow.core.journal.rounds import TABLE as ROUNDS_TABLE
+from treeflow.core.journal.workers import TABLE as WORKERS_TABLE
 
 SCHEMA = (
     """
@@ -140,6 +141,7 @@ CREATE TABLE IF NOT EXISTS cached_steps (
 ) WITHOUT ROWID;
 """
     + ROUNDS_TABLE
+    + WORKERS_TABLE
 )
 
 # Every table that holds rows of a run, keyed by its `run_id` column.
@@ -155,6 +157,7 @@ RUN_TABLES = (
     "approvals",
     "cached_steps",
     "step_rounds",
+    "step_workers",
 )
 
 _BUSY_TIMEOUT_S = 30.0

@@ -26,6 +26,7 @@ from treeflow.core.events import (
     RunStarted,
     RunWarning,
     StepFinished,
+    StepOnWorker,
     StepOutput,
     StepPlaced,
     StepProgress,
@@ -93,7 +94,7 @@ class Journal:
         match event:
             case StepOutput() | ProcessEnded():
                 pass
-            case ProcessStarted() | StepPlaced():
+            case ProcessStarted() | StepPlaced() | StepOnWorker():
                 self._queue.put(event)
             case StepStarted():
                 # A first attempt is told by the step's own row; a retry's start needs one of its own.

@@ -4,7 +4,9 @@ out, its work coming back into the step's local worktree and branch."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -13,6 +15,13 @@ import anyio
 from treeflow.core.git import Repository, git
 from treeflow.core.remote.messages import ShippedFile
 from treeflow.core.setup_copy import copied_files
+
+
+def repository_key(repo: Repository) -> str:
+    """The name of this repository's cache repository on the workers: one per repository and
+    machine, the same for every run from it."""
+    where = f"{socket.gethostname()}\0{repo.common_dir}"
+    return hashlib.sha256(where.encode()).hexdigest()[:24]
 
 
 async def bundle_commits(repo: Repository, cwd: Path, ref: str, since: str | None = None) -> bytes:

@@ -18,11 +18,9 @@ to run the step again elsewhere.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -32,12 +30,25 @@ from typing import Any
 
 import anyio
 
-from treeflow.core.executor import STEP_MARKS, AttemptLost, LocalExecutor, OnProcessEnd, OnProcessStart
+from treeflow.core.executor import (
+    STEP_MARKS,
+    AttemptLost,
+    LocalExecutor,
+    OnProcessEnd,
+    OnProcessStart,
+    OnRemote,
+)
 from treeflow.core.git import Repository, git, run_git
-from treeflow.core.model import RunResult, Step, Workflow
+from treeflow.core.model import RemotePlace, RunResult, Step, Workflow
 from treeflow.core.process import OutputLog
 from treeflow.core.remote import worker_side
-from treeflow.core.remote.bundles import bundle_commit, bundle_commits, files_to_ship, take_work
+from treeflow.core.remote.bundles import (
+    bundle_commit,
+    bundle_commits,
+    files_to_ship,
+    repository_key,
+    take_work,
+)
 from treeflow.core.remote.choice import ExecutorChoice
 from treeflow.core.remote.cluster import Cluster, Task, TaskLost
 from treeflow.core.remote.messages import OUTPUT, STARTED, RemoteCommand, RemoteResult, ShippedFile
@@ -61,9 +72,12 @@ class _Follower:
     """What arrives for one command: its output, in order, to the step's log and live display;
     where it runs; whether its worker went away."""
 
-    def __init__(self, log_file: OutputLog, on_line: Callable[[str], None]) -> None:
+    def __init__(
+        self, log_file: OutputLog, on_line: Callable[[str], None], on_worker: Callable[[str], None]
+    ) -> None:
         self._log = log_file
         self._on_line = on_line
+        self._on_worker = on_worker
         self._pending_line = b""
         self._early: dict[int, bytes] = {}
         self.received = 0
@@ -82,10 +96,8 @@ class _Follower:
                 # Dask started it again elsewhere: the worker it ran on is gone.
                 self.lose(f"Dask started it again on {worker}")
                 return
-            self.worker = worker
-            self._log.write(
-                f"--- treeflow: on Dask worker {self.worker} ({message.get('host')}) ---\n".encode()
-            )
+            self._log.write(f"--- treeflow: on Dask worker {worker} ({message.get('host')}) ---\n".encode())
+            self.ran_on(worker)
             self.started.set()
         elif kind == OUTPUT:
             self._early[int(message["seq"])] = bytes(message["data"])
@@ -94,6 +106,12 @@ class _Follower:
                 self.received += 1
             self.arrived.set()
             self.arrived = anyio.Event()
+
+    def ran_on(self, worker: str) -> None:
+        """The worker that runs the command is known (from its own message, or from its answer)."""
+        if self.worker != worker:
+            self.worker = worker
+            self._on_worker(worker)
 
     def _write(self, data: bytes) -> None:
         self._log.write(data)
@@ -155,8 +173,7 @@ class DaskExecutor:
         self._base_held: dict[str, Task] = {}
         self._base_lock = anyio.Lock()
         self._identity: dict[str, str] = {}
-        where = f"{socket.gethostname()}\0{repo.common_dir}"
-        self._repo_key = hashlib.sha256(where.encode()).hexdigest()[:24]
+        self._repo_key = repository_key(repo)
         self._sessions: dict[Path, _Session] = {}
         self._followers: dict[str, _Follower] = {}
 
@@ -224,6 +241,7 @@ class DaskExecutor:
         on_end: OnProcessEnd,
         kill_grace_s: float,
         on_error_line: Callable[[str], None] | None = None,
+        on_remote: OnRemote | None = None,
     ) -> int:
         session = self._sessions.get(cwd)
         if session is None:
@@ -240,7 +258,7 @@ class DaskExecutor:
             )
         # A remote command's output comes back as its log's bytes, stderr and stdout as they
         # interleaved there, so every line of it reaches `on_line`.
-        return await self._run_remote(session, command, env, log, on_line, kill_grace_s)
+        return await self._run_remote(session, command, env, log, on_line, on_end, kill_grace_s, on_remote)
 
     def file_watcher(self) -> FileWatcher:
         return self._local.file_watcher()
@@ -254,7 +272,9 @@ class DaskExecutor:
         env: Mapping[str, str],
         log_file: OutputLog,
         on_line: Callable[[str], None],
+        on_end: OnProcessEnd,
         kill_grace_s: float,
+        on_remote: OnRemote | None,
     ) -> int:
         client = self._connected()
         place = session.place
@@ -279,7 +299,14 @@ class DaskExecutor:
             files=session.files,
             outputs_variable=OUTPUT_VARIABLE if OUTPUT_VARIABLE in env else None,
         )
-        follower = self._followers[call] = _Follower(log_file, on_line)
+        remote = RemotePlace(self._choice.scheduler or "", session.name)
+        tell = on_remote or _nobody
+        # Told before the task goes, so that a coordinator that dies from here on leaves a record of
+        # where to look for the work.
+        tell(remote)
+        follower = self._followers[call] = _Follower(
+            log_file, on_line, lambda worker: tell(replace(remote, worker=worker))
+        )
         session.calls.add(call)
         try:
             bundles: list[object] = delta
@@ -299,7 +326,7 @@ class DaskExecutor:
                     result = await self._answer(future, follower)
                 except anyio.get_cancelled_exc_class():
                     with anyio.CancelScope(shield=True):
-                        await self._stop(session, future, follower, kill_grace_s, env)
+                        await self._stop(session, future, follower, kill_grace_s, env, on_end)
                     raise
                 if result is None or not result.needs_base or request.carries_base:
                     break
@@ -314,10 +341,12 @@ class DaskExecutor:
                     await self._abandon(future, follower, kill_grace_s, env)
                 raise AttemptLost(self._loss_report(follower, command))
             session.worker = result.worker
+            follower.ran_on(result.worker)
             missing = await follower.wait_for(result.chunks)
             if missing:
                 log_file.write(f"--- treeflow: {missing} pieces of output did not arrive ---\n".encode())
             await self._take(session, result, env)
+            _tell_end(result, on_end)
             return result.exit_code
         finally:
             follower.finish()
@@ -350,9 +379,16 @@ class DaskExecutor:
         return answer[0] if answer else None
 
     async def _stop(
-        self, session: _Session, future: Task, follower: _Follower, grace_s: float, env: Mapping[str, str]
+        self,
+        session: _Session,
+        future: Task,
+        follower: _Follower,
+        grace_s: float,
+        env: Mapping[str, str],
+        on_end: OnProcessEnd,
     ) -> None:
-        """End the command's process tree on its worker, then take the work it saved."""
+        """End the command's process tree on its worker, then take the work it saved and tell the
+        status it was stopped with, as a local command's end is told."""
         client = self._connected()
         try:
             running = await client.run_on_workers(worker_side.stop_command, future.key)
@@ -366,6 +402,7 @@ class DaskExecutor:
                 if result is not None:
                     await follower.wait_for(result.chunks)
                     await self._take(session, result, env)
+                    _tell_end(result, on_end)
                     return
             await self._abandon(future, follower, grace_s, env)
         except Exception:
@@ -485,6 +522,16 @@ class DaskExecutor:
         if self._client is None:
             raise OSError("treeflow is not connected to the Dask scheduler")
         return self._client
+
+
+def _nobody(remote: RemotePlace) -> None:
+    return None
+
+
+def _tell_end(result: RemoteResult, on_end: OnProcessEnd) -> None:
+    """A command that started on its worker ended there: its group there, and its exit status."""
+    if result.group is not None:
+        on_end(result.group, result.exit_code)
 
 
 async def _commit_identity(repo: Repository) -> dict[str, str]:

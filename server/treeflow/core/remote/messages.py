@@ -63,6 +63,17 @@ class RemoteResult:
     outputs: bytes | None = None
     error: str | None = None  # why the work could not be committed on the worker, if it could not
     needs_base: bool = False  # nothing ran: the worker has not got the run's base yet
+    group: int | None = None  # the command's process group on the worker, once it started
+
+
+@dataclass(frozen=True)
+class KeptWork:
+    """The work a step's session keeps on a worker, for a coordinator that did not fetch it: the
+    commit the session's worktree reached, and a bundle of it beyond what the coordinator has
+    (None when it has it already)."""
+
+    commit: str
+    bundle: bytes | None
 
 
 OUTPUT = "output"

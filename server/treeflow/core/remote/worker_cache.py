@@ -22,7 +22,7 @@ import anyio
 
 from treeflow.core.agent_protocol import TREEFLOW_DIR
 from treeflow.core.git import GitError, commit_worktree, git, run_git
-from treeflow.core.remote.messages import ShippedFile
+from treeflow.core.remote.messages import KeptWork, ShippedFile
 from treeflow.core.worktree_writes import writable_folder
 
 CACHE_VARIABLE = "TREEFLOW_WORKER_CACHE"
@@ -134,8 +134,8 @@ class WorkerCache:
         if commit == start:
             return SavedWork(commit, None)
         # A bundle needs a ref to carry; it stays until the session is released, so the work is
-        # here to fetch again if the first answer never arrives.
-        ref = f"refs/treeflow/sessions/{session}"
+        # here to fetch again if the first answer never arrives (see `kept`).
+        ref = _session_ref(session)
         async with self.locked():
             await git(self.repo, "update-ref", ref, commit)
         bundle = self._bundle_path(session)
@@ -149,13 +149,39 @@ class WorkerCache:
     def _bundle_path(self, session: str) -> Path:
         return self.folder / "outgoing" / f"{session}.bundle"
 
+    async def kept(self, session: str, have: str) -> KeptWork | None:
+        """The work the session keeps for a coordinator that has ``have``: what its last saved
+        command committed; None when it keeps none (it was released, or never committed)."""
+        if not _SESSION.fullmatch(session):
+            raise ValueError(f"not a session name: {session!r}")
+        if not await anyio.to_thread.run_sync((self.repo / "HEAD").exists):
+            return None
+        ref = _session_ref(session)
+        code, out, _ = await run_git(self.repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        if code != 0:
+            return None
+        commit = out.strip()
+        if commit == have:
+            return KeptWork(commit, None)
+        # The coordinator's commit came from here or through here; a cache that lost it since
+        # sends the whole history instead.
+        since = [f"^{have}"] if await self.has_commit(have) else []
+        bundle = self.folder / "outgoing" / f"{session}.kept.bundle"
+        await anyio.to_thread.run_sync(lambda: bundle.parent.mkdir(parents=True, exist_ok=True))
+        try:
+            await git(self.repo, "bundle", "create", "--quiet", str(bundle), ref, *since)
+            return KeptWork(commit, await anyio.to_thread.run_sync(bundle.read_bytes))
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(lambda: bundle.unlink(missing_ok=True))
+
     async def release(self, session: str) -> None:
         """Remove the session's worktree, ref, bundle and outputs file, once its work has arrived."""
         path = self.worktree_path(session)
         async with self.locked():
             if await anyio.to_thread.run_sync(os.path.lexists, path):
                 await run_git(self.repo, "worktree", "remove", "--force", str(path))
-            await run_git(self.repo, "update-ref", "-d", f"refs/treeflow/sessions/{session}")
+            await run_git(self.repo, "update-ref", "-d", _session_ref(session))
             await anyio.to_thread.run_sync(self._remove_leftovers, session)
 
     def _remove_leftovers(self, session: str) -> None:
@@ -163,6 +189,10 @@ class WorkerCache:
         for path in (self._bundle_path(session), self.outputs_path(session)):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+def _session_ref(session: str) -> str:
+    return f"refs/treeflow/sessions/{session}"
 
 
 def place_files(worktree: Path, files: Iterable[ShippedFile]) -> list[str]:

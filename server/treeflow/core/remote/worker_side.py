@@ -13,7 +13,7 @@ import contextlib
 import signal
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,7 +24,7 @@ from distributed import get_worker
 from treeflow.core.executor import run_local_command
 from treeflow.core.git import environ_without_repository, git
 from treeflow.core.process import end_marked_processes
-from treeflow.core.remote.messages import OUTPUT, STARTED, RemoteCommand, RemoteResult
+from treeflow.core.remote.messages import OUTPUT, STARTED, KeptWork, RemoteCommand, RemoteResult
 from treeflow.core.remote.worker_cache import WorkerCache, cache_root, place_files
 
 Publish = Callable[[dict[str, Any]], None]
@@ -64,6 +64,7 @@ async def _on_portal(work: Callable[..., Awaitable[T]], *args: object) -> T:
 class _Running:
     loop: asyncio.AbstractEventLoop
     scope: anyio.CancelScope
+    session: str
 
 
 class _Calls:
@@ -87,6 +88,13 @@ class _Calls:
         with self._lock:
             self._running.pop(call, None)
 
+    def stop_session(self, session: str) -> None:
+        """Stop every command of ``session`` that runs here."""
+        with self._lock:
+            running = [each for each in self._running.values() if each.session == session]
+        for each in running:
+            each.loop.call_soon_threadsafe(each.scope.cancel)
+
     def stop(self, call: str) -> bool:
         with self._lock:
             running = self._running.get(call)
@@ -98,6 +106,37 @@ class _Calls:
 
 
 _CALLS = _Calls()
+
+
+class _BusySessions:
+    """The sessions with a command running or saving its work in this worker process, so that
+    recovery takes a session's work only once what makes it is done. Used on the portal's loop."""
+
+    def __init__(self) -> None:
+        self._commands: dict[str, int] = {}
+        self._idle: dict[str, anyio.Event] = {}
+
+    @contextlib.contextmanager
+    def holding(self, session: str) -> Iterator[None]:
+        self._commands[session] = self._commands.get(session, 0) + 1
+        self._idle.setdefault(session, anyio.Event())
+        try:
+            yield
+        finally:
+            self._commands[session] -= 1
+            if not self._commands[session]:
+                del self._commands[session]
+                self._idle.pop(session).set()
+
+    async def wait_idle(self, session: str) -> None:
+        idle = self._idle.get(session)
+        if idle is not None:
+            await idle.wait()
+
+
+_BUSY = _BusySessions()
+# How long, beyond the kill grace, recovery waits for a stopped command of a session to save its work.
+_SAVE_WAIT_S = 30.0
 
 
 class _PublishedOutput:
@@ -152,6 +191,20 @@ async def release_session(repo_key: str, session: str) -> None:
     await _on_portal(WorkerCache(cache_root(), repo_key).release, session)
 
 
+async def kept_work(repo_key: str, session: str, have: str, grace_s: float) -> KeptWork | None:
+    """The work step session ``session`` keeps on this machine for a coordinator that died before
+    it fetched it, from ``have`` (what the coordinator has) on; None when it keeps none. A command
+    of the session still running here is stopped first and its work saved, as on a cancel."""
+    return await _on_portal(_kept_work, repo_key, session, have, grace_s)
+
+
+async def _kept_work(repo_key: str, session: str, have: str, grace_s: float) -> KeptWork | None:
+    _CALLS.stop_session(session)
+    with anyio.move_on_after(grace_s + _SAVE_WAIT_S):
+        await _BUSY.wait_idle(session)
+    return await WorkerCache(cache_root(), repo_key).kept(session, have)
+
+
 async def end_step_processes(marks: Mapping[str, str], grace_s: float) -> int:
     """End the processes on this machine that carry a step's marks (what a dead worker process
     left behind); return how many process groups were ended."""
@@ -159,6 +212,13 @@ async def end_step_processes(marks: Mapping[str, str], grace_s: float) -> int:
 
 
 async def _run(
+    request: RemoteCommand, bundles: tuple[bytes, ...], address: str, publish: Publish
+) -> RemoteResult:
+    with _BUSY.holding(request.session):
+        return await _run_in_session(request, bundles, address, publish)
+
+
+async def _run_in_session(
     request: RemoteCommand, bundles: tuple[bytes, ...], address: str, publish: Publish
 ) -> RemoteResult:
     cache = WorkerCache(cache_root(), request.repo_key)
@@ -185,7 +245,8 @@ async def _run(
         env[request.outputs_variable] = str(outputs)
     output = _PublishedOutput(publish, request.call)
     publish({"kind": STARTED, "call": request.call, "worker": address, "host": socket.gethostname()})
-    exit_code = await _run_stoppable(request, path, env, output)
+    groups: list[int] = []
+    exit_code = await _run_stoppable(request, path, env, output, groups)
     output.flush()
     saved = await cache.save(
         request.session,
@@ -206,17 +267,19 @@ async def _run(
         chunks=output.sent,
         outputs=written,
         error=saved.error,
+        group=groups[-1] if groups else None,
     )
 
 
 async def _run_stoppable(
-    request: RemoteCommand, path: Any, env: dict[str, str], output: _PublishedOutput
+    request: RemoteCommand, path: Any, env: dict[str, str], output: _PublishedOutput, groups: list[int]
 ) -> int:
-    """The command's exit status; stopped, the status it was killed with."""
+    """The command's exit status; stopped, the status it was killed with. The process group it
+    started is added to ``groups``."""
     ended: list[int | None] = []
     exit_code = -signal.SIGTERM
     with anyio.CancelScope() as scope:
-        if not _CALLS.begin(request.call, _Running(asyncio.get_running_loop(), scope)):
+        if not _CALLS.begin(request.call, _Running(asyncio.get_running_loop(), scope, request.session)):
             return exit_code
         try:
             async with anyio.create_task_group() as group:
@@ -228,7 +291,7 @@ async def _run_stoppable(
                         env=env,
                         log=output,
                         on_line=lambda line: None,
-                        on_start=lambda group, ticks: None,
+                        on_start=lambda group, ticks: groups.append(group),
                         on_end=lambda group, code: ended.append(code),
                         kill_grace_s=request.kill_grace_s,
                     )
