@@ -234,6 +234,10 @@ def test_discard_asks_first_then_deletes_the_branches_and_the_journal_keeps_the_
 
     shown = json.loads(treeflow(repo, "show", run_id, "--json").stdout)
     assert shown["discarded_at"] is not None
+    [listed] = json.loads(treeflow(repo, "runs", "--json").stdout)
+    assert listed["discarded_at"] == shown["discarded_at"]
+    [row] = [line for line in treeflow(repo, "runs").stdout.splitlines() if line.startswith(run_id)]
+    assert row.endswith("(discarded)") and "treeflow/runs/" not in row
     for command in ("apply", "diff", "resume"):
         refused = treeflow(repo, command, run_id)
         assert (refused.returncode, "was discarded" in refused.stderr) == (2, True), command

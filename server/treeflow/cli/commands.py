@@ -246,17 +246,18 @@ async def _open_and_recover(directory: Path) -> Repository:
 async def runs_command(args: argparse.Namespace) -> int:
     repo = await _open_and_recover(args.repo)
     records = await anyio.to_thread.run_sync(journal.read_runs, journal.journal_path(repo), args.limit)
+    discarded = {record.run.run_id for record in records if record.discarded_at is not None}
     if args.json:
-        print_json([record.run.to_json() for record in records])
+        print_json([{**record.run.to_json(), "discarded_at": record.discarded_at} for record in records])
     elif not records:
         print("no runs yet")
     elif not sys.stdout.isatty():
-        write_runs([record.run for record in records], sys.stdout)
+        write_runs([record.run for record in records], sys.stdout, discarded)
     else:
         # Deferred: rich, about 30 ms, which `--json` and a pipe do without.
         from treeflow.cli.live_output import print_runs
 
-        print_runs([record.run for record in records])
+        print_runs([record.run for record in records], discarded)
     return EXIT_OK
 
 

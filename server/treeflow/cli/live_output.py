@@ -7,7 +7,7 @@ text, without rich.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from contextlib import contextmanager
 from typing import assert_never
 
@@ -212,11 +212,11 @@ def summary_table(run: RunResult) -> Table:
     return table
 
 
-def runs_table(runs: list[RunResult]) -> Table:
+def runs_table(runs: list[RunResult], discarded: Set[str] = frozenset()) -> Table:
     table = _table(RUNS_COLUMNS)
     # However narrow the terminal, a run id comes out whole, to be copied.
     table.columns[0].min_width = max((len(run.run_id) for run in runs), default=0)
-    for run, row in zip(runs, runs_rows(runs), strict=True):
+    for run, row in zip(runs, runs_rows(runs, discarded), strict=True):
         run_id, workflow, status, *rest = row
         table.add_row(run_id, workflow, Text(status, style=_run_style(run)), *rest)
     return table
@@ -244,8 +244,8 @@ def _run_style(run: RunResult) -> str:
     }.get(run.status.value, "")
 
 
-def print_runs(runs: list[RunResult]) -> None:
-    Console().print(runs_table(runs))
+def print_runs(runs: list[RunResult], discarded: Set[str] = frozenset()) -> None:
+    Console().print(runs_table(runs, discarded))
 
 
 def print_run(run: RunResult) -> None:

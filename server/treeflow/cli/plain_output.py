@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, assert_never
@@ -341,8 +341,9 @@ def summary_rows(run: RunResult) -> list[tuple[str, ...]]:
     ]
 
 
-def runs_rows(runs: list[RunResult]) -> list[tuple[str, ...]]:
-    """A row of RUNS_COLUMNS for each of ``runs``."""
+def runs_rows(runs: list[RunResult], discarded: Set[str] = frozenset()) -> list[tuple[str, ...]]:
+    """A row of RUNS_COLUMNS for each of ``runs``; the runs whose ids are in ``discarded`` had their
+    branches deleted by `treeflow discard`, so they name none."""
     rows: list[tuple[str, ...]] = []
     for run in runs:
         succeeded = sum(1 for step in run.steps.values() if step.status.is_success)
@@ -357,7 +358,7 @@ def runs_rows(runs: list[RunResult]) -> list[tuple[str, ...]]:
                 f"{succeeded}/{len(run.steps)}",
                 started,
                 format_duration(run.duration_s),
-                run.result_branch or "-",
+                "(discarded)" if run.run_id in discarded else run.result_branch or "-",
             )
         )
     return rows
@@ -386,9 +387,9 @@ def output_lines(run: RunResult) -> list[str]:
     ]
 
 
-def write_runs(runs: list[RunResult], stream: TextIO) -> None:
+def write_runs(runs: list[RunResult], stream: TextIO, discarded: Set[str] = frozenset()) -> None:
     """`treeflow runs` for a reader that is not a terminal."""
-    stream.write("".join(line + "\n" for line in format_table(RUNS_COLUMNS, runs_rows(runs))))
+    stream.write("".join(line + "\n" for line in format_table(RUNS_COLUMNS, runs_rows(runs, discarded))))
 
 
 def write_run(run: RunResult, stream: TextIO) -> None:
