@@ -63,6 +63,9 @@ class RemoteResult:
     outputs: bytes | None = None
     error: str | None = None  # why the work could not be committed on the worker, if it could not
     needs_base: bool = False  # nothing ran: the worker has not got the run's base yet
+    # With ``needs_base``: earlier bases the worker's machine has, newest first, so that the base
+    # can travel as only what they lack.
+    known_bases: tuple[str, ...] = ()
 
 
 OUTPUT = "output"

@@ -36,6 +36,9 @@ from treeflow.core.worktree_writes import writable_folder
 CACHE_VARIABLE = "TREEFLOW_WORKER_CACHE"
 """Where a worker keeps its cache repositories; by default ``~/.cache/treeflow/worker``."""
 
+_BASES = "refs/treeflow/bases/"
+# A new base usually descends from one of the last few; more would only lengthen the message.
+_KNOWN_BASES_SENT = 8
 _REPO_KEY = re.compile(r"[0-9a-f]{8,64}")
 _SESSION = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 
@@ -100,6 +103,24 @@ class WorkerCache:
                     await git(self.repo, "bundle", "unbundle", str(path))
                 finally:
                     await anyio.to_thread.run_sync(path.unlink)
+
+    async def keep_base(self, commit: str) -> None:
+        """Remember ``commit`` as a base this machine has, for later runs' bases to travel as only
+        what it lacks (and to keep its commits from git's garbage collection)."""
+        async with self.locked():
+            await git(self.repo, "update-ref", f"{_BASES}{commit}", commit)
+
+    async def known_bases(self) -> tuple[str, ...]:
+        """The newest bases this machine has kept, newest first."""
+        code, out, _ = await run_git(
+            self.repo,
+            "for-each-ref",
+            "--sort=-committerdate",
+            f"--count={_KNOWN_BASES_SENT}",
+            "--format=%(objectname)",
+            _BASES,
+        )
+        return tuple(out.split()) if code == 0 else ()
 
     def _spill(self, data: bytes) -> Path:
         fd, name = tempfile.mkstemp(prefix="incoming-", suffix=".bundle", dir=self.folder)
