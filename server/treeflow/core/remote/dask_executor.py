@@ -38,11 +38,11 @@ from treeflow.core.model import RunResult, Step, Workflow
 from treeflow.core.process import OutputLog
 from treeflow.core.remote import worker_side
 from treeflow.core.remote.bundles import bundle_commit, bundle_commits, files_to_ship, take_work
-from treeflow.core.remote.choice import ExecutorChoice
+from treeflow.core.remote.choice import ExecutorChoice, SchedulerUnreachable
 from treeflow.core.remote.cluster import Cluster, Task, TaskLost
 from treeflow.core.remote.messages import OUTPUT, STARTED, RemoteCommand, RemoteResult, ShippedFile
 from treeflow.core.watch import FileWatcher
-from treeflow.core.workspace import RunRefusal, StepPlace, Warn
+from treeflow.core.workspace import StepPlace, Warn
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class DaskExecutor:
             with anyio.fail_after(_CONNECT_TIMEOUT_S + 5):
                 self._client = await Cluster.connect(address, _CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
-            raise RunRefusal(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+            raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
         self._topic = f"treeflow-{run.run_id}"
         self._client.subscribe(self._topic, self._on_message)
         self._client.subscribe("all", self._on_cluster_event)
