@@ -49,6 +49,8 @@ async def test_a_released_worktree_serves_the_next_step_at_its_own_start(repo: P
     kept = (before / "kept.txt").stat()
 
     await cache.release("step-one")
+    # Nothing the step left outside its commit waits in the pool.
+    assert [path.name for path in cache.pool.glob("*/*") if path.name in ("scratch.txt", "build")] == []
     after, fresh = await cache.worktree("step-two", second)
 
     assert fresh

@@ -5,12 +5,13 @@ so a commit arrives once per machine: a step whose start commit is already there
 Worker processes on one machine share it; what changes git's metadata (unbundling, adding and
 removing worktrees, refs) holds the cache's lock file.
 
-A step's worktree is not removed once its work has arrived: it waits in the cache's pool as it
-is, and the next step takes it, checks out its own start commit (which writes only the files that
-differ) and removes what is neither committed nor ignored there. A worktree goes back only after
-one was taken or made for a step, so the pool never holds more than the steps that ran on the
-machine at once. Checking out every file is most of what a fresh worktree costs in a
-large repository (about 2 s for 5,000 files on a busy machine, against a few tens of ms moved).
+A step's worktree is not removed once its work has arrived: emptied of every file git does not
+track (what the step built, the files shipped with it), it waits in the cache's pool, and the
+next step takes it and checks out its own start commit, which writes only the files that differ.
+A worktree goes back only after one was taken or made for a step, so the pool never holds more
+than the steps that ran on the machine at once. Checking out every file is most of what a fresh
+worktree costs in a large repository (about 2 s for 5,000 files on a busy machine, against a few
+tens of ms moved).
 """
 
 from __future__ import annotations
@@ -149,15 +150,11 @@ class WorkerCache:
                 await git(self.repo, "worktree", "add", "--quiet", "--detach", str(path), start)
                 return path, True
             await git(self.repo, "worktree", "move", str(pooled), str(path))
-        # What the last step left is thrown away only now, off the path of its release: its work is
-        # on the coordinator, and what was neither committed nor ignored was only its scratch.
-        for args in (("checkout", "--quiet", "--force", "--detach", start), ("clean", "-ffdxq")):
-            code, _, _ = await run_git(path, *args)
-            if code != 0:
-                await self._discard(path)
-                async with self.locked():
-                    await git(self.repo, "worktree", "add", "--quiet", "--detach", str(path), start)
-                break
+        code, _, _ = await run_git(path, "checkout", "--quiet", "--force", "--detach", start)
+        if code != 0:
+            await self._discard(path)
+            async with self.locked():
+                await git(self.repo, "worktree", "add", "--quiet", "--detach", str(path), start)
         return path, True
 
     def _waiting(self) -> Path | None:
@@ -201,12 +198,15 @@ class WorkerCache:
         return self.folder / "outgoing" / f"{session}.bundle"
 
     async def release(self, session: str) -> None:
-        """Put the session's worktree in the pool as it is (or remove it, should it not move),
-        and remove its ref, bundle and outputs file, once its work has arrived."""
+        """Put the session's worktree in the pool, emptied (or remove it, should that fail), and
+        remove its ref, bundle and outputs file, once its work has arrived."""
         path = self.worktree_path(session)
+        held = await anyio.to_thread.run_sync(os.path.lexists, path / ".git")
+        # Its work is on the coordinator now: every file git does not track goes at once, so that
+        # files shipped with the step (a copied `.env`) do not outlive it on this machine.
+        emptied = held and (await run_git(path, "clean", "-ffdxq"))[0] == 0
         async with self.locked():
-            held = await anyio.to_thread.run_sync(os.path.lexists, path / ".git")
-            if held and not await self._pool_it(path):
+            if held and not (emptied and await self._pool_it(path)):
                 await self._remove(path)
             await run_git(self.repo, "update-ref", "-d", f"refs/treeflow/sessions/{session}")
             await anyio.to_thread.run_sync(self._remove_leftovers, session)
