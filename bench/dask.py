@@ -13,13 +13,14 @@ its connection to the scheduler and its journal included).
    it), a workflow of short steps, each writing one file (so each brings one commit back), run one
    at a time (`--max-parallel 1`) with `--executor dask` and with `--executor local`, alternating.
    Before each run a new commit is made, so every run starts from a base no worker has: its first
-   remote step ships the repository as a bundle, the later ones find it in the worker's cache. A
+   remote step ships that base (as a bundle of what the worker's machine lacks), the later ones find
+   it in the worker's cache. A
    step's cost is its duration as the run reports it (worktree, command, saving its work). Goal:
    a later remote step costs at most 150 ms more than a local one. Beside them, the floor of what a
    remote step adds: Dask's own round trips for a task and for a call on a worker (a remote step
    makes one of each), and the git commands it runs beyond a local step, run by themselves.
 
-    .venv/bin/python bench/dask.py [--steps 8] [--repeat 3] [--files 5000] [--megabytes 50]
+    .venv/bin/python bench/dask.py [--steps 8] [--repeat 5] [--files 5000] [--megabytes 50]
                                    [--skip-scaling]
 
 Prints PASS, FAIL or BLOCKED (not met, and the floor measured in the same run lies beyond the
