@@ -16,7 +16,15 @@ completed it returned; this process never imports treeflow, pygls or lsprotocol.
 - authoring: completion and hover requests on an open workflow of 200 steps (`--edit-steps`), each
   kind of request in turn: keys of a step, the step ids a `needs` may name, hover on a key, hover on
   a step id in a `needs` (the goal: the p95 of each, as the client sees it); then, recorded, completion
-  right after a change to the text, as while typing, which reads the whole file again first;
+  right after a change to the text, which reads the whole file again first, and the diagnostics the
+  change brings (from the change sent to its `textDocument/publishDiagnostics`), as while typing:
+  each change waits for the diagnostics of the one before;
+- with `--bundled`, the authoring requests again on the server the editor extension runs: its
+  bundled entry script (`editor-client/bundled/tool/treeflow_server.py`, or the `bundled` folder
+  given, such as one unpacked from a .vsix) with the dependencies in its `libs` folder, beside the
+  development install's figures. Whether each reads YAML with libyaml is in the header: a bundle
+  made without a platform (`scripts/bundle-server`) has only PyYAML's pure-Python loader, one made
+  with `--target` has libyaml for the Pythons it was made for;
 - notifications: a run of N `echo` steps (max_parallel 4) started with `treeflow.run`, read to its
   final `treeflow/runUpdated`, without worktrees and, unless `--worktree-steps 0`, with one worktree
   per step. The rate goal counts `treeflow/runUpdated` in every 1 s window, as the client sees them.
@@ -26,7 +34,7 @@ is installed (a realistic amount of `initialize` work), else only work-done prog
 the server needs before it sends `$/progress`.
 
     .venv/bin/python bench/lsp.py [--starts 10] [--calls 1000] [--edits 200] [--edit-steps 200]
-                                  [--steps 200] [--worktree-steps 200]
+                                  [--steps 200] [--worktree-steps 200] [--bundled [DIR]]
 
 Exits 0 when every goal is met, 1 when one is not.
 """
@@ -52,6 +60,8 @@ from typing import Any
 from _common import child_env, compile_treeflow, init_repo, percentile, print_header
 
 SERVER = [sys.executable, "-m", "treeflow.cli", "serve", "--log-file", os.devnull]
+BUNDLED = Path(__file__).resolve().parent.parent / "editor-client" / "bundled"
+ENTRY_SCRIPT = Path("tool") / "treeflow_server.py"
 BARE_SERVER = [sys.executable, str(Path(__file__).with_name("bare_pygls_server.py"))]
 # Each floor writes one byte when its work is done, and the clock stops there, as the server's stops
 # at its reply: the interpreter's teardown (about 90 ms once lsprotocol is loaded) is not start-up.
@@ -72,6 +82,10 @@ GOAL_CALL_P99_S = 0.005
 GOAL_UPDATES_PER_S = 10
 GOAL_AUTHORING_P95_S = 0.020
 AFTER_CHANGE_ROW = "completion right after a change"
+DIAGNOSTICS_ROW = "diagnostics after a change"
+RECORDED_ROWS = (AFTER_CHANGE_ROW, DIAGNOSTICS_ROW)
+DEV_SERVER = "development install"
+BUNDLED_SERVER = "bundled (.vsix)"
 
 REPLY_TIMEOUT_S = 30.0
 RUN_TIMEOUT_S = 120.0
@@ -348,16 +362,19 @@ def position_of(text: str, line_text: str, column_in_line: int) -> dict[str, int
 
 
 def measure_authoring(
-    server: Connection, setup: Setup, steps: int, calls: int, warmup: int
-) -> dict[str, list[float]]:
-    """Round trips of completion and hover requests on an open workflow of ``steps`` steps."""
+    servers: dict[str, Connection], setup: Setup, steps: int, calls: int, warmup: int
+) -> dict[str, dict[str, list[float]]]:
+    """Round trips of completion and hover requests on an open workflow of ``steps`` steps, and the
+    time diagnostics take after a change, for each server; the servers take turns request by request,
+    so that a change in the machine's load falls on each alike."""
     text = authoring_text(steps)
     uri = (setup.repo / "treeflow.yml").as_uri()
     document = {"uri": uri}
-    server.notify(
-        "textDocument/didOpen",
-        {"textDocument": {**document, "languageId": "yaml", "version": 1, "text": text}},
-    )
+    for server in servers.values():
+        server.notify(
+            "textDocument/didOpen",
+            {"textDocument": {**document, "languageId": "yaml", "version": 1, "text": text}},
+        )
     middle = f"s{steps // 2:0{len(str(steps))}d}"
     needs_line = f"    needs: [{middle}]"
     at_needs = position_of(text, needs_line, len(needs_line) - 2)
@@ -368,32 +385,59 @@ def measure_authoring(
         "hover: a key": ("textDocument/hover", position_of(text, "    timeout: 5m", 6)),
         "hover: a step id in needs": ("textDocument/hover", at_needs),
     }
-    times: dict[str, list[float]] = {}
+    times: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
     for label, (method, position) in requests.items():
-        times[label] = []
+        for name in servers:
+            times[name][label] = []
         for index in range(warmup + calls):
-            reply = server.request(method, {"textDocument": document, "position": position})
-            if reply.result is None:
-                raise ServerError(f"{label}: no answer")
-            if index >= warmup:
-                times[label].append(reply.at - reply.sent_at)
-    label = AFTER_CHANGE_ROW
-    times[label] = []
-    for index in range(warmup + calls):
+            for name, server in servers.items():
+                reply = server.request(method, {"textDocument": document, "position": position})
+                if reply.result is None:
+                    raise ServerError(f"{label}: no answer from the {name} server")
+                if index >= warmup:
+                    times[name][label].append(reply.at - reply.sent_at)
+
+    def change(server: Connection, version: int) -> float:
         # Each change makes a text not read before: the server reads the whole file again.
-        changed = text.replace("    timeout: 5m", f"    timeout: {index + 1}m", 1)
+        changed = text.replace("    timeout: 5m", f"    timeout: {version}m", 1)
+        sent_at = time.perf_counter()
         server.notify(
             "textDocument/didChange",
-            {
-                "textDocument": {**document, "version": index + 2},
-                "contentChanges": [{"text": changed}],
-            },
+            {"textDocument": {**document, "version": version}, "contentChanges": [{"text": changed}]},
         )
-        reply = server.request("textDocument/completion", {"textDocument": document, "position": at_blank})
-        if index >= warmup:
-            times[label].append(reply.at - reply.sent_at)
-    server.notify("textDocument/didClose", {"textDocument": document})
+        return sent_at
+
+    for name, server in servers.items():
+        times[name][AFTER_CHANGE_ROW] = []
+        times[name][DIAGNOSTICS_ROW] = []
+        # The diagnostics of opening the file went out before the replies above.
+        server.received.clear()
+    # As while typing: a change, the completion the same keystroke asks for, then the change's
+    # diagnostics, before the next keystroke.
+    for index in range(warmup + calls):
+        for name, server in servers.items():
+            sent_at = change(server, 2 + index)
+            reply = server.request(
+                "textDocument/completion", {"textDocument": document, "position": at_blank}
+            )
+            published = wait_for_diagnostics(server, uri, sent_at + REPLY_TIMEOUT_S)
+            if index >= warmup:
+                times[name][AFTER_CHANGE_ROW].append(reply.at - reply.sent_at)
+                times[name][DIAGNOSTICS_ROW].append(published - sent_at)
+    for server in servers.values():
+        server.notify("textDocument/didClose", {"textDocument": document})
     return times
+
+
+def wait_for_diagnostics(server: Connection, uri: str, deadline: float) -> float:
+    """When the next `textDocument/publishDiagnostics` for ``uri`` arrived."""
+    while True:
+        while not server.received:
+            server.next_kept(deadline)
+        message = server.received.pop(0)
+        params = message.body.get("params") or {}
+        if message.body.get("method") == "textDocument/publishDiagnostics" and params.get("uri") == uri:
+            return message.at
 
 
 # --- notifications during a run -----------------------------------------------------------------
@@ -499,7 +543,28 @@ class Results:
     runs: list[RunStats]
     loaded_calls: list[float]
     loaded_size: int
-    authoring: dict[str, list[float]]
+    authoring: dict[str, dict[str, list[float]]]
+    """Each server's figures (development install, bundled), by request."""
+
+
+def report_authoring(authoring: dict[str, dict[str, list[float]]]) -> None:
+    """One row per request, the servers' figures beside each other."""
+    columns = f"{'p50':>7} {'p95':>7} {'max':>7}"
+    print("-- completion, hover and diagnostics on an open workflow (ms)")
+    print(f"   {'':40}" + "".join(f" | {name:^23}" for name in authoring))
+    print(f"   {'':40}" + f" | {columns}" * len(authoring))
+    for label in next(iter(authoring.values())):
+        cells = []
+        for rows in authoring.values():
+            values = rows[label]
+            p50, p95 = percentile(values, 0.5), percentile(values, 0.95)
+            cells.append(f" | {_ms(p50):>7} {_ms(p95):>7} {_ms(max(values)):>7}")
+        print(f"   {label:40}" + "".join(cells))
+    print(
+        f"   ({AFTER_CHANGE_ROW} and {DIAGNOSTICS_ROW}: recorded, no goal; the server reads the whole"
+        " file again first)"
+    )
+    print()
 
 
 def report(results: Results) -> bool:
@@ -531,15 +596,7 @@ def report(results: Results) -> bool:
     print()
 
     if results.authoring:
-        print("-- completion and hover on an open workflow (ms)")
-        print(f"   {'':40} {'p50':>7} {'p95':>7} {'max':>7}")
-        for label, values in results.authoring.items():
-            print(
-                f"   {label:40} {_ms(percentile(values, 0.5)):>7} {_ms(percentile(values, 0.95)):>7} "
-                f"{_ms(max(values)):>7}"
-            )
-        print(f"   ({AFTER_CHANGE_ROW}: recorded, no goal; the file is read again first)")
-        print()
+        report_authoring(results.authoring)
 
     for run in results.runs:
         gaps = run.gaps_s()
@@ -582,16 +639,17 @@ def report(results: Results) -> bool:
         _verdict(p50 <= GOAL_CALL_P50_S, f"listRuns p50 {_ms(p50)} ms (goal <= {_ms(GOAL_CALL_P50_S)} ms)"),
         _verdict(p99 <= GOAL_CALL_P99_S, f"listRuns p99 {_ms(p99)} ms (goal <= {_ms(GOAL_CALL_P99_S)} ms)"),
     ]
-    for label, values in results.authoring.items():
-        if label == AFTER_CHANGE_ROW:
-            continue
-        p95 = percentile(values, 0.95)
-        verdicts.append(
-            _verdict(
-                p95 <= GOAL_AUTHORING_P95_S,
-                f"{label}: p95 {_ms(p95)} ms (goal <= {_ms(GOAL_AUTHORING_P95_S)} ms)",
+    for server_name, figures in results.authoring.items():
+        for label, values in figures.items():
+            if label in RECORDED_ROWS:
+                continue
+            p95 = percentile(values, 0.95)
+            verdicts.append(
+                _verdict(
+                    p95 <= GOAL_AUTHORING_P95_S,
+                    f"{label}, {server_name}: p95 {_ms(p95)} ms (goal <= {_ms(GOAL_AUTHORING_P95_S)} ms)",
+                )
             )
-        )
     for run in results.runs:
         most = run.max_in_window()
         verdicts.append(
@@ -606,25 +664,68 @@ def report(results: Results) -> bool:
 
 def run_all(setup: Setup, args: argparse.Namespace) -> Results:
     starts = measure_starts(setup, args.starts, args.start_warmup)
-    with spawned(setup) as server:
-        server.request("initialize", initialize_params(setup))
-        server.notify("initialized", {})
+    authoring: dict[str, dict[str, list[float]]] = {}
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(spawned(setup))
+        servers = {DEV_SERVER: server}
+        if args.bundled is not None and args.edits:
+            servers[BUNDLED_SERVER] = stack.enter_context(spawned(setup, bundled_command(args.bundled)))
+        for each in servers.values():
+            each.request("initialize", initialize_params(setup))
+            each.notify("initialized", {})
         calls, calls_size = measure_calls(server, args.calls, args.call_warmup)
-        authoring = (
-            measure_authoring(server, setup, args.edit_steps, args.edits, args.edit_warmup)
-            if args.edits
-            else {}
-        )
+        if args.edits:
+            authoring = measure_authoring(servers, setup, args.edit_steps, args.edits, args.edit_warmup)
         runs = []
         if args.steps:
             runs.append(measure_run(server, setup, "plain", args.steps, worktrees=False))
         if args.worktree_steps:
             runs.append(measure_run(server, setup, "worktrees", args.worktree_steps, worktrees=True))
         loaded_calls, loaded_size = measure_calls(server, args.calls, args.call_warmup) if runs else ([], 0)
-        code = server.shutdown()
-    if code != 0:
-        raise ServerError(f"the server exited with status {code} after shutdown and exit")
+        for name, each in servers.items():
+            code = each.shutdown()
+            if code != 0:
+                raise ServerError(f"the {name} server exited with status {code} after shutdown and exit")
     return Results(starts, calls, calls_size, runs, loaded_calls, loaded_size, authoring)
+
+
+# --- which server, which YAML loader ------------------------------------------------------------
+
+
+def bundled_command(bundled: Path) -> list[str]:
+    return [sys.executable, str(bundled / ENTRY_SCRIPT), "--log-file", os.devnull]
+
+
+def development_yaml() -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", "import yaml; print(yaml.__with_libyaml__)"],
+        capture_output=True,
+        text=True,
+        timeout=EXIT_TIMEOUT_S,
+        check=True,
+    )
+    return _loader_name(done.stdout.strip() == "True")
+
+
+def bundled_yaml(bundled: Path) -> str:
+    """What the entry script's `--check` says of the bundle it loads, with the loader it reads YAML with."""
+    done = subprocess.run(
+        [sys.executable, str(bundled / ENTRY_SCRIPT), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=REPLY_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ServerError(f"{bundled / ENTRY_SCRIPT} --check failed: {done.stderr.strip()}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    libyaml = report.get("libyaml")
+    loader = "loader unknown" if libyaml is None else _loader_name(bool(libyaml))
+    return f"treeflow {report['treeflow']} from {report['location']}; {loader}"
+
+
+def _loader_name(libyaml: bool) -> str:
+    return "libyaml" if libyaml else "pure-Python YAML loader"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -654,7 +755,19 @@ def main(argv: list[str] | None = None) -> int:
         default=200,
         help="steps of the run with worktrees; 0 skips it (default 200)",
     )
+    parser.add_argument(
+        "--bundled",
+        type=lambda folder: Path(folder).resolve(),
+        nargs="?",
+        const=BUNDLED,
+        metavar="DIR",
+        help="also measure completion, hover and diagnostics on the bundled server the editor extension"
+        " runs: DIR/tool/treeflow_server.py with DIR/libs (default DIR: editor-client/bundled, filled by"
+        " scripts/bundle-server [--target T])",
+    )
     args = parser.parse_args(argv)
+    if args.bundled is not None and not (args.bundled / "libs").is_dir():
+        parser.error(f"--bundled: {args.bundled / 'libs'} does not exist; run scripts/bundle-server first")
     if args.starts < 1 or args.calls < 1:
         parser.error("--starts and --calls must be at least 1")
     if args.edit_steps < 2:
@@ -672,7 +785,15 @@ def main(argv: list[str] | None = None) -> int:
     print_header(
         "treeflow language server benchmark",
         [
-            f"server   : {' '.join(SERVER)}",
+            f"server   : {' '.join(SERVER)} ({development_yaml()})",
+            *(
+                [
+                    f"bundled  : {' '.join(bundled_command(args.bundled))}",
+                    f"           {bundled_yaml(args.bundled)}",
+                ]
+                if args.bundled is not None
+                else []
+            ),
             f"client   : raw JSON-RPC over pipes; capabilities: {described}",
             f"start    : {args.start_warmup} warm-up + {args.starts} measured rounds, rows rotated",
             f"calls    : {args.call_warmup} warm-up + {args.calls} sequential treeflow.listRuns",

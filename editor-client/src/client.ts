@@ -17,6 +17,8 @@ import {
   RUN_UPDATED,
   type InitializationOptions,
   type LogParams,
+  type RunArgs,
+  type RunStarted,
   type RunUpdatedParams,
   type ServerCommands,
 } from './protocol';
@@ -29,6 +31,8 @@ export interface ServerEvents {
   started(): void;
   runUpdated(params: RunUpdatedParams): void;
   log(params: LogParams): void;
+  /** A run the editor started through the server's own command (a code lens). */
+  runStarted(args: RunArgs, started: RunStarted): void;
 }
 
 export class ServerClient implements vscode.Disposable {
@@ -164,8 +168,23 @@ export class ServerClient implements vscode.Disposable {
       // The status bar item and the Runs view show each run's progress; the server's work-done
       // progress would be a second status bar item saying the same.
       initializationOptions: { showsRunProgress: true } satisfies InitializationOptions,
+      middleware: {
+        // Code lenses run `treeflow.run` through the client, past the extension's own commands.
+        executeCommand: async (command, args, next) => {
+          const result: unknown = await next(command, args);
+          const [runArgs] = args as [RunArgs | undefined];
+          if (command === 'treeflow.run' && runArgs && isRunStarted(result)) {
+            this.events.runStarted(runArgs, result);
+          }
+          return result;
+        },
+      },
     };
   }
+}
+
+function isRunStarted(value: unknown): value is RunStarted {
+  return typeof value === 'object' && value !== null && typeof (value as { runId?: unknown }).runId === 'string';
 }
 
 function serverOptions(command: string, args: string[]): ServerOptions {

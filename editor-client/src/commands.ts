@@ -8,6 +8,7 @@ import { applyWork, discardRun, reviewChanges, undoApply } from './reviewCommand
 import { cancelRun, resumeRun, runWorkflow } from './runCommands';
 import type { RunStore } from './runStore';
 import type { RunsNode } from './runsView';
+import type { StepLogDocuments } from './stepLogs';
 import { TranscriptDocuments } from './transcripts';
 
 export interface CommandContext {
@@ -15,6 +16,7 @@ export interface CommandContext {
   store: RunStore;
   stats: ChangeStats;
   channel: vscode.LogOutputChannel;
+  logs: StepLogDocuments;
   refresh(): Promise<void>;
 }
 
@@ -64,7 +66,7 @@ async function openStepLog(ctx: CommandContext, node?: RunsNode): Promise<void> 
     void vscode.window.showInformationMessage(`Treeflow: step ${node.stepId} has printed nothing.`);
     return;
   }
-  await vscode.window.showTextDocument(vscode.Uri.file(step.log), { preview: true });
+  await ctx.logs.open(node.runId, node.stepId, step.log);
 }
 
 /** The step's log as the server renders it: a read-only Markdown document and its preview. */

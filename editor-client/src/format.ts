@@ -161,15 +161,6 @@ export function stepDescription(step: StepState): string {
   return parts.filter((part) => part !== '').join(' · ');
 }
 
-/** Step output as lines prefixed with `[stepId]`, without the final newline. */
-export function prefixLines(stepId: string, text: string): string {
-  const body = text.endsWith('\n') ? text.slice(0, -1) : text;
-  return body
-    .split('\n')
-    .map((line) => `[${stepId}] ${line}`)
-    .join('\n');
-}
-
 /** The local time of day a run started, `09:30:12`, or '' if unknown. */
 export function startTime(run: Run): string {
   if (!run.started_at) {

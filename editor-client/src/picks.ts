@@ -7,6 +7,8 @@ export interface Pick<T> {
   label: string;
   description?: string;
   detail?: string;
+  /** Selected when a many-pick opens. */
+  picked?: boolean;
   value: T;
 }
 
@@ -38,8 +40,35 @@ export function workflowPicks(workflows: readonly WorkflowInfo[], folders: reado
   }));
 }
 
-export function stepPicks(workflow: WorkflowInfo): Pick<string>[] {
-  return workflow.steps.map((step) => ({ label: step, value: step }));
+/** A step pick's value: the ids of the steps it stands for, none for "All steps". */
+export type StepChoice = string[];
+
+/** "All steps", selected at first, then each step with what it needs. */
+export function stepPicks(workflow: WorkflowInfo): Pick<StepChoice>[] {
+  const all: Pick<StepChoice> = {
+    label: 'All steps',
+    description: `${workflow.steps.length} steps`,
+    picked: true,
+    value: [],
+  };
+  return [
+    all,
+    ...workflow.steps.map((step) => {
+      const needs = workflow.needs[step] ?? [];
+      return { label: step, detail: needs.length ? `needs ${needs.join(', ')}` : 'needs nothing', value: [step] };
+    }),
+  ];
+}
+
+/**
+ * The steps to run for what was picked: none for every step (with "All steps" among them),
+ * undefined when nothing was picked.
+ */
+export function chosenSteps(picked: readonly Pick<StepChoice>[]): string[] | undefined {
+  if (!picked.length) {
+    return undefined;
+  }
+  return picked.some((pick) => !pick.value.length) ? [] : picked.flatMap((pick) => pick.value);
 }
 
 export function runPicks(runs: readonly Run[]): Pick<Run>[] {

@@ -137,6 +137,8 @@ export interface WorkflowInfo {
   name: string;
   steps: string[];
   errors: string[];
+  /** What each step needs, by the ids written in the file; empty for a workflow with errors. */
+  needs: Record<string, string[]>;
 }
 
 /** What the client says of itself in `initialize`. */
@@ -149,10 +151,16 @@ export interface RunUpdatedParams {
   run: Run;
 }
 
+/** Which of a step's output streams a line came from. */
+export type OutputStream = 'stdout' | 'stderr';
+
+/** Whole lines of one step's output, all from one stream. */
 export interface LogParams {
   runId: string;
   stepId: string;
   text: string;
+  /** Absent from a server that does not tell the streams apart: stdout. */
+  stream?: OutputStream;
 }
 
 export const RUN_UPDATED = 'treeflow/runUpdated';

@@ -3,8 +3,9 @@
 import * as vscode from 'vscode';
 import type { CommandContext } from './commands';
 import { isCancelling } from './format';
-import { displayPath, endedRunPicks, runPicks, stepPicks, workflowPicks, type Pick } from './picks';
-import type { Run } from './protocol';
+import { chosenSteps, displayPath, endedRunPicks, runPicks, stepPicks, workflowPicks, type Pick } from './picks';
+import type { Run, WorkflowInfo } from './protocol';
+import { logStarted } from './runNotices';
 import type { RunsNode } from './runsView';
 
 export async function runWorkflow(ctx: CommandContext): Promise<void> {
@@ -27,22 +28,35 @@ export async function runWorkflow(ctx: CommandContext): Promise<void> {
   }
   const workflow = chosen.value;
   if (workflow.errors.length) {
-    throw new Error(`${displayPath(workflow.uri, folders)} is not valid:\n${workflow.errors.join('\n')}`);
+    await showProblems(workflow, folders);
+    return;
   }
   let steps: string[] = [];
   if (workflow.steps.length > 1) {
     const picked = await vscode.window.showQuickPick(stepPicks(workflow), {
       title: `Treeflow: Run ${workflow.name}`,
-      placeHolder: 'Steps to run, with what they need (select none to run every step)',
+      placeHolder: 'Steps to run, each with what it needs',
       canPickMany: true,
     });
-    if (!picked) {
+    const chosenIds = picked && chosenSteps(picked);
+    if (!chosenIds) {
       return;
     }
-    steps = picked.map((pick) => pick.value);
+    steps = chosenIds;
   }
   const { runId } = await ctx.server.execute('treeflow.run', { workflow: workflow.uri, steps });
-  ctx.channel.info(`Started run ${runId} of ${workflow.name}${steps.length ? ` (steps: ${steps.join(', ')})` : ''}`);
+  logStarted(ctx.channel, runId, workflow.name, steps);
+}
+
+/** An invalid workflow is opened with the Problems panel, which lists its errors where they are. */
+async function showProblems(workflow: WorkflowInfo, folders: readonly string[]): Promise<void> {
+  const name = displayPath(workflow.uri, folders).split('/').pop() ?? workflow.name;
+  const count = workflow.errors.length;
+  await vscode.window.showTextDocument(vscode.Uri.parse(workflow.uri));
+  await vscode.commands.executeCommand('workbench.actions.view.problems');
+  void vscode.window.showErrorMessage(
+    `Treeflow: ${name} has ${count === 1 ? 'a problem' : `${count} problems`}; see the Problems panel.`,
+  );
 }
 
 export async function cancelRun(ctx: CommandContext, node?: RunsNode): Promise<void> {

@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import type { ChangeStats } from './changeStats';
 import type { RunStore, Subscription } from './runStore';
 import { runItem, stepItem, type ItemShape } from './treeItems';
+import type { WorkflowSteps } from './workflowSteps';
 
 /** What the view's items stand for; commands invoked on an item get this as their argument. */
 export type RunsNode = { kind: 'run'; runId: string } | { kind: 'step'; runId: string; stepId: string };
@@ -16,12 +17,14 @@ export class RunsView implements vscode.TreeDataProvider<RunsNode>, vscode.Dispo
   constructor(
     private readonly store: RunStore,
     private readonly stats: ChangeStats,
+    private readonly workflows: WorkflowSteps,
   ) {
     this.view = vscode.window.createTreeView('treeflow.runs', { treeDataProvider: this, showCollapseAll: true });
     // Adding or dropping a run moves every row, so the whole tree is refreshed; it is small.
     this.subscriptions = [
       store.onDidChange(() => this.changed.fire(undefined)),
       stats.onDidChange(() => this.changed.fire(undefined)),
+      workflows.onDidChange(() => this.changed.fire(undefined)),
     ];
   }
 
@@ -39,7 +42,8 @@ export class RunsView implements vscode.TreeDataProvider<RunsNode>, vscode.Dispo
       return new vscode.TreeItem(node.runId);
     }
     if (node.kind === 'run') {
-      return toTreeItem(runItem(run, this.store.list()[0]?.run_id === run.run_id, this.stats.peek(run)));
+      const newest = this.store.list()[0]?.run_id === run.run_id;
+      return toTreeItem(runItem(run, newest, this.stats.peek(run), this.workflows.get(run.workflow_path)));
     }
     return run.steps[node.stepId] ? toTreeItem(stepItem(run, node.stepId), node) : new vscode.TreeItem(node.stepId);
   }

@@ -37,8 +37,27 @@ export interface ItemShape {
   log?: string;
 }
 
-/** `stat` is the change stat of the run's result (`+120 −14 in 7 files`), once known. */
-export function runItem(run: Run, newest: boolean, stat?: string): ItemShape {
+/**
+ * `2 of 5 steps` for a run of only some of its workflow's steps (`workflowSteps`, the steps the
+ * file has now), else undefined. A matrix step counts once, as in the file.
+ */
+export function stepScope(run: Run, workflowSteps: readonly string[] | undefined): string | undefined {
+  if (!workflowSteps) {
+    return undefined;
+  }
+  const ran = new Set(Object.keys(run.steps).map((stepId) => stepId.split('[')[0] ?? stepId));
+  const all = new Set(workflowSteps);
+  if (ran.size >= all.size || ![...ran].every((stepId) => all.has(stepId))) {
+    return undefined;
+  }
+  return `${ran.size} of ${all.size} steps`;
+}
+
+/**
+ * `stat` is the change stat of the run's result (`+120 −14 in 7 files`), once known;
+ * `workflowSteps` the steps its workflow file has now.
+ */
+export function runItem(run: Run, newest: boolean, stat?: string, workflowSteps?: readonly string[]): ItemShape {
   const flags = ['run'];
   if (isCancelling(run)) {
     flags.push('cancelling');
@@ -69,10 +88,14 @@ export function runItem(run: Run, newest: boolean, stat?: string): ItemShape {
   if (stat) {
     tooltip.splice(1, 0, `changes: ${stat}`);
   }
+  const scope = stepScope(run, workflowSteps);
+  if (scope) {
+    tooltip.splice(1, 0, `ran ${scope}: ${Object.keys(run.steps).join(', ')}`);
+  }
   return {
     id: run.run_id,
     label: run.workflow,
-    description: [runSummary(run), stat, time].filter(Boolean).join(' · '),
+    description: [runSummary(run), scope, stat, time].filter(Boolean).join(' · '),
     tooltip: tooltip.join('\n'),
     icon: runIcon(run),
     contextValue: flags.join(' '),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { attention, formatDuration, isFailure, isResumable, prefixLines, runIcon, stepDescription, stepIcon } from '../src/format';
+import { attention, formatDuration, isFailure, isResumable, runIcon, stepDescription, stepIcon } from '../src/format';
 import type { RunStatus, StepStatus } from '../src/protocol';
 import { run, step } from './fixtures';
 
@@ -11,11 +11,6 @@ test('durations read like 0.4s, 12.3s, 2m 05s, 1h 02m', () => {
   assert.equal(formatDuration(125), '2m 05s');
   assert.equal(formatDuration(3725), '1h 02m');
   assert.equal(formatDuration(null), '');
-});
-
-test('step output is prefixed with the step id, line by line', () => {
-  assert.equal(prefixLines('lint', 'one\ntwo\n'), '[lint] one\n[lint] two');
-  assert.equal(prefixLines('lint', 'partial'), '[lint] partial');
 });
 
 test('a step is described by its state, then progress or duration, then its words', () => {

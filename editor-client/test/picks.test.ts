@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { displayPath, endedRunPicks, runPicks, stepPicks, workflowPicks } from '../src/picks';
+import { chosenSteps, displayPath, endedRunPicks, runPicks, stepPicks, workflowPicks } from '../src/picks';
 import { run, step } from './fixtures';
 
 test('workflow paths are shown relative to their workspace folder', () => {
@@ -11,8 +11,8 @@ test('workflow paths are shown relative to their workspace folder', () => {
 test('a workflow pick lists its steps, or its first error', () => {
   const [good, bad] = workflowPicks(
     [
-      { uri: 'file:///p/treeflow.yml', name: 'checks', steps: ['lint', 'unit'], errors: [] },
-      { uri: 'file:///p/.treeflow/x.yml', name: 'x', steps: [], errors: ['x.yml:3:5: unknown key', 'x.yml:4:1: cycle'] },
+      { uri: 'file:///p/treeflow.yml', name: 'checks', steps: ['lint', 'unit'], errors: [], needs: {} },
+      { uri: 'file:///p/.treeflow/x.yml', name: 'x', steps: [], errors: ['x.yml:3:5: unknown key', 'x.yml:4:1: cycle'], needs: {} },
     ],
     ['/p'],
   );
@@ -23,11 +23,24 @@ test('a workflow pick lists its steps, or its first error', () => {
   assert.equal(bad?.detail, '$(error) x.yml:3:5: unknown key (+1 more)');
 });
 
-test('step picks are the step ids; run picks show progress', () => {
+test('step picks offer all steps first, selected, then each step with what it needs', () => {
+  const picks = stepPicks({ uri: '', name: 'w', steps: ['a', 'b', 'c'], errors: [], needs: { a: [], b: ['a'], c: ['a', 'b'] } });
   assert.deepEqual(
-    stepPicks({ uri: '', name: 'w', steps: ['a', 'b'], errors: [] }).map((p) => p.value),
-    ['a', 'b'],
+    picks.map((p) => [p.label, p.detail, p.picked ?? false]),
+    [
+      ['All steps', undefined, true],
+      ['a', 'needs nothing', false],
+      ['b', 'needs a', false],
+      ['c', 'needs a, b', false],
+    ],
   );
+  const [all, a, , c] = picks;
+  assert.deepEqual(chosenSteps([all!, c!]), [], 'all steps wins');
+  assert.deepEqual(chosenSteps([a!, c!]), ['a', 'c']);
+  assert.equal(chosenSteps([]), undefined, 'nothing picked runs nothing');
+});
+
+test('run picks show progress', () => {
   const [pick] = runPicks([run({ workflow: 'long', steps: { s: step({ status: 'running' }) } })]);
   assert.equal(pick?.label, 'long');
   assert.equal(pick?.description, '0/1');

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runItem, stepItem } from '../src/treeItems';
+import { runItem, stepItem, stepScope } from '../src/treeItems';
+import { WorkflowSteps } from '../src/workflowSteps';
 import type { RunStatus } from '../src/protocol';
 import { run, step } from './fixtures';
 
@@ -113,4 +114,31 @@ test('a run a cancel is stopping offers no cancel, and its running steps say can
   assert.match(item.description, /^cancelling…/);
   assert.equal(stepItem(stopping, 'sleeper').description, 'cancelling…');
   assert.equal(stepItem(stopping, 'lint').description, 'cancelled');
+});
+
+test('a run of some of its workflow steps says how many, in its description and tooltip', () => {
+  const subset = run({ steps: { lint: step({ status: 'running' }), 'test[py=3.12]': step(), 'test[py=3.13]': step() } });
+  assert.equal(stepScope(subset, ['lint', 'test', 'build', 'deploy', 'docs']), '2 of 5 steps');
+  const item = runItem(subset, true, undefined, ['lint', 'test', 'build', 'deploy', 'docs']);
+  assert.match(item.description, /^running 0\/3 · 2 of 5 steps · /);
+  assert.match(item.tooltip, /\nran 2 of 5 steps: lint, test\[py=3\.12\], test\[py=3\.13\]\n/);
+  assert.equal(stepScope(subset, ['lint', 'test']), undefined, 'every step');
+  assert.equal(stepScope(subset, ['lint', 'build', 'other']), undefined, 'the file changed since');
+  assert.equal(stepScope(subset, undefined), undefined, 'workflow not known');
+  assert.doesNotMatch(runItem(subset, true).description, /steps/);
+});
+
+test('workflow steps are known by file path, for valid workflows only', async () => {
+  const steps = new WorkflowSteps(async () => [
+    { uri: 'file:///p/my%20repo/treeflow.yml', name: 'checks', steps: ['a', 'b'], errors: [], needs: {} },
+    { uri: 'file:///p/my%20repo/.treeflow/bad.yml', name: 'bad', steps: [], errors: ['bad'], needs: {} },
+  ]);
+  let heard = 0;
+  steps.onDidChange(() => heard++);
+  await steps.reload();
+  assert.deepEqual(steps.get('/p/my repo/treeflow.yml'), ['a', 'b']);
+  assert.equal(steps.get('/p/my repo/.treeflow/bad.yml'), undefined);
+  assert.equal(heard, 1);
+  await steps.reload();
+  assert.equal(heard, 1, 'listeners hear only of a change');
 });

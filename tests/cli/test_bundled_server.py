@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import re
 import shutil
 import subprocess
@@ -16,6 +18,10 @@ import treeflow
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY = ROOT / "editor-client" / "bundled" / "tool" / "treeflow_server.py"
+BUNDLE_SERVER = ROOT / "scripts" / "bundle-server"
+ON_LINUX_X64 = (
+    sys.platform == "linux" and platform.machine() == "x86_64" and platform.libc_ver()[0] == "glibc"
+)
 # Distributions whose import name differs from their name.
 IMPORT_NAMES = {"pyyaml": "yaml", "gitpython": "git"}
 
@@ -32,6 +38,88 @@ def entry(tmp_path: Path) -> Path:
     tool = tmp_path / "bundled" / "tool"
     tool.mkdir(parents=True)
     return Path(shutil.copy(ENTRY, tool))
+
+
+@pytest.fixture(scope="module")
+def universal_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `bundled` folder of a .vsix packed without a target, made once: pip installs the
+    dependencies from the package index."""
+    bundled = tmp_path_factory.mktemp("universal") / "bundled"
+    bundle_server(bundled / "libs")
+    (bundled / "tool").mkdir()
+    shutil.copy(ENTRY, bundled / "tool")
+    return bundled
+
+
+def bundle_server(libs: Path, *options: str) -> None:
+    done = subprocess.run(
+        [BUNDLE_SERVER, *options, libs],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def bundle_for(target: str, universal: Path, into: Path) -> Path:
+    """The `bundled` folder of a .vsix packed with ``--target target``."""
+    bundled = Path(shutil.copytree(universal, into / "bundled"))
+    bundle_server(bundled / "libs", "--target", target)
+    return bundled
+
+
+def check(bundled: Path) -> dict[str, object]:
+    entry = bundled / "tool" / ENTRY.name
+    done = subprocess.run([sys.executable, entry, "--check"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report: dict[str, object] = json.loads(done.stdout)
+    assert Path(str(report["location"])) == bundled / "libs" / "treeflow"
+    return report
+
+
+def compiled_modules(bundled: Path) -> list[str]:
+    return sorted(path.name for path in (bundled / "libs").rglob("*") if path.suffix in (".so", ".pyd"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not ON_LINUX_X64, reason="the linux-x64 bundle's modules load only on Linux x64 with glibc"
+)
+def test_the_linux_x64_bundle_reads_yaml_with_libyaml(universal_bundle: Path, tmp_path: Path) -> None:
+    bundled = bundle_for("linux-x64", universal_bundle, tmp_path)
+    assert compiled_modules(bundled) == [
+        f"_yaml.cpython-3{minor}-x86_64-linux-gnu.so" for minor in (11, 12, 13, 14)
+    ]
+    assert check(bundled)["libyaml"] is True
+
+
+@pytest.mark.slow
+def test_the_universal_bundle_is_pure_python(universal_bundle: Path) -> None:
+    assert compiled_modules(universal_bundle) == []
+    assert check(universal_bundle)["libyaml"] is False
+
+
+@pytest.mark.slow
+def test_a_bundle_packed_for_one_platform_then_universal_again_keeps_no_compiled_module(
+    universal_bundle: Path, tmp_path: Path
+) -> None:
+    bundled = bundle_for("win32-x64", universal_bundle, tmp_path)
+    assert compiled_modules(bundled) == [f"_yaml.cp3{minor}-win_amd64.pyd" for minor in (11, 12, 13, 14)]
+    bundle_server(bundled / "libs")
+    assert compiled_modules(bundled) == []
+
+
+def test_a_platform_without_pyyaml_wheels_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [BUNDLE_SERVER, "--target", "linux-armhf", tmp_path / "libs"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "no libyaml for target linux-armhf" in done.stderr
+    assert not (tmp_path / "libs").exists()
 
 
 def test_the_script_checks_every_runtime_dependency() -> None:

@@ -226,3 +226,29 @@ def test_approve_takes_a_message_or_a_mapping_and_says_what_is_wrong(tmp_path: P
     messages = [str(error) for error in caught.value.errors]
     assert any(":2:" in m and "needs `message:`" in m for m in messages), messages
     assert any(":3:" in m and "wait" in m for m in messages), messages
+
+
+async def test_a_gate_message_reads_the_outputs_of_what_the_step_needs(repo: Path) -> None:
+    workflow = """\
+        steps:
+          build: {run: 'echo version=1.4.2 >> "$TREEFLOW_OUTPUT"'}
+          deploy:
+            needs: [build]
+            approve: "Deploy ${{ needs.build.outputs.version }} to ${{ env.TARGET }}?"
+            env: {TARGET: staging}
+            run: touch deployed
+        """
+    result, recorder = await _run_deciding(repo, workflow, "deploy", approve=True)
+    [request] = [e for e in recorder.of(ApprovalRequested) if isinstance(e, ApprovalRequested)]
+    assert request.approval.message == "Deploy 1.4.2 to staging?"
+    assert result.status is RunStatus.SUCCEEDED
+
+
+def test_a_gate_message_with_a_broken_template_is_refused_at_its_line(tmp_path: Path) -> None:
+    with pytest.raises(WorkflowError) as caught:
+        parse_workflow(
+            "steps:\n  a: {run: x}\n  b: {run: x, needs: [a], approve: 'Ship ${{ needs.nope.outputs.v }}?'}\n",
+            tmp_path / "treeflow.yml",
+        )
+    messages = [str(error) for error in caught.value.errors]
+    assert any(":3:" in m and "nope" in m for m in messages), messages

@@ -36,7 +36,7 @@ test(
     await editor.quickInput().getByText('Treeflow: Run checks').waitFor();
     await editor.pickRow('build').waitFor();
     await editor.shot('03-pick-steps');
-    await page.keyboard.press('Enter'); // nothing selected: every step
+    await page.keyboard.press('Enter'); // "All steps" is selected at first
 
     const running = editor.statusItem('sync', /checks [0-2]\/3/);
     await running.waitFor();

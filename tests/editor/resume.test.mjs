@@ -59,6 +59,10 @@ test(
       await editor.sidebarRow(/^check\s*failed.*exit status 1/).waitFor();
       await editor.sidebarRow(/^prepare\s*succeeded/).waitFor();
       await editor.shot('17-resume-failed');
+      // The failure's notification would take the Escape that closes the find widget below.
+      await editor.toast('Treeflow: fixable failed: check (exit status 1)').waitFor();
+      await editor.runFromPalette('Notifications: Clear All Notifications');
+      await editor.toast('Treeflow: fixable failed').waitFor({ state: 'hidden' });
 
       const [before] = treeflowJson('runs').filter((run) => run.workflow === 'fixable');
       assert.equal(before.status, 'failed');

@@ -92,11 +92,14 @@ async def test_a_matrix_step_is_listed_once_and_running_it_runs_every_combinatio
         steps:
           other: {run: "true"}
           test: {matrix: {shard: [1, 2]}, run: "echo ${{ matrix.shard }} > shard.txt"}
+          report: {run: "true", needs: [test, other]}
         """,
     )
     listed = await command(client, "treeflow.listWorkflows")
     [entry] = [entry for entry in listed if entry["uri"] == path.as_uri()]
-    assert entry["steps"] == ["other", "test"]
+    assert entry["steps"] == ["other", "test", "report"]
+    # A step that needs a matrix step needs it once, by the id in the file.
+    assert entry["needs"] == {"other": [], "test": [], "report": ["test", "other"]}
     run_id = (await command(client, "treeflow.run", {"workflow": path.as_uri(), "steps": ["test"]}))["runId"]
     final = await final_update(client, run_id)
     assert final["status"] == "succeeded"

@@ -36,6 +36,7 @@ def test_notifications_and_results_have_camel_case_keys() -> None:
         "runId": "r",
         "stepId": "s",
         "text": "x\n",
+        "stream": "stdout",
     }
     assert protocol.to_json([protocol.RunStarted(run_id="r")]) == [{"runId": "r"}]
 

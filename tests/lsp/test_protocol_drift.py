@@ -30,6 +30,7 @@ STATUS_UNIONS: dict[str, type[Enum]] = {
     "ApplyMode": protocol.ApplyMode,
     "ConflictPolicy": protocol.ConflictPolicy,
     "ApplyOutcome": protocol.ApplyOutcome,
+    "OutputStream": protocol.OutputStream,
 }
 CONSTANTS = {"RUN_UPDATED": protocol.RUN_UPDATED, "LOG": protocol.LOG}
 

@@ -47,11 +47,12 @@ def treeflow_worktrees(repo: Path) -> list[str]:
 
 
 async def test_list_workflows_finds_the_workspace_workflows(client: LanguageClient, workspace: Path) -> None:
-    write_workflow(workspace, "name: checks\nsteps:\n  a: {run: 'true'}\n  b: {run: 'true'}\n")
+    write_workflow(workspace, "name: checks\nsteps:\n  a: {run: 'true'}\n  b: {run: 'true', needs: [a]}\n")
     write_workflow(workspace, "steps: [", name=".treeflow/broken.yml")
     found = await command(client, "treeflow.listWorkflows")
     by_name = {entry["name"]: entry for entry in found}
     assert by_name["checks"]["steps"] == ["a", "b"]
+    assert by_name["checks"]["needs"] == {"a": [], "b": ["a"]}
     assert by_name["checks"]["uri"] == (workspace / "treeflow.yml").as_uri()
     assert by_name["broken"]["errors"] != []
 

@@ -2,7 +2,8 @@
 
 `python treeflow_server.py` serves LSP over stdin and stdout; `python treeflow_server.py --check`
 prints one JSON line (this Python's version and path, treeflow's version and where it was loaded
-from) and exits 0 when the server can start, or says why not on stderr with a non-zero status.
+from, and whether YAML is read with libyaml) and exits 0 when the server can start, or says why not
+on stderr with a non-zero status.
 
 treeflow and its pure-Python dependencies are in ../libs, put first on sys.path so that packages
 the interpreter has installed (another treeflow, another pygls) do not mix in. Without ../libs (a
@@ -39,12 +40,15 @@ def main(arguments):
         return EXIT_NOT_LOADABLE
     if arguments == ["--check"]:
         import treeflow
+        import yaml
 
         report = {
             "python": sys.version.split()[0],
             "executable": sys.executable,
             "treeflow": treeflow.__version__,
             "location": os.path.dirname(treeflow.__file__),
+            # A bundle packed for one platform carries libyaml; without it YAML is read in Python.
+            "libyaml": yaml.__with_libyaml__,
         }
         sys.stdout.write(json.dumps(report) + "\n")
         return 0

@@ -6,7 +6,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from treeflow.core.events import Event, EventSink, ProcessEnded, ProcessStarted, StepOutput, StepProgress
+from treeflow.core.events import (
+    Event,
+    EventSink,
+    OutputStream,
+    ProcessEnded,
+    ProcessStarted,
+    StepOutput,
+    StepProgress,
+)
 from treeflow.core.executor import Executor
 from treeflow.core.model import AgentUsage, Step, StepResult, StepStatus
 from treeflow.core.outcome import StepOutcome
@@ -53,6 +61,10 @@ class Attempt:
         """A line the step printed, for whoever follows the run live (the log has it already)."""
         self.sink.emit(StepOutput(self.run_id, self.step.id, line))
 
+    def error_output(self, line: str) -> None:
+        """A line the step printed on stderr, for whoever follows the run live."""
+        self.sink.emit(StepOutput(self.run_id, self.step.id, line, OutputStream.STDERR))
+
     def progress(self, fraction: float | None, message: str | None, summary: str | None = None) -> None:
         """How far the step has come, in its own words; shown while it runs and kept in its result."""
         self.note_progress(fraction, message, summary)
@@ -80,7 +92,8 @@ class Attempt:
     ) -> int:
         """Run ``command`` in the step's place through the executor and return its exit status.
 
-        Its output goes to the step's log, and each line to ``on_line`` (by default, `output`).
+        Its output goes to the step's log, and each line to ``on_line`` (by default, `output`, and
+        then each stderr line to `error_output`; a caller's own ``on_line`` hears both streams).
         Cancelling the call ends the command's whole process tree. Raises OSError when the command
         cannot be started.
         """
@@ -90,6 +103,7 @@ class Attempt:
             env=self.env if extra_env is None else {**self.env, **extra_env},
             log=self.log,
             on_line=self.output if on_line is None else on_line,
+            on_error_line=self.error_output if on_line is None else None,
             on_start=self.process_started,
             on_end=self.process_ended,
             kill_grace_s=self.kill_grace_s,

@@ -14,11 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 from treeflow.core.gates import Approval
 from treeflow.core.model import AgentUsage, FixRound, RunResult, StepResult
+
+
+class OutputStream(StrEnum):
+    """Which of a step's output streams a line came from. An agent CLI's stderr shares its stdout,
+    which treeflow reads as the CLI's own stream of events."""
+
+    STDOUT = "stdout"
+    STDERR = "stderr"
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,7 @@ class StepOutput:
     run_id: str
     step_id: str
     line: str
+    stream: OutputStream = OutputStream.STDOUT
 
 
 @dataclass(frozen=True)

@@ -57,11 +57,13 @@ class Executor(Protocol):
         on_start: OnProcessStart,
         on_end: OnProcessEnd,
         kill_grace_s: float,
+        on_error_line: Callable[[str], None] | None = None,
     ) -> int:
         """Run ``command`` in ``cwd`` as a process tree and return its exit status (negative: the
         signal that killed it). Cancelling the call ends the whole tree: SIGTERM, then SIGKILL after
         ``kill_grace_s``; processes that left it but carry the step's `STEP_MARKS` in ``env`` too.
-        Output goes to ``log`` and, a line at a time, to ``on_line``.
+        Output goes to ``log`` and, a line at a time, to ``on_line``; with ``on_error_line``,
+        stderr lines go to it instead.
 
         Raises OSError when the command cannot be started.
         """
@@ -88,6 +90,7 @@ async def run_local_command(
     on_start: OnProcessStart,
     on_end: OnProcessEnd,
     kill_grace_s: float,
+    on_error_line: Callable[[str], None] | None = None,
 ) -> int:
     """`Executor.run_command` on this machine: a process tree in its own group, and on cancellation
     every process that carries the step's `STEP_MARKS` too."""
@@ -102,6 +105,7 @@ async def run_local_command(
             env=env,
             log_file=log,
             on_line=on_line,
+            on_error_line=on_error_line,
             on_start=started,
             on_end=on_end,
             kill_grace_s=kill_grace_s,
@@ -143,6 +147,7 @@ class LocalExecutor:
         on_start: OnProcessStart,
         on_end: OnProcessEnd,
         kill_grace_s: float,
+        on_error_line: Callable[[str], None] | None = None,
     ) -> int:
         return await run_local_command(
             command,
@@ -153,6 +158,7 @@ class LocalExecutor:
             on_start=on_start,
             on_end=on_end,
             kill_grace_s=kill_grace_s,
+            on_error_line=on_error_line,
         )
 
     def file_watcher(self) -> FileWatcher:

@@ -6,10 +6,12 @@ a grace period, and treeflow waits until no member is left. Cancelling the task 
 does not stop the child by itself, and killing only the direct child lets grandchildren
 (``sh -c 'sleep 60 & wait'``) live on.
 
-The child is started with `subprocess.Popen` (vfork and exec, as asyncio does internally), then its
-exit is watched through a pidfd and its output through a non-blocking pipe, both as event-loop
-readers. That skips asyncio's subprocess transports and per-child watcher machinery, which cost
-more than the spawn itself for short steps.
+The child is started with `subprocess.Popen` (vfork and exec, as asyncio does internally) in a
+worker thread, then its exit is watched through a pidfd and its output through a non-blocking pipe,
+both as event-loop readers. That skips asyncio's subprocess transports and per-child watcher
+machinery, which cost more than the spawn itself for short steps. Popen returns only once the child
+has called exec, and on a busy machine that wait is most of a short step's time: in worker threads
+several children wait at once and the event loop goes on meanwhile.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ async def run_shell(
     env: Mapping[str, str],
     log_file: OutputLog,
     on_line: Callable[[str], None],
+    on_error_line: Callable[[str], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_end: Callable[[int, int | None], None] | None = None,
     kill_grace_s: float = DEFAULT_KILL_GRACE_S,
@@ -81,53 +84,86 @@ async def run_shell(
     """Run ``command`` and return its exit status (negative: killed by that signal).
 
     Output (stdout and stderr, interleaved as written) goes to ``log_file`` as it arrives and to
-    ``on_line`` one line at a time. Background processes the command leaves behind belong to the
+    ``on_line`` one line at a time. With ``on_error_line``, stderr has a pipe of its own and its
+    lines go there: the log then interleaves the two streams line by line as they are read, so
+    lines a command writes to both within the same instant may land in either order (each stream's
+    own bytes and order are kept). Background processes the command leaves behind belong to the
     step and are ended with it. ``on_end`` hears the group's id and the command's exit status
     (None if it could not be reaped), also when the call was cancelled. Raises OSError when the
     command cannot be started.
     """
     loop = asyncio.get_running_loop()
     read_fd, write_fd = os.pipe()
+    error_read_fd, error_write_fd = os.pipe() if on_error_line is not None else (None, write_fd)
     try:
-        # Popen's vfork and exec return as soon as the child runs, as inside asyncio's own spawn.
-        process = subprocess.Popen(  # noqa: ASYNC220
-            command_argv(command, env),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=write_fd,
-            stderr=write_fd,
-            start_new_session=True,
-        )
+        process = await _start(command_argv(command, env), cwd, dict(env), write_fd, error_write_fd)
     except BaseException:
         os.close(read_fd)
+        if error_read_fd is not None:
+            os.close(error_read_fd)
         raise
     finally:
         os.close(write_fd)
+        if error_write_fd != write_fd:
+            os.close(error_write_fd)
     group = process.pid
     exit_watch = _ExitWatch(loop, process)
-    output = _OutputPump(loop, read_fd, log_file, on_line)
+    output = _OutputPump(loop, read_fd, log_file, on_line, whole_lines=error_read_fd is not None)
+    error_output = None
+    if error_read_fd is not None and on_error_line is not None:
+        error_output = _OutputPump(loop, error_read_fd, log_file, on_error_line, whole_lines=True)
     if on_start is not None:
         on_start(group)
     try:
         exit_code = await exit_watch.wait()
         await end_process_group(group, kill_grace_s)
-        # A member that left the group (setsid) may still hold the pipe open; do not wait on it forever.
-        with anyio.move_on_after(kill_grace_s) as waiting:
-            await output.wait()
-        if waiting.cancelled_caught:
-            log.warning("output of %r still open after its process group ended; stopped reading", command)
+        pumps = [output] if error_output is None else [output, error_output]
+        if not all(pump.done for pump in pumps):
+            # A member that left the group (setsid) may still hold a pipe open; do not wait on it
+            # forever.
+            with anyio.move_on_after(kill_grace_s) as waiting:
+                for pump in pumps:
+                    await pump.wait()
+            if waiting.cancelled_caught:
+                log.warning("output of %r still open after its process group ended; stopped reading", command)
         return exit_code
     finally:
         with anyio.CancelScope(shield=True):
             await end_process_group(group, kill_grace_s)
-            with anyio.move_on_after(_EXTRA_WAIT_AFTER_KILL_S):
-                await exit_watch.wait()
+            if not exit_watch.exited:
+                with anyio.move_on_after(_EXTRA_WAIT_AFTER_KILL_S):
+                    await exit_watch.wait()
             exit_watch.close()
             output.close()
+            if error_output is not None:
+                error_output.close()
             log_file.flush()
             if on_end is not None:
                 on_end(group, process.returncode)
+
+
+async def _start(
+    argv: list[str], cwd: Path, env: dict[str, str], output: int, errors: int
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` as the leader of a new session, its stdout on ``output``, its stderr on
+    ``errors`` (which may be the same descriptor).
+
+    The worker thread is not abandoned when the caller is cancelled meanwhile: a child that was
+    started is always returned, so that the caller ends its group.
+    """
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=errors,
+            start_new_session=True,
+        )
+
+    return await anyio.to_thread.run_sync(start)
 
 
 class _ExitWatch:
@@ -136,7 +172,8 @@ class _ExitWatch:
     def __init__(self, loop: asyncio.AbstractEventLoop, process: subprocess.Popen[bytes]) -> None:
         self._loop = loop
         self._process = process
-        self._exited = anyio.Event()
+        # asyncio's own events: this module works on asyncio's loop anyway, and they cost less per child.
+        self._exited = asyncio.Event()
         self._pidfd: int | None = None
         try:
             self._pidfd = os.pidfd_open(process.pid)
@@ -158,6 +195,10 @@ class _ExitWatch:
         self.close()
         self._exited.set()
 
+    @property
+    def exited(self) -> bool:
+        return self._exited.is_set()
+
     async def wait(self) -> int:
         if self._pidfd is None and not self._exited.is_set():
             # No pidfds on this system: wait in a worker thread instead.
@@ -177,7 +218,11 @@ class _ExitWatch:
 
 
 class _OutputPump:
-    """Copies the child's output to the log and splits it into lines, as the event loop sees it arrive."""
+    """Copies the child's output to the log and splits it into lines, as the event loop sees it arrive.
+
+    With ``whole_lines`` (two pumps sharing one log), the log gets a line only once it is complete,
+    so that a line one stream has not finished is never cut by the other stream's output.
+    """
 
     def __init__(
         self,
@@ -185,13 +230,18 @@ class _OutputPump:
         fd: int,
         log_file: OutputLog,
         on_line: Callable[[str], None],
+        *,
+        whole_lines: bool = False,
     ) -> None:
         self._loop = loop
         self._fd: int | None = fd
         self._log_file = log_file
         self._on_line = on_line
+        self._whole_lines = whole_lines
         self._pending = b""
-        self._done = anyio.Event()
+        # What of `_pending` the log has not had yet (only with whole_lines).
+        self._unlogged = b""
+        self._done = asyncio.Event()
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._on_readable)
 
@@ -204,14 +254,30 @@ class _OutputPump:
         if not chunk:
             self._finish()
             return
-        self._log_file.write(chunk)
+        self._log(chunk)
         self._pending += chunk
         *lines, self._pending = self._pending.split(b"\n")
         for line in lines:
             self._on_line(line.decode("utf-8", errors="replace"))
         if len(self._pending) > _MAX_LINE:
+            self._log_rest()
             self._on_line(self._pending.decode("utf-8", errors="replace"))
             self._pending = b""
+
+    def _log(self, chunk: bytes) -> None:
+        if not self._whole_lines:
+            self._log_file.write(chunk)
+            return
+        self._unlogged += chunk
+        cut = self._unlogged.rfind(b"\n") + 1
+        if cut:
+            self._log_file.write(self._unlogged[:cut])
+            self._unlogged = self._unlogged[cut:]
+
+    def _log_rest(self) -> None:
+        if self._unlogged:
+            self._log_file.write(self._unlogged)
+            self._unlogged = b""
 
     def _finish(self) -> None:
         if self._pending:
@@ -220,10 +286,15 @@ class _OutputPump:
         self.close()
         self._done.set()
 
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
     async def wait(self) -> None:
         await self._done.wait()
 
     def close(self) -> None:
+        self._log_rest()
         if self._fd is not None:
             self._loop.remove_reader(self._fd)
             os.close(self._fd)
@@ -274,6 +345,10 @@ def process_group_alive(group: int) -> bool:
     return True if live is None else group in live
 
 
+# A stat line is at most 52 numbers and a command name of 64 bytes: far less than this.
+_STAT_MAX = 4096
+
+
 class ProcessState(NamedTuple):
     """What /proc/<pid>/stat says of a process that treeflow needs."""
 
@@ -290,10 +365,16 @@ class ProcessState(NamedTuple):
 def process_state(pid: int | str) -> ProcessState | None:
     """The state of process ``pid`` (None if it is gone or unreadable)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
+        # Unbuffered: this runs once per step and for every process of a scan.
+        descriptor = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        stat = os.read(descriptor, _STAT_MAX)
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
     # The command name may hold spaces and parentheses; the fields after its last ')' do not.
     fields = stat[stat.rfind(b")") + 2 :].split()
     if len(fields) <= 19:

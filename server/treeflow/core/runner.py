@@ -227,6 +227,8 @@ class Run:
         self._rng = rng or random.Random()
         self._ports = PortPool()
         self._base_env = {**environ_without_repository(), **workflow.env}
+        # Made once: each step's context walks it, and remaking it per step costs O(steps²).
+        self._needs = {step.id: step.needs for step in workflow.steps.values()}
         step_ids = select_steps(workflow, options.select)
         self.run_id = options.run_id or new_run_id()
         # Each step's result as last made: pending, carried over from an earlier execution, or final.
@@ -432,7 +434,7 @@ class Run:
         context = known
         try:
             if context is None:
-                before = graph.closure(step.needs, {s.id: s.needs for s in self.workflow.steps.values()})
+                before = graph.closure(step.needs, self._needs)
                 context = StepContext(
                     step_id=step.id,
                     needs=matrix.needs_results(step.needs, self.workflow.steps, self._steps),
@@ -458,9 +460,14 @@ class Run:
         out, or skipped after a fail-fast withdrew its request and its condition said so)."""
         assert step.gate is not None
         while True:
+            try:
+                gate = replace(step.gate, message=context.render(step.gate.message))
+            except ExpressionError as exc:
+                self._finish(step.id, StepStatus.FAILED, f"its approval message cannot be evaluated: {exc}")
+                return None
             with anyio.CancelScope() as self._gate_scopes[step.id]:
                 note = functools.partial(self._note_approval, step.id)
-                approval = await self._gatekeeper.pass_gate(step.id, step.gate, note)
+                approval = await self._gatekeeper.pass_gate(step.id, gate, note)
             withdrawn = self._gate_scopes.pop(step.id).cancelled_caught
             if not withdrawn:
                 break

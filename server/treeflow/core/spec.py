@@ -341,7 +341,7 @@ class _Parser(SpecReader):
         written_loop = self.optional(fields, "on_failure", lambda n: read_on_failure(self, n, what))
         if written_loop is not None:
             self.fix_loops[step_id] = written_loop
-        for key in (*(key for key in fields if key in kinds.KINDS), "env"):
+        for key in (*(key for key in fields if key in kinds.KINDS), "env", "approve"):
             if key in fields:
                 self.expressions.templates(step_id, fields[key], f"{what}: {key}")
         step = Step(

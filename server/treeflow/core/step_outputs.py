@@ -14,6 +14,7 @@ so it is never part of a step's work, whether or not the step has a worktree).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,6 +46,9 @@ def read_outputs(path: Path) -> dict[str, str]:
     """The outputs in ``path``; none when it is gone. Raises OutputsError, or OSError when it
     cannot be read."""
     try:
+        # Most steps write no outputs: an empty file is known from its size alone.
+        if os.stat(path).st_size == 0:
+            return {}
         with path.open("rb") as file:
             data = file.read(MAX_OUTPUT_BYTES + 1)
     except FileNotFoundError:

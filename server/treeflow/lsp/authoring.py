@@ -207,7 +207,19 @@ class _Units:
         return converted.line, converted.character
 
     def range(self, server_range: types.Range) -> types.Range:
+        start, end = server_range.start, server_range.end
+        if self._ascii(start.line) and self._ascii(end.line):
+            # Every encoding counts an ASCII character as one unit, as the server does: only the end
+            # of the line bounds a column (pygls' conversion sums the line's units for each column,
+            # the most of the time a completion list with two hundred step ids takes).
+            return types.Range(self._within_line(start), self._within_line(end))
         return self._codec.range_to_client_units(self._lines, server_range)
+
+    def _ascii(self, line: int) -> bool:
+        return 0 <= line < len(self._lines) and self._lines[line].isascii()
+
+    def _within_line(self, position: types.Position) -> types.Position:
+        return types.Position(position.line, min(position.character, len(self._lines[position.line])))
 
     def symbols(self, symbols: Sequence[types.DocumentSymbol]) -> None:
         for symbol in symbols:

@@ -1,34 +1,49 @@
-"""Workflow files open in the editor: diagnostics and code lenses, from the same parser as the CLI."""
+"""Workflow files open in the editor: diagnostics and code lenses, from the same parser as the CLI.
+
+A change to a file brings both a check (diagnostics) and a request for its code lenses: they share
+one parse of each text.
+"""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from lsprotocol import types
 
 from treeflow.core.matrix import matrix_steps
+from treeflow.core.model import Workflow
 from treeflow.core.spec import WorkflowError, parse_workflow
 from treeflow.core.spec_fix_loop import fixer_ids
+from treeflow.core.spec_reader import SpecError
 
 RUN_COMMAND = "treeflow.run"
 
 
 def diagnostics(text: str, path: Path) -> list[types.Diagnostic]:
     """What `treeflow validate` would say about ``text``, at the same lines and columns."""
+    parsed = _parsed(text, path)
+    if isinstance(parsed, Workflow):
+        return []
+    lines = text.splitlines()
+    return [
+        types.Diagnostic(
+            range=_range_at(lines, error.line - 1, error.column - 1),
+            message=error.message,
+            severity=types.DiagnosticSeverity.Error,
+            source="treeflow",
+        )
+        for error in parsed
+    ]
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(text: str, path: Path) -> Workflow | tuple[SpecError, ...]:
+    """The workflow in ``text``, or the problems that keep it from being one."""
     try:
-        parse_workflow(text, path)
+        return parse_workflow(text, path)
     except WorkflowError as exc:
-        lines = text.splitlines()
-        return [
-            types.Diagnostic(
-                range=_range_at(lines, error.line - 1, error.column - 1),
-                message=error.message,
-                severity=types.DiagnosticSeverity.Error,
-                source="treeflow",
-            )
-            for error in exc.errors
-        ]
-    return []
+        return tuple(exc.errors)
 
 
 def _range_at(lines: list[str], line: int, column: int) -> types.Range:
@@ -43,9 +58,8 @@ def _range_at(lines: list[str], line: int, column: int) -> types.Range:
 
 def code_lenses(text: str, path: Path, uri: str) -> list[types.CodeLens]:
     """ "Run workflow" on the first line and "Run step <id>" on each step; none for a broken file."""
-    try:
-        workflow = parse_workflow(text, path)
-    except WorkflowError:
+    workflow = _parsed(text, path)
+    if not isinstance(workflow, Workflow):
         return []
     whole = types.Range(types.Position(0, 0), types.Position(0, 0))
     lenses = [

@@ -7,6 +7,7 @@
 - `initialize`: the client's `initializationOptions` (`InitializationOptions` in treeflow.lsp.protocol)
 - `textDocument/didOpen`, `didChange`, `didClose`: diagnostics for workflow files the client has open
 - `textDocument/codeLens`: "Run workflow" and "Run step <id>", for open workflow files of the workspace
+- `textDocument/codeAction`: quick fixes for "did you mean" diagnostics (treeflow.lsp.quick_fixes)
 - completion, hover, step ids, symbols, folding and selection ranges: treeflow.lsp.authoring
 
 What the server reads for a client is bounded by treeflow.lsp.scope: a run only for a file inside
@@ -40,6 +41,9 @@ from pygls.uris import from_fs_path, to_fs_path
 from treeflow.lsp import authoring
 from treeflow.lsp.server import TreeflowServer
 from treeflow.quoting import quoted
+
+# How long diagnostics wait after a change, for the requests the same keystroke sent.
+CHECK_AFTER_CHANGE_S = 0.03
 
 if TYPE_CHECKING:
     from pygls.workspace import TextDocument
@@ -296,17 +300,18 @@ def register(server: TreeflowServer) -> None:
     def did_open(ls: TreeflowServer, params: types.DidOpenTextDocumentParams) -> None:
         _publish(ls, params.text_document.uri)
 
-    # Documents whose diagnostics wait for the messages already received to be handled.
+    # Documents whose diagnostics are due once the messages that follow their change are handled.
     publishing: set[str] = set()
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: TreeflowServer, params: types.DidChangeTextDocumentParams) -> None:
-        # A completion request sent with a keystroke is answered before the file is checked, and a
-        # burst of changes is checked once, as it stands after the last of them.
+        # A completion request sent with a keystroke is answered before the file is checked (the
+        # check reads the whole file), even when it arrives a moment after the change, and a burst
+        # of changes is checked once, as it stands after the last of them.
         uri = params.text_document.uri
         if uri not in publishing:
             publishing.add(uri)
-            asyncio.get_running_loop().call_soon(publish_latest, ls, uri)
+            asyncio.get_running_loop().call_later(CHECK_AFTER_CHANGE_S, publish_latest, ls, uri)
 
     def publish_latest(ls: TreeflowServer, uri: str) -> None:
         publishing.discard(uri)
@@ -328,6 +333,19 @@ def register(server: TreeflowServer) -> None:
         from treeflow.lsp.documents import code_lenses
 
         return code_lenses(document.source, Path(document.path), uri)
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+    )
+    def code_action(ls: TreeflowServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+        uri = params.text_document.uri
+        document = _open_workflow(ls, uri)
+        if document is None:
+            return []
+        from treeflow.lsp.quick_fixes import quick_fixes
+
+        return quick_fixes(uri, document.lines, params.context.diagnostics)
 
     authoring.register(server, _open_workflow)
 
@@ -434,7 +452,7 @@ def _workflow_files(ls: TreeflowServer) -> list[Path]:
 
 
 def _describe_workflow(ls: TreeflowServer, path: Path) -> WorkflowInfo:
-    from treeflow.core.matrix import written_ids
+    from treeflow.core.matrix import written_id, written_ids
     from treeflow.core.spec import WorkflowError, load_workflow
     from treeflow.core.spec_fix_loop import fixer_ids
     from treeflow.lsp.protocol import WorkflowInfo
@@ -451,4 +469,10 @@ def _describe_workflow(ls: TreeflowServer, path: Path) -> WorkflowInfo:
     # runs only inside the fix loops of the steps it fixes, is not offered.
     fixers = fixer_ids(workflow.steps)
     steps = [step_id for step_id in written_ids(workflow.steps) if step_id not in fixers]
-    return WorkflowInfo(uri=uri, name=workflow.name, steps=steps, errors=[])
+    needs: dict[str, list[str]] = {}
+    for step_id, step in workflow.steps.items():
+        if written_id(step_id) in fixers:
+            continue
+        needed = needs.setdefault(written_id(step_id), [])
+        needed.extend(need for need in written_ids(step.needs) if need not in needed)
+    return WorkflowInfo(uri=uri, name=workflow.name, steps=steps, errors=[], needs=needs)

@@ -11,6 +11,7 @@ Positions are 0-based (line, column) pairs, columns in code points, as the YAML 
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ Position = tuple[int, int]
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Each repair is a whole scan again; a file broken in more places than this is read up to the rest.
 _MAX_REPAIRS = 8
+# The open collections are kept every so many tokens, so that a request walks at most these again.
+_CHECKPOINT_TOKENS = 64
 
 
 class Role(Enum):
@@ -82,13 +85,44 @@ class Frame:
     def child_path(self) -> tuple[str, ...]:
         return (*self.path, self.key) if self.mapping and self.key is not None else self.path
 
+    def copy(self) -> Frame:
+        return Frame(
+            self.path,
+            self.mapping,
+            self.flow,
+            self.column,
+            self.indentless,
+            self.key,
+            self.key_line,
+            self.expects_key,
+            self.entry_start,
+        )
+
+
+class _Checkpoint(NamedTuple):
+    """The walk's state before the token at ``token_index``."""
+
+    token_index: int
+    frames: tuple[Frame, ...]
+    last_end: Position
+
 
 class Outline:
     """What was read of one text, with the look-ups the editor's requests make, each prepared once."""
 
-    def __init__(self, text: str, tokens: list[yaml.Token], walk: _Walk) -> None:
+    def __init__(
+        self, text: str, tokens: list[yaml.Token], walk: _Walk, checkpoints: list[_Checkpoint]
+    ) -> None:
         self.lines = tuple(text.splitlines())
         self.tokens = tuple(tokens)
+        self._checkpoints = tuple(checkpoints)
+        # The furthest start of any token up to each one: non-decreasing, so searchable, and the
+        # first to reach a position is the first token that starts there or beyond.
+        self._reach: list[Position] = []
+        furthest: Position = (-1, -1)
+        for token in tokens:
+            furthest = max(furthest, (token.start_mark.line, token.start_mark.column))
+            self._reach.append(furthest)
         self.scalars = tuple(walk.scalars)
         self.entries = tuple(walk.entries)
         self.steps: dict[str, Scalar] = {}
@@ -131,11 +165,12 @@ class Outline:
         return self._values.get(path)
 
     def frames_at(self, at: Position) -> list[Frame]:
-        """The collections open just before ``at``, outermost first."""
-        walk = _Walk()
-        for token in self.tokens:
-            if (token.start_mark.line, token.start_mark.column) >= at:
-                break
+        """The collections open just before ``at``, outermost first: the walk over the tokens that
+        start before ``at``, taken up from the last checkpoint on the way."""
+        stop = bisect.bisect_left(self._reach, at)
+        checkpoint = self._checkpoints[stop // _CHECKPOINT_TOKENS]
+        walk = _Walk.resume(checkpoint)
+        for token in self.tokens[checkpoint.token_index : stop]:
             walk.take(token)
         return walk.frames
 
@@ -148,10 +183,15 @@ def read_outline(text: str) -> Outline:
     """
     tokens = _scan(text) if len(text) <= MAX_WORKFLOW_BYTES else []
     walk = _Walk()
-    for token in tokens:
+    checkpoints: list[_Checkpoint] = []
+    for index, token in enumerate(tokens):
+        if index % _CHECKPOINT_TOKENS == 0:
+            checkpoints.append(walk.checkpoint(index))
         walk.take(token)
+    if len(tokens) % _CHECKPOINT_TOKENS == 0:
+        checkpoints.append(walk.checkpoint(len(tokens)))
     walk.finish()
-    return Outline(text, tokens, walk)
+    return Outline(text, tokens, walk, checkpoints)
 
 
 def _scan(text: str) -> list[yaml.Token]:
@@ -188,6 +228,16 @@ class _Walk:
         self.scalars: list[Scalar] = []
         self.entries: list[Entry] = []
         self._last_end: Position = (0, 0)
+
+    def checkpoint(self, token_index: int) -> _Checkpoint:
+        return _Checkpoint(token_index, tuple(frame.copy() for frame in self.frames), self._last_end)
+
+    @classmethod
+    def resume(cls, checkpoint: _Checkpoint) -> _Walk:
+        walk = cls()
+        walk.frames = [frame.copy() for frame in checkpoint.frames]
+        walk._last_end = checkpoint.last_end
+        return walk
 
     def take(self, token: yaml.Token) -> None:
         handle = self._handlers.get(type(token))

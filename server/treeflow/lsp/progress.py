@@ -11,6 +11,7 @@ when it is sent, never pieced together from events.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from treeflow.core.events import (
     ApprovalDecided,
     ApprovalRequested,
     Event,
+    OutputStream,
     ProcessEnded,
     ProcessStarted,
     RunFinished,
@@ -71,7 +73,9 @@ class Client:
 
 @dataclass
 class _StepLog:
-    lines: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES_PER_STEP))
+    lines: deque[tuple[OutputStream, str]] = field(
+        default_factory=lambda: deque(maxlen=MAX_LOG_LINES_PER_STEP)
+    )
     dropped: int = 0
 
 
@@ -153,7 +157,7 @@ class RunReporter:
                 log = self._logs.setdefault(event.step_id, _StepLog())
                 if len(log.lines) == log.lines.maxlen:
                     log.dropped += 1
-                log.lines.append(event.line)
+                log.lines.append((event.stream, event.line))
                 self._dirty.set()
             case (
                 StepStarted()
@@ -249,8 +253,12 @@ class RunReporter:
                 continue
             lines = list(log.lines)
             if log.dropped:
-                lines.insert(0, f"[treeflow: {log.dropped} earlier lines not shown here; see the step's log]")
+                notice = f"[treeflow: {log.dropped} earlier lines not shown here; see the step's log]"
+                lines.insert(0, (OutputStream.STDOUT, notice))
             log.lines.clear()
             log.dropped = 0
-            text = "\n".join(lines) + "\n"
-            self._client.notify(LOG, to_json(LogParams(run_id=run_id, step_id=step_id, text=text)))
+            # One notification per stretch of lines from the same stream, in the order they came.
+            for stream, stretch in itertools.groupby(lines, key=lambda item: item[0]):
+                text = "\n".join(line for _, line in stretch) + "\n"
+                params = LogParams(run_id=run_id, step_id=step_id, text=text, stream=stream)
+                self._client.notify(LOG, to_json(params))

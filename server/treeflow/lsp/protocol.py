@@ -22,6 +22,7 @@ from cattrs.errors import ClassValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from treeflow.core.apply import ApplyMode, ApplyOutcome, ConflictPolicy
+from treeflow.core.events import OutputStream
 from treeflow.core.gates import Channel, Decision
 from treeflow.core.model import ChangeStatus, RunResult, RunStatus, StepStatus
 
@@ -53,6 +54,7 @@ __all__ = [
     "InitWorkflowResult",
     "InitializationOptions",
     "LogParams",
+    "OutputStream",
     "ReadFileArgs",
     "ResumeArgs",
     "RoundState",
@@ -177,6 +179,8 @@ class WorkflowInfo:
     name: str
     steps: list[str]
     errors: list[str]
+    # What each step needs, by the ids written in the file; empty for a workflow with errors.
+    needs: dict[str, list[str]] = attrs.field(factory=dict)
 
 
 # The run object
@@ -323,11 +327,12 @@ class RunUpdatedParams:
 
 @attrs.frozen
 class LogParams:
-    """`treeflow/log`: whole lines of one step's output."""
+    """`treeflow/log`: whole lines of one step's output, all from one stream."""
 
     run_id: str
     step_id: str
     text: str
+    stream: OutputStream = OutputStream.STDOUT
 
 
 # Reviewing and applying a run's work: the same semantics as `treeflow diff`, `apply`, `discard`

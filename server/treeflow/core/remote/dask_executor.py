@@ -223,6 +223,7 @@ class DaskExecutor:
         on_start: OnProcessStart,
         on_end: OnProcessEnd,
         kill_grace_s: float,
+        on_error_line: Callable[[str], None] | None = None,
     ) -> int:
         session = self._sessions.get(cwd)
         if session is None:
@@ -235,7 +236,10 @@ class DaskExecutor:
                 on_start=on_start,
                 on_end=on_end,
                 kill_grace_s=kill_grace_s,
+                on_error_line=on_error_line,
             )
+        # A remote command's output comes back as its log's bytes, stderr and stdout as they
+        # interleaved there, so every line of it reaches `on_line`.
         return await self._run_remote(session, command, env, log, on_line, kill_grace_s)
 
     def file_watcher(self) -> FileWatcher:
