@@ -3,6 +3,7 @@ needs, the TLS rule for schedulers elsewhere, and a clear word when `distributed
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -88,6 +89,28 @@ def test_the_command_line_refuses_a_plain_tcp_scheduler_elsewhere(repo: Path) ->
     assert done.returncode == EXIT_USAGE
     assert "without TLS" in done.stderr and "--insecure" in done.stderr
     assert git(repo, "branch", "--list", "treeflow/*") == ""
+
+
+def test_a_tls_scheduler_without_certificates_is_refused_naming_the_settings(
+    repo: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("distributed")
+    (repo / "treeflow.yml").write_text(ONE_STEP)
+    # No Dask configuration at all: none in the environment, none under this HOME.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DASK_")}
+    done = subprocess.run(
+        [*TREEFLOW, "run", "--executor", "dask", "--dask-scheduler", "tls://127.0.0.1:1"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "HOME": str(tmp_path), "DASK_CONFIG": str(tmp_path / "dask")},
+    )
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert "cannot reach the Dask scheduler at tls://127.0.0.1:1" in done.stderr
+    assert "DASK_DISTRIBUTED__COMM__TLS__CA_FILE" in done.stderr
+    assert "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT" in done.stderr
+    assert "Traceback" not in done.stderr and "never awaited" not in done.stderr
 
 
 def test_without_distributed_the_dask_executor_says_how_to_install_it(repo: Path, tmp_path: Path) -> None:

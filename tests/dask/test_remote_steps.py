@@ -238,3 +238,25 @@ def test_a_cancelled_remote_step_keeps_the_exit_status_it_was_stopped_with_as_a_
         assert slow["status"] == "cancelled"
         codes[where] = slow["exit_code"]
     assert codes == {"local": -signal.SIGTERM, "remote": -signal.SIGTERM}
+
+
+def pack_bytes(cache: Path) -> int:
+    return sum(pack.stat().st_size for pack in cache.glob("*/repo.git/objects/pack/*.pack"))
+
+
+def test_a_new_base_travels_as_only_what_the_worker_lacks(repo: Path, local_cluster: Cluster) -> None:
+    # Random bytes, so that no compression makes a second full copy look small.
+    (repo / "large.bin").write_bytes(os.urandom(2_000_000))
+    git(repo, "add", "large.bin")
+    write_workflow(repo, "steps:\n  one: {run: 'echo one > one.txt'}\n")
+    dask = ("--executor", "dask", "--dask-scheduler", local_cluster.address)
+    run_result(repo, *dask)
+    (repo / "small.txt").write_text("a new base\n")
+    git(repo, "add", "small.txt")
+    git(repo, "commit", "--quiet", "-m", "a new base")
+    before = pack_bytes(local_cluster.cache)
+
+    result = run_result(repo, *dask)
+
+    assert git(repo, "show", f"{result['result_branch']}:small.txt") == "a new base"
+    assert pack_bytes(local_cluster.cache) - before < 200_000

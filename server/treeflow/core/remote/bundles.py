@@ -12,7 +12,7 @@ from pathlib import Path
 
 import anyio
 
-from treeflow.core.git import Repository, git
+from treeflow.core.git import GitError, Repository, git, run_git
 from treeflow.core.remote.messages import ShippedFile
 from treeflow.core.setup_copy import copied_files
 
@@ -24,26 +24,45 @@ def repository_key(repo: Repository) -> str:
     return hashlib.sha256(where.encode()).hexdigest()[:24]
 
 
-async def bundle_commits(repo: Repository, cwd: Path, ref: str, since: str | None = None) -> bytes:
-    """A bundle of what ``ref`` points at and its history (only what ``since`` lacks, when given)."""
+async def bundle_commits(repo: Repository, cwd: Path, ref: str, *since: str) -> bytes:
+    """A bundle of what ``ref`` points at and its history (only what the ``since`` commits lack,
+    when given: the receiver must have them)."""
     path = await anyio.to_thread.run_sync(_scratch, repo)
     try:
-        await git(cwd, "bundle", "create", "--quiet", str(path), ref, *([f"^{since}"] if since else []))
+        await git(cwd, "bundle", "create", "--quiet", str(path), ref, *(f"^{commit}" for commit in since))
         return await anyio.to_thread.run_sync(path.read_bytes)
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_remove, path)
 
 
-async def bundle_commit(repo: Repository, commit: str, name: str) -> bytes:
-    """A bundle of ``commit`` and its history, carried by a ref ``name`` made for it meanwhile."""
+async def bundle_commit(repo: Repository, commit: str, name: str, since: tuple[str, ...] = ()) -> bytes:
+    """A bundle of ``commit`` and its history (only what the ``since`` commits lack), carried by a
+    ref ``name`` made for it meanwhile. Of ``since``, only commits this repository has count; when
+    they already hold all of ``commit``, the bundle has all of its history."""
     ref = f"refs/treeflow/ship/{name}"
     await git(repo.root, "update-ref", ref, commit)
     try:
-        return await bundle_commits(repo, repo.root, ref)
+        present = await _present_commits(repo, since)
+        try:
+            return await bundle_commits(repo, repo.root, ref, *present)
+        except GitError:
+            if not present:
+                raise
+            # Nothing left to send beyond them (git refuses an empty bundle): send it all.
+            return await bundle_commits(repo, repo.root, ref)
     finally:
         with anyio.CancelScope(shield=True):
             await git(repo.root, "update-ref", "-d", ref, commit)
+
+
+async def _present_commits(repo: Repository, commits: tuple[str, ...]) -> list[str]:
+    if not commits:
+        return []
+    asked = "".join(f"{commit}^{{commit}}\n" for commit in commits).encode()
+    code, out, _ = await run_git(repo.root, "cat-file", "--batch-check=%(objectname)", input=asked)
+    found = set(out.split()) if code == 0 else set()
+    return [commit for commit in commits if commit in found]
 
 
 async def take_work(repo: Repository, worktree: Path, start: str, commit: str, bundle: bytes) -> None:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from treeflow.core.executor import Executor, LocalExecutor
 from treeflow.core.git import Repository
 from treeflow.core.model import EXECUTORS, Step, Workflow
-from treeflow.core.workspace import Workspace
+from treeflow.core.workspace import RunRefusal, Workspace
 
 EXECUTOR_VARIABLE = "TREEFLOW_EXECUTOR"
 SCHEDULER_VARIABLE = "TREEFLOW_DASK_SCHEDULER"
@@ -31,6 +31,11 @@ class ExecutorRefused(ValueError):
 
 class ExecutorUnavailable(ExecutorRefused):
     """The executor asked for needs a package that is not installed; the message says how to get it."""
+
+
+class SchedulerUnreachable(RunRefusal, ExecutorRefused):
+    """The Dask scheduler cannot be reached (or not with the certificates Dask's configuration
+    holds): the run is refused before any step starts, as a choice of executor that cannot be used."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from distributed import Client, Future, KilledWorker
+from distributed import Client, Future, KilledWorker, Security
 from distributed.client import FutureCancelledError
 
 T = TypeVar("T")
@@ -46,7 +46,10 @@ class Cluster:
 
     @classmethod
     async def connect(cls, address: str, timeout_s: float) -> Cluster:
-        """Raises OSError or TimeoutError when the scheduler cannot be reached."""
+        """Raises OSError or TimeoutError when the scheduler cannot be reached, a `tls://` one
+        without the certificates for it in Dask's configuration included."""
+        if address.startswith("tls://"):
+            _check_client_certificates()
         client = await Client(address, asynchronous=True, timeout=timeout_s)  # type: ignore[no-untyped-call]
         return cls(client)
 
@@ -109,3 +112,21 @@ class Cluster:
 
     async def close(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call]
+
+
+_CLIENT_TLS_KEYS = (
+    ("ca_file", "distributed.comm.tls.ca-file", "DASK_DISTRIBUTED__COMM__TLS__CA_FILE"),
+    ("cert", "distributed.comm.tls.client.cert", "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT"),
+)
+
+
+def _check_client_certificates() -> None:
+    """Dask, given no certificates for a `tls://` address, fails deep in its connection code with
+    a TypeError; say instead which setting is missing."""
+    tls = Security().get_tls_config_for_role("client")  # type: ignore[no-untyped-call]
+    missing = [f"{key} ({variable})" for field, key, variable in _CLIENT_TLS_KEYS if not tls.get(field)]
+    if missing:
+        raise OSError(
+            "a tls:// scheduler needs the certificate authority and a client certificate (with its "
+            f"key) in Dask's configuration, which has no {' and no '.join(missing)}"
+        )

@@ -49,11 +49,11 @@ from treeflow.core.remote.bundles import (
     repository_key,
     take_work,
 )
-from treeflow.core.remote.choice import ExecutorChoice
+from treeflow.core.remote.choice import ExecutorChoice, SchedulerUnreachable
 from treeflow.core.remote.cluster import Cluster, Task, TaskLost
 from treeflow.core.remote.messages import OUTPUT, STARTED, RemoteCommand, RemoteResult, ShippedFile
 from treeflow.core.watch import FileWatcher
-from treeflow.core.workspace import RunRefusal, StepPlace, Warn
+from treeflow.core.workspace import StepPlace, Warn
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class DaskExecutor:
         self._client: Cluster | None = None
         self._topic = ""
         self._base: str | None = None
-        self._base_bundle: bytes | None = None
+        self._base_bundles: dict[tuple[str, ...], bytes] = {}
         self._base_held: dict[str, Task] = {}
         self._base_lock = anyio.Lock()
         self._identity: dict[str, str] = {}
@@ -183,7 +183,7 @@ class DaskExecutor:
             with anyio.fail_after(_CONNECT_TIMEOUT_S + 5):
                 self._client = await Cluster.connect(address, _CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
-            raise RunRefusal(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+            raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
         self._topic = f"treeflow-{run.run_id}"
         self._client.subscribe(self._topic, self._on_message)
         self._client.subscribe("all", self._on_cluster_event)
@@ -332,7 +332,7 @@ class DaskExecutor:
                     break
                 # Once per worker and run: the commits the run starts from.
                 worker = result.worker
-                bundles = [await self._base_on(worker), *delta]
+                bundles = [await self._base_on(worker, result.known_bases), *delta]
                 request = replace(base_request, call=f"{call}-b", carries_base=True)
                 self._followers[request.call] = follower
                 session.calls.add(request.call)
@@ -458,16 +458,20 @@ class DaskExecutor:
             return []
         return [await bundle_commits(self._repo, place.cwd, f"refs/heads/{place.work_branch}", self._base)]
 
-    async def _base_on(self, worker: str) -> Task:
-        """The run's base, bundled once per run and held on ``worker`` for its tasks to take."""
+    async def _base_on(self, worker: str, known: tuple[str, ...]) -> Task:
+        """The run's base, held on ``worker`` for its tasks to take: bundled without what the
+        ``known`` bases on its machine already hold (once per run for each such set)."""
         client = self._connected()
         async with self._base_lock:
-            if self._base_bundle is None:
-                assert self._base is not None
-                self._base_bundle = await bundle_commit(self._repo, self._base, self._topic)
             held = self._base_held.get(worker)
             if held is None:
-                held = self._base_held[worker] = await client.scatter(self._base_bundle, worker)
+                bundle = self._base_bundles.get(known)
+                if bundle is None:
+                    assert self._base is not None
+                    bundle = self._base_bundles[known] = await bundle_commit(
+                        self._repo, self._base, self._topic, known
+                    )
+                held = self._base_held[worker] = await client.scatter(bundle, worker)
             return held
 
     def _shipped_env(self, step: Step, env: Mapping[str, str]) -> dict[str, str]:

@@ -64,6 +64,9 @@ class RemoteResult:
     error: str | None = None  # why the work could not be committed on the worker, if it could not
     needs_base: bool = False  # nothing ran: the worker has not got the run's base yet
     group: int | None = None  # the command's process group on the worker, once it started
+    # With ``needs_base``: earlier bases the worker's machine has, newest first, so that the base
+    # can travel as only what they lack.
+    known_bases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

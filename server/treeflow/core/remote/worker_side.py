@@ -225,8 +225,13 @@ async def _run_in_session(
     await cache.ensure()
     if not await cache.has_commit(request.start):
         if request.base is not None and not request.carries_base and not await cache.has_commit(request.base):
-            return RemoteResult(address, 0, request.start, request.start, None, 0, needs_base=True)
+            known = await cache.known_bases()
+            return RemoteResult(
+                address, 0, request.start, request.start, None, 0, needs_base=True, known_bases=known
+            )
         await cache.receive(bundles)
+        if request.carries_base and request.base is not None:
+            await cache.keep_base(request.base)
     path, fresh = await cache.worktree(request.session, request.start)
     if not fresh and await git(path, "rev-parse", "HEAD") != request.start:
         # The coordinator moved on without this worktree (its answer was lost): start it anew.
