@@ -34,7 +34,7 @@ export function createWorkspace(dir, pidFile) {
   );
   fs.writeFileSync(
     path.join(dir, '.treeflow', 'broken.yml'),
-    ['name: broken', 'steps:', '  fine: {run: "true"}', '  oops: {run: "echo about to fail; exit 3"}', ''].join('\n'),
+    ['name: broken', 'steps:', '  fine: {run: "true"}', '  oops: {run: "echo about to fail; exit 3", needs: [fine]}', ''].join('\n'),
   );
   fs.writeFileSync(path.join(dir, 'README.md'), '# e2e workspace\n');
   const git = (...args) => execFileSync('git', args, { cwd: dir, env: { ...process.env, ...GIT_IDENTITY }, stdio: 'pipe' });
