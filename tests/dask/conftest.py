@@ -51,14 +51,14 @@ def _end(processes: list[subprocess.Popen[bytes]]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="module")
-def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+@contextlib.contextmanager
+def started_cluster(folder: Path, workers: int) -> Iterator[tuple[Cluster, subprocess.Popen[bytes]]]:
+    """A `LocalCluster` of ``workers`` worker processes in a process group of its own, ended on exit."""
     pytest.importorskip("distributed")
-    folder = tmp_path_factory.mktemp("local-cluster")
     address = folder / "address"
     with (folder / "cluster.log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.dask.local_cluster", str(address), "2"],
+            [sys.executable, "-m", "tests.dask.local_cluster", str(address), str(workers)],
             cwd=ROOT,
             env=_environment(folder / "cache"),
             stdout=subprocess.DEVNULL,
@@ -68,9 +68,15 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
     try:
         wait_until(lambda: has_text(address) or process.poll() is not None, "the cluster", timeout_s=60)
         assert process.poll() is None, (folder / "cluster.log").read_text()
-        yield Cluster(address.read_text().strip(), folder / "cache")
+        yield Cluster(address.read_text().strip(), folder / "cache"), process
     finally:
         _end([process])
+
+
+@pytest.fixture(scope="module")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with started_cluster(tmp_path_factory.mktemp("local-cluster"), 2) as (cluster, _):
+        yield cluster
 
 
 @pytest.fixture(scope="module")

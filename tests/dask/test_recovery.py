@@ -9,16 +9,15 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import git
-from tests.dask.conftest import ROOT, Cluster, _end, _environment
+from tests.dask.conftest import Cluster, _end, started_cluster
 from tests.dask.test_remote_steps import TREEFLOW, treeflow, write_workflow
-from tests.helpers import has_text, wait_until
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.dask, pytest.mark.slow]
 
@@ -28,24 +27,8 @@ def own_cluster(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Cluster, subprocess.Popen[bytes]]]:
     """A `LocalCluster` of one worker process that the test may stop."""
-    pytest.importorskip("distributed")
-    folder = tmp_path_factory.mktemp("own-cluster")
-    address = folder / "address"
-    with (folder / "cluster.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.dask.local_cluster", str(address), "1"],
-            cwd=ROOT,
-            env=_environment(folder / "cache"),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
-    try:
-        wait_until(lambda: has_text(address) or process.poll() is not None, "the cluster", timeout_s=60)
-        assert process.poll() is None, (folder / "cluster.log").read_text()
-        yield Cluster(address.read_text().strip(), folder / "cache"), process
-    finally:
-        _end([process])
+    with started_cluster(tmp_path_factory.mktemp("own-cluster"), 1) as started:
+        yield started
 
 
 def remote_row(repo: Path) -> tuple[str, str, str] | None:
