@@ -20,7 +20,6 @@ from treeflow.core import journal
 from treeflow.core.gatekeeper import NotWaiting, decide
 from treeflow.core.gates import Approval, Channel
 from treeflow.core.git import NotARepository, Repository, open_repository
-from treeflow.core.git_workspace import WorkspaceError
 from treeflow.core.journal import JournalUnavailable
 from treeflow.core.model import RunResult, RunStatus, Workflow
 from treeflow.core.recovery import recover
@@ -35,6 +34,7 @@ from treeflow.core.service import (
     start_run,
 )
 from treeflow.core.spec import load_workflow
+from treeflow.core.workspace import RunRefusal
 from treeflow.lsp.progress import Client, RunReporter
 from treeflow.lsp.protocol import RunPayload, run_payload
 
@@ -173,7 +173,7 @@ class Supervisor:
                     pumping.start_soon(reporter.pump)
                     try:
                         await supervised.started.execute()
-                    except WorkspaceError as exc:
+                    except RunRefusal as exc:
                         supervised.error = str(exc)
                         log.error("run %s of %s refused: %s", run_id, run.workflow.path, exc)
                     finally:
