@@ -260,3 +260,46 @@ def test_a_new_base_travels_as_only_what_the_worker_lacks(repo: Path, local_clus
 
     assert git(repo, "show", f"{result['result_branch']}:small.txt") == "a new base"
     assert pack_bytes(local_cluster.cache) - before < 200_000
+
+
+@pytest.mark.anyio
+async def test_work_that_cannot_be_taken_in_here_stays_on_its_worker_and_the_step_says_where(
+    repo: Path, local_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from treeflow.core.events import NullSink
+    from treeflow.core.git import open_repository
+    from treeflow.core.model import StepStatus
+    from treeflow.core.remote import dask_executor
+    from treeflow.core.remote.choice import ExecutorChoice
+    from treeflow.core.service import start_run
+    from treeflow.core.spec import load_workflow
+
+    async def no_room(*args: object) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(dask_executor, "take_work", no_room)
+    write_workflow(repo, "steps:\n  a: {run: 'echo made > made.txt'}\n")
+    started = start_run(
+        await open_repository(repo),
+        load_workflow(repo / "treeflow.yml"),
+        NullSink(),
+        executor=ExecutorChoice("dask", local_cluster.address),
+    )
+    try:
+        result = await started.execute()
+    finally:
+        await started.close()
+
+    step = result.steps["a"]
+    assert step.status is StepStatus.FAILED
+    assert step.error is not None and "no space left on device" in step.error
+    assert "its work stays on Dask worker tcp://127.0.0.1:" in step.error
+    kept = [
+        (cache, ref)
+        for cache in local_cluster.cache.glob("*/repo.git")
+        for ref in git(cache, "for-each-ref", "--format=%(refname)", "refs/treeflow/sessions/").splitlines()
+        if ref.split("/")[-1] in step.error
+    ]
+    assert len(kept) == 1, kept
+    [(cache, session_ref)] = kept
+    assert git(cache, "show", f"{session_ref}:made.txt") == "made"

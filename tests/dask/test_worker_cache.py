@@ -3,6 +3,7 @@ moved to that step's start commit without checking out again the files that did 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,25 @@ async def test_two_steps_at_once_get_worktrees_of_their_own(repo: Path, tmp_path
     await cache.release("two")
     listed = git(cache.repo, "worktree", "list", "--porcelain")
     assert listed.count("worktree ") == 3  # the bare repository and the two waiting in the pool
+
+
+async def test_a_pooled_worktree_git_no_longer_takes_is_dropped_and_the_step_gets_a_new_one(
+    repo: Path, tmp_path: Path
+) -> None:
+    first, second = two_commits(repo)
+    cache = await cache_with(repo, tmp_path)
+    await cache.worktree("earlier", first)
+    await cache.release("earlier")
+    # As a worker killed while it pooled the worktree may leave it: a folder git no longer knows.
+    [pooled] = list(cache.pool.iterdir())
+    admin = Path((pooled / ".git").read_text().removeprefix("gitdir:").strip())
+    shutil.rmtree(admin)
+
+    path, fresh = await cache.worktree("next", second)
+
+    assert fresh
+    assert git(path, "rev-parse", "HEAD") == second
+    assert not pooled.exists()
+    await cache.release("next")
+    path, _ = await cache.worktree("after", first)
+    assert git(path, "rev-parse", "HEAD") == first

@@ -52,6 +52,7 @@ from treeflow.core.remote.bundles import (
 from treeflow.core.remote.choice import ExecutorChoice, SchedulerUnreachable
 from treeflow.core.remote.cluster import Cluster, Task, TaskLost
 from treeflow.core.remote.messages import OUTPUT, STARTED, RemoteCommand, RemoteResult, ShippedFile
+from treeflow.core.remote.worker_cache import session_ref
 from treeflow.core.watch import FileWatcher
 from treeflow.core.workspace import StepPlace, Warn
 
@@ -153,6 +154,8 @@ class _Session:
     worker: str | None = None
     calls: set[str] = field(default_factory=set)
     name: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # A command went to a worker and its work has not arrived here: the worker must keep it.
+    unfetched: bool = False
 
 
 class DaskExecutor:
@@ -308,6 +311,7 @@ class DaskExecutor:
             log_file, on_line, lambda worker: tell(replace(remote, worker=worker))
         )
         session.calls.add(call)
+        session.unfetched = True
         try:
             bundles: list[object] = delta
             known = await client.workers()
@@ -396,6 +400,7 @@ class DaskExecutor:
                 # Still waiting for a worker (for resources, say): every worker now refuses it,
                 # and there is no work to fetch.
                 await client.cancel(future)
+                session.unfetched = False
                 return
             with anyio.move_on_after(grace_s + _STOP_ANSWER_S):
                 result = await self._answer(future, follower)
@@ -420,16 +425,31 @@ class DaskExecutor:
             await client.run_on_workers(worker_side.end_step_processes, marks, grace_s)
 
     async def _take(self, session: _Session, result: RemoteResult, env: Mapping[str, str]) -> None:
-        if result.error is not None:
-            raise OSError(result.error)
-        if result.bundle is not None:
-            await take_work(self._repo, session.place.cwd, result.start, result.commit, result.bundle)
+        """Bring the command's work and outputs here; only then may its worker drop them."""
+        try:
+            if result.error is not None:
+                raise OSError(result.error)
+            if result.bundle is not None:
+                await take_work(self._repo, session.place.cwd, result.start, result.commit, result.bundle)
+        except OSError as exc:
+            raise OSError(
+                f"{exc}; its work stays on Dask worker {result.worker} under {session_ref(session.name)}"
+            ) from exc
+        session.unfetched = False
         if result.outputs is not None and OUTPUT_VARIABLE in env:
             await anyio.to_thread.run_sync(Path(env[OUTPUT_VARIABLE]).write_bytes, result.outputs)
 
     async def _release(self, session: _Session) -> None:
         client = self._client
         if client is None or session.worker is None:
+            return
+        if session.unfetched:
+            log.warning(
+                "step %s: its work stays on Dask worker %s under %s",
+                session.step.id,
+                session.worker,
+                session_ref(session.name),
+            )
             return
         try:
             with anyio.move_on_after(10):

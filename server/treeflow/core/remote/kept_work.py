@@ -60,19 +60,28 @@ async def _fetch(
     client: Cluster, repo: Repository, worktree: Path, remote: RemotePlace, have: str
 ) -> str | None:
     key = repository_key(repo)
-    if remote.worker is not None and remote.worker not in await client.workers():
+    known = await client.workers()
+    if remote.worker is not None and remote.worker not in known:
         raise WorkNotFetched(f"Dask worker {remote.worker} is no longer in the cluster at {remote.scheduler}")
+    asked = [remote.worker] if remote.worker is not None else list(known)
     answers: dict[str, KeptWork | None] = {}
     with anyio.move_on_after(_ANSWER_TIMEOUT_S):
         answers = await client.run_on_workers(
             worker_side.kept_work, key, remote.session, have, _STOP_GRACE_S, worker=remote.worker
         )
-    if not answers:
-        where = f"Dask worker {remote.worker}" if remote.worker else "no Dask worker"
-        raise WorkNotFetched(f"{where} did not answer within {_ANSWER_TIMEOUT_S:.0f}s")
-    kept = next((answer for answer in answers.values() if answer is not None), None)
+    holder = next((worker for worker, answer in answers.items() if answer is not None), None)
+    if holder is None and len(answers) < len(asked):
+        # A worker that did not answer (or failed to) may be the one keeping the work: nothing is
+        # released anywhere, so that a later recovery can still fetch it.
+        silent = [worker for worker in asked if worker not in answers]
+        raise WorkNotFetched(
+            f"Dask worker {', '.join(silent)} did not answer within {_ANSWER_TIMEOUT_S:.0f}s"
+        )
+    kept = None if holder is None else answers[holder]
     if kept is not None and kept.bundle is not None:
         await take_work(repo, worktree, have, kept.commit, kept.bundle)
     with anyio.move_on_after(_ANSWER_TIMEOUT_S):
-        await client.run_on_workers(worker_side.release_session, key, remote.session, worker=remote.worker)
+        await client.run_on_workers(
+            worker_side.release_session, key, remote.session, worker=holder or remote.worker
+        )
     return kept.commit if kept is not None and kept.bundle is not None else None

@@ -149,7 +149,13 @@ class WorkerCache:
             if pooled is None:
                 await git(self.repo, "worktree", "add", "--quiet", "--detach", str(path), start)
                 return path, True
-            await git(self.repo, "worktree", "move", str(pooled), str(path))
+            moved, _, _ = await run_git(self.repo, "worktree", "move", str(pooled), str(path))
+            if moved != 0:
+                # One git no longer takes (its worker killed while pooling it): dropped, so that it
+                # is not picked again, and this step gets a new one.
+                await self._remove(pooled)
+                await git(self.repo, "worktree", "add", "--quiet", "--detach", str(path), start)
+                return path, True
         code, _, _ = await run_git(path, "checkout", "--quiet", "--force", "--detach", start)
         if code != 0:
             await self._discard(path)
@@ -183,7 +189,7 @@ class WorkerCache:
             return SavedWork(commit, None)
         # A bundle needs a ref to carry; it stays until the session is released, so the work is
         # here to fetch again if the first answer never arrives (see `kept`).
-        ref = _session_ref(session)
+        ref = session_ref(session)
         async with self.locked():
             await git(self.repo, "update-ref", ref, commit)
         bundle = self._bundle_path(session)
@@ -204,7 +210,7 @@ class WorkerCache:
             raise ValueError(f"not a session name: {session!r}")
         if not await anyio.to_thread.run_sync((self.repo / "HEAD").exists):
             return None
-        ref = _session_ref(session)
+        ref = session_ref(session)
         code, out, _ = await run_git(self.repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
         if code != 0:
             return None
@@ -214,7 +220,8 @@ class WorkerCache:
         # The coordinator's commit came from here or through here; a cache that lost it since
         # sends the whole history instead.
         since = [f"^{have}"] if await self.has_commit(have) else []
-        bundle = self.folder / "outgoing" / f"{session}.kept.bundle"
+        # Each answer its own file: two worker processes of this machine may be asked at once.
+        bundle = self.folder / "outgoing" / f"{session}.{uuid.uuid4().hex}.kept.bundle"
         await anyio.to_thread.run_sync(lambda: bundle.parent.mkdir(parents=True, exist_ok=True))
         try:
             await git(self.repo, "bundle", "create", "--quiet", str(bundle), ref, *since)
@@ -234,7 +241,7 @@ class WorkerCache:
         async with self.locked():
             if held and not (emptied and await self._pool_it(path)):
                 await self._remove(path)
-            await run_git(self.repo, "update-ref", "-d", _session_ref(session))
+            await run_git(self.repo, "update-ref", "-d", session_ref(session))
             await anyio.to_thread.run_sync(self._remove_leftovers, session)
 
     async def _pool_it(self, path: Path) -> bool:
@@ -258,7 +265,7 @@ class WorkerCache:
                 path.unlink()
 
 
-def _session_ref(session: str) -> str:
+def session_ref(session: str) -> str:
     return f"refs/treeflow/sessions/{session}"
 
 

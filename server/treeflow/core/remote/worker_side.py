@@ -200,8 +200,11 @@ async def kept_work(repo_key: str, session: str, have: str, grace_s: float) -> K
 
 async def _kept_work(repo_key: str, session: str, have: str, grace_s: float) -> KeptWork | None:
     _CALLS.stop_session(session)
-    with anyio.move_on_after(grace_s + _SAVE_WAIT_S):
+    with anyio.move_on_after(grace_s + _SAVE_WAIT_S) as waiting:
         await _BUSY.wait_idle(session)
+    if waiting.cancelled_caught:
+        # Its work is still being saved: answering now would report the work before it.
+        raise OSError(f"session {session} is still saving its work")
     return await WorkerCache(cache_root(), repo_key).kept(session, have)
 
 
