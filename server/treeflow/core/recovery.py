@@ -43,6 +43,7 @@ from treeflow.core.process import (
     process_start_ticks,
 )
 from treeflow.core.remote.choice import INSTALL_DASK
+from treeflow.core.remote.worker_cache import session_ref
 from treeflow.core.setup_copy import copied_files
 from treeflow.core.spec import WorkflowError, load_workflow
 from treeflow.core.step_worktree import StepWorktree, save_and_remove
@@ -317,7 +318,7 @@ async def _fetch_remote_work(
     """Bring the work a step's Dask worker keeps for it into its worktree, before that is saved,
     and say what happened, there and in the step's log."""
     where = f"Dask worker {remote.worker}" if remote.worker else f"the Dask workers of {remote.scheduler}"
-    kept_in = f"refs/treeflow/sessions/{remote.session} of the worker's cache repository"
+    kept_in = f"{session_ref(remote.session)} of the worker's cache repository"
     lost: str | None = None
     if worktree is None or not await anyio.to_thread.run_sync(worktree.is_dir):
         lost = f"its work on {where} is not fetched: its worktree here is gone; it stays in {kept_in}"
