@@ -14,7 +14,9 @@ included, its children not): the least a scheduler built that way can cost per s
   runs its tasks' commands, without doit's own bookkeeping.
 - A synchronous loop of `os.posix_spawn` and `os.waitpid`: no event loop, no threads, no output.
 
-    .venv/bin/python bench/spawn_floors.py [--steps 1000] [--parallel 8] [--repeat 3]
+`--busy N` keeps N other processes spinning meanwhile, to show how each way fares on a loaded machine.
+
+    .venv/bin/python bench/spawn_floors.py [--steps 1000] [--parallel 8] [--repeat 3] [--busy 0]
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import anyio
@@ -226,20 +229,42 @@ POSIX_SPAWN = Floor("posix_spawn", "posix_spawn + waitpid loop", _posix_spawn_lo
 FLOORS = (ANYIO, ASYNCIO, POPEN_ON_LOOP, TREEFLOW_WAY, DOIT_WAY, POSIX_SPAWN)
 
 
+@contextmanager
+def busy_processes(count: int) -> Iterator[None]:
+    """``count`` processes that spin on a core until the block ends."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--steps", type=int, default=1000, help="children to start (default 1000)")
     parser.add_argument("--parallel", type=int, default=8, help="at most this many at once (default 8)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds (default 3)")
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="processes that keep a core busy meanwhile, as a loaded machine does (default 0)",
+    )
     args = parser.parse_args(argv)
     print_header(
         "spawn floors",
-        [f"children : {args.steps} x `true`, at most {args.parallel} at once, {args.repeat} rounds"],
+        [
+            f"children : {args.steps} x `true`, at most {args.parallel} at once, {args.repeat} rounds",
+            f"load     : {args.busy} busy processes beside them",
+        ],
     )
     spent: dict[str, list[Spent]] = {floor.key: [] for floor in FLOORS}
-    for _ in range(args.repeat):
-        for floor in FLOORS:
-            spent[floor.key].append(floor.measure(args.steps, args.parallel))
+    with busy_processes(args.busy):
+        for _ in range(args.repeat):
+            for floor in FLOORS:
+                spent[floor.key].append(floor.measure(args.steps, args.parallel))
     print(f"   {'':36} {'wall':>8} {'CPU/child':>10}   wall samples (s)")
     for floor in FLOORS:
         samples = spent[floor.key]

@@ -77,13 +77,13 @@ async def test_later_steps_read_outputs_in_run_env_and_variables(repo: Path, wor
         ]
 
 
-async def test_each_attempt_starts_with_an_empty_outputs_file(repo: Path) -> None:
+async def test_each_attempt_starts_without_an_outputs_file(repo: Path) -> None:
     workflow = """\
         steps:
           flaky:
             retry: {attempts: 2, backoff: 10ms}
             run: |
-              test -s "$TREEFLOW_OUTPUT" && echo "leftover=yes" >> "$TREEFLOW_OUTPUT"
+              test -e "$TREEFLOW_OUTPUT" && echo "leftover=yes" >> "$TREEFLOW_OUTPUT"
               echo "attempt$TREEFLOW_ATTEMPT=yes" >> "$TREEFLOW_OUTPUT"
               test "$TREEFLOW_ATTEMPT" = 2
         """
@@ -91,6 +91,14 @@ async def test_each_attempt_starts_with_an_empty_outputs_file(repo: Path) -> Non
         result = await run_workflow(repo, workflow)
     assert result.steps["flaky"].status is StepStatus.SUCCEEDED
     assert result.steps["flaky"].outputs == {"attempt2": "yes"}
+
+
+async def test_a_step_that_writes_no_outputs_leaves_no_outputs_file(repo: Path) -> None:
+    with anyio.fail_after(30):
+        result = await run_workflow(repo, "steps:\n  quiet: {run: 'true'}\n")
+    assert result.steps["quiet"].status is StepStatus.SUCCEEDED
+    assert result.steps["quiet"].outputs == {}
+    assert list((repo / ".git" / "treeflow").rglob("*.outputs")) == []
 
 
 async def test_a_malformed_outputs_file_fails_the_step(repo: Path) -> None:

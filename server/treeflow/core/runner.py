@@ -843,12 +843,15 @@ class Run:
         return outcome
 
     def _fresh_outputs_file(self, step_id: str, number: int) -> None:
-        """An empty outputs file for the attempt: a resumed run's attempt 1 must not find the last one's."""
+        """No outputs file for the attempt until it writes one: a resumed run's attempt 1 must not
+        find the last one's. (Creating an empty file costs more than starting a short command.)"""
+        if step_id not in self._options.earlier:
+            return  # the step never ran in this run's folder before
         path = outputs_file(self.log_dir, step_id, number)
         try:
-            path.write_bytes(b"")
+            path.unlink(missing_ok=True)
         except OSError as exc:
-            self.warn(step_id, f"its outputs file {path} cannot be made: {exc.strerror or exc}")
+            self.warn(step_id, f"its outputs file {path} cannot be cleared: {exc.strerror or exc}")
 
     def _with_outputs(
         self, step_id: str, number: int, outcome: StepOutcome, result: _RunningStep
