@@ -83,3 +83,43 @@ def test_ctrl_c_while_treeflow_loads_exits_130_without_a_traceback(repo: Path) -
         # a shell as 130.
         assert process.returncode in (130, -signal.SIGINT), (process.returncode, stderr)
     assert 130 in outcomes, outcomes
+
+
+def signal_masks(pid: int) -> dict[str, int]:
+    """The signals process ``pid`` ignores (`SigIgn`) and catches (`SigCgt`), as /proc shows them."""
+    masks = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("SigIgn", "SigCgt"):
+            masks[name] = int(value.strip(), 16)
+    return masks
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads signal masks from /proc")
+def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it(repo: Path) -> None:
+    started, go = repo.parent / "started", repo.parent / "go"
+    write_workflow(
+        repo, f"steps:\n  wait: {{run: 'touch {started}; while [ ! -f {go} ]; do sleep 0.02; done'}}\n"
+    )
+    # As a shell starts a background job, or nohup a command: with SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        process = start_run(repo)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        sigint = 1 << (signal.SIGINT - 1)
+        masks = signal_masks(process.pid)
+        assert masks["SigIgn"] & sigint and not masks["SigCgt"] & sigint, masks
+        process.send_signal(signal.SIGINT)
+        go.touch()
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 0, stderr

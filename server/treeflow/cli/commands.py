@@ -364,7 +364,8 @@ def init_command(args: argparse.Namespace) -> int:
 
 
 async def _cancel_on_signal(run: Run) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    heard = (signal.SIGTERM,) if interrupts.ignored() else (signal.SIGINT, signal.SIGTERM)
+    with anyio.open_signal_receiver(*heard) as signals:
         if interrupts.pending():
             log.warning("SIGINT: cancelling the run; stopping every step")
             run.cancel()
