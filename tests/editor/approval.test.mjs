@@ -1,6 +1,7 @@
 // An approval gate decided in the editor: the run pauses at `deploy`, the status bar and the Runs
 // view say it waits for approval, a notification asks the question, and its "Approve" lets the
-// step run; the journal keeps the decision, made in the editor.
+// step run; the journal keeps the decision, made in the editor. "Reject…" from the palette asks
+// why, fails the step without running it and keeps the reason.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -81,4 +82,37 @@ test(
         .filter(({ text }) => /TypeError|Cannot read properties/.test(text));
       assert.deepEqual(problems, [], 'the extension logs no exception');
     })(),
+);
+
+test('a gate rejected from the palette fails its step without running it, keeping why', { timeout: 120000 }, () =>
+  editor.step('approval-rejected', async () => {
+    const { page } = editor;
+    await editor.runFromPalette('Treeflow: Run Workflow');
+    await editor.pickRow('2 steps: build, deploy').click();
+    await editor.quickInput().getByText('Treeflow: Run release').waitFor();
+    await page.keyboard.press('Enter');
+    await editor.statusItem('bell', 'release: deploy waiting for approval').waitFor({ timeout: 60000 });
+
+    await editor.runFromPalette('Treeflow: Reject…');
+    await editor.pickRow('Deploy to staging?').click();
+    const why = editor.quickInput().locator('input');
+    await editor.quickInput().getByText('Why? (optional; kept with the decision)').waitFor();
+    await why.fill('not on a Friday');
+    await editor.shot('53-rejection-reason');
+    await page.keyboard.press('Enter');
+
+    await editor.statusItem('error', 'release: deploy').waitFor({ timeout: 60000 });
+    await editor.sidebarRow(/^deploy\s*failed/).waitFor();
+    await editor.shot('54-rejected');
+
+    const [run] = treeflowJson('runs').filter((entry) => entry.workflow === 'release');
+    assert.equal(run.status, 'failed');
+    const deploy = run.steps.deploy;
+    assert.equal(deploy.status, 'failed');
+    assert.equal(deploy.attempts, 0, 'a rejected step never runs');
+    assert.equal(deploy.approval.decision, 'rejected');
+    assert.equal(deploy.approval.via, 'editor');
+    assert.equal(deploy.approval.note, 'not on a Friday');
+    assert.match(deploy.error, /rejected by .* \(editor\): not on a Friday/);
+  })(),
 );
