@@ -34,6 +34,14 @@ async function addGatedWorkflow({ workspace, runDir, python }) {
     JSON.parse(execFileSync(python, ['-m', 'treeflow.cli', ...args, '--json'], { cwd: workspace, env, encoding: 'utf8' }));
 }
 
+/** Runs the gated workflow, all its steps, from the palette. */
+async function runRelease() {
+  await editor.runFromPalette('Treeflow: Run Workflow');
+  await editor.pickRow('2 steps: build, deploy').click();
+  await editor.quickInput().getByText('Treeflow: Run release').waitFor();
+  await editor.page.keyboard.press('Enter');
+}
+
 before(async () => {
   editor = await launch('approval', { prepare: addGatedWorkflow });
 });
@@ -48,10 +56,7 @@ test(
   () =>
     editor.step('approval', async () => {
       const { page } = editor;
-      await editor.runFromPalette('Treeflow: Run Workflow');
-      await editor.pickRow('2 steps: build, deploy').click();
-      await editor.quickInput().getByText('Treeflow: Run release').waitFor();
-      await page.keyboard.press('Enter');
+      await runRelease();
 
       const waiting = editor.statusItem('bell', 'release: deploy waiting for approval');
       await waiting.waitFor({ timeout: 60000 });
@@ -87,10 +92,7 @@ test(
 test('a gate rejected from the palette fails its step without running it, keeping why', { timeout: 120000 }, () =>
   editor.step('approval-rejected', async () => {
     const { page } = editor;
-    await editor.runFromPalette('Treeflow: Run Workflow');
-    await editor.pickRow('2 steps: build, deploy').click();
-    await editor.quickInput().getByText('Treeflow: Run release').waitFor();
-    await page.keyboard.press('Enter');
+    await runRelease();
     await editor.statusItem('bell', 'release: deploy waiting for approval').waitFor({ timeout: 60000 });
 
     await editor.runFromPalette('Treeflow: Reject…');
