@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,20 +19,6 @@ PACKAGE = Path(treeflow.__file__).parent
 SCRIPT = Path(sys.executable).with_name("treeflow")
 COMMAND = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "treeflow.cli"]
 POINTS = 24
-
-
-@pytest.fixture(autouse=True)
-def sigint_heard() -> Iterator[None]:
-    """A shell's background job starts with SIGINT ignored, and a child inherits that until it sets
-    a handler of its own: these tests' Ctrl-C would then be lost in the first moments of treeflow."""
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        yield
-        return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def start_run(repo: Path) -> subprocess.Popen[str]:
